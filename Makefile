@@ -1,0 +1,129 @@
+# vdi-tools - provisioning and load balancing of virtual desktops on libvirt hosts.
+#
+#   make            build the programs into build/bin (SANITIZE=1: ASan+UBSan, into build-san/)
+#   make check      install missing packages, build, run unit and bats tests against a lab
+#   make demo       a lab of real libvirt hosts, and vdi-tools at work on it
+#   make bench      benchmarks (test/bench), figures as ratios to a baseline
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+#   V=1 shows the commands.
+
+VERSION   = 0.1.0
+PREFIX   ?= /usr/local
+BINDIR    = $(PREFIX)/bin
+MANDIR    = $(PREFIX)/share/man
+CC       ?= gcc
+CFLAGS   ?= -O2 -g
+PKGS      = sqlite3 libxml-2.0
+PKGS_VIRT = libvirt
+
+ifeq ($(SANITIZE),1)
+O        := build-san
+SANFLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+O        := build
+SANFLAGS  =
+endif
+
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+       -Wold-style-definition -Wpointer-arith -Wvla -Wno-unused-parameter
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_VIRT) 2>/dev/null)
+ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -DVDI_VERSION='"$(VERSION)"' -Ilib -Icmd -I$(O) \
+              $(PKG_CFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -MMD -MP
+ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS) $(SANFLAGS) -pthread
+LIBS_CORE  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LIBS_VIRT  := $(shell pkg-config --libs $(PKGS_VIRT) 2>/dev/null)
+
+# libvdi is split by dependency: programs that only use the VMDB never load libvirt.
+CORE_SRC = lib/err.c lib/names.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
+           lib/meta.c lib/report.c
+VIRT_SRC = lib/virt.c
+CLI_SRC  = cmd/cli.c
+PROGS    = vm-hosts
+# Programs that need libvirt.
+VIRT_PROGS = vm-hosts
+
+UNIT_TESTS = test_parse test_names test_out test_config test_db
+
+CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
+VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(O)/%.o)
+BINS     = $(PROGS:%=$(O)/bin/%)
+UNIT_BINS = $(UNIT_TESTS:%=$(O)/test/%)
+
+all: $(BINS)
+
+$(O)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/schema.gen.c: scripts/embed-schema $(sort $(wildcard schema/*.sql))
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)scripts/embed-schema $(sort $(wildcard schema/*.sql)) > $@.tmp && mv $@.tmp $@
+
+$(O)/schema.gen.o: $(O)/schema.gen.c
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/libvdi.a: $(CORE_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/libvdi-virt.a: $(VIRT_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/bin/%: $(O)/cmd/%.o $(CLI_OBJ) $(O)/libvdi-virt.a $(O)/libvdi.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(O)/cmd/$*.o $(CLI_OBJ) \
+		$(if $(filter $*,$(VIRT_PROGS)),$(O)/libvdi-virt.a $(LIBS_VIRT)) $(O)/libvdi.a $(LIBS_CORE)
+
+$(O)/test/%: $(O)/test/unit/%.o $(O)/libvdi.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/libvdi.a $(LIBS_CORE) -lcmocka
+
+unit: $(UNIT_BINS)
+
+deps:
+	$(Q)scripts/install-deps
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)O=$(O) test/run
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)O=$(O) scripts/demo $(DEMO_ARGS)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)O=$(O) test/bench/run
+
+lint:
+	shellcheck scripts/vdi-lab scripts/install-deps scripts/demo scripts/embed-schema test/run .ci/run
+	for m in man/*.[15]; do mandoc -T lint -W warning $$m || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 scripts/vdi-lab $(DESTDIR)$(BINDIR)/vdi-lab
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all unit deps check demo bench lint install clean
+.SECONDARY:
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,192 @@
+/* cli.c - common options, settings and messages of every program (see cli.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void
+vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage)
+{
+	memset(c, 0, sizeof(*c));
+	c->prog = prog;
+	c->usage = usage;
+	c->fmt = VDI_FMT_AUTO;
+}
+
+void
+vdi_cli_usage_error(struct vdi_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: error: ", c->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", c->prog);
+	exit(VDI_EUSAGE);
+}
+
+int
+vdi_cli_option(struct vdi_cli *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'h':
+		fputs(c->usage, stdout);
+		exit(fflush(stdout) == 0 ? 0 : 1);
+	case VDI_OPT_VERSION:
+		printf("%s (vdi-tools) %s\n", c->prog, VDI_VERSION);
+		exit(fflush(stdout) == 0 ? 0 : 1);
+	case VDI_OPT_DB:
+		if (!*arg)
+			vdi_cli_usage_error(c, "--db: empty path");
+		c->db_opt = arg;
+		return 1;
+	case 'o':
+		if (vdi_fmt_parse(arg, &c->fmt) < 0)
+			vdi_cli_usage_error(c, "-o: unknown format '%s' (table, tsv, json)", arg);
+		return 1;
+	case 'q':
+		c->quiet = true;
+		return 1;
+	case 'v':
+		c->verbose = true;
+		return 1;
+	case 'n':
+		c->dry_run = true;
+		return 1;
+	case '?':
+		/* getopt_long has printed what was wrong. */
+		fprintf(stderr, "Try '%s --help'.\n", c->prog);
+		exit(VDI_EUSAGE);
+	case ':':
+		fprintf(stderr, "Try '%s --help'.\n", c->prog);
+		exit(VDI_EUSAGE);
+	default:
+		return 0;
+	}
+}
+
+int
+vdi_cli_settings(struct vdi_cli *c)
+{
+	struct vdi_err err = { 0 };
+
+	if (vdi_config_load(&c->cfg, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	if (c->db_opt && vdi_config_set(&c->cfg, "db", c->db_opt, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	return 0;
+}
+
+int
+vdi_cli_open(struct vdi_cli *c)
+{
+	struct vdi_err err = { 0 };
+	int rc;
+
+	if ((rc = vdi_cli_settings(c)) != 0)
+		return rc;
+	if (vdi_db_open(&c->db, c->cfg.db, c->cfg.busy_timeout, c->prog, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	c->out = vdi_out_new(c->fmt, stdout);
+	return 0;
+}
+
+int
+vdi_cli_fail(struct vdi_cli *c, const struct vdi_err *err)
+{
+	fprintf(stderr, "%s: error: %s\n", c->prog, err->msg[0] ? err->msg : "failed");
+	return err->code ? err->code : VDI_EFAIL;
+}
+
+void
+vdi_cli_warn(struct vdi_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: warning: ", c->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void
+vdi_cli_info(struct vdi_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->quiet)
+		return;
+	fprintf(stderr, "%s: ", c->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+vdi_cli_finish(struct vdi_cli *c, int code)
+{
+	if (vdi_out_free(c->out) < 0 && errno != EPIPE && code == 0) {
+		fprintf(stderr, "%s: error: cannot write output: %s\n", c->prog, strerror(errno));
+		code = VDI_EFAIL;
+	}
+	c->out = NULL;
+	vdi_db_close(c->db);
+	c->db = NULL;
+	vdi_config_clear(&c->cfg);
+	return code;
+}
+
+static void
+push(char ***list, size_t *n, const char *s, size_t len)
+{
+	char **t = realloc(*list, (*n + 1) * sizeof(**list));
+	if (!t)
+		abort();
+	*list = t;
+	t[*n] = strndup(s, len);
+	if (!t[*n])
+		abort();
+	(*n)++;
+}
+
+int
+vdi_cli_args(struct vdi_cli *c, int argc, char **argv, char ***list, size_t *n)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+
+	(void)c;
+	*list = NULL;
+	*n = 0;
+	if (optind < argc) {
+		for (int i = optind; i < argc; i++)
+			push(list, n, argv[i], strlen(argv[i]));
+		return 0;
+	}
+	while ((len = getline(&line, &cap, stdin)) >= 0) {
+		char *s = line;
+		size_t k;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0' || *s == '\n' || *s == '#')
+			continue;
+		k = strcspn(s, " \t\r\n");
+		push(list, n, s, k);
+	}
+	free(line);
+	return 0;
+}
+
+void
+vdi_cli_args_free(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}

@@ -1,0 +1,78 @@
+/*
+ * cli.h - what every vdi-tools program does the same way: common options,
+ * settings, opening the VMDB, messages on stderr and exit codes.
+ *
+ * This is the command side: it prints and exits, libvdi never does.
+ * Messages are "PROG: error: ...", "PROG: warning: ..." on stderr; data
+ * goes to stdout through the output writer (out.h).
+ */
+#ifndef VDI_CLI_H
+#define VDI_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "db.h"
+#include "err.h"
+#include "out.h"
+
+#ifndef VDI_VERSION
+#define VDI_VERSION "0.0.0"
+#endif
+
+enum {
+	VDI_OPT_VERSION = 0x1000,
+	VDI_OPT_DB,
+	VDI_OPT_FIRST_PRIVATE, /* programs number their own long options from here */
+};
+
+/* The options every program takes; add VDI_CLI_DRYRUN where state changes. */
+#define VDI_CLI_OPTS \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "version", no_argument, NULL, VDI_OPT_VERSION }, \
+	{ "db", required_argument, NULL, VDI_OPT_DB }, \
+	{ "output", required_argument, NULL, 'o' }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "verbose", no_argument, NULL, 'v' }
+#define VDI_CLI_DRYRUN { "dry-run", no_argument, NULL, 'n' }
+#define VDI_CLI_SHORT "ho:qv"
+
+struct vdi_cli {
+	const char *prog;
+	const char *usage;    /* the SYNOPSIS, printed by --help */
+	const char *db_opt;   /* --db */
+	enum vdi_fmt fmt;     /* -o */
+	bool quiet, verbose, dry_run;
+	struct vdi_config cfg;
+	struct vdi_db *db;
+	struct vdi_out *out;
+};
+
+void vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage);
+/* Handle one common option: 1 if it was one, 0 if not. Exits for -h, --version, bad -o. */
+int vdi_cli_option(struct vdi_cli *c, int opt, const char *arg);
+/* "PROG: error: ...", "Try 'PROG --help'." and exit 2. */
+void vdi_cli_usage_error(struct vdi_cli *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+/* Load settings (file, environment), then apply --db. Returns 0 or an exit code. */
+int vdi_cli_settings(struct vdi_cli *c);
+/* Settings, then open the VMDB and the output writer. Returns 0 or an exit code. */
+int vdi_cli_open(struct vdi_cli *c);
+/* Print err once and return its exit code. */
+int vdi_cli_fail(struct vdi_cli *c, const struct vdi_err *err);
+void vdi_cli_warn(struct vdi_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A message for people on stderr; silent with -q. */
+void vdi_cli_info(struct vdi_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Close what open made; returns exit code 1 if stdout could not be written, else code. */
+int vdi_cli_finish(struct vdi_cli *c, int code);
+
+/*
+ * The objects to act on: argv[optind..] if any, else the first field of
+ * each line of stdin (blank lines and '#' comments skipped).
+ */
+int vdi_cli_args(struct vdi_cli *c, int argc, char **argv, char ***list, size_t *n);
+void vdi_cli_args_free(char **list, size_t n);
+
+#endif

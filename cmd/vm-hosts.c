@@ -1,0 +1,656 @@
+/*
+ * vm-hosts - the host inventory: add, change, list, show, drain, remove
+ * and poll libvirt hosts (the paper's VSCS status, agentless).
+ *
+ * A thin main: parse and check the command line, call libvdi (host.h for
+ * the VMDB, virt.h for libvirt), print, and map the error to an exit code.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "host.h"
+#include "names.h"
+#include "parse.h"
+#include "virt.h"
+
+static const char usage[] =
+	"usage: vm-hosts [--db PATH] [-o table|tsv|json] [-q] [-v] COMMAND [ARGS]\n"
+	"       vm-hosts add NAME URI [--pool POOL] [--max-sessions N] [--cpu-ratio R]\n"
+	"                [--ram-ratio R] [--reserve-mem SIZE] [--tag TAG]...\n"
+	"                [--display-address ADDR] [--no-check] [-n]\n"
+	"       vm-hosts set NAME [--pool POOL] [--max-sessions N|none] [--cpu-ratio R]\n"
+	"                [--ram-ratio R] [--reserve-mem SIZE] [--tag TAG]... [--no-tags]\n"
+	"                [--display-address ADDR] [-n]\n"
+	"       vm-hosts list\n"
+	"       vm-hosts show NAME\n"
+	"       vm-hosts drain|undrain|maintenance [-n] [NAME...]\n"
+	"       vm-hosts rm [--force] [-n] NAME\n"
+	"       vm-hosts poll [NAME...]\n"
+	"       vm-hosts -h | --help | --version\n"
+	"\n"
+	"Common options: --db PATH (the VMDB), -o FORMAT (table on a terminal, else tsv),\n"
+	"-q quiet, -v verbose, -n dry run.  Exit: 0 ok, 1 failure, 2 usage, 3 not found,\n"
+	"5 conflict, 75 a host did not answer (try again).  See vm-hosts(1).\n";
+
+enum {
+	OPT_POOL = VDI_OPT_FIRST_PRIVATE,
+	OPT_MAX_SESSIONS,
+	OPT_CPU_RATIO,
+	OPT_RAM_RATIO,
+	OPT_RESERVE_MEM,
+	OPT_TAG,
+	OPT_NO_TAGS,
+	OPT_DISPLAY,
+	OPT_NO_CHECK,
+	OPT_FORCE,
+};
+
+static const struct option opts[] = {
+	VDI_CLI_OPTS,
+	VDI_CLI_DRYRUN,
+	{ "pool", required_argument, NULL, OPT_POOL },
+	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
+	{ "cpu-ratio", required_argument, NULL, OPT_CPU_RATIO },
+	{ "ram-ratio", required_argument, NULL, OPT_RAM_RATIO },
+	{ "reserve-mem", required_argument, NULL, OPT_RESERVE_MEM },
+	{ "tag", required_argument, NULL, OPT_TAG },
+	{ "no-tags", no_argument, NULL, OPT_NO_TAGS },
+	{ "display-address", required_argument, NULL, OPT_DISPLAY },
+	{ "no-check", no_argument, NULL, OPT_NO_CHECK },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Which of the private options each command takes. */
+struct cmd {
+	const char *name;
+	int (*run)(struct vdi_cli *c, int argc, char **argv);
+	const int *takes; /* 0-terminated */
+	bool changes;     /* takes -n */
+};
+
+static struct vdi_host_spec spec;
+static bool no_check, force;
+static char **tags;
+static size_t ntags;
+
+static void
+parse_spec_opt(struct vdi_cli *c, int opt, const char *arg)
+{
+	struct vdi_err err = { 0 };
+	int64_t n;
+	uint64_t sz;
+
+	switch (opt) {
+	case OPT_POOL:
+		if (vdi_name_check("pool", arg, &err) < 0)
+			vdi_cli_usage_error(c, "%s", err.msg);
+		spec.pool = arg;
+		break;
+	case OPT_MAX_SESSIONS:
+		spec.has_max_sessions = true;
+		if (strcmp(arg, "none") == 0) {
+			spec.max_sessions = -1;
+			break;
+		}
+		if (vdi_int_parse(arg, 0, 100000, &n, &err) < 0)
+			vdi_cli_usage_error(c, "--max-sessions: %s", err.msg);
+		spec.max_sessions = n;
+		break;
+	case OPT_CPU_RATIO:
+		if (vdi_real_parse(arg, 0.01, 64, &spec.cpu_ratio, &err) < 0 || spec.cpu_ratio <= 0)
+			vdi_cli_usage_error(c, "--cpu-ratio: %s", err.msg[0] ? err.msg : "must be above 0");
+		spec.has_cpu_ratio = true;
+		break;
+	case OPT_RAM_RATIO:
+		if (vdi_real_parse(arg, 0.01, 4, &spec.ram_ratio, &err) < 0)
+			vdi_cli_usage_error(c, "--ram-ratio: %s", err.msg);
+		spec.has_ram_ratio = true;
+		break;
+	case OPT_RESERVE_MEM:
+		if (vdi_size_parse(arg, &sz, &err) < 0)
+			vdi_cli_usage_error(c, "--reserve-mem: %s", err.msg);
+		if (sz > (1ULL << 50))
+			vdi_cli_usage_error(c, "--reserve-mem: '%s' is more memory than any host has", arg);
+		spec.reserve_mem = (int64_t)sz;
+		spec.has_reserve_mem = true;
+		break;
+	case OPT_TAG: {
+		char **t;
+		if (vdi_name_check("tag", arg, &err) < 0)
+			vdi_cli_usage_error(c, "%s", err.msg);
+		t = realloc(tags, (ntags + 1) * sizeof(*t));
+		if (!t)
+			abort();
+		tags = t;
+		tags[ntags++] = (char *)arg;
+		spec.has_tags = true;
+		break;
+	}
+	case OPT_NO_TAGS:
+		spec.has_tags = true;
+		break;
+	case OPT_DISPLAY:
+		if (*arg && vdi_display_address_check(arg, &err) < 0)
+			vdi_cli_usage_error(c, "--display-address: %s", err.msg);
+		spec.display_address = arg;
+		spec.has_display_address = true;
+		break;
+	case OPT_NO_CHECK:
+		no_check = true;
+		break;
+	case OPT_FORCE:
+		force = true;
+		break;
+	}
+}
+
+static void
+need_args(struct vdi_cli *c, const char *cmd, int have, int min, int max)
+{
+	if (have < min)
+		vdi_cli_usage_error(c, "%s: missing %s", cmd, min - have == 1 && max == 1 ? "host name" : "arguments");
+	if (max >= 0 && have > max)
+		vdi_cli_usage_error(c, "%s: too many arguments", cmd);
+}
+
+static void
+check_host_name(struct vdi_cli *c, const char *name)
+{
+	struct vdi_err err = { 0 };
+
+	if (vdi_name_check("host", name, &err) < 0)
+		vdi_cli_usage_error(c, "%s", err.msg);
+}
+
+/* ---- output ---- */
+
+static void
+put_host(struct vdi_out *o, const struct vdi_host *h)
+{
+	vdi_out_obj_begin(o);
+	vdi_out_str(o, "name", h->name);
+	if (vdi_out_fmt(o) == VDI_FMT_TABLE) {
+		/* A terminal gets the columns that fit on a line. */
+		char buf[64], a[16], b[16];
+		vdi_out_str(o, "state", vdi_host_state(h));
+		vdi_out_int(o, "sessions", h->sessions);
+		snprintf(buf, sizeof(buf), "%lld/%lld", (long long)h->vcpus_used, (long long)h->vcpus);
+		vdi_out_str(o, "vcpus", buf);
+		vdi_size_format((uint64_t)h->mem_used, a, sizeof(a));
+		vdi_size_format((uint64_t)h->mem_total, b, sizeof(b));
+		snprintf(buf, sizeof(buf), "%s/%s", a, b);
+		vdi_out_str(o, "memory", buf);
+		if (h->load_known) {
+			snprintf(buf, sizeof(buf), "%.0f%%", h->load * 100);
+			vdi_out_str(o, "load", buf);
+		} else {
+			vdi_out_null(o, "load");
+		}
+		vdi_out_strv(o, "tags", h->tags, h->ntags);
+		vdi_out_time(o, "last_poll", h->last_poll);
+		vdi_out_str(o, "last_error", h->last_error);
+		vdi_out_obj_end(o);
+		return;
+	}
+	vdi_out_str(o, "uri", h->uri);
+	vdi_out_str(o, "state", vdi_host_state(h));
+	vdi_out_int(o, "sessions", h->sessions);
+	vdi_out_int(o, "vcpus", h->vcpus);
+	vdi_out_int(o, "vcpus_used", h->vcpus_used);
+	vdi_out_size(o, "mem_total", h->mem_total);
+	vdi_out_size(o, "mem_free", h->mem_free);
+	vdi_out_size(o, "mem_reserved", h->mem_used);
+	if (h->load_known)
+		vdi_out_real(o, "load", h->load, 3);
+	else
+		vdi_out_null(o, "load");
+	vdi_out_strv(o, "tags", h->tags, h->ntags);
+	vdi_out_time(o, "last_poll", h->last_poll);
+	vdi_out_str(o, "last_error", h->last_error);
+	vdi_out_str(o, "pool", h->pool);
+	vdi_out_str(o, "admin", h->admin);
+	vdi_out_str(o, "health", h->health);
+	if (h->max_sessions >= 0)
+		vdi_out_int(o, "max_sessions", h->max_sessions);
+	else
+		vdi_out_null(o, "max_sessions");
+	vdi_out_real(o, "cpu_ratio", h->cpu_ratio, 2);
+	vdi_out_real(o, "ram_ratio", h->ram_ratio, 2);
+	vdi_out_size(o, "reserve_mem", h->reserve_mem);
+	vdi_out_str(o, "display_address", h->display_address);
+	vdi_out_int(o, "domains", h->domains_total);
+	vdi_out_int(o, "domains_ours", h->domains_ours);
+	vdi_out_time(o, "last_ok", h->last_ok);
+	vdi_out_time(o, "down_since", h->down_since);
+	vdi_out_obj_end(o);
+}
+
+/* ---- commands ---- */
+
+static int
+cmd_add(struct vdi_cli *c, int argc, char **argv)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_node_report rep;
+	const char *name, *uri;
+	int rc;
+
+	need_args(c, "add", argc - optind, 2, 2);
+	name = argv[optind];
+	uri = argv[optind + 1];
+	check_host_name(c, name);
+	if (vdi_uri_check(uri, &err) < 0)
+		vdi_cli_usage_error(c, "%s", err.msg);
+	if ((rc = vdi_cli_open(c)) != 0)
+		return rc;
+	if (!spec.pool)
+		spec.pool = c->cfg.pool;
+	spec.tags = tags;
+	spec.ntags = ntags;
+	/* Fail fast on a taken name, before talking to the host. */
+	rc = vdi_host_exists(c->db, name, &err);
+	if (rc < 0)
+		return vdi_cli_fail(c, &err);
+	if (rc == 1) {
+		vdi_err_set(&err, VDI_ECONFLICT, "host '%s' exists already", name);
+		return vdi_cli_fail(c, &err);
+	}
+	memset(&rep, 0, sizeof(rep));
+	if (!no_check) {
+		struct vdi_probe_req req = { .uri = uri, .pool = spec.pool };
+		vdi_virt_probe_many(&req, 1, c->cfg.poll_timeout, 1, &rep);
+		if (rep.err.code) {
+			vdi_err_prefix(&rep.err, "host '%s' (%s)", name, uri);
+			rc = vdi_cli_fail(c, &rep.err);
+			vdi_node_report_clear(&rep);
+			return rc;
+		}
+	}
+	if (c->dry_run) {
+		vdi_cli_info(c, "would add host %s (%s, pool %s)", name, uri, spec.pool);
+		vdi_node_report_clear(&rep);
+		return 0;
+	}
+	rc = vdi_host_add(c->db, name, uri, &spec, no_check ? NULL : &rep, &err);
+	if (rc < 0) {
+		vdi_node_report_clear(&rep);
+		return vdi_cli_fail(c, &err);
+	}
+	if (no_check) {
+		vdi_cli_info(c, "added host %s (not checked: unknown until polled)", name);
+	} else {
+		char mem[16];
+		vdi_size_format((uint64_t)rep.mem_total, mem, sizeof(mem));
+		vdi_cli_info(c, "added host %s: %lld CPUs, %s memory, pool %s", name,
+			     (long long)rep.vcpus, mem, spec.pool);
+	}
+	vdi_node_report_clear(&rep);
+	return 0;
+}
+
+static int
+cmd_set(struct vdi_cli *c, int argc, char **argv)
+{
+	struct vdi_err err = { 0 };
+	const char *name;
+	int rc;
+
+	need_args(c, "set", argc - optind, 1, 1);
+	name = argv[optind];
+	check_host_name(c, name);
+	spec.tags = tags;
+	spec.ntags = ntags;
+	if ((rc = vdi_cli_open(c)) != 0)
+		return rc;
+	if (c->dry_run) {
+		rc = vdi_host_exists(c->db, name, &err);
+		if (rc == 1)
+			return vdi_cli_info(c, "would change host %s", name), 0;
+		if (rc == 0)
+			vdi_err_set(&err, VDI_ENOTFOUND, "no host '%s'", name);
+		return vdi_cli_fail(c, &err);
+	}
+	if (vdi_host_update(c->db, name, &spec, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	return 0;
+}
+
+static int
+cmd_list(struct vdi_cli *c, int argc, char **argv)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_host *hs;
+	size_t n;
+	int rc;
+
+	(void)argv;
+	need_args(c, "list", argc - optind, 0, 0);
+	if ((rc = vdi_cli_open(c)) != 0)
+		return rc;
+	if (vdi_host_list(c->db, NULL, 0, &hs, &n, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	vdi_out_list_begin(c->out);
+	for (size_t i = 0; i < n; i++)
+		put_host(c->out, &hs[i]);
+	vdi_out_list_end(c->out);
+	vdi_hosts_free(hs, n);
+	return 0;
+}
+
+static int
+cmd_show(struct vdi_cli *c, int argc, char **argv)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_host h;
+	struct vdi_host_domain *ds;
+	struct vdi_out *o;
+	size_t nd;
+	int rc;
+
+	need_args(c, "show", argc - optind, 1, 1);
+	check_host_name(c, argv[optind]);
+	if ((rc = vdi_cli_open(c)) != 0)
+		return rc;
+	if (vdi_host_get(c->db, argv[optind], &h, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	if (vdi_host_domains(c->db, h.id, &ds, &nd, &err) < 0) {
+		vdi_host_clear(&h);
+		return vdi_cli_fail(c, &err);
+	}
+	o = c->out;
+	vdi_out_obj_begin(o);
+	vdi_out_str(o, "name", h.name);
+	vdi_out_str(o, "uri", h.uri);
+	vdi_out_str(o, "state", vdi_host_state(&h));
+	vdi_out_str(o, "admin", h.admin);
+	vdi_out_str(o, "health", h.health);
+	vdi_out_str(o, "pool", h.pool);
+	vdi_out_strv(o, "tags", h.tags, h.ntags);
+	vdi_out_int(o, "sessions", h.sessions);
+	if (h.max_sessions >= 0)
+		vdi_out_int(o, "max_sessions", h.max_sessions);
+	else
+		vdi_out_null(o, "max_sessions");
+	vdi_out_int(o, "vcpus", h.vcpus);
+	vdi_out_int(o, "vcpus_used", h.vcpus_used);
+	vdi_out_real(o, "cpu_ratio", h.cpu_ratio, 2);
+	vdi_out_size(o, "mem_total", h.mem_total);
+	vdi_out_size(o, "mem_free", h.mem_free);
+	vdi_out_size(o, "mem_reserved", h.mem_used);
+	vdi_out_real(o, "ram_ratio", h.ram_ratio, 2);
+	vdi_out_size(o, "reserve_mem", h.reserve_mem);
+	if (h.load_known)
+		vdi_out_real(o, "load", h.load, 3);
+	else
+		vdi_out_null(o, "load");
+	vdi_out_str(o, "display_address", h.display_address);
+	vdi_out_int(o, "domains", h.domains_total);
+	vdi_out_int(o, "domains_ours", h.domains_ours);
+	vdi_out_int(o, "domains_foreign", h.domains_total - h.domains_ours);
+	vdi_out_time(o, "last_poll", h.last_poll);
+	vdi_out_time(o, "last_ok", h.last_ok);
+	vdi_out_time(o, "down_since", h.down_since);
+	vdi_out_str(o, "last_error", h.last_error);
+	vdi_out_time(o, "created", h.created);
+	vdi_out_nested_begin(o, "domains_seen");
+	for (size_t i = 0; i < nd; i++) {
+		vdi_out_obj_begin(o);
+		vdi_out_str(o, "domain", ds[i].name);
+		vdi_out_str(o, "state", ds[i].state);
+		vdi_out_bool(o, "ours", ds[i].ours);
+		if (ds[i].ours) {
+			vdi_out_int(o, "session", ds[i].session_id);
+			vdi_out_str(o, "user", ds[i].user);
+			vdi_out_str(o, "session_state", ds[i].session_state ? ds[i].session_state : "unknown");
+		} else {
+			vdi_out_null(o, "session");
+			vdi_out_null(o, "user");
+			vdi_out_null(o, "session_state");
+		}
+		vdi_out_int(o, "vcpus", ds[i].vcpus);
+		vdi_out_size(o, "mem", ds[i].mem);
+		vdi_out_str(o, "uuid", ds[i].uuid);
+		vdi_out_obj_end(o);
+	}
+	vdi_out_nested_end(o);
+	vdi_out_obj_end(o);
+	vdi_host_domains_free(ds, nd);
+	vdi_host_clear(&h);
+	return 0;
+}
+
+static int
+admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char *admin)
+{
+	struct vdi_err err = { 0 };
+	char **names;
+	size_t n;
+	int rc, code = 0;
+
+	vdi_cli_args(c, argc, argv, &names, &n);
+	if (n == 0)
+		vdi_cli_usage_error(c, "%s: missing host name", cmd);
+	for (size_t i = 0; i < n; i++)
+		check_host_name(c, names[i]);
+	if ((rc = vdi_cli_open(c)) != 0) {
+		vdi_cli_args_free(names, n);
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		vdi_err_clear(&err);
+		if (c->dry_run) {
+			rc = vdi_host_exists(c->db, names[i], &err);
+			if (rc == 1) {
+				vdi_cli_info(c, "would mark host %s %s", names[i], admin);
+				continue;
+			}
+			if (rc == 0)
+				vdi_err_set(&err, VDI_ENOTFOUND, "no host '%s'", names[i]);
+		} else if (vdi_host_set_admin(c->db, names[i], admin, &err) == 0) {
+			continue;
+		}
+		code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+	}
+	vdi_cli_args_free(names, n);
+	return code;
+}
+
+static int
+cmd_drain(struct vdi_cli *c, int argc, char **argv)
+{
+	return admin_cmd(c, argc, argv, "drain", "draining");
+}
+
+static int
+cmd_undrain(struct vdi_cli *c, int argc, char **argv)
+{
+	return admin_cmd(c, argc, argv, "undrain", "active");
+}
+
+static int
+cmd_maintenance(struct vdi_cli *c, int argc, char **argv)
+{
+	return admin_cmd(c, argc, argv, "maintenance", "maintenance");
+}
+
+static int
+cmd_rm(struct vdi_cli *c, int argc, char **argv)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_host h;
+	int rc;
+
+	need_args(c, "rm", argc - optind, 1, 1);
+	check_host_name(c, argv[optind]);
+	if ((rc = vdi_cli_open(c)) != 0)
+		return rc;
+	if (c->dry_run) {
+		if (vdi_host_get(c->db, argv[optind], &h, &err) < 0)
+			return vdi_cli_fail(c, &err);
+		if (h.sessions > 0 && !force) {
+			vdi_err_set(&err, VDI_ECONFLICT, "host '%s' has %lld sessions that are not ended",
+				    h.name, (long long)h.sessions);
+			vdi_host_clear(&h);
+			return vdi_cli_fail(c, &err);
+		}
+		vdi_cli_info(c, "would remove host %s (ending %lld sessions)", h.name, (long long)h.sessions);
+		vdi_host_clear(&h);
+		return 0;
+	}
+	if (vdi_host_rm(c->db, argv[optind], force, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	vdi_cli_info(c, "removed host %s", argv[optind]);
+	return 0;
+}
+
+static int
+cmd_poll(struct vdi_cli *c, int argc, char **argv)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_host *hs;
+	struct vdi_probe_req *reqs;
+	struct vdi_node_report *reps;
+	size_t n;
+	int rc, code = 0;
+
+	for (int i = optind; i < argc; i++)
+		check_host_name(c, argv[i]);
+	if ((rc = vdi_cli_open(c)) != 0)
+		return rc;
+	if (vdi_host_list(c->db, optind < argc ? argv + optind : NULL, (size_t)(argc - optind),
+			  &hs, &n, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	reqs = calloc(n + 1, sizeof(*reqs));
+	reps = calloc(n + 1, sizeof(*reps));
+	if (!reqs || !reps)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		reqs[i].uri = hs[i].uri;
+		reqs[i].pool = hs[i].pool;
+		reqs[i].domains = true;
+		reqs[i].load = true;
+	}
+	/* No VMDB transaction is open while the hosts are asked. */
+	vdi_virt_probe_many(reqs, n, c->cfg.poll_timeout, (int)c->cfg.poll_parallel, reps);
+	if (vdi_host_record_polls(c->db, hs, reps, n, &err) < 0) {
+		code = vdi_cli_fail(c, &err);
+		goto out;
+	}
+	vdi_out_list_begin(c->out);
+	for (size_t i = 0; i < n; i++) {
+		struct vdi_node_report *r = &reps[i];
+		int64_t ours = 0;
+
+		for (size_t d = 0; d < r->ndoms; d++)
+			ours += r->doms[d].ours;
+		if (r->err.code) {
+			code = VDI_ETEMP;
+			vdi_cli_warn(c, "host %s is down: %s", hs[i].name, r->err.msg);
+		}
+		if (c->quiet)
+			continue;
+		vdi_out_obj_begin(c->out);
+		vdi_out_str(c->out, "name", hs[i].name);
+		vdi_out_str(c->out, "health", r->err.code ? "down" : "up");
+		if (r->err.code) {
+			vdi_out_null(c->out, "vcpus");
+			vdi_out_null(c->out, "mem_free");
+			vdi_out_null(c->out, "load");
+			vdi_out_null(c->out, "domains");
+			vdi_out_null(c->out, "domains_ours");
+		} else {
+			vdi_out_int(c->out, "vcpus", r->vcpus);
+			vdi_out_size(c->out, "mem_free", r->mem_free);
+			if (r->load_known)
+				vdi_out_real(c->out, "load", r->load, 3);
+			else
+				vdi_out_null(c->out, "load");
+			vdi_out_int(c->out, "domains", (int64_t)r->ndoms);
+			vdi_out_int(c->out, "domains_ours", ours);
+		}
+		vdi_out_int(c->out, "ms", r->elapsed_ms);
+		vdi_out_str(c->out, "error", r->err.code ? r->err.msg : NULL);
+		vdi_out_obj_end(c->out);
+	}
+	vdi_out_list_end(c->out);
+out:
+	for (size_t i = 0; i < n; i++)
+		vdi_node_report_clear(&reps[i]);
+	free(reps);
+	free(reqs);
+	vdi_hosts_free(hs, n);
+	return code;
+}
+
+static const int add_opts[] = { OPT_POOL, OPT_MAX_SESSIONS, OPT_CPU_RATIO, OPT_RAM_RATIO, OPT_RESERVE_MEM,
+				OPT_TAG, OPT_DISPLAY, OPT_NO_CHECK, 0 };
+static const int set_opts[] = { OPT_POOL, OPT_MAX_SESSIONS, OPT_CPU_RATIO, OPT_RAM_RATIO, OPT_RESERVE_MEM,
+				OPT_TAG, OPT_NO_TAGS, OPT_DISPLAY, 0 };
+static const int rm_opts[] = { OPT_FORCE, 0 };
+static const int no_opts[] = { 0 };
+
+static const struct cmd cmds[] = {
+	{ "add", cmd_add, add_opts, true },
+	{ "set", cmd_set, set_opts, true },
+	{ "list", cmd_list, no_opts, false },
+	{ "show", cmd_show, no_opts, false },
+	{ "drain", cmd_drain, no_opts, true },
+	{ "undrain", cmd_undrain, no_opts, true },
+	{ "maintenance", cmd_maintenance, no_opts, true },
+	{ "rm", cmd_rm, rm_opts, true },
+	{ "poll", cmd_poll, no_opts, false },
+	{ NULL, NULL, NULL, false },
+};
+
+static const char *
+opt_name(int opt)
+{
+	for (const struct option *o = opts; o->name; o++)
+		if (o->val == opt)
+			return o->name;
+	return "?";
+}
+
+int
+main(int argc, char **argv)
+{
+	struct vdi_cli c;
+	const struct cmd *cmd;
+	int opt, rc;
+
+	vdi_cli_init(&c, "vm-hosts", usage);
+	/* Common options before the command ("+": stop at the first non-option). */
+	while ((opt = getopt_long(argc, argv, "+" VDI_CLI_SHORT, opts, NULL)) != -1) {
+		if (!vdi_cli_option(&c, opt, optarg))
+			vdi_cli_usage_error(&c, "--%s goes after the command", opt_name(opt));
+	}
+	if (optind >= argc)
+		vdi_cli_usage_error(&c, "missing command");
+	for (cmd = cmds; cmd->name; cmd++)
+		if (strcmp(cmd->name, argv[optind]) == 0)
+			break;
+	if (!cmd->name)
+		vdi_cli_usage_error(&c, "unknown command '%s'", argv[optind]);
+	/* The command's own options, anywhere among its arguments. */
+	optind++;
+	argc -= optind - 1;
+	argv += optind - 1;
+	optind = 0; /* 0, not 1: glibc then starts its scan afresh */
+	while ((opt = getopt_long(argc, argv, VDI_CLI_SHORT "n", opts, NULL)) != -1) {
+		bool ok = false;
+		if (opt == 'n' && !cmd->changes)
+			vdi_cli_usage_error(&c, "%s: -n/--dry-run does not apply (it changes nothing)", cmd->name);
+		if (vdi_cli_option(&c, opt, optarg))
+			continue;
+		for (const int *t = cmd->takes; *t; t++)
+			ok |= *t == opt;
+		if (!ok)
+			vdi_cli_usage_error(&c, "%s: unknown option --%s", cmd->name, opt_name(opt));
+		parse_spec_opt(&c, opt, optarg);
+	}
+	rc = cmd->run(&c, argc, argv);
+	free(tags);
+	return vdi_cli_finish(&c, rc);
+}

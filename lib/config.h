@@ -1,0 +1,38 @@
+/*
+ * config.h - settings: command line > environment > config file > default.
+ *
+ * vdi_config_load() fills a struct vdi_config with the defaults, then the
+ * config file ($VDI_CONFIG, else /etc/vdi/vdi.conf when it exists), then
+ * the environment ($VDI_DB).  The command applies its own options last.
+ * The file is "key = value" lines; '#' starts a comment; unknown keys and
+ * bad values are errors with the file name and line number (vdi.conf(5)).
+ * The struct owns its strings; vdi_config_clear() frees them.
+ */
+#ifndef VDI_CONFIG_H
+#define VDI_CONFIG_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+#define VDI_CONFIG_DEFAULT "/etc/vdi/vdi.conf"
+#define VDI_DB_DEFAULT "/var/lib/vdi/vdi.db"
+
+struct vdi_config {
+	char *config_path;       /* the file read, or NULL */
+	char *db;                /* db: the VMDB path */
+	int64_t busy_timeout;    /* busy_timeout: ms to wait for a VMDB lock */
+	int64_t poll_timeout;    /* poll_timeout: ms per host to connect and answer */
+	int64_t poll_max_age;    /* poll_max_age: ms after which poll data is stale */
+	int64_t poll_parallel;   /* poll_parallel: hosts polled at once */
+	char *pool;              /* pool: the default storage pool */
+	char *policy;            /* policy: vm-assign's default policy */
+	int64_t image_max_size;  /* image_max_size: bytes an image import may be */
+};
+
+int vdi_config_load(struct vdi_config *cfg, struct vdi_err *err);
+/* Set one setting by name from text, as the file does (for tests and -c). */
+int vdi_config_set(struct vdi_config *cfg, const char *key, const char *val, struct vdi_err *err);
+void vdi_config_clear(struct vdi_config *cfg);
+
+#endif

@@ -1,0 +1,319 @@
+/*
+ * db.c - opening, migrating and using the VMDB (see db.h).
+ *
+ * Creation is race-free: the file is made with O_CREAT|O_EXCL at 0600
+ * before SQLite opens it, and migrations run inside BEGIN IMMEDIATE with
+ * user_version checked again under the lock, so two commands that meet a
+ * new VMDB at once apply each migration exactly once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+
+int
+vdi_db_schema_version(void)
+{
+	int n = 0;
+
+	while (vdi_migrations[n].sql)
+		n++;
+	return n;
+}
+
+int
+vdi_db_fail(struct vdi_db *db, const char *what, struct vdi_err *err)
+{
+	int rc = sqlite3_extended_errcode(db->h);
+	int code = VDI_EFAIL;
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return vdi_err_set(err, VDI_ETEMP, "%s: VMDB %s is busy (locked by another command "
+				   "past the busy timeout); try again", what, db->path);
+	case SQLITE_READONLY:
+		return vdi_err_set(err, VDI_EFAIL, "%s: VMDB %s is read-only", what, db->path);
+	case SQLITE_CONSTRAINT:
+		code = VDI_ECONFLICT;
+		break;
+	case SQLITE_NOTADB:
+		return vdi_err_set(err, VDI_EFAIL, "%s is not a VMDB (not an SQLite database)", db->path);
+	case SQLITE_FULL:
+		return vdi_err_set(err, VDI_EFAIL, "%s: VMDB %s: disk full", what, db->path);
+	default:
+		break;
+	}
+	return vdi_err_set(err, code, "%s: %s", what, sqlite3_errmsg(db->h));
+}
+
+int
+vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err)
+{
+	if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return vdi_db_fail(db, "VMDB", err);
+	return 0;
+}
+
+int
+vdi_db_prepare(struct vdi_db *db, sqlite3_stmt **st, const char *sql, struct vdi_err *err)
+{
+	if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK)
+		return vdi_db_fail(db, "VMDB query", err);
+	return 0;
+}
+
+int
+vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err)
+{
+	return vdi_db_exec(db, immediate ? "BEGIN IMMEDIATE" : "BEGIN", err);
+}
+
+int
+vdi_db_commit(struct vdi_db *db, struct vdi_err *err)
+{
+	if (vdi_db_exec(db, "COMMIT", err) < 0) {
+		vdi_db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+void
+vdi_db_rollback(struct vdi_db *db)
+{
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+char *
+vdi_db_col_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	char *s;
+
+	if (!t)
+		return NULL;
+	s = strdup((const char *)t);
+	if (!s)
+		abort();
+	return s;
+}
+
+/* mkdir -p the folder that will hold path. */
+static int
+make_parent(const char *path, struct vdi_err *err)
+{
+	char *dir = strdup(path), *p;
+	int ret = -1;
+
+	if (!dir)
+		return vdi_err_set(err, VDI_EFAIL, "out of memory");
+	p = strrchr(dir, '/');
+	if (!p || p == dir) {
+		ret = 0;
+		goto out;
+	}
+	*p = '\0';
+	for (p = dir + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+				vdi_err_set(err, VDI_EFAIL, "cannot create folder %s for the VMDB: %s",
+					    dir, strerror(errno));
+				goto out;
+			}
+			*p = c;
+			if (!c)
+				break;
+		}
+	}
+	ret = 0;
+out:
+	free(dir);
+	return ret;
+}
+
+static char *
+actor_name(void)
+{
+	const char *s = getenv("SUDO_USER");
+	struct passwd *pw;
+
+	if (!s || !*s)
+		s = getenv("USER");
+	if ((!s || !*s) && (pw = getpwuid(getuid())))
+		s = pw->pw_name;
+	return strdup(s && *s ? s : "unknown");
+}
+
+static int
+user_version(struct vdi_db *db, int *v, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "PRAGMA user_version", err) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return vdi_db_fail(db, "VMDB", err);
+	}
+	*v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int
+newer_error(struct vdi_db *db, int v, struct vdi_err *err)
+{
+	return vdi_err_set(err, VDI_EFAIL, "VMDB %s has schema version %d, newer than this "
+			   "vdi-tools knows (%d); use a newer vdi-tools (the file was not changed)",
+			   db->path, v, vdi_db_schema_version());
+}
+
+static int
+migrate(struct vdi_db *db, struct vdi_err *err)
+{
+	int v, target = vdi_db_schema_version();
+	char sql[64];
+
+	if (user_version(db, &v, err) < 0)
+		return -1;
+	if (v > target)
+		return newer_error(db, v, err);
+	if (v == target)
+		return 0;
+	if (db->readonly)
+		return vdi_err_set(err, VDI_EFAIL, "VMDB %s is read-only and needs its schema "
+				   "upgraded from version %d to %d", db->path, v, target);
+	/* WAL is persistent; set it once, outside any transaction. */
+	if (v == 0 && vdi_db_exec(db, "PRAGMA journal_mode=WAL", err) < 0)
+		return -1;
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (user_version(db, &v, err) < 0)
+		goto fail;
+	if (v > target) {
+		newer_error(db, v, err);
+		goto fail;
+	}
+	for (; v < target; v++) {
+		const struct vdi_migration *m = &vdi_migrations[v];
+		if (sqlite3_exec(db->h, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
+			vdi_db_fail(db, m->name, err);
+			goto fail;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", m->version);
+		if (vdi_db_exec(db, sql, err) < 0)
+			goto fail;
+	}
+	return vdi_db_commit(db, err);
+fail:
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
+	    const char *program, struct vdi_err *err)
+{
+	struct vdi_db *db;
+	int fd, rc;
+
+	*out = NULL;
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return vdi_err_set(err, VDI_EFAIL, "out of memory");
+	db->path = strdup(path);
+	db->program = strdup(program);
+	db->who = actor_name();
+	if (!db->path || !db->program || !db->who) {
+		vdi_err_set(err, VDI_EFAIL, "out of memory");
+		goto fail;
+	}
+	if (access(path, F_OK) < 0) {
+		if (make_parent(path, err) < 0)
+			goto fail;
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST) {
+			vdi_err_set(err, VDI_EFAIL, "cannot create VMDB %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_close(db->h);
+		db->h = NULL;
+		rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+		if (rc != SQLITE_OK) {
+			vdi_err_set(err, VDI_EFAIL, "cannot open VMDB %s: %s", path,
+				    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+			goto fail;
+		}
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	db->readonly = sqlite3_db_readonly(db->h, "main") == 1;
+	sqlite3_busy_timeout(db->h, busy_ms > INT32_MAX ? INT32_MAX : (int)busy_ms);
+	if (vdi_db_exec(db, "PRAGMA foreign_keys=ON", err) < 0)
+		goto fail;
+	if (migrate(db, err) < 0)
+		goto fail;
+	if (!db->readonly && vdi_db_exec(db, "PRAGMA synchronous=NORMAL", err) < 0)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	vdi_db_close(db);
+	return -1;
+}
+
+void
+vdi_db_close(struct vdi_db *db)
+{
+	if (!db)
+		return;
+	if (db->h)
+		sqlite3_close(db->h);
+	free(db->path);
+	free(db->program);
+	free(db->who);
+	free(db);
+}
+
+int
+vdi_event_add(struct vdi_db *db, const char *object, const char *action,
+	      const char *detail, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_prepare(db, &st, "INSERT INTO events (at, who, program, object, action, detail) "
+			   "VALUES (?, ?, ?, ?, ?, ?)", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
+	sqlite3_bind_text(st, 2, db->who, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, db->program, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, object, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		vdi_db_fail(db, "recording event", err);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -1,0 +1,63 @@
+/*
+ * db.h - the VMDB: one SQLite file with all of vdi-tools' state.
+ *
+ * vdi_db_open() creates the file (mode 0600, parent folders 0750) on first
+ * use, turns on WAL, foreign keys and a busy timeout, and applies the
+ * migrations in schema/ (compiled in) in order, by PRAGMA user_version.
+ * A VMDB written by a newer vdi-tools is refused and left untouched.
+ * A VMDB the process may not write is opened read-only: reads work, the
+ * first write fails with a clear error.
+ *
+ * SQLite errors are mapped to exit codes in one place (vdi_db_fail):
+ * busy past the timeout -> 75, constraint -> 5, read-only -> 1.
+ */
+#ifndef VDI_DB_H
+#define VDI_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "err.h"
+
+struct vdi_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+extern const struct vdi_migration vdi_migrations[];
+
+struct vdi_db {
+	sqlite3 *h;
+	char *path;
+	bool readonly;
+	char *program; /* for events: which program acts */
+	char *who;     /* for events: $SUDO_USER, $USER or the uid's name */
+};
+
+int vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
+		const char *program, struct vdi_err *err);
+void vdi_db_close(struct vdi_db *db);
+
+/* The schema version this build knows. */
+int vdi_db_schema_version(void);
+
+/* Fill err from the connection's last error, with `what` in front. Returns -1. */
+int vdi_db_fail(struct vdi_db *db, const char *what, struct vdi_err *err);
+
+int vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err);
+int vdi_db_prepare(struct vdi_db *db, sqlite3_stmt **st, const char *sql, struct vdi_err *err);
+/* BEGIN IMMEDIATE (take the write lock now) or BEGIN (deferred, for reads). */
+int vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err);
+int vdi_db_commit(struct vdi_db *db, struct vdi_err *err);
+void vdi_db_rollback(struct vdi_db *db);
+
+/* Column text as a new string (NULL for SQL NULL); aborts on no memory. */
+char *vdi_db_col_strdup(sqlite3_stmt *st, int col);
+
+/* Append an event (inside the caller's transaction). */
+int vdi_event_add(struct vdi_db *db, const char *object, const char *action,
+		  const char *detail, struct vdi_err *err);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * err.h - the error struct libvdi fills and a command prints once.
+ *
+ * Every libvdi function that can fail takes a `struct vdi_err *` as its
+ * last argument, returns -1 (or NULL) on failure and leaves one message
+ * and one exit code in it.  The library never prints and never exits;
+ * the command maps err->code straight to its exit status.
+ */
+#ifndef VDI_ERR_H
+#define VDI_ERR_H
+
+/* Exit codes, the same in every program (see DESIGN.md and the man pages). */
+enum vdi_code {
+	VDI_OK = 0,
+	VDI_EFAIL = 1,     /* failure */
+	VDI_EUSAGE = 2,    /* bad usage, bad value */
+	VDI_ENOTFOUND = 3, /* no such object */
+	VDI_ENOHOST = 4,   /* no eligible host, no capacity */
+	VDI_ECONFLICT = 5, /* exists already, busy */
+	VDI_ETEMP = 75,    /* temporary: host unreachable, VMDB busy */
+};
+
+struct vdi_err {
+	int code;
+	char msg[1024];
+};
+
+/* Fill err (if not NULL) and return -1, so callers can `return vdi_err_set(...)`. */
+int vdi_err_set(struct vdi_err *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Prefix the message already in err: "what: old message". Returns -1. */
+int vdi_err_prefix(struct vdi_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void vdi_err_clear(struct vdi_err *err);
+
+/* The worse of two exit codes for a batch: failures beat partial results. */
+int vdi_code_worst(int a, int b);
+
+#endif

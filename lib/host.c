@@ -1,0 +1,680 @@
+/*
+ * host.c - the host inventory in the VMDB (see host.h).
+ *
+ * Each change is one short transaction with its event; nothing here holds
+ * a transaction across network I/O (polling probes first, then stores).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host.h"
+#include "names.h"
+#include "report.h"
+
+#define HOST_COLS \
+	"h.id, h.name, h.uri, h.pool, h.admin, h.health, h.display_address, h.max_sessions, " \
+	"h.cpu_ratio, h.ram_ratio, h.reserve_mem, h.vcpus, h.mem_total, h.mem_free, h.load, " \
+	"h.domains_total, h.domains_ours, h.last_poll, h.last_ok, h.down_since, h.created, " \
+	"h.last_error, u.sessions, u.vcpus_used, u.mem_used"
+
+const char *
+vdi_host_state(const struct vdi_host *h)
+{
+	if (strcmp(h->admin, "maintenance") == 0)
+		return "maintenance";
+	if (strcmp(h->health, "down") == 0)
+		return "down";
+	if (strcmp(h->admin, "draining") == 0)
+		return "draining";
+	return h->health; /* unknown or up */
+}
+
+int
+vdi_display_address_check(const char *a, struct vdi_err *err)
+{
+	size_t n = strlen(a);
+
+	if (n == 0 || n > 253)
+		goto bad;
+	for (const char *p = a; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '.' || *p == '-' || *p == ':'))
+			goto bad;
+	if (a[0] == '-' || a[0] == '.')
+		goto bad;
+	return 0;
+bad:
+	return vdi_err_set(err, VDI_EUSAGE, "invalid display address '%.80s': expected a host name "
+			   "or an IP address", a);
+}
+
+static int
+step_done(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err)
+{
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return vdi_db_fail(db, what, err);
+	return 0;
+}
+
+static int64_t
+host_id(struct vdi_db *db, const char *name, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = -1;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "SELECT id FROM hosts WHERE name = ?", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", name);
+	else
+		vdi_db_fail(db, "looking up host", err);
+	sqlite3_finalize(st);
+	return id;
+}
+
+int
+vdi_host_exists(struct vdi_db *db, const char *name, struct vdi_err *err)
+{
+	struct vdi_err e = { 0 };
+
+	if (host_id(db, name, &e) >= 0)
+		return 1;
+	if (e.code == VDI_ENOTFOUND)
+		return 0;
+	*err = e;
+	return -1;
+}
+
+static int
+set_tags(struct vdi_db *db, int64_t id, char **tags, size_t n, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_prepare(db, &st, "DELETE FROM host_tags WHERE host_id = ?", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (step_done(db, st, "setting tags", err) < 0)
+		goto out;
+	sqlite3_finalize(st);
+	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO host_tags (host_id, tag) VALUES (?, ?)", err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, tags[i], -1, SQLITE_STATIC);
+		if (step_done(db, st, "setting tags", err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* A short description of a spec's values, for the events table. */
+static void
+spec_detail(const struct vdi_host_spec *s, const char *uri, char *buf, size_t len)
+{
+	size_t o = 0;
+
+#define PUT(...) do { if (o < len) o += (size_t)snprintf(buf + o, len - o, __VA_ARGS__); } while (0)
+	buf[0] = '\0';
+	if (uri)
+		PUT("uri=%s ", uri);
+	if (s->pool)
+		PUT("pool=%s ", s->pool);
+	if (s->has_max_sessions)
+		PUT("max_sessions=%lld ", (long long)s->max_sessions);
+	if (s->has_cpu_ratio)
+		PUT("cpu_ratio=%g ", s->cpu_ratio);
+	if (s->has_ram_ratio)
+		PUT("ram_ratio=%g ", s->ram_ratio);
+	if (s->has_reserve_mem)
+		PUT("reserve_mem=%lld ", (long long)s->reserve_mem);
+	if (s->has_display_address)
+		PUT("display_address=%s ", s->display_address ? s->display_address : "");
+	if (s->has_tags) {
+		PUT("tags=");
+		for (size_t i = 0; i < s->ntags; i++)
+			PUT("%s%s", i ? "," : "", s->tags[i]);
+	}
+#undef PUT
+	if (o > 0 && o < len && buf[o - 1] == ' ')
+		buf[o - 1] = '\0';
+}
+
+/* Apply the spec's fields to host id (inside the caller's transaction). */
+static int
+apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_prepare(db, &st,
+			   "UPDATE hosts SET "
+			   " pool = coalesce(?2, pool),"
+			   " max_sessions = CASE WHEN ?3 THEN ?4 ELSE max_sessions END,"
+			   " cpu_ratio = CASE WHEN ?5 THEN ?6 ELSE cpu_ratio END,"
+			   " ram_ratio = CASE WHEN ?7 THEN ?8 ELSE ram_ratio END,"
+			   " reserve_mem = CASE WHEN ?9 THEN ?10 ELSE reserve_mem END,"
+			   " display_address = CASE WHEN ?11 THEN nullif(?12, '') ELSE display_address END"
+			   " WHERE id = ?1", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (s->pool)
+		sqlite3_bind_text(st, 2, s->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, s->has_max_sessions);
+	if (s->max_sessions >= 0)
+		sqlite3_bind_int64(st, 4, s->max_sessions);
+	sqlite3_bind_int(st, 5, s->has_cpu_ratio);
+	sqlite3_bind_double(st, 6, s->cpu_ratio);
+	sqlite3_bind_int(st, 7, s->has_ram_ratio);
+	sqlite3_bind_double(st, 8, s->ram_ratio);
+	sqlite3_bind_int(st, 9, s->has_reserve_mem);
+	sqlite3_bind_int64(st, 10, s->reserve_mem);
+	sqlite3_bind_int(st, 11, s->has_display_address);
+	sqlite3_bind_text(st, 12, s->display_address ? s->display_address : "", -1, SQLITE_STATIC);
+	if (step_done(db, st, "updating host", err) < 0)
+		goto out;
+	if (s->has_tags && set_tags(db, id, s->tags, s->ntags, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+vdi_host_add(struct vdi_db *db, const char *name, const char *uri,
+	     const struct vdi_host_spec *spec, const struct vdi_node_report *probe,
+	     struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t now = (int64_t)time(NULL), id;
+	char detail[1024];
+	int rc;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "INSERT INTO hosts (name, uri, pool, created) VALUES (?, ?, ?, ?)", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, spec->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		if ((sqlite3_extended_errcode(db->h) & 0xff) == SQLITE_CONSTRAINT) {
+			int ex = vdi_host_exists(db, name, err);
+			if (ex == 1)
+				vdi_err_set(err, VDI_ECONFLICT, "host '%s' exists already", name);
+			else if (ex == 0)
+				vdi_err_set(err, VDI_ECONFLICT, "URI %s is host of another name already "
+					    "(see vm-hosts list)", uri);
+		} else {
+			vdi_db_fail(db, "adding host", err);
+		}
+		goto fail;
+	}
+	id = sqlite3_last_insert_rowid(db->h);
+	if (apply_spec(db, id, spec, err) < 0)
+		goto fail;
+	if (probe) {
+		if (vdi_db_prepare(db, &st, "UPDATE hosts SET health = 'up', vcpus = ?, mem_total = ?, "
+				   "mem_free = ?, last_poll = ?, last_ok = ? WHERE id = ?", err) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, probe->vcpus);
+		sqlite3_bind_int64(st, 2, probe->mem_total);
+		sqlite3_bind_int64(st, 3, probe->mem_free);
+		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_int64(st, 5, now);
+		sqlite3_bind_int64(st, 6, id);
+		rc = step_done(db, st, "adding host", err);
+		sqlite3_finalize(st);
+		if (rc < 0)
+			goto fail;
+	}
+	spec_detail(spec, uri, detail, sizeof(detail));
+	if (vdi_event_add(db, name, "host-add", detail, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_host_update(struct vdi_db *db, const char *name, const struct vdi_host_spec *spec,
+		struct vdi_err *err)
+{
+	int64_t id;
+	char detail[1024];
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	id = host_id(db, name, err);
+	if (id < 0 || apply_spec(db, id, spec, err) < 0)
+		goto fail;
+	spec_detail(spec, NULL, detail, sizeof(detail));
+	if (vdi_event_add(db, name, "host-set", detail, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	vdi_db_rollback(db);
+	return -1;
+}
+
+static int
+load_tags(struct vdi_db *db, struct vdi_host *h, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "SELECT tag FROM host_tags WHERE host_id = ? ORDER BY tag", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, h->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **t = realloc(h->tags, (h->ntags + 1) * sizeof(*t));
+		if (!t)
+			abort();
+		h->tags = t;
+		h->tags[h->ntags++] = vdi_db_col_strdup(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return vdi_db_fail(db, "reading tags", err);
+	return 0;
+}
+
+static void
+read_row(sqlite3_stmt *st, struct vdi_host *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->id = sqlite3_column_int64(st, 0);
+	h->name = vdi_db_col_strdup(st, 1);
+	h->uri = vdi_db_col_strdup(st, 2);
+	h->pool = vdi_db_col_strdup(st, 3);
+	h->admin = vdi_db_col_strdup(st, 4);
+	h->health = vdi_db_col_strdup(st, 5);
+	h->display_address = vdi_db_col_strdup(st, 6);
+	h->max_sessions = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+	h->cpu_ratio = sqlite3_column_double(st, 8);
+	h->ram_ratio = sqlite3_column_double(st, 9);
+	h->reserve_mem = sqlite3_column_int64(st, 10);
+	h->vcpus = sqlite3_column_int64(st, 11);
+	h->mem_total = sqlite3_column_int64(st, 12);
+	h->mem_free = sqlite3_column_int64(st, 13);
+	h->load_known = sqlite3_column_type(st, 14) != SQLITE_NULL;
+	h->load = sqlite3_column_double(st, 14);
+	h->domains_total = sqlite3_column_int64(st, 15);
+	h->domains_ours = sqlite3_column_int64(st, 16);
+	h->last_poll = sqlite3_column_int64(st, 17);
+	h->last_ok = sqlite3_column_int64(st, 18);
+	h->down_since = sqlite3_column_int64(st, 19);
+	h->created = sqlite3_column_int64(st, 20);
+	h->last_error = vdi_db_col_strdup(st, 21);
+	h->sessions = sqlite3_column_int64(st, 22);
+	h->vcpus_used = sqlite3_column_int64(st, 23);
+	h->mem_used = sqlite3_column_int64(st, 24);
+}
+
+int
+vdi_host_get(struct vdi_db *db, const char *name, struct vdi_host *h, struct vdi_err *err)
+{
+	struct vdi_host *hs = NULL;
+	size_t n = 0;
+	char *names[1] = { (char *)name };
+
+	if (vdi_host_list(db, names, 1, &hs, &n, err) < 0)
+		return -1;
+	*h = hs[0];
+	free(hs);
+	return 0;
+}
+
+int
+vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
+	      struct vdi_host **out, size_t *nout, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct vdi_host *hs = NULL;
+	size_t n = 0, cap = 0, k;
+	int rc, ret = -1;
+
+	*out = NULL;
+	*nout = 0;
+	/* One read transaction: a consistent view across the queries. */
+	if (vdi_db_begin(db, false, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "SELECT " HOST_COLS " FROM hosts h JOIN host_usage u ON u.host_id = h.id "
+			   "WHERE ?1 IS NULL OR h.name = ?1 ORDER BY h.name", err) < 0)
+		goto out;
+	for (k = 0; k < (names ? nnames : 1); k++) {
+		bool found = false;
+		sqlite3_reset(st);
+		if (names)
+			sqlite3_bind_text(st, 1, names[k], -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (n == cap) {
+				struct vdi_host *t;
+				cap = cap ? cap * 2 : 16;
+				t = realloc(hs, cap * sizeof(*t));
+				if (!t)
+					abort();
+				hs = t;
+			}
+			read_row(st, &hs[n]);
+			n++;
+			found = true;
+			if (load_tags(db, &hs[n - 1], err) < 0)
+				goto out;
+		}
+		if (rc != SQLITE_DONE) {
+			vdi_db_fail(db, "listing hosts", err);
+			goto out;
+		}
+		if (names && !found) {
+			vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", names[k]);
+			goto out;
+		}
+	}
+	*out = hs;
+	*nout = n;
+	hs = NULL;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	if (hs)
+		vdi_hosts_free(hs, n);
+	return ret;
+}
+
+void
+vdi_host_clear(struct vdi_host *h)
+{
+	free(h->name);
+	free(h->uri);
+	free(h->pool);
+	free(h->admin);
+	free(h->health);
+	free(h->display_address);
+	free(h->last_error);
+	for (size_t i = 0; i < h->ntags; i++)
+		free(h->tags[i]);
+	free(h->tags);
+	memset(h, 0, sizeof(*h));
+}
+
+void
+vdi_hosts_free(struct vdi_host *hs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vdi_host_clear(&hs[i]);
+	free(hs);
+}
+
+int
+vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id;
+	int rc;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	id = host_id(db, name, err);
+	if (id < 0)
+		goto fail;
+	if (vdi_db_prepare(db, &st, "UPDATE hosts SET admin = ? WHERE id = ? AND admin <> ?1", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, admin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	rc = step_done(db, st, "changing host", err);
+	sqlite3_finalize(st);
+	if (rc < 0)
+		goto fail;
+	/* Only a real change is an event: draining a draining host changes nothing. */
+	if (sqlite3_changes(db->h) > 0 && vdi_event_add(db, name, "host-admin", admin, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id, live = 0;
+	char detail[64];
+	int rc;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	id = host_id(db, name, err);
+	if (id < 0)
+		goto fail;
+	if (vdi_db_prepare(db, &st, "SELECT count(*) FROM sessions WHERE host_id = ? AND state <> 'ended'", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		live = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (live > 0 && !force) {
+		vdi_err_set(err, VDI_ECONFLICT, "host '%s' has %lld session%s that %s not ended "
+			    "(end them with vm-reap, or use --force)", name, (long long)live,
+			    live == 1 ? "" : "s", live == 1 ? "is" : "are");
+		goto fail;
+	}
+	if (live > 0) {
+		/* Forced: the sessions end now, as the administrator's act. */
+		if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = 'admin', "
+				   "changed = ?2, ended = ?2 WHERE host_id = ?1 AND state <> 'ended'", err) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+		rc = step_done(db, st, "ending sessions", err);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc < 0)
+			goto fail;
+	}
+	if (vdi_db_prepare(db, &st, "DELETE FROM hosts WHERE id = ?", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	rc = step_done(db, st, "removing host", err);
+	sqlite3_finalize(st);
+	if (rc < 0)
+		goto fail;
+	detail[0] = '\0';
+	if (live > 0)
+		snprintf(detail, sizeof(detail), "forced: %lld sessions ended", (long long)live);
+	if (vdi_event_add(db, name, "host-rm", detail[0] ? detail : NULL, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	vdi_db_rollback(db);
+	return -1;
+}
+
+static int
+store_domains(struct vdi_db *db, int64_t id, const struct vdi_node_report *r, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_prepare(db, &st, "DELETE FROM host_domains WHERE host_id = ?", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (step_done(db, st, "storing domains", err) < 0)
+		goto out;
+	sqlite3_finalize(st);
+	if (vdi_db_prepare(db, &st, "INSERT OR REPLACE INTO host_domains (host_id, name, uuid, state, ours, "
+			   "session_id, user, vcpus, mem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
+		return -1;
+	for (size_t i = 0; i < r->ndoms; i++) {
+		const struct vdi_domain_info *d = &r->doms[i];
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, d->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, d->uuid, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, d->state, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, d->ours);
+		if (d->ours) {
+			sqlite3_bind_int64(st, 6, d->session_id);
+			sqlite3_bind_text(st, 7, d->user, -1, SQLITE_STATIC);
+		}
+		sqlite3_bind_int(st, 8, d->vcpus);
+		sqlite3_bind_int64(st, 9, d->mem);
+		if (step_done(db, st, "storing domains", err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
+		      const struct vdi_node_report *reps, size_t n, struct vdi_err *err)
+{
+	sqlite3_stmt *up = NULL, *down = NULL, *was = NULL;
+	int64_t now = (int64_t)time(NULL);
+	int ret = -1;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &up, "UPDATE hosts SET health = 'up', vcpus = ?2, mem_total = ?3, "
+			   "mem_free = ?4, load = ?5, domains_total = ?6, domains_ours = ?7, last_poll = ?8, "
+			   "last_ok = ?8, down_since = NULL, last_error = NULL WHERE id = ?1", err) < 0 ||
+	    vdi_db_prepare(db, &down, "UPDATE hosts SET health = 'down', last_poll = ?2, "
+			   "down_since = coalesce(down_since, ?2), last_error = ?3 WHERE id = ?1", err) < 0 ||
+	    vdi_db_prepare(db, &was, "SELECT health FROM hosts WHERE id = ?", err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct vdi_node_report *r = &reps[i];
+		char before[16] = "";
+		int64_t ours = 0;
+		sqlite3_stmt *st;
+
+		sqlite3_reset(was);
+		sqlite3_bind_int64(was, 1, hs[i].id);
+		if (sqlite3_step(was) != SQLITE_ROW)
+			continue; /* removed while we polled */
+		snprintf(before, sizeof(before), "%s", (const char *)sqlite3_column_text(was, 0));
+		if (r->err.code == 0) {
+			for (size_t d = 0; d < r->ndoms; d++)
+				ours += r->doms[d].ours;
+			st = up;
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, hs[i].id);
+			sqlite3_bind_int64(st, 2, r->vcpus);
+			sqlite3_bind_int64(st, 3, r->mem_total);
+			sqlite3_bind_int64(st, 4, r->mem_free);
+			if (r->load_known)
+				sqlite3_bind_double(st, 5, r->load);
+			else
+				sqlite3_bind_null(st, 5);
+			sqlite3_bind_int64(st, 6, (int64_t)r->ndoms);
+			sqlite3_bind_int64(st, 7, ours);
+			sqlite3_bind_int64(st, 8, now);
+		} else {
+			st = down;
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, hs[i].id);
+			sqlite3_bind_int64(st, 2, now);
+			sqlite3_bind_text(st, 3, r->err.msg, -1, SQLITE_STATIC);
+		}
+		if (step_done(db, st, "recording poll", err) < 0)
+			goto out;
+		if (r->err.code == 0 && store_domains(db, hs[i].id, r, err) < 0)
+			goto out;
+		/* Only changes of health are events; a poll every minute would drown the log. */
+		if (r->err.code == 0 && strcmp(before, "up") != 0) {
+			if (vdi_event_add(db, hs[i].name, "host-up", NULL, err) < 0)
+				goto out;
+		} else if (r->err.code != 0 && strcmp(before, "down") != 0) {
+			if (vdi_event_add(db, hs[i].name, "host-down", r->err.msg, err) < 0)
+				goto out;
+		}
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(up);
+	sqlite3_finalize(down);
+	sqlite3_finalize(was);
+	if (ret == 0)
+		return vdi_db_commit(db, err);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_host_domains(struct vdi_db *db, int64_t host_id, struct vdi_host_domain **out,
+		 size_t *nout, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct vdi_host_domain *ds = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	*nout = 0;
+	if (vdi_db_prepare(db, &st, "SELECT d.name, d.uuid, d.state, d.ours, d.session_id, d.user, "
+			   "d.vcpus, d.mem, s.state FROM host_domains d LEFT JOIN sessions s ON s.id = d.session_id "
+			   "WHERE d.host_id = ? ORDER BY d.ours DESC, d.name", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, host_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct vdi_host_domain *t = realloc(ds, (n + 1) * sizeof(*t)), *d;
+		if (!t)
+			abort();
+		ds = t;
+		d = &ds[n++];
+		d->name = vdi_db_col_strdup(st, 0);
+		d->uuid = vdi_db_col_strdup(st, 1);
+		d->state = vdi_db_col_strdup(st, 2);
+		d->ours = sqlite3_column_int(st, 3);
+		d->session_id = sqlite3_column_int64(st, 4);
+		d->user = vdi_db_col_strdup(st, 5);
+		d->vcpus = sqlite3_column_int64(st, 6);
+		d->mem = sqlite3_column_int64(st, 7);
+		d->session_state = vdi_db_col_strdup(st, 8);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		vdi_host_domains_free(ds, n);
+		return vdi_db_fail(db, "reading domains", err);
+	}
+	*out = ds;
+	*nout = n;
+	return 0;
+}
+
+void
+vdi_host_domains_free(struct vdi_host_domain *d, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(d[i].name);
+		free(d[i].uuid);
+		free(d[i].state);
+		free(d[i].user);
+		free(d[i].session_state);
+	}
+	free(d);
+}

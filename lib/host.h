@@ -1,0 +1,110 @@
+/*
+ * host.h - the host inventory in the VMDB.
+ *
+ * A host is a libvirt URI with its limits (session cap, CPU and memory
+ * allocation ratios, memory kept back), tags, the pool it sees, what the
+ * administrator wants of it (active, draining, maintenance) and what the
+ * last poll saw (health, CPUs, memory, load, domains).  Capacity in use
+ * comes from the host's sessions that are not ended (view host_usage).
+ *
+ * Functions here only touch the VMDB; talking to the hosts is virt.h's.
+ * A struct vdi_host owns its strings: vdi_host_clear() frees them.
+ */
+#ifndef VDI_HOST_H
+#define VDI_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "err.h"
+
+struct vdi_node_report;
+
+struct vdi_host {
+	int64_t id;
+	char *name, *uri, *pool;
+	char *admin;           /* active, draining, maintenance */
+	char *health;          /* unknown, up, down */
+	char *display_address; /* NULL: the URI's host name, else 127.0.0.1 */
+	int64_t max_sessions;  /* -1: no limit */
+	double cpu_ratio, ram_ratio;
+	int64_t reserve_mem;
+	int64_t vcpus, mem_total, mem_free;
+	double load;
+	bool load_known;
+	int64_t domains_total, domains_ours;
+	int64_t last_poll, last_ok, down_since, created;
+	char *last_error;
+	char **tags;
+	size_t ntags;
+	/* from the sessions that are not ended */
+	int64_t sessions, vcpus_used, mem_used;
+};
+
+/* What add and set change; a field is changed only when its has_ flag is set. */
+struct vdi_host_spec {
+	const char *pool;
+	bool has_max_sessions;
+	int64_t max_sessions; /* -1: no limit */
+	bool has_cpu_ratio;
+	double cpu_ratio;
+	bool has_ram_ratio;
+	double ram_ratio;
+	bool has_reserve_mem;
+	int64_t reserve_mem;
+	bool has_tags;
+	char **tags;
+	size_t ntags;
+	bool has_display_address;
+	const char *display_address; /* NULL or "": back to the default */
+};
+
+/* The one state people see: maintenance, down, draining, unknown or up. */
+const char *vdi_host_state(const struct vdi_host *h);
+
+/* Check a display address: a host name or an IPv4/IPv6 address. */
+int vdi_display_address_check(const char *addr, struct vdi_err *err);
+
+/* 1 if a host has this name, 0 if not. */
+int vdi_host_exists(struct vdi_db *db, const char *name, struct vdi_err *err);
+
+/*
+ * Record a new host.  probe (may be NULL) is what a check of the host
+ * found: it sets health up and the hardware figures.  A name or URI in
+ * use already is a conflict (5).
+ */
+int vdi_host_add(struct vdi_db *db, const char *name, const char *uri,
+		 const struct vdi_host_spec *spec, const struct vdi_node_report *probe,
+		 struct vdi_err *err);
+int vdi_host_update(struct vdi_db *db, const char *name, const struct vdi_host_spec *spec,
+		    struct vdi_err *err);
+int vdi_host_get(struct vdi_db *db, const char *name, struct vdi_host *h, struct vdi_err *err);
+/* All hosts (names == NULL) or the named ones (each must exist: else 3), by name. */
+int vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
+		  struct vdi_host **out, size_t *nout, struct vdi_err *err);
+void vdi_host_clear(struct vdi_host *h);
+void vdi_hosts_free(struct vdi_host *hs, size_t n);
+
+/* admin: "active", "draining" or "maintenance". */
+int vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, struct vdi_err *err);
+
+/* Remove a host; refused (5) while it has sessions that are not ended, unless force. */
+int vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err);
+
+/* Store a poll of n hosts in one transaction: health, figures, domains, transitions as events. */
+int vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
+			  const struct vdi_node_report *reps, size_t n, struct vdi_err *err);
+
+/* The domains a host's last successful poll saw. */
+struct vdi_host_domain {
+	char *name, *uuid, *state, *user, *session_state;
+	bool ours;
+	int64_t session_id, vcpus, mem;
+};
+int vdi_host_domains(struct vdi_db *db, int64_t host_id, struct vdi_host_domain **out,
+		     size_t *nout, struct vdi_err *err);
+void vdi_host_domains_free(struct vdi_host_domain *d, size_t n);
+
+#endif

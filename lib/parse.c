@@ -1,0 +1,193 @@
+/* parse.c - sizes, durations and numbers from the command line (see parse.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "parse.h"
+
+struct unit {
+	const char *name;
+	uint64_t mult;
+};
+
+#define KI 1024ULL
+#define KD 1000ULL
+
+static const struct unit size_units[] = {
+	{ "", 1 }, { "B", 1 },
+	{ "K", KI }, { "KiB", KI }, { "KB", KD },
+	{ "M", KI * KI }, { "MiB", KI * KI }, { "MB", KD * KD },
+	{ "G", KI * KI * KI }, { "GiB", KI * KI * KI }, { "GB", KD * KD * KD },
+	{ "T", KI * KI * KI * KI }, { "TiB", KI * KI * KI * KI }, { "TB", KD * KD * KD * KD },
+	{ "P", KI * KI * KI * KI * KI }, { "PiB", KI * KI * KI * KI * KI }, { "PB", KD * KD * KD * KD * KD },
+	{ NULL, 0 },
+};
+
+static const struct unit time_units[] = {
+	{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	{ "d", 86400000 }, { "w", 604800000 }, { NULL, 0 },
+};
+
+/*
+ * Parse "DIGITS[.DIGITS]UNIT" exactly: value = int * mult + frac * mult / 10^k,
+ * in integer arithmetic, rejecting overflow and results that are not whole.
+ */
+static int
+parse_scaled(const char *what, const char *s, const struct unit *units, int ci,
+	     uint64_t *out, struct vdi_err *err)
+{
+	const char *p = s, *fp = NULL;
+	uint64_t ip = 0, fnum = 0, fden = 1, mult = 0, v;
+	size_t nd = 0, nf = 0;
+	int i;
+
+	if (!s || !*s)
+		return vdi_err_set(err, VDI_EUSAGE, "empty %s", what);
+	while (isdigit((unsigned char)*p)) {
+		if (ip > (UINT64_MAX - 9) / 10)
+			goto overflow;
+		ip = ip * 10 + (uint64_t)(*p - '0');
+		p++, nd++;
+	}
+	if (*p == '.') {
+		fp = ++p;
+		while (isdigit((unsigned char)*p)) {
+			if (nf < 9) {
+				fnum = fnum * 10 + (uint64_t)(*p - '0');
+				fden *= 10;
+			}
+			p++, nf++;
+		}
+		if (nf == 0)
+			goto bad;
+	}
+	if (nd == 0 && !fp)
+		goto bad;
+	for (i = 0; units[i].name; i++)
+		if (ci ? strcasecmp(p, units[i].name) == 0 : strcmp(p, units[i].name) == 0)
+			break;
+	if (!units[i].name)
+		goto bad;
+	mult = units[i].mult;
+	if (ip > UINT64_MAX / mult)
+		goto overflow;
+	v = ip * mult;
+	if (fnum) {
+		/* mult < 2^51 and fnum < 1e9 < 2^30: exact in 128 bits. */
+		unsigned __int128 fv = (unsigned __int128)fnum * mult;
+		if (fv % fden)
+			return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': not a whole number of %s",
+					   what, s, units == size_units ? "bytes" : "milliseconds");
+		if (v > UINT64_MAX - (uint64_t)(fv / fden))
+			goto overflow;
+		v += (uint64_t)(fv / fden);
+	}
+	*out = v;
+	return 0;
+overflow:
+	return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': too large", what, s);
+bad:
+	if (*s == '-')
+		return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': must not be negative", what, s);
+	return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': expected a number with an optional unit (%s)",
+			   what, s, units == size_units ? "K, M, G, T, KiB, GB, ..." : "ms, s, m, h, d, w");
+}
+
+int
+vdi_size_parse(const char *s, uint64_t *out, struct vdi_err *err)
+{
+	uint64_t v;
+
+	if (parse_scaled("size", s, size_units, 0, &v, err) < 0)
+		return -1;
+	/* Sizes end up in SQLite integers (signed 64-bit) and libvirt's KiB fields. */
+	if (v > (uint64_t)INT64_MAX / 2)
+		return vdi_err_set(err, VDI_EUSAGE, "invalid size '%.40s': too large", s);
+	*out = v;
+	return 0;
+}
+
+void
+vdi_size_format(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const sfx[] = { "", "K", "M", "G", "T", "P", "E" };
+	double v = (double)bytes;
+	int i = 0;
+
+	while (v >= 1024 && i < 6) {
+		v /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(buf, len, "%llu", (unsigned long long)bytes);
+	else if (v == floor(v) || v >= 100)
+		snprintf(buf, len, "%.0f%s", v, sfx[i]);
+	else
+		snprintf(buf, len, "%.1f%s", v, sfx[i]);
+}
+
+int
+vdi_duration_parse(const char *s, int64_t *ms, struct vdi_err *err)
+{
+	uint64_t v;
+
+	if (parse_scaled("duration", s, time_units, 1, &v, err) < 0)
+		return -1;
+	if (v > (uint64_t)INT64_MAX / 1000)
+		return vdi_err_set(err, VDI_EUSAGE, "invalid duration '%.40s': too large", s);
+	*ms = (int64_t)v;
+	return 0;
+}
+
+int
+vdi_int_parse(const char *s, int64_t min, int64_t max, int64_t *out, struct vdi_err *err)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return vdi_err_set(err, VDI_EUSAGE, "empty number");
+	if (isspace((unsigned char)*s) || *s == '+')
+		goto bad;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end)
+		goto bad;
+	if (errno == ERANGE || v < min || v > max)
+		return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': must be from %lld to %lld",
+				   s, (long long)min, (long long)max);
+	*out = v;
+	return 0;
+bad:
+	return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': expected a whole number", s);
+}
+
+int
+vdi_real_parse(const char *s, double min, double max, double *out, struct vdi_err *err)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return vdi_err_set(err, VDI_EUSAGE, "empty number");
+	if (isspace((unsigned char)*s) || *s == '+')
+		goto bad;
+	errno = 0;
+	v = strtod(s, &end);
+	if (*end || end == s)
+		goto bad;
+	/* strtod accepts "inf", "nan" and hex: only plain decimals here. */
+	for (const char *p = s; *p; p++)
+		if (!isdigit((unsigned char)*p) && *p != '.' && *p != '-')
+			goto bad;
+	if (errno == ERANGE || !isfinite(v) || v < min || v > max)
+		return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': must be from %g to %g", s, min, max);
+	*out = v;
+	return 0;
+bad:
+	return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': expected a decimal number", s);
+}

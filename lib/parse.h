@@ -1,0 +1,29 @@
+/*
+ * parse.h - parsing numbers, sizes and durations given by people.
+ *
+ * Sizes: plain bytes, or a number (fraction allowed) with a unit.
+ * K, M, G, T, P and KiB..PiB are powers of 1024 (as in qemu-img);
+ * KB, MB, GB, TB, PB are powers of 1000 (as in libvirt); B is bytes.
+ * Durations: a number with ms, s, m, h, d or w (plain number: seconds).
+ * Every parser rejects signs, empty input, junk and overflow with exit 2.
+ */
+#ifndef VDI_PARSE_H
+#define VDI_PARSE_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+int vdi_size_parse(const char *s, uint64_t *out, struct vdi_err *err);
+/* Format bytes for people: "512M", "4G", "1.5G" (binary units). */
+void vdi_size_format(uint64_t bytes, char *buf, size_t len);
+
+/* Duration in milliseconds. */
+int vdi_duration_parse(const char *s, int64_t *ms, struct vdi_err *err);
+
+/* An integer in [min, max]. */
+int vdi_int_parse(const char *s, int64_t min, int64_t max, int64_t *out, struct vdi_err *err);
+/* A finite decimal number in [min, max]. */
+int vdi_real_parse(const char *s, double min, double max, double *out, struct vdi_err *err);
+
+#endif

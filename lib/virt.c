@@ -1,0 +1,477 @@
+/*
+ * virt.c - bounded libvirt connections and host probing (see virt.h).
+ *
+ * Bounding time: libvirt has no connect timeout of its own, and a host
+ * that accepts a connection but never answers would hang virConnectOpen
+ * forever.  So each slow piece of work runs in a detached thread that
+ * owns a reference to its job; the caller waits on a condition variable
+ * until the job is done or its deadline passes.  A job given up keeps
+ * running until libvirt returns, then frees itself; the caller has moved
+ * on with a "no answer" error.  Keepalive (which needs libvirt's event
+ * loop, run here in a thread of its own) catches hosts that die later.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meta.h"
+#include "virt.h"
+
+#define KEEPALIVE_INTERVAL 3 /* seconds between keepalive probes */
+#define KEEPALIVE_COUNT 2    /* unanswered probes before the connection is closed */
+#define LOAD_WINDOW_MS 200   /* CPU load sample window */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_failed;
+
+static void
+silent_error(void *opaque, virErrorPtr e)
+{
+	(void)opaque;
+	(void)e;
+}
+
+static void *
+event_loop(void *arg)
+{
+	(void)arg;
+	for (;;)
+		if (virEventRunDefaultImpl() < 0)
+			usleep(100 * 1000);
+	return NULL;
+}
+
+static void
+do_init(void)
+{
+	pthread_t t;
+	pthread_attr_t a;
+
+	virSetErrorFunc(NULL, silent_error);
+	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+		init_failed = 1;
+		return;
+	}
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, event_loop, NULL) != 0)
+		init_failed = 1;
+	pthread_attr_destroy(&a);
+}
+
+int
+vdi_virt_init(struct vdi_err *err)
+{
+	pthread_once(&init_once, do_init);
+	if (init_failed)
+		return vdi_err_set(err, VDI_EFAIL, "cannot initialise libvirt");
+	return 0;
+}
+
+int
+vdi_virt_fail(int code, const char *what, struct vdi_err *err)
+{
+	const char *m = virGetLastErrorMessage();
+
+	return vdi_err_set(err, code, "%s: %s", what, m ? m : "unknown libvirt error");
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fail every credential request: these programs never prompt. */
+static int
+no_auth(virConnectCredentialPtr cred, unsigned int ncred, void *cbdata)
+{
+	(void)cred;
+	(void)ncred;
+	(void)cbdata;
+	return -1;
+}
+
+static virConnectPtr
+open_now(const char *uri, struct vdi_err *err)
+{
+	static int credtypes[] = { VIR_CRED_AUTHNAME, VIR_CRED_PASSPHRASE };
+	virConnectAuth auth = { credtypes, 2, no_auth, NULL };
+	virConnectPtr c;
+
+	c = virConnectOpenAuth(uri, &auth, 0);
+	if (!c) {
+		vdi_virt_fail(VDI_ETEMP, "cannot connect", err);
+		return NULL;
+	}
+	/* -1: not supported by this transport; 1: no event loop.  Either way go on. */
+	virConnectSetKeepAlive(c, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT);
+	return c;
+}
+
+/* ---- jobs with deadlines ---- */
+
+static pthread_mutex_t jobs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_cv;
+static pthread_once_t cv_once = PTHREAD_ONCE_INIT;
+
+static void
+cv_init(void)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&jobs_cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+enum job_kind { JOB_CONNECT, JOB_PROBE };
+
+struct job {
+	enum job_kind kind;
+	int refs;        /* the worker and the waiter; under jobs_mu */
+	bool done;
+	char *uri;
+	char *pool;
+	bool domains, load;
+	int64_t deadline;
+	virConnectPtr conn;           /* JOB_CONNECT result */
+	struct vdi_node_report rep;   /* JOB_PROBE result; rep.err for both */
+};
+
+static void
+job_free(struct job *j)
+{
+	if (j->conn)
+		virConnectClose(j->conn);
+	vdi_node_report_clear(&j->rep);
+	free(j->uri);
+	free(j->pool);
+	free(j);
+}
+
+/* Drop one reference; the last one frees. Caller holds jobs_mu. */
+static void
+job_unref_locked(struct job *j)
+{
+	if (--j->refs == 0)
+		job_free(j);
+}
+
+static void probe(struct job *j);
+
+static void *
+job_run(void *arg)
+{
+	struct job *j = arg;
+
+	if (j->kind == JOB_CONNECT)
+		j->conn = open_now(j->uri, &j->rep.err);
+	else
+		probe(j);
+	pthread_mutex_lock(&jobs_mu);
+	j->done = true;
+	pthread_cond_broadcast(&jobs_cv);
+	job_unref_locked(j);
+	pthread_mutex_unlock(&jobs_mu);
+	return NULL;
+}
+
+/* Start a job: the worker gets one reference, the caller keeps the other. */
+static struct job *
+job_start(enum job_kind kind, const char *uri, const struct vdi_probe_req *req,
+	  int64_t timeout_ms, struct vdi_err *err)
+{
+	struct job *j;
+	pthread_t t;
+	pthread_attr_t a;
+	int rc;
+
+	pthread_once(&cv_once, cv_init);
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->uri = strdup(uri)) ||
+	    (req && req->pool && !(j->pool = strdup(req->pool)))) {
+		if (j)
+			job_free(j);
+		vdi_err_set(err, VDI_EFAIL, "out of memory");
+		return NULL;
+	}
+	j->kind = kind;
+	if (req) {
+		j->domains = req->domains;
+		j->load = req->load;
+	}
+	j->refs = 2;
+	j->deadline = now_ms() + timeout_ms;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &a, job_run, j);
+	pthread_attr_destroy(&a);
+	if (rc != 0) {
+		job_free(j);
+		vdi_err_set(err, VDI_EFAIL, "cannot start a thread: %s", strerror(rc));
+		return NULL;
+	}
+	return j;
+}
+
+static void
+wait_until(int64_t deadline)
+{
+	struct timespec ts;
+
+	ts.tv_sec = deadline / 1000;
+	ts.tv_nsec = (deadline % 1000) * 1000000;
+	pthread_cond_timedwait(&jobs_cv, &jobs_mu, &ts);
+}
+
+virConnectPtr
+vdi_virt_connect(const char *uri, int64_t timeout_ms, struct vdi_err *err)
+{
+	struct job *j;
+	virConnectPtr c = NULL;
+
+	if (vdi_virt_init(err) < 0)
+		return NULL;
+	j = job_start(JOB_CONNECT, uri, NULL, timeout_ms, err);
+	if (!j)
+		return NULL;
+	pthread_mutex_lock(&jobs_mu);
+	while (!j->done && now_ms() < j->deadline)
+		wait_until(j->deadline);
+	if (j->done) {
+		c = j->conn;
+		j->conn = NULL;
+		if (!c)
+			*err = j->rep.err;
+	} else {
+		vdi_err_set(err, VDI_ETEMP, "cannot connect: no answer within %.1f s",
+			    (double)timeout_ms / 1000);
+	}
+	job_unref_locked(j);
+	pthread_mutex_unlock(&jobs_mu);
+	return c;
+}
+
+/* ---- probing ---- */
+
+static const char *
+state_name(int s)
+{
+	switch (s) {
+	case VIR_DOMAIN_RUNNING: return "running";
+	case VIR_DOMAIN_BLOCKED: return "blocked";
+	case VIR_DOMAIN_PAUSED: return "paused";
+	case VIR_DOMAIN_SHUTDOWN: return "shutdown";
+	case VIR_DOMAIN_SHUTOFF: return "shutoff";
+	case VIR_DOMAIN_CRASHED: return "crashed";
+	case VIR_DOMAIN_PMSUSPENDED: return "pmsuspended";
+	default: return "nostate";
+	}
+}
+
+/* Busy and total nanoseconds of all CPUs so far. */
+static int
+cpu_times(virConnectPtr c, unsigned long long *busy, unsigned long long *total)
+{
+	virNodeCPUStatsPtr p = NULL;
+	int n = 0, i, ret = -1;
+
+	if (virNodeGetCPUStats(c, VIR_NODE_CPU_STATS_ALL_CPUS, NULL, &n, 0) < 0 || n <= 0)
+		return -1;
+	p = calloc((size_t)n, sizeof(*p));
+	if (!p || virNodeGetCPUStats(c, VIR_NODE_CPU_STATS_ALL_CPUS, p, &n, 0) < 0)
+		goto out;
+	*busy = *total = 0;
+	for (i = 0; i < n; i++) {
+		*total += p[i].value;
+		if (strcmp(p[i].field, VIR_NODE_CPU_STATS_IDLE) != 0 &&
+		    strcmp(p[i].field, VIR_NODE_CPU_STATS_IOWAIT) != 0)
+			*busy += p[i].value;
+	}
+	ret = 0;
+out:
+	free(p);
+	return ret;
+}
+
+static int
+list_domains(virConnectPtr c, struct vdi_node_report *r)
+{
+	virDomainPtr *doms = NULL;
+	int n, i;
+
+	n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	if (n < 0)
+		return vdi_virt_fail(VDI_ETEMP, "listing domains", &r->err);
+	r->doms = calloc((size_t)n + 1, sizeof(*r->doms));
+	if (!r->doms) {
+		vdi_err_set(&r->err, VDI_EFAIL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct vdi_domain_info *d = &r->doms[r->ndoms];
+		char uuid[VIR_UUID_STRING_BUFLEN];
+		virDomainInfo info;
+		int st = 0, reason = 0;
+		char *md;
+
+		/* A domain that went away while we looked is simply not listed. */
+		if (virDomainGetUUIDString(doms[i], uuid) < 0 ||
+		    virDomainGetState(doms[i], &st, &reason, 0) < 0 ||
+		    virDomainGetInfo(doms[i], &info) < 0)
+			continue;
+		d->name = strdup(virDomainGetName(doms[i]));
+		d->uuid = strdup(uuid);
+		d->state = state_name(st);
+		d->vcpus = info.nrVirtCpu;
+		d->mem = (int64_t)info.memory * 1024;
+		md = virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT, VDI_XMLNS, 0);
+		if (md) {
+			struct vdi_meta m;
+			struct vdi_err e;
+			if (vdi_meta_parse(md, &m, &e) == 0) {
+				d->ours = true;
+				d->session_id = m.session_id;
+				d->uservm_id = m.uservm_id;
+				d->user = m.user;
+				m.user = NULL;
+			}
+			vdi_meta_clear(&m);
+			free(md);
+		}
+		r->ndoms++;
+	}
+out:
+	for (i = 0; i < n; i++)
+		virDomainFree(doms[i]);
+	free(doms);
+	return r->err.code ? -1 : 0;
+}
+
+static void
+probe(struct job *j)
+{
+	struct vdi_node_report *r = &j->rep;
+	int64_t t0 = now_ms();
+	virConnectPtr c;
+	virNodeInfo ni;
+	unsigned long long b0, t0n, b1, t1n, fm;
+
+	c = open_now(j->uri, &r->err);
+	if (!c)
+		goto out;
+	if (virNodeGetInfo(c, &ni) < 0) {
+		vdi_virt_fail(VDI_ETEMP, "reading node info", &r->err);
+		goto out;
+	}
+	r->vcpus = ni.cpus;
+	r->mem_total = (int64_t)ni.memory * 1024;
+	fm = virNodeGetFreeMemory(c);
+	r->mem_free = (int64_t)fm;
+	if (j->pool) {
+		virStoragePoolPtr p = virStoragePoolLookupByName(c, j->pool);
+		int active = p ? virStoragePoolIsActive(p) : -1;
+		if (p)
+			virStoragePoolFree(p);
+		if (active != 1) {
+			vdi_err_set(&r->err, VDI_ENOTFOUND, "storage pool '%s' %s", j->pool,
+				    active == 0 ? "is not active" : "not found");
+			goto out;
+		}
+	}
+	if (j->load && cpu_times(c, &b0, &t0n) == 0) {
+		usleep(LOAD_WINDOW_MS * 1000);
+		if (cpu_times(c, &b1, &t1n) == 0 && t1n > t0n) {
+			r->load = (double)(b1 - b0) / (double)(t1n - t0n);
+			r->load_known = true;
+		}
+	}
+	if (j->domains && list_domains(c, r) < 0)
+		goto out;
+out:
+	r->elapsed_ms = now_ms() - t0;
+	if (c)
+		virConnectClose(c);
+}
+
+void
+vdi_virt_probe_many(const struct vdi_probe_req *reqs, size_t n, int64_t timeout_ms,
+		    int parallel, struct vdi_node_report *out)
+{
+	struct job **jobs;
+	size_t next = 0, left = n, i;
+	int running = 0;
+
+	memset(out, 0, n * sizeof(*out));
+	if (n == 0)
+		return;
+	if (vdi_virt_init(&out[0].err) < 0) {
+		for (i = 1; i < n; i++)
+			out[i].err = out[0].err;
+		return;
+	}
+	jobs = calloc(n, sizeof(*jobs));
+	if (!jobs) {
+		for (i = 0; i < n; i++)
+			vdi_err_set(&out[i].err, VDI_EFAIL, "out of memory");
+		return;
+	}
+	if (parallel < 1)
+		parallel = 1;
+	pthread_mutex_lock(&jobs_mu);
+	while (left > 0) {
+		int64_t now, wake;
+
+		/* Start jobs while there is room. */
+		while (next < n && running < parallel) {
+			struct job *j;
+			pthread_mutex_unlock(&jobs_mu);
+			j = job_start(JOB_PROBE, reqs[next].uri, &reqs[next], timeout_ms, &out[next].err);
+			if (j) {
+				pthread_mutex_lock(&jobs_mu);
+				jobs[next] = j;
+				running++;
+			} else {
+				pthread_mutex_lock(&jobs_mu);
+				left--;
+			}
+			next++;
+		}
+		/* Collect finished and overdue jobs. */
+		now = now_ms();
+		wake = now + 1000;
+		for (i = 0; i < next; i++) {
+			struct job *j = jobs[i];
+			if (!j)
+				continue;
+			if (j->done) {
+				out[i] = j->rep;
+				memset(&j->rep, 0, sizeof(j->rep));
+			} else if (now >= j->deadline) {
+				vdi_err_set(&out[i].err, VDI_ETEMP, "no answer within %.1f s",
+					    (double)timeout_ms / 1000);
+				out[i].elapsed_ms = timeout_ms;
+			} else {
+				if (j->deadline < wake)
+					wake = j->deadline;
+				continue;
+			}
+			job_unref_locked(j);
+			jobs[i] = NULL;
+			running--;
+			left--;
+		}
+		if (left > 0 && (running >= parallel || next == n))
+			wait_until(wake);
+	}
+	pthread_mutex_unlock(&jobs_mu);
+	free(jobs);
+}
