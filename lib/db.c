@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,49 @@ out:
 	return ret;
 }
 
+/* May this process change the VMDB: the file and its folder (for -wal, -shm)? */
+static bool
+writable(const char *path)
+{
+	char *dir = strdup(path), *p;
+	bool ok;
+
+	if (!dir)
+		return false;
+	p = strrchr(dir, '/');
+	if (p == dir)
+		p[1] = '\0';
+	else if (p)
+		*p = '\0';
+	ok = access(path, W_OK) == 0 && access(p ? dir : ".", W_OK) == 0;
+	free(dir);
+	return ok;
+}
+
+/* "file:PATH?immutable=1" with PATH percent-encoded where URIs need it. */
+static char *
+file_uri(const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(path);
+	char *u = malloc(n * 3 + 32), *q;
+
+	if (!u)
+		return NULL;
+	q = stpcpy(u, "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (*p <= ' ' || *p >= 0x7f || *p == '?' || *p == '#' || *p == '%') {
+			*q++ = '%';
+			*q++ = hex[*p >> 4];
+			*q++ = hex[*p & 15];
+		} else {
+			*q++ = (char)*p;
+		}
+	}
+	strcpy(q, "?immutable=1");
+	return u;
+}
+
 static char *
 actor_name(void)
 {
@@ -252,16 +296,25 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 		if (fd >= 0)
 			close(fd);
 	}
-	rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		sqlite3_close(db->h);
-		db->h = NULL;
-		rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-		if (rc != SQLITE_OK) {
-			vdi_err_set(err, VDI_EFAIL, "cannot open VMDB %s: %s", path,
-				    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+	if (writable(path)) {
+		rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	} else {
+		/*
+		 * SQLite cannot make the -shm file of a WAL database in a folder it
+		 * may not write; "immutable" reads the file as it stands instead.
+		 */
+		char *uri = file_uri(path);
+		if (!uri) {
+			vdi_err_set(err, VDI_EFAIL, "out of memory");
 			goto fail;
 		}
+		rc = sqlite3_open_v2(uri, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+		free(uri);
+	}
+	if (rc != SQLITE_OK) {
+		vdi_err_set(err, VDI_EFAIL, "cannot open VMDB %s: %s", path,
+			    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+		goto fail;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
 	db->readonly = sqlite3_db_readonly(db->h, "main") == 1;

@@ -1,0 +1,141 @@
+#!/usr/bin/env bats
+# The VMDB and settings, as every program meets them (vm-hosts here, as it
+# is the first): creation, migrations, refusals, settings precedence,
+# locking.  No lab needed: only --no-check hosts.
+
+load helpers
+
+setup() {
+	common_setup
+}
+
+@test "a VMDB in a missing folder is created, mode 0600, with the current schema and WAL" {
+	local db=$BATS_TEST_TMPDIR/a/b/c/vdi.db
+	run vm-hosts --db "$db" list
+	assert_success
+	[ -f "$db" ]
+	[ "$(stat -c %a "$db")" = 600 ]
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/a/b/c")" = 750 ]
+	[ "$(sqlite3 "$db" 'pragma journal_mode')" = wal ]
+	[ "$(sqlite3 "$db" 'pragma user_version')" -ge 1 ]
+}
+
+@test "a VMDB from a newer vdi-tools is refused and left untouched" {
+	vm-hosts add h1 qemu:///system --no-check -q
+	sql 'pragma user_version = 999'
+	local before
+	before=$(file_sum "$VDI_DB")
+	run vm-hosts list
+	assert_failure 1
+	assert_output --partial "schema version 999, newer than this vdi-tools knows"
+	run vm-hosts add h2 qemu+ssh://x/system --no-check
+	assert_failure 1
+	[ "$(file_sum "$VDI_DB")" = "$before" ]
+}
+
+@test "a file that is not an SQLite database is refused with one clear line" {
+	echo "hello, I am not a database, but I am long enough to have a header of sorts....." >"$VDI_DB"
+	run vm-hosts list
+	assert_failure 1
+	assert_output "vm-hosts: error: $VDI_DB is not a VMDB (not an SQLite database)"
+}
+
+@test "a read-only VMDB: reads work, a change fails with a clear error and exit 1" {
+	vm-hosts add h1 qemu:///system --no-check -q
+	local dir=$BATS_TEST_TMPDIR
+	# Root ignores file modes: make the folder read-only with a bind mount in a private namespace.
+	run unshare -m --propagation private sh -c "mount --bind -o ro '$dir' '$dir' &&
+		vm-hosts --db '$dir/vdi.db' list -o tsv && vm-hosts --db '$dir/vdi.db' drain h1"
+	assert_failure 1
+	assert_line --index 0 --regexp $'^h1\t'
+	assert_output --partial "is read-only"
+	run vm-hosts list -o tsv
+	assert_output --regexp $'^h1\t[^\t]+\tunknown\t'
+}
+
+@test "migrations run once even when many commands meet a new VMDB at once" {
+	local i pids=()
+	for i in $(seq 1 12); do
+		vm-hosts list >/dev/null 2>"$BATS_TEST_TMPDIR/err.$i" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i"; done
+	cat "$BATS_TEST_TMPDIR"/err.* >&2
+	[ -z "$(cat "$BATS_TEST_TMPDIR"/err.*)" ]
+	[ "$(sql "select count(*) from sqlite_master where name = 'hosts'")" = 1 ]
+}
+
+@test "settings: --db beats VDI_DB beats the config file beats the default" {
+	local d=$BATS_TEST_TMPDIR
+	echo "db = $d/from-file.db" >"$VDI_CONFIG"
+	unset VDI_DB
+	vm-hosts list
+	[ -f "$d/from-file.db" ]
+	VDI_DB=$d/from-env.db vm-hosts list
+	[ -f "$d/from-env.db" ]
+	VDI_DB=$d/from-env.db vm-hosts --db "$d/from-opt.db" list
+	[ -f "$d/from-opt.db" ]
+}
+
+@test "config file errors name the file and line; a missing VDI_CONFIG is an error" {
+	printf '# comment\n\npoll_timeout = 2s\nfrobnicate = 1\n' >"$VDI_CONFIG"
+	run vm-hosts list
+	assert_failure 2
+	assert_output "vm-hosts: error: $VDI_CONFIG:4: unknown setting 'frobnicate'"
+	printf 'poll_timeout = -5s\n' >"$VDI_CONFIG"
+	run vm-hosts list
+	assert_failure 2
+	assert_output --partial "$VDI_CONFIG:1: poll_timeout: invalid duration '-5s': must not be negative"
+	printf 'policy = fastest\n' >"$VDI_CONFIG"
+	run vm-hosts list
+	assert_failure 2
+	assert_output --partial "unknown policy 'fastest'"
+	VDI_CONFIG=$BATS_TEST_TMPDIR/none.conf run vm-hosts list
+	assert_failure 1
+	assert_output --partial "cannot read config file"
+}
+
+@test "poll_timeout from the config file bounds a hung host" {
+	echo 'poll_timeout = 1500ms' >"$VDI_CONFIG"
+	hung_socket "$BATS_TEST_TMPDIR/hung-sock"
+	vm-hosts -q add hung "qemu+unix:///system?socket=$BATS_TEST_TMPDIR/hung-sock" --no-check
+	SECONDS=0
+	run vm-hosts poll
+	local took=$SECONDS
+	stop_pidfile "$BATS_TEST_TMPDIR/hung-sock.pid"
+	assert_failure 75
+	assert_output --partial "no answer within 1.5 s"
+	[ "$took" -le 3 ]
+}
+
+@test "a VMDB locked past the busy timeout is exit 75 (try again), not a crash" {
+	echo 'busy_timeout = 300ms' >"$VDI_CONFIG"
+	vm-hosts -q add h1 qemu:///system --no-check
+	# Hold the write lock from another process for a while.
+	sqlite3 "$VDI_DB" 'begin immediate; select 1;' '.shell sleep 3' 'commit;' >/dev/null 3>&- &
+	local holder=$!
+	sleep 0.5
+	run vm-hosts drain h1
+	wait "$holder"
+	assert_failure 75
+	assert_output --partial "is busy"
+	run vm-hosts drain h1
+	assert_success
+}
+
+@test "every change is an event with who, program, object and action" {
+	SUDO_USER=helpdesk1 vm-hosts -q add h1 qemu:///system --no-check --tag x
+	USER=admin2 SUDO_USER= vm-hosts drain h1
+	run sql "select who || '|' || program || '|' || object || '|' || action || '|' || coalesce(detail, '') from events order by id"
+	assert_line --index 0 "helpdesk1|vm-hosts|h1|host-add|uri=qemu:///system pool=vdi tags=x"
+	assert_line --index 1 "admin2|vm-hosts|h1|host-admin|draining"
+}
+
+@test "--help prints the synopsis and exits 0; --version names the program" {
+	run vm-hosts --help
+	assert_success
+	assert_line --index 0 --partial "usage: vm-hosts"
+	run vm-hosts --version
+	assert_success
+	assert_output --regexp '^vm-hosts \(vdi-tools\) [0-9]+\.[0-9]+\.[0-9]+$'
+}
