@@ -32,8 +32,19 @@ vdi_err_prefix(struct vdi_err *err, const char *fmt, ...)
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
 	/* Truncation keeps the start of the message, which says the most. */
-	if (snprintf(err->msg, sizeof(err->msg), "%s: ", pre) < (int)sizeof(err->msg))
-		strncat(err->msg, old, sizeof(err->msg) - strlen(err->msg) - 1);
+	{
+		size_t n = strlen(pre), m = strlen(old), cap = sizeof(err->msg) - 1, k = 0;
+		if (n > cap - 2)
+			n = cap - 2;
+		memcpy(err->msg, pre, n);
+		k = n;
+		err->msg[k++] = ':';
+		err->msg[k++] = ' ';
+		if (m > cap - k)
+			m = cap - k;
+		memcpy(err->msg + k, old, m);
+		err->msg[k + m] = '\0';
+	}
 	return -1;
 }
 
