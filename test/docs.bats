@@ -1,0 +1,47 @@
+#!/usr/bin/env bats
+# Man pages are part of each feature: every program has one, it lints clean,
+# it has the sections users look for, and its SYNOPSIS names every option
+# that --help does (and the other way round).
+
+load helpers
+
+programs() {
+	local p
+	for p in "$TOP/$O"/bin/*; do basename "$p"; done
+}
+
+@test "every program has a man page that lints clean with the required sections" {
+	local p page
+	for p in $(programs) vdi-lab; do
+		page=$TOP/man/$p.1
+		[ -f "$page" ] || fail "no man page for $p"
+		run mandoc -T lint -W warning "$page"
+		assert_success
+		assert_output ""
+		for s in SYNOPSIS "EXIT STATUS" ENVIRONMENT FILES EXAMPLES; do
+			grep -q "^\.Sh $s\$" "$page" || fail "$p.1 has no $s section"
+		done
+	done
+	run mandoc -T lint -W warning "$TOP/man/vdi.conf.5"
+	assert_output ""
+}
+
+@test "SYNOPSIS and --help name the same options" {
+	local p opts_help opts_man
+	for p in $(programs); do
+		opts_help=$("$p" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u)
+		opts_man=$(mandoc -T utf8 "$TOP/man/$p.1" | col -b |
+			awk '/^SYNOPSIS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' |
+			grep -oE -- '--[a-z][a-z-]+' | sort -u)
+		[ "$opts_help" = "$opts_man" ] || fail "$p: --help and SYNOPSIS differ: $(diff <(echo "$opts_help") <(echo "$opts_man"))"
+	done
+}
+
+@test "every man page documents the exit codes all programs share" {
+	local p
+	for p in $(programs); do
+		for code in 0 1 2 3 75; do
+			grep -qE "^\.It $code\$" "$TOP/man/$p.1" || fail "$p.1 does not document exit status $code"
+		done
+	done
+}
