@@ -16,6 +16,7 @@ CC       ?= gcc
 CFLAGS   ?= -O2 -g
 PKGS      = sqlite3 libxml-2.0
 PKGS_VIRT = libvirt
+PKGS_NET  = libcurl nettle
 
 ifeq ($(SANITIZE),1)
 O        := build-san
@@ -33,26 +34,31 @@ endif
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
        -Wold-style-definition -Wpointer-arith -Wvla -Wno-unused-parameter
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_VIRT) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_VIRT) $(PKGS_NET) 2>/dev/null)
 ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -DVDI_VERSION='"$(VERSION)"' -Ilib -Icmd -I$(O) \
               $(PKG_CFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -MMD -MP
 ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS) $(SANFLAGS) -pthread
 LIBS_CORE  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LIBS_VIRT  := $(shell pkg-config --libs $(PKGS_VIRT) 2>/dev/null)
+LIBS_NET   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
 
 # libvdi is split by dependency: programs that only use the VMDB never load libvirt.
+# libvdi.a: SQLite and libxml2; libvdi-virt.a: libvirt; libvdi-net.a: libcurl and nettle.
 CORE_SRC = lib/err.c lib/names.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
-           lib/meta.c lib/report.c
+           lib/meta.c lib/report.c lib/xml.c lib/seed.c lib/master.c lib/uservm.c
 VIRT_SRC = lib/virt.c
+NET_SRC  = lib/image.c
 CLI_SRC  = cmd/cli.c
-PROGS    = vm-hosts
-# Programs that need libvirt.
-VIRT_PROGS = vm-hosts
+PROGS    = vm-hosts vm-master vm-copy
+# Programs that need libvirt, and those that need libcurl.
+VIRT_PROGS = vm-hosts vm-master vm-copy
+NET_PROGS  = vm-master
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db
+UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)
+NET_OBJ  = $(NET_SRC:%.c=$(O)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(O)/%.o)
 BINS     = $(PROGS:%=$(O)/bin/%)
 UNIT_BINS = $(UNIT_TESTS:%=$(O)/test/%)
@@ -81,16 +87,21 @@ $(O)/libvdi-virt.a: $(VIRT_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(O)/bin/%: $(O)/cmd/%.o $(CLI_OBJ) $(O)/libvdi-virt.a $(O)/libvdi.a
+$(O)/libvdi-net.a: $(NET_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/bin/%: $(O)/cmd/%.o $(CLI_OBJ) $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(O)/cmd/$*.o $(CLI_OBJ) \
+		$(if $(filter $*,$(NET_PROGS)),$(O)/libvdi-net.a $(LIBS_NET)) \
 		$(if $(filter $*,$(VIRT_PROGS)),$(O)/libvdi-virt.a $(LIBS_VIRT)) $(O)/libvdi.a $(LIBS_CORE)
 
-$(O)/test/%: $(O)/test/unit/%.o $(O)/libvdi.a
+$(O)/test/%: $(O)/test/unit/%.o $(O)/libvdi-net.a $(O)/libvdi.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/libvdi.a $(LIBS_CORE) -lcmocka
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/libvdi-net.a $(O)/libvdi.a $(LIBS_NET) $(LIBS_CORE) -lcmocka
 
 unit: $(UNIT_BINS)
 

@@ -3,6 +3,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "parse.h"
 
 #include "cli.h"
 
@@ -189,4 +193,88 @@ vdi_cli_args_free(char **list, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
+}
+
+const char *
+vdi_cli_opt_name(const struct option *opts, int val)
+{
+	for (const struct option *o = opts; o->name; o++)
+		if (o->val == val)
+			return o->name;
+	return "?";
+}
+
+int
+vdi_cli_dispatch(struct vdi_cli *c, int argc, char **argv, const struct option *opts,
+		 const struct vdi_cli_cmd *cmds, void (*opt)(struct vdi_cli *c, int o, const char *arg))
+{
+	const struct vdi_cli_cmd *cmd;
+	int o;
+
+	/* Common options before the command ("+": stop at the first non-option). */
+	while ((o = getopt_long(argc, argv, "+" VDI_CLI_SHORT, opts, NULL)) != -1)
+		if (!vdi_cli_option(c, o, optarg))
+			vdi_cli_usage_error(c, "--%s goes after the command", vdi_cli_opt_name(opts, o));
+	if (optind >= argc)
+		vdi_cli_usage_error(c, "missing command");
+	for (cmd = cmds; cmd->name; cmd++)
+		if (strcmp(cmd->name, argv[optind]) == 0)
+			break;
+	if (!cmd->name)
+		vdi_cli_usage_error(c, "unknown command '%s'", argv[optind]);
+	/* The command's own options, anywhere among its arguments. */
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* 0, not 1: glibc then starts its scan afresh */
+	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT "n", opts, NULL)) != -1) {
+		bool ok = false;
+		if (o == 'n' && !cmd->changes)
+			vdi_cli_usage_error(c, "%s: -n/--dry-run does not apply (it changes nothing)", cmd->name);
+		if (vdi_cli_option(c, o, optarg))
+			continue;
+		for (const int *t = cmd->takes; *t; t++)
+			ok |= *t == o;
+		if (!ok)
+			vdi_cli_usage_error(c, "%s: unknown option --%s", cmd->name, vdi_cli_opt_name(opts, o));
+		opt(c, o, optarg);
+	}
+	return cmd->run(c, argc, argv);
+}
+
+void
+vdi_cli_progress(struct vdi_cli *c, const char *what, int64_t done, int64_t total, bool bytes)
+{
+	static struct timespec last;
+	static bool shown;
+	struct timespec now;
+	char a[24], b[24];
+
+	if (c->quiet || !isatty(STDERR_FILENO))
+		return;
+	if (done < 0) {
+		if (shown)
+			fputs("\r\033[K", stderr);
+		shown = false;
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (shown && done != total &&
+	    (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 < 100)
+		return;
+	last = now;
+	shown = true;
+	if (bytes) {
+		vdi_size_format((uint64_t)done, a, sizeof(a));
+		vdi_size_format((uint64_t)(total > 0 ? total : 0), b, sizeof(b));
+	} else {
+		snprintf(a, sizeof(a), "%lld", (long long)done);
+		snprintf(b, sizeof(b), "%lld", (long long)total);
+	}
+	if (total > 0) {
+		int w = 30, fill = (int)(w * (double)done / (double)total);
+		fprintf(stderr, "\r%s: [%.*s%*s] %s/%s %3d%%\033[K", what, fill,
+			"##############################", w - fill, "", a, b, (int)(100.0 * (double)done / (double)total));
+	} else {
+		fprintf(stderr, "\r%s: %s\033[K", what, a);
+	}
 }

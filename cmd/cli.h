@@ -11,6 +11,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -67,6 +68,27 @@ void vdi_cli_warn(struct vdi_cli *c, const char *fmt, ...) __attribute__((format
 void vdi_cli_info(struct vdi_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Close what open made; returns exit code 1 if stdout could not be written, else code. */
 int vdi_cli_finish(struct vdi_cli *c, int code);
+
+/*
+ * Programs with subcommands (vm-hosts add|list|...): common options may
+ * come before the command; the command's own options anywhere after it.
+ * takes lists the private options the command accepts (0-terminated);
+ * each is handed to opt(); changes says whether -n applies.
+ */
+struct vdi_cli_cmd {
+	const char *name;
+	int (*run)(struct vdi_cli *c, int argc, char **argv);
+	const int *takes;
+	bool changes;
+};
+int vdi_cli_dispatch(struct vdi_cli *c, int argc, char **argv, const struct option *opts,
+		     const struct vdi_cli_cmd *cmds, void (*opt)(struct vdi_cli *c, int o, const char *arg));
+
+/* The long name of an option, for messages. */
+const char *vdi_cli_opt_name(const struct option *opts, int val);
+
+/* A progress line on a terminal (never in a pipe, never with -q); done < 0 ends it. */
+void vdi_cli_progress(struct vdi_cli *c, const char *what, int64_t done, int64_t total, bool bytes);
 
 /*
  * The objects to act on: argv[optind..] if any, else the first field of

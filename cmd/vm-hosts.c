@@ -62,14 +62,6 @@ static const struct option opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Which of the private options each command takes. */
-struct cmd {
-	const char *name;
-	int (*run)(struct vdi_cli *c, int argc, char **argv);
-	const int *takes; /* 0-terminated */
-	bool changes;     /* takes -n */
-};
-
 static struct vdi_host_spec spec;
 static bool no_check, force;
 static char **tags;
@@ -591,7 +583,7 @@ static const int set_opts[] = { OPT_POOL, OPT_MAX_SESSIONS, OPT_CPU_RATIO, OPT_R
 static const int rm_opts[] = { OPT_FORCE, 0 };
 static const int no_opts[] = { 0 };
 
-static const struct cmd cmds[] = {
+static const struct vdi_cli_cmd cmds[] = {
 	{ "add", cmd_add, add_opts, true },
 	{ "set", cmd_set, set_opts, true },
 	{ "list", cmd_list, no_opts, false },
@@ -604,53 +596,14 @@ static const struct cmd cmds[] = {
 	{ NULL, NULL, NULL, false },
 };
 
-static const char *
-opt_name(int opt)
-{
-	for (const struct option *o = opts; o->name; o++)
-		if (o->val == opt)
-			return o->name;
-	return "?";
-}
-
 int
 main(int argc, char **argv)
 {
 	struct vdi_cli c;
-	const struct cmd *cmd;
-	int opt, rc;
+	int rc;
 
 	vdi_cli_init(&c, "vm-hosts", usage);
-	/* Common options before the command ("+": stop at the first non-option). */
-	while ((opt = getopt_long(argc, argv, "+" VDI_CLI_SHORT, opts, NULL)) != -1) {
-		if (!vdi_cli_option(&c, opt, optarg))
-			vdi_cli_usage_error(&c, "--%s goes after the command", opt_name(opt));
-	}
-	if (optind >= argc)
-		vdi_cli_usage_error(&c, "missing command");
-	for (cmd = cmds; cmd->name; cmd++)
-		if (strcmp(cmd->name, argv[optind]) == 0)
-			break;
-	if (!cmd->name)
-		vdi_cli_usage_error(&c, "unknown command '%s'", argv[optind]);
-	/* The command's own options, anywhere among its arguments. */
-	optind++;
-	argc -= optind - 1;
-	argv += optind - 1;
-	optind = 0; /* 0, not 1: glibc then starts its scan afresh */
-	while ((opt = getopt_long(argc, argv, VDI_CLI_SHORT "n", opts, NULL)) != -1) {
-		bool ok = false;
-		if (opt == 'n' && !cmd->changes)
-			vdi_cli_usage_error(&c, "%s: -n/--dry-run does not apply (it changes nothing)", cmd->name);
-		if (vdi_cli_option(&c, opt, optarg))
-			continue;
-		for (const int *t = cmd->takes; *t; t++)
-			ok |= *t == opt;
-		if (!ok)
-			vdi_cli_usage_error(&c, "%s: unknown option --%s", cmd->name, opt_name(opt));
-		parse_spec_opt(&c, opt, optarg);
-	}
-	rc = cmd->run(&c, argc, argv);
+	rc = vdi_cli_dispatch(&c, argc, argv, opts, cmds, parse_spec_opt);
 	free(tags);
 	return vdi_cli_finish(&c, rc);
 }

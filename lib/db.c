@@ -78,6 +78,25 @@ vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err)
 }
 
 int
+vdi_db_read_begin(struct vdi_db *db, bool *began, struct vdi_err *err)
+{
+	*began = false;
+	if (!sqlite3_get_autocommit(db->h))
+		return 0;
+	if (vdi_db_begin(db, false, err) < 0)
+		return -1;
+	*began = true;
+	return 0;
+}
+
+void
+vdi_db_read_end(struct vdi_db *db, bool began)
+{
+	if (began)
+		vdi_db_rollback(db);
+}
+
+int
 vdi_db_commit(struct vdi_db *db, struct vdi_err *err)
 {
 	if (vdi_db_exec(db, "COMMIT", err) < 0) {

@@ -50,6 +50,13 @@ int vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err);
 int vdi_db_prepare(struct vdi_db *db, sqlite3_stmt **st, const char *sql, struct vdi_err *err);
 /* BEGIN IMMEDIATE (take the write lock now) or BEGIN (deferred, for reads). */
 int vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err);
+/*
+ * A read transaction for a consistent view across several queries, unless
+ * the caller has a transaction open already (then *began is false and
+ * vdi_db_read_end does nothing).
+ */
+int vdi_db_read_begin(struct vdi_db *db, bool *began, struct vdi_err *err);
+void vdi_db_read_end(struct vdi_db *db, bool began);
 int vdi_db_commit(struct vdi_db *db, struct vdi_err *err);
 void vdi_db_rollback(struct vdi_db *db);
 

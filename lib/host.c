@@ -350,11 +350,12 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 	struct vdi_host *hs = NULL;
 	size_t n = 0, cap = 0, k;
 	int rc, ret = -1;
+	bool began;
 
 	*out = NULL;
 	*nout = 0;
 	/* One read transaction: a consistent view across the queries. */
-	if (vdi_db_begin(db, false, err) < 0)
+	if (vdi_db_read_begin(db, &began, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "SELECT " HOST_COLS " FROM hosts h JOIN host_usage u ON u.host_id = h.id "
 			   "WHERE ?1 IS NULL OR h.name = ?1 ORDER BY h.name", err) < 0)
@@ -394,7 +395,7 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 	ret = 0;
 out:
 	sqlite3_finalize(st);
-	vdi_db_rollback(db);
+	vdi_db_read_end(db, began);
 	if (hs)
 		vdi_hosts_free(hs, n);
 	return ret;
@@ -422,6 +423,44 @@ vdi_hosts_free(struct vdi_host *hs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		vdi_host_clear(&hs[i]);
 	free(hs);
+}
+
+int
+vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **name, char **uri,
+		  struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1;
+
+	*name = *uri = NULL;
+	if (vdi_db_prepare(db, &st, "SELECT name, uri, pool FROM hosts WHERE (?2 IS NULL OR name = ?2) AND "
+			   "(?2 IS NOT NULL OR (pool = ?1 AND health <> 'down' AND admin <> 'maintenance')) "
+			   "ORDER BY health = 'up' DESC, name LIMIT 1", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, pool, -1, SQLITE_STATIC);
+	if (want)
+		sqlite3_bind_text(st, 2, want, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (want && strcmp((const char *)sqlite3_column_text(st, 2), pool) != 0) {
+			vdi_err_set(err, VDI_EUSAGE, "host '%s' sees pool '%s', not '%s'", want,
+				    (const char *)sqlite3_column_text(st, 2), pool);
+			goto out;
+		}
+		*name = vdi_db_col_strdup(st, 0);
+		*uri = vdi_db_col_strdup(st, 1);
+		ret = 0;
+	} else if (rc == SQLITE_DONE) {
+		if (want)
+			vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", want);
+		else
+			vdi_err_set(err, VDI_ENOHOST, "no host that is up sees pool '%s' (see vm-hosts list)", pool);
+	} else {
+		vdi_db_fail(db, "looking for a host", err);
+	}
+out:
+	sqlite3_finalize(st);
+	return ret;
 }
 
 int

@@ -87,6 +87,15 @@ int vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 void vdi_host_clear(struct vdi_host *h);
 void vdi_hosts_free(struct vdi_host *hs, size_t n);
 
+/*
+ * A host to reach a storage pool through, for work on shared volumes
+ * (imports, copies): the named one (3 if unknown), else the first by name
+ * that sees the pool and is not down or in maintenance, up ones first.
+ * No such host: 4.  *name and *uri are new strings.
+ */
+int vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **name, char **uri,
+		      struct vdi_err *err);
+
 /* admin: "active", "draining" or "maintenance". */
 int vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, struct vdi_err *err);
 

@@ -475,3 +475,221 @@ vdi_virt_probe_many(const struct vdi_probe_req *reqs, size_t n, int64_t timeout_
 	pthread_mutex_unlock(&jobs_mu);
 	free(jobs);
 }
+
+/* ---- storage ---- */
+
+static virStoragePoolPtr
+pool_get(virConnectPtr c, const char *pool, struct vdi_err *err)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool);
+
+	if (!p) {
+		virErrorPtr e = virGetLastError();
+		if (e && e->code == VIR_ERR_NO_STORAGE_POOL)
+			vdi_err_set(err, VDI_ENOTFOUND, "storage pool '%s' not found", pool);
+		else
+			vdi_virt_fail(VDI_EFAIL, "looking up storage pool", err);
+	}
+	return p;
+}
+
+/* The volume, or NULL: with err code 3 when it does not exist. */
+static virStorageVolPtr
+vol_get(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err)
+{
+	virStoragePoolPtr p = pool_get(c, pool, err);
+	virStorageVolPtr v;
+
+	if (!p)
+		return NULL;
+	v = virStorageVolLookupByName(p, name);
+	if (!v) {
+		virErrorPtr e = virGetLastError();
+		if (e && e->code == VIR_ERR_NO_STORAGE_VOL)
+			vdi_err_set(err, VDI_ENOTFOUND, "volume '%s' not found in pool '%s'", name, pool);
+		else
+			vdi_virt_fail(VDI_EFAIL, "looking up volume", err);
+	}
+	virStoragePoolFree(p);
+	return v;
+}
+
+int
+vdi_pool_refresh(virConnectPtr c, const char *pool, struct vdi_err *err)
+{
+	virStoragePoolPtr p = pool_get(c, pool, err);
+	int rc;
+
+	if (!p)
+		return -1;
+	rc = virStoragePoolRefresh(p, 0);
+	virStoragePoolFree(p);
+	if (rc < 0)
+		return vdi_virt_fail(VDI_EFAIL, "refreshing storage pool", err);
+	return 0;
+}
+
+char *
+vdi_vol_path(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err)
+{
+	virStorageVolPtr v = vol_get(c, pool, name, err);
+	char *path;
+
+	if (!v)
+		return NULL;
+	path = virStorageVolGetPath(v);
+	if (!path)
+		vdi_virt_fail(VDI_EFAIL, "reading volume path", err);
+	virStorageVolFree(v);
+	return path;
+}
+
+int
+vdi_vol_info(virConnectPtr c, const char *pool, const char *name, int64_t *capacity,
+	     int64_t *allocation, struct vdi_err *err)
+{
+	virStorageVolPtr v = vol_get(c, pool, name, err);
+	virStorageVolInfo info;
+	int rc;
+
+	if (!v)
+		return -1;
+	rc = virStorageVolGetInfo(v, &info);
+	virStorageVolFree(v);
+	if (rc < 0)
+		return vdi_virt_fail(VDI_EFAIL, "reading volume", err);
+	*capacity = (int64_t)info.capacity;
+	*allocation = (int64_t)info.allocation;
+	return 0;
+}
+
+int
+vdi_vol_delete(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err)
+{
+	struct vdi_err e = { 0 };
+	virStorageVolPtr v = vol_get(c, pool, name, &e);
+	int rc;
+
+	if (!v) {
+		if (e.code == VDI_ENOTFOUND)
+			return 0;
+		*err = e;
+		return -1;
+	}
+	rc = virStorageVolDelete(v, 0);
+	virStorageVolFree(v);
+	if (rc < 0)
+		return vdi_virt_fail(VDI_EFAIL, "deleting volume", err);
+	return 1;
+}
+
+static virStorageVolPtr
+vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec, struct vdi_err *err)
+{
+	virStoragePoolPtr p;
+	virStorageVolPtr v = NULL;
+	char *xml;
+
+	xml = vdi_xml_volume(spec, err);
+	if (!xml)
+		return NULL;
+	p = pool_get(c, pool, err);
+	if (p) {
+		v = virStorageVolCreateXML(p, xml, 0);
+		if (!v) {
+			virErrorPtr e = virGetLastError();
+			if (e && e->code == VIR_ERR_STORAGE_VOL_EXIST)
+				vdi_err_set(err, VDI_ECONFLICT, "volume '%s' exists already in pool '%s'",
+					    spec->name, pool);
+			else
+				vdi_virt_fail(VDI_EFAIL, "creating volume", err);
+		}
+		virStoragePoolFree(p);
+	}
+	free(xml);
+	return v;
+}
+
+int
+vdi_vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec, struct vdi_err *err)
+{
+	virStorageVolPtr v = vol_create(c, pool, spec, err);
+
+	if (!v)
+		return -1;
+	virStorageVolFree(v);
+	return 0;
+}
+
+struct vdi_upload {
+	virStorageVolPtr vol;
+	virStreamPtr st;
+};
+
+struct vdi_upload *
+vdi_upload_begin(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec, struct vdi_err *err)
+{
+	struct vdi_upload *u = calloc(1, sizeof(*u));
+
+	if (!u) {
+		vdi_err_set(err, VDI_EFAIL, "out of memory");
+		return NULL;
+	}
+	u->vol = vol_create(c, pool, spec, err);
+	if (!u->vol)
+		goto fail;
+	u->st = virStreamNew(c, 0);
+	if (!u->st || virStorageVolUpload(u->vol, u->st, 0, 0, 0) < 0) {
+		vdi_virt_fail(VDI_EFAIL, "starting upload", err);
+		goto fail;
+	}
+	return u;
+fail:
+	vdi_upload_abort(u);
+	return NULL;
+}
+
+int
+vdi_upload_send(struct vdi_upload *u, const void *buf, size_t len, struct vdi_err *err)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		int n = virStreamSend(u->st, p, len > (1 << 20) ? (1 << 20) : len);
+		if (n < 0)
+			return vdi_virt_fail(VDI_EFAIL, "uploading", err);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+vdi_upload_finish(struct vdi_upload *u, struct vdi_err *err)
+{
+	if (virStreamFinish(u->st) < 0) {
+		vdi_virt_fail(VDI_EFAIL, "finishing upload", err);
+		vdi_upload_abort(u);
+		return -1;
+	}
+	virStreamFree(u->st);
+	virStorageVolFree(u->vol);
+	free(u);
+	return 0;
+}
+
+void
+vdi_upload_abort(struct vdi_upload *u)
+{
+	if (!u)
+		return;
+	if (u->st) {
+		virStreamAbort(u->st);
+		virStreamFree(u->st);
+	}
+	if (u->vol) {
+		virStorageVolDelete(u->vol, 0);
+		virStorageVolFree(u->vol);
+	}
+	free(u);
+}

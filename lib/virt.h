@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "report.h"
+#include "xml.h"
 
 /* Once per process, before any connection: silence libvirt's stderr printing, start the event loop. */
 int vdi_virt_init(struct vdi_err *err);
@@ -46,5 +47,32 @@ struct vdi_probe_req {
  */
 void vdi_virt_probe_many(const struct vdi_probe_req *reqs, size_t n, int64_t timeout_ms,
 			 int parallel, struct vdi_node_report *out);
+
+/*
+ * Storage, by pool and volume name.  Volumes are named deterministically
+ * from VMDB names (master-NAME, user-USER.qcow2, ...), so a rerun or a
+ * reaper can find and finish or undo any half-done step.
+ */
+int vdi_pool_refresh(virConnectPtr c, const char *pool, struct vdi_err *err);
+/* The volume's path (new string); NULL with code 3 if it does not exist. */
+char *vdi_vol_path(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err);
+/* Capacity and allocation in bytes; code 3 if the volume does not exist. */
+int vdi_vol_info(virConnectPtr c, const char *pool, const char *name, int64_t *capacity,
+		 int64_t *allocation, struct vdi_err *err);
+/* Delete a volume: 1 deleted, 0 there was none, -1 error. */
+int vdi_vol_delete(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err);
+/* Create a volume (a thin overlay when spec->backing_path is set); code 5 if it exists. */
+int vdi_vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec,
+		   struct vdi_err *err);
+
+/* Upload a new volume's bytes as a libvirt stream (works the same on a remote host). */
+struct vdi_upload;
+struct vdi_upload *vdi_upload_begin(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec,
+				    struct vdi_err *err);
+int vdi_upload_send(struct vdi_upload *u, const void *buf, size_t len, struct vdi_err *err);
+/* Finish the stream; frees u. On failure the volume is deleted. */
+int vdi_upload_finish(struct vdi_upload *u, struct vdi_err *err);
+/* Abort the stream and delete the volume; frees u. */
+void vdi_upload_abort(struct vdi_upload *u);
 
 #endif

@@ -56,21 +56,28 @@ CREATE TABLE host_domains (
 	PRIMARY KEY (host_id, name)
 ) WITHOUT ROWID;
 
+-- A master is registered in two steps (rule 2): a row in state 'importing'
+-- (holding the name, with the importing process's pid) is committed before
+-- the slow upload; only a complete, verified image makes it 'active'.
 CREATE TABLE masters (
 	id           INTEGER PRIMARY KEY,
 	name         TEXT NOT NULL UNIQUE,
-	state        TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')),
+	state        TEXT NOT NULL DEFAULT 'importing'
+	             CHECK (state IN ('importing', 'active', 'retired')),
 	os           TEXT,
 	pool         TEXT NOT NULL,
 	volume       TEXT NOT NULL,
-	format       TEXT NOT NULL CHECK (format IN ('qcow2', 'raw')),
-	virtual_size INTEGER NOT NULL,
-	sha256       TEXT NOT NULL,
+	format       TEXT CHECK (format IN ('qcow2', 'raw')),
+	virtual_size INTEGER,
+	sha256       TEXT,
 	source       TEXT NOT NULL,
 	mem          INTEGER NOT NULL,
 	vcpus        INTEGER NOT NULL,
-	disk         INTEGER NOT NULL,
-	created      INTEGER NOT NULL
+	disk         INTEGER,
+	pid          INTEGER,          -- the importing process, while 'importing'
+	created      INTEGER NOT NULL,
+	CHECK (state = 'importing' OR (format IS NOT NULL AND virtual_size IS NOT NULL
+	       AND sha256 IS NOT NULL AND disk IS NOT NULL))
 );
 
 CREATE TABLE master_apps (
@@ -80,17 +87,22 @@ CREATE TABLE master_apps (
 ) WITHOUT ROWID;
 
 -- One user VM per user: a thin clone of a master, sized as the user asked.
+-- 'creating' (with the creating process's pid) is committed before its
+-- volumes are made; 'ready' once the disk and the seed exist.
 CREATE TABLE uservms (
 	id         INTEGER PRIMARY KEY,
 	user       TEXT NOT NULL UNIQUE,
+	state      TEXT NOT NULL DEFAULT 'creating' CHECK (state IN ('creating', 'ready')),
 	master_id  INTEGER NOT NULL REFERENCES masters(id),
 	pool       TEXT NOT NULL,
 	volume     TEXT NOT NULL,
-	seed       TEXT,
+	seed       TEXT NOT NULL,
+	hostname   TEXT NOT NULL,
 	mem        INTEGER NOT NULL,
 	vcpus      INTEGER NOT NULL,
 	disk       INTEGER NOT NULL,
 	expires    INTEGER,
+	pid        INTEGER,
 	created    INTEGER NOT NULL
 );
 CREATE INDEX uservms_master ON uservms(master_id);

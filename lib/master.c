@@ -1,0 +1,445 @@
+/* master.c - masters in the VMDB (see master.h). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "master.h"
+
+bool
+vdi_pid_alive(int64_t pid)
+{
+	if (pid <= 0)
+		return false;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+void
+vdi_master_volume(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "master-%s", name);
+}
+
+static int
+step_done(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return vdi_db_fail(db, what, err);
+	return 0;
+}
+
+static int
+set_apps(struct vdi_db *db, int64_t id, char *const *apps, size_t n, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO master_apps (master_id, app) VALUES (?, ?)", err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, apps[i], -1, SQLITE_STATIC);
+		if (step_done(db, st, "recording apps", err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+vdi_master_claim(struct vdi_db *db, const struct vdi_master *m, int64_t *id, bool *takeover,
+		 struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char vol[128];
+	int rc;
+
+	*takeover = false;
+	vdi_master_volume(m->name, vol, sizeof(vol));
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "SELECT id, state, pid FROM masters WHERE name = ?", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 1);
+		int64_t pid = sqlite3_column_int64(st, 2);
+		*id = sqlite3_column_int64(st, 0);
+		if (strcmp(state, "importing") != 0) {
+			vdi_err_set(err, VDI_ECONFLICT, "master '%s' exists already", m->name);
+			goto fail;
+		}
+		if (vdi_pid_alive(pid) && pid != getpid()) {
+			vdi_err_set(err, VDI_ECONFLICT, "master '%s' is being imported by process %lld",
+				    m->name, (long long)pid);
+			goto fail;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		/* The importer died half-way: start over under our pid. */
+		if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ?", err) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, *id);
+		if (step_done(db, st, "taking over import", err) < 0)
+			goto fail;
+		*takeover = true;
+	} else if (rc != SQLITE_DONE) {
+		vdi_db_fail(db, "looking up master", err);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (vdi_db_prepare(db, &st, "INSERT INTO masters (name, state, os, pool, volume, source, mem, vcpus, "
+			   "disk, pid, created) VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, m->os, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, m->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, vol, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, m->source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, m->mem);
+	sqlite3_bind_int64(st, 7, m->vcpus);
+	if (m->disk > 0)
+		sqlite3_bind_int64(st, 8, m->disk);
+	sqlite3_bind_int64(st, 9, (int64_t)getpid());
+	sqlite3_bind_int64(st, 10, (int64_t)time(NULL));
+	if (step_done(db, st, "claiming master", err) < 0)
+		goto fail;
+	*id = sqlite3_last_insert_rowid(db->h);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (set_apps(db, *id, m->apps, m->napps, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_master_activate(struct vdi_db *db, int64_t id, const char *format, int64_t virtual_size,
+		    const char *sha256, int64_t disk, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char detail[256], name[128] = "";
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "UPDATE masters SET state = 'active', format = ?2, virtual_size = ?3, "
+			   "sha256 = ?4, disk = max(coalesce(disk, 0), ?5), pid = NULL "
+			   "WHERE id = ?1 AND state = 'importing' RETURNING name", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, format, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, virtual_size);
+	sqlite3_bind_text(st, 4, sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, disk);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		if (!err->code)
+			vdi_err_set(err, VDI_ECONFLICT, "the import's claim was lost (taken over or removed)");
+		goto fail;
+	}
+	snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	snprintf(detail, sizeof(detail), "format=%s size=%lld sha256=%s", format, (long long)virtual_size, sha256);
+	if (vdi_event_add(db, name, "master-add", detail, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ? AND state = 'importing'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	ret = step_done(db, st, "forgetting failed import", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+#define MASTER_COLS "m.id, m.name, m.state, m.os, m.pool, m.volume, m.format, m.sha256, m.source, " \
+	"m.virtual_size, m.mem, m.vcpus, m.disk, m.created, m.pid, " \
+	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id)"
+
+static void
+read_master(sqlite3_stmt *st, struct vdi_master *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->id = sqlite3_column_int64(st, 0);
+	m->name = vdi_db_col_strdup(st, 1);
+	m->state = vdi_db_col_strdup(st, 2);
+	m->os = vdi_db_col_strdup(st, 3);
+	m->pool = vdi_db_col_strdup(st, 4);
+	m->volume = vdi_db_col_strdup(st, 5);
+	m->format = vdi_db_col_strdup(st, 6);
+	m->sha256 = vdi_db_col_strdup(st, 7);
+	m->source = vdi_db_col_strdup(st, 8);
+	m->virtual_size = sqlite3_column_int64(st, 9);
+	m->mem = sqlite3_column_int64(st, 10);
+	m->vcpus = sqlite3_column_int64(st, 11);
+	m->disk = sqlite3_column_int64(st, 12);
+	m->created = sqlite3_column_int64(st, 13);
+	m->pid = sqlite3_column_int64(st, 14);
+	m->uservms = sqlite3_column_int64(st, 15);
+}
+
+static int
+read_apps(struct vdi_db *db, struct vdi_master *m, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "SELECT app FROM master_apps WHERE master_id = ? ORDER BY app", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, m->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **a = realloc(m->apps, (m->napps + 1) * sizeof(*a));
+		if (!a)
+			abort();
+		m->apps = a;
+		m->apps[m->napps++] = vdi_db_col_strdup(st, 0);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading apps", err);
+}
+
+static int
+query(struct vdi_db *db, const char *name, struct vdi_master **out, size_t *n, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct vdi_master *ms = NULL;
+	size_t k = 0;
+	int rc, ret = -1;
+
+	if (vdi_db_prepare(db, &st, "SELECT " MASTER_COLS " FROM masters m WHERE ?1 IS NULL OR m.name = ?1 "
+			   "ORDER BY m.name", err) < 0)
+		return -1;
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct vdi_master *t = realloc(ms, (k + 1) * sizeof(*t));
+		if (!t)
+			abort();
+		ms = t;
+		read_master(st, &ms[k++]);
+		if (read_apps(db, &ms[k - 1], err) < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		vdi_db_fail(db, "reading masters", err);
+		goto out;
+	}
+	*out = ms;
+	*n = k;
+	ms = NULL;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (ms)
+		vdi_masters_free(ms, k);
+	return ret;
+}
+
+int
+vdi_master_get(struct vdi_db *db, const char *name, struct vdi_master *m, struct vdi_err *err)
+{
+	struct vdi_master *ms;
+	size_t n;
+
+	if (query(db, name, &ms, &n, err) < 0)
+		return -1;
+	if (n == 0) {
+		free(ms);
+		return vdi_err_set(err, VDI_ENOTFOUND, "no master '%s'", name);
+	}
+	*m = ms[0];
+	free(ms);
+	return 0;
+}
+
+int
+vdi_master_list(struct vdi_db *db, struct vdi_master **out, size_t *n, struct vdi_err *err)
+{
+	return query(db, NULL, out, n, err);
+}
+
+void
+vdi_master_clear(struct vdi_master *m)
+{
+	free(m->name);
+	free(m->state);
+	free(m->os);
+	free(m->pool);
+	free(m->volume);
+	free(m->format);
+	free(m->sha256);
+	free(m->source);
+	for (size_t i = 0; i < m->napps; i++)
+		free(m->apps[i]);
+	free(m->apps);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+vdi_masters_free(struct vdi_master *ms, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vdi_master_clear(&ms[i]);
+	free(ms);
+}
+
+int
+vdi_master_retire(struct vdi_db *db, const char *name, struct vdi_err *err)
+{
+	struct vdi_master m;
+	sqlite3_stmt *st = NULL;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_master_get(db, name, &m, err) < 0)
+		goto fail;
+	if (strcmp(m.state, "importing") == 0) {
+		vdi_err_set(err, VDI_ECONFLICT, "master '%s' is still being imported", name);
+		vdi_master_clear(&m);
+		goto fail;
+	}
+	vdi_master_clear(&m);
+	if (vdi_db_prepare(db, &st, "UPDATE masters SET state = 'retired' WHERE name = ? AND state = 'active'", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (step_done(db, st, "retiring master", err) < 0)
+		goto fail;
+	if (sqlite3_changes(db->h) > 0 && vdi_event_add(db, name, "master-retire", NULL, err) < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_master_rm_check(struct vdi_db *db, const char *name, struct vdi_master *m, struct vdi_err *err)
+{
+	if (vdi_master_get(db, name, m, err) < 0)
+		return -1;
+	if (m->uservms > 0) {
+		vdi_err_set(err, VDI_ECONFLICT, "master '%s' is used by %lld user VM%s (vm-copy --rm them first)",
+			    name, (long long)m->uservms, m->uservms == 1 ? "" : "s");
+		vdi_master_clear(m);
+		return -1;
+	}
+	if (strcmp(m->state, "importing") == 0 && vdi_pid_alive(m->pid) && m->pid != getpid()) {
+		vdi_err_set(err, VDI_ECONFLICT, "master '%s' is being imported by process %lld", name,
+			    (long long)m->pid);
+		vdi_master_clear(m);
+		return -1;
+	}
+	return 0;
+}
+
+int
+vdi_master_rm_row(struct vdi_db *db, int64_t id, const char *name, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ?", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (step_done(db, st, "removing master", err) < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (vdi_event_add(db, name, "master-rm", NULL, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t napps,
+		  char **name, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1;
+	char missing[512] = "";
+	size_t o = 0;
+
+	*name = NULL;
+	/* Requested apps go in a temp table: one query ranks every candidate. */
+	if (vdi_db_exec(db, "CREATE TEMP TABLE IF NOT EXISTS req_apps (app TEXT PRIMARY KEY); "
+			"DELETE FROM temp.req_apps", err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO temp.req_apps VALUES (?)", err) < 0)
+		return -1;
+	for (size_t i = 0; i < napps; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, apps[i], -1, SQLITE_STATIC);
+		if (step_done(db, st, "choosing master", err) < 0)
+			goto out;
+	}
+	sqlite3_finalize(st);
+	if (vdi_db_prepare(db, &st,
+			   "SELECT m.name FROM masters m WHERE m.state = 'active' AND m.os = ?1"
+			   " AND NOT EXISTS (SELECT 1 FROM temp.req_apps r WHERE r.app NOT IN"
+			   "   (SELECT app FROM master_apps a WHERE a.master_id = m.id))"
+			   " ORDER BY (SELECT count(*) FROM master_apps a WHERE a.master_id = m.id), m.created DESC, m.id DESC"
+			   " LIMIT 1", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, os, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*name = vdi_db_col_strdup(st, 0);
+		ret = 0;
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		vdi_db_fail(db, "choosing master", err);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	/* No master covers the request: say which apps none of that OS has. */
+	if (vdi_db_prepare(db, &st,
+			   "SELECT r.app FROM temp.req_apps r WHERE NOT EXISTS (SELECT 1 FROM master_apps a"
+			   " JOIN masters m ON m.id = a.master_id WHERE m.state = 'active' AND m.os = ?1"
+			   " AND a.app = r.app) ORDER BY r.app", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, os, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW && o < sizeof(missing) - 80)
+		o += (size_t)snprintf(missing + o, sizeof(missing) - o, "%s%s", o ? ", " : "",
+				      (const char *)sqlite3_column_text(st, 0));
+	if (o)
+		vdi_err_set(err, VDI_ENOTFOUND, "no active master of os '%s' has the apps: %s", os, missing);
+	else if (napps)
+		vdi_err_set(err, VDI_ENOTFOUND, "no single active master of os '%s' has all the apps asked for", os);
+	else
+		vdi_err_set(err, VDI_ENOTFOUND, "no active master of os '%s'", os);
+out:
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -1,0 +1,65 @@
+/*
+ * master.h - masters (golden images) in the VMDB.
+ *
+ * Import is two steps (rule 2): vdi_master_claim() commits a row in state
+ * 'importing' that holds the name and the importing process's pid before
+ * any byte moves; vdi_master_activate() registers the verified image;
+ * vdi_master_unclaim() forgets a failed import.  A claim whose process is
+ * gone (killed half-way) is taken over by the next import of that name,
+ * which deletes the partial volume first.  Volumes are named master-NAME.
+ */
+#ifndef VDI_MASTER_H
+#define VDI_MASTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "err.h"
+
+struct vdi_master {
+	int64_t id;
+	char *name, *state, *os, *pool, *volume, *format, *sha256, *source;
+	int64_t virtual_size, mem, vcpus, disk, created, pid;
+	char **apps;
+	size_t napps;
+	int64_t uservms; /* user VMs made from it */
+};
+
+/* The volume name for a master. */
+void vdi_master_volume(const char *name, char *buf, size_t len);
+
+/*
+ * Claim NAME for an import.  m gives name, os, pool, source, mem, vcpus,
+ * apps.  *takeover is set when a dead import's claim was taken over (its
+ * partial volume must be deleted).  Conflict (5) when the name is taken.
+ */
+int vdi_master_claim(struct vdi_db *db, const struct vdi_master *m, int64_t *id, bool *takeover,
+		     struct vdi_err *err);
+int vdi_master_activate(struct vdi_db *db, int64_t id, const char *format, int64_t virtual_size,
+			const char *sha256, int64_t disk, struct vdi_err *err);
+int vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err);
+
+int vdi_master_get(struct vdi_db *db, const char *name, struct vdi_master *m, struct vdi_err *err);
+int vdi_master_list(struct vdi_db *db, struct vdi_master **out, size_t *n, struct vdi_err *err);
+void vdi_master_clear(struct vdi_master *m);
+void vdi_masters_free(struct vdi_master *ms, size_t n);
+
+int vdi_master_retire(struct vdi_db *db, const char *name, struct vdi_err *err);
+/* Forget a master's row; refused (5) while user VMs use it. The volume is the caller's to delete first. */
+int vdi_master_rm_check(struct vdi_db *db, const char *name, struct vdi_master *m, struct vdi_err *err);
+int vdi_master_rm_row(struct vdi_db *db, int64_t id, const char *name, struct vdi_err *err);
+
+/*
+ * Choose a master for a request: the active master of os whose apps cover
+ * apps, with the fewest extra apps, newest first.  Not found (3) says
+ * which requested apps no master of that OS has.
+ */
+int vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t napps,
+		      char **name, struct vdi_err *err);
+
+/* Is a process with this pid alive on this machine? (Claims are by local pid.) */
+bool vdi_pid_alive(int64_t pid);
+
+#endif

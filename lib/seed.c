@@ -1,0 +1,189 @@
+/* seed.c - cloud-init NoCloud seed images for user VMs (see seed.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "seed.h"
+
+extern char **environ;
+
+void
+vdi_seed_hostname(const char *user, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (const char *p = user; *p && o + 1 < len && o < 63; p++) {
+		char c = *p;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			c = '-';
+		if (c == '-' && (o == 0 || buf[o - 1] == '-'))
+			continue;
+		buf[o++] = c;
+	}
+	while (o > 0 && buf[o - 1] == '-')
+		o--;
+	buf[o] = '\0';
+	if (o == 0)
+		snprintf(buf, len, "desktop");
+}
+
+static char *
+mem_printf(FILE **fp, char **buf, size_t *len)
+{
+	*buf = NULL;
+	*len = 0;
+	*fp = open_memstream(buf, len);
+	return *fp ? *buf : NULL;
+}
+
+char *
+vdi_seed_user_data(const struct vdi_seed *s)
+{
+	FILE *fp;
+	char *buf;
+	size_t len;
+
+	mem_printf(&fp, &buf, &len);
+	if (!fp)
+		return NULL;
+	/* Values are checked names ([A-Za-z0-9._-]): quoting keeps YAML from reading "no" or "1.0". */
+	fprintf(fp, "#cloud-config\n");
+	fprintf(fp, "# vdi-tools: the environment of user VM %lld\n", (long long)s->uservm_id);
+	fprintf(fp, "hostname: \"%s\"\n", s->hostname);
+	fprintf(fp, "preserve_hostname: false\n");
+	fprintf(fp, "users:\n  - default\n  - name: \"%s\"\n    shell: /bin/bash\n    lock_passwd: true\n", s->user);
+	if (s->npackages) {
+		fprintf(fp, "package_update: true\npackages:\n");
+		for (size_t i = 0; i < s->npackages; i++)
+			fprintf(fp, "  - \"%s\"\n", s->packages[i]);
+	}
+	fclose(fp);
+	return buf;
+}
+
+char *
+vdi_seed_meta_data(const struct vdi_seed *s)
+{
+	FILE *fp;
+	char *buf;
+	size_t len;
+
+	mem_printf(&fp, &buf, &len);
+	if (!fp)
+		return NULL;
+	fprintf(fp, "instance-id: vdi-uservm-%lld\nlocal-hostname: \"%s\"\n", (long long)s->uservm_id, s->hostname);
+	fclose(fp);
+	return buf;
+}
+
+static int
+write_file(const char *dir, const char *name, const char *text, struct vdi_err *err)
+{
+	char path[4096];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "we");
+	if (!fp)
+		return vdi_err_set(err, VDI_EFAIL, "cannot write %s: %s", path, strerror(errno));
+	fputs(text, fp);
+	if (fclose(fp) != 0)
+		return vdi_err_set(err, VDI_EFAIL, "cannot write %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int
+vdi_seed_build(const struct vdi_seed *s, char **iso, char **dir, struct vdi_err *err)
+{
+	char tmpl[] = "/tmp/vdi-seed.XXXXXX";
+	char *ud = NULL, *md = NULL, *out = NULL, *errf = NULL, *udp = NULL, *mdp = NULL;
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int status, rc, ret = -1;
+
+	*iso = *dir = NULL;
+	if (!mkdtemp(tmpl))
+		return vdi_err_set(err, VDI_EFAIL, "cannot make a temporary folder: %s", strerror(errno));
+	ud = vdi_seed_user_data(s);
+	md = vdi_seed_meta_data(s);
+	if (!ud || !md || write_file(tmpl, "user-data", ud, err) < 0 || write_file(tmpl, "meta-data", md, err) < 0) {
+		if (!err->code)
+			vdi_err_set(err, VDI_EFAIL, "out of memory");
+		goto out;
+	}
+	if (asprintf(&out, "%s/seed.iso", tmpl) < 0 || asprintf(&errf, "%s/xorriso.err", tmpl) < 0 ||
+	    asprintf(&udp, "%s/user-data", tmpl) < 0 || asprintf(&mdp, "%s/meta-data", tmpl) < 0) {
+		vdi_err_set(err, VDI_EFAIL, "out of memory");
+		goto out;
+	}
+	{
+		char *argv[] = { "xorriso", "-as", "mkisofs", "-quiet", "-output", out, "-volid", "cidata",
+				 "-joliet", "-rock", udp, mdp, NULL };
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 1, errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		posix_spawn_file_actions_adddup2(&fa, 1, 2);
+		rc = posix_spawnp(&pid, "xorriso", &fa, NULL, argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	if (rc != 0) {
+		vdi_err_set(err, VDI_EFAIL, "cannot run xorriso to build the seed image: %s", strerror(rc));
+		goto out;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char line[256] = "";
+		FILE *fp = fopen(errf, "re");
+		if (fp) {
+			if (!fgets(line, sizeof(line), fp))
+				line[0] = '\0';
+			fclose(fp);
+		}
+		line[strcspn(line, "\n")] = '\0';
+		vdi_err_set(err, VDI_EFAIL, "xorriso failed to build the seed image: %s", line);
+		goto out;
+	}
+	*iso = out;
+	out = NULL;
+	*dir = strdup(tmpl);
+	ret = 0;
+out:
+	if (ret < 0) {
+		char *d = strdup(tmpl);
+		vdi_seed_cleanup(NULL, d);
+	}
+	if (errf)
+		unlink(errf);
+	free(ud);
+	free(md);
+	free(out);
+	free(errf);
+	free(udp);
+	free(mdp);
+	return ret;
+}
+
+void
+vdi_seed_cleanup(char *iso, char *dir)
+{
+	char path[4096];
+
+	if (dir) {
+		static const char *const files[] = { "user-data", "meta-data", "seed.iso", "xorriso.err", NULL };
+		for (int i = 0; files[i]; i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+			unlink(path);
+		}
+		rmdir(dir);
+	}
+	free(iso);
+	free(dir);
+}

@@ -1,0 +1,38 @@
+/*
+ * seed.h - the user VM's "environment" (the paper's 환경파일) as a
+ * cloud-init NoCloud seed: an ISO 9660 image labelled "cidata" holding
+ * user-data (hostname, the user, the requested apps the master lacks, as
+ * packages) and meta-data (instance id, hostname).  vm-start attaches it
+ * as a cdrom; cloud-init in the guest applies it on first boot.
+ *
+ * The documents are plain text built here (every value is a checked name,
+ * quoted); the ISO is made by xorriso (Debian's xorriso package).
+ */
+#ifndef VDI_SEED_H
+#define VDI_SEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct vdi_seed {
+	int64_t uservm_id;
+	const char *user;
+	const char *hostname;
+	char *const *packages;
+	size_t npackages;
+};
+
+/* A hostname (RFC 1123 label) for a user name: "Alice_B" -> "alice-b". */
+void vdi_seed_hostname(const char *user, char *buf, size_t len);
+
+char *vdi_seed_user_data(const struct vdi_seed *s);
+char *vdi_seed_meta_data(const struct vdi_seed *s);
+
+/* Build the ISO in a new temporary folder; *iso is its path, *dir the folder to remove. */
+int vdi_seed_build(const struct vdi_seed *s, char **iso, char **dir, struct vdi_err *err);
+/* Remove what vdi_seed_build made. */
+void vdi_seed_cleanup(char *iso, char *dir);
+
+#endif

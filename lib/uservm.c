@@ -1,0 +1,380 @@
+/* uservm.c - user VMs in the VMDB (see uservm.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "master.h"
+#include "uservm.h"
+
+void
+vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t slen)
+{
+	snprintf(disk, dlen, "user-%s.qcow2", user);
+	snprintf(seed, slen, "user-%s-seed.iso", user);
+}
+
+static int
+step_ok(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return vdi_db_fail(db, what, err);
+	return 0;
+}
+
+static int
+add_names(struct vdi_db *db, const char *sql, int64_t id, char *const *v, size_t n, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, v[i], -1, SQLITE_STATIC);
+		if (step_ok(db, st, "recording user VM", err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm *u, int64_t *id, bool *takeover,
+		 struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char disk[128], seed[128];
+	int rc;
+
+	*takeover = false;
+	vdi_uservm_volumes(u->user, disk, sizeof(disk), seed, sizeof(seed));
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "SELECT id, state, pid FROM uservms WHERE user = ?", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, u->user, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 1);
+		int64_t pid = sqlite3_column_int64(st, 2);
+		int64_t old = sqlite3_column_int64(st, 0);
+		if (strcmp(state, "creating") != 0) {
+			vdi_err_set(err, VDI_ECONFLICT, "user '%s' has a user VM already", u->user);
+			goto fail;
+		}
+		if (vdi_pid_alive(pid) && pid != getpid()) {
+			vdi_err_set(err, VDI_ECONFLICT, "user '%s' is being copied by process %lld",
+				    u->user, (long long)pid);
+			goto fail;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ?", err) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, old);
+		if (step_ok(db, st, "taking over user VM", err) < 0)
+			goto fail;
+		*takeover = true;
+	} else if (rc != SQLITE_DONE) {
+		vdi_db_fail(db, "looking up user VM", err);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (vdi_db_prepare(db, &st, "INSERT INTO uservms (user, state, master_id, pool, volume, seed, hostname, "
+			   "mem, vcpus, disk, expires, pid, created) "
+			   "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, u->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, u->master_id);
+	sqlite3_bind_text(st, 3, u->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, disk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, seed, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, u->hostname, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, u->mem);
+	sqlite3_bind_int64(st, 8, u->vcpus);
+	sqlite3_bind_int64(st, 9, u->disk);
+	if (u->expires > 0)
+		sqlite3_bind_int64(st, 10, u->expires);
+	sqlite3_bind_int64(st, 11, (int64_t)getpid());
+	sqlite3_bind_int64(st, 12, (int64_t)time(NULL));
+	if (step_ok(db, st, "claiming user VM", err) < 0)
+		goto fail;
+	*id = sqlite3_last_insert_rowid(db->h);
+	if (add_names(db, "INSERT OR IGNORE INTO uservm_tags (uservm_id, tag) VALUES (?, ?)", *id,
+		      u->tags, u->ntags, err) < 0 ||
+	    add_names(db, "INSERT OR IGNORE INTO uservm_apps (uservm_id, app) VALUES (?, ?)", *id,
+		      u->apps, u->napps, err) < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_uservm_ready(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char user[128];
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'ready', pid = NULL "
+			   "WHERE id = ? AND state = 'creating' RETURNING user", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		vdi_err_set(err, VDI_ECONFLICT, "the user VM's claim was lost (taken over or removed)");
+		goto fail;
+	}
+	snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (vdi_event_add(db, user, "uservm-add", detail, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ? AND state = 'creating'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	ret = step_ok(db, st, "forgetting failed user VM", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int
+read_list(struct vdi_db *db, const char *sql, int64_t id, char ***v, size_t *n, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **t = realloc(*v, (*n + 1) * sizeof(*t));
+		if (!t)
+			abort();
+		*v = t;
+		t[(*n)++] = vdi_db_col_strdup(st, 0);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading user VM", err);
+}
+
+int
+vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi_uservm **out,
+		size_t *nout, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct vdi_uservm *us = NULL;
+	size_t n = 0;
+	int rc, ret = -1;
+	bool began;
+
+	*out = NULL;
+	*nout = 0;
+	if (vdi_db_read_begin(db, &began, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st,
+			   "SELECT u.id, u.user, u.state, m.name, u.pool, u.volume, u.seed, u.hostname, u.master_id,"
+			   " u.mem, u.vcpus, u.disk, u.expires, u.created, u.pid, s.id, s.state, h.name"
+			   " FROM uservms u JOIN masters m ON m.id = u.master_id"
+			   " LEFT JOIN sessions s ON s.uservm_id = u.id AND s.state <> 'ended'"
+			   " LEFT JOIN hosts h ON h.id = s.host_id"
+			   " WHERE ?1 IS NULL OR u.user = ?1 ORDER BY u.user", err) < 0)
+		goto out;
+	for (size_t k = 0; k < (users ? nusers : 1); k++) {
+		bool found = false;
+		sqlite3_reset(st);
+		if (users)
+			sqlite3_bind_text(st, 1, users[k], -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct vdi_uservm *t = realloc(us, (n + 1) * sizeof(*t)), *u;
+			if (!t)
+				abort();
+			us = t;
+			u = &us[n++];
+			memset(u, 0, sizeof(*u));
+			found = true;
+			u->id = sqlite3_column_int64(st, 0);
+			u->user = vdi_db_col_strdup(st, 1);
+			u->state = vdi_db_col_strdup(st, 2);
+			u->master = vdi_db_col_strdup(st, 3);
+			u->pool = vdi_db_col_strdup(st, 4);
+			u->volume = vdi_db_col_strdup(st, 5);
+			u->seed = vdi_db_col_strdup(st, 6);
+			u->hostname = vdi_db_col_strdup(st, 7);
+			u->master_id = sqlite3_column_int64(st, 8);
+			u->mem = sqlite3_column_int64(st, 9);
+			u->vcpus = sqlite3_column_int64(st, 10);
+			u->disk = sqlite3_column_int64(st, 11);
+			u->expires = sqlite3_column_int64(st, 12);
+			u->created = sqlite3_column_int64(st, 13);
+			u->pid = sqlite3_column_int64(st, 14);
+			u->session_id = sqlite3_column_int64(st, 15);
+			u->session_state = vdi_db_col_strdup(st, 16);
+			u->session_host = vdi_db_col_strdup(st, 17);
+			if (read_list(db, "SELECT tag FROM uservm_tags WHERE uservm_id = ? ORDER BY tag", u->id,
+				      &u->tags, &u->ntags, err) < 0 ||
+			    read_list(db, "SELECT app FROM uservm_apps WHERE uservm_id = ? ORDER BY app", u->id,
+				      &u->apps, &u->napps, err) < 0)
+				goto out;
+		}
+		if (rc != SQLITE_DONE) {
+			vdi_db_fail(db, "listing user VMs", err);
+			goto out;
+		}
+		if (users && !found) {
+			vdi_err_set(err, VDI_ENOTFOUND, "user '%s' has no user VM", users[k]);
+			goto out;
+		}
+	}
+	*out = us;
+	*nout = n;
+	us = NULL;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	vdi_db_read_end(db, began);
+	if (us)
+		vdi_uservms_free(us, n);
+	return ret;
+}
+
+int
+vdi_uservm_get(struct vdi_db *db, const char *user, struct vdi_uservm *u, struct vdi_err *err)
+{
+	struct vdi_uservm *us;
+	size_t n;
+	char *users[1] = { (char *)user };
+
+	if (vdi_uservm_list(db, users, 1, &us, &n, err) < 0)
+		return -1;
+	*u = us[0];
+	free(us);
+	return 0;
+}
+
+void
+vdi_uservm_clear(struct vdi_uservm *u)
+{
+	free(u->user);
+	free(u->state);
+	free(u->master);
+	free(u->pool);
+	free(u->volume);
+	free(u->seed);
+	free(u->hostname);
+	free(u->session_state);
+	free(u->session_host);
+	for (size_t i = 0; i < u->ntags; i++)
+		free(u->tags[i]);
+	free(u->tags);
+	for (size_t i = 0; i < u->napps; i++)
+		free(u->apps[i]);
+	free(u->apps);
+	memset(u, 0, sizeof(*u));
+}
+
+void
+vdi_uservms_free(struct vdi_uservm *us, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vdi_uservm_clear(&us[i]);
+	free(us);
+}
+
+int
+vdi_uservm_rm_begin(struct vdi_db *db, const char *user, bool force, struct vdi_uservm *u,
+		    struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_uservm_get(db, user, u, err) < 0)
+		goto fail;
+	if (strcmp(u->state, "creating") == 0 && vdi_pid_alive(u->pid) && u->pid != getpid()) {
+		vdi_err_set(err, VDI_ECONFLICT, "user '%s' is being copied by process %lld", user,
+			    (long long)u->pid);
+		goto fail_clear;
+	}
+	if (u->session_id) {
+		if (!force) {
+			vdi_err_set(err, VDI_ECONFLICT, "user '%s' has session %lld (%s on %s); end it "
+				    "with vm-reap, or use --force", user, (long long)u->session_id,
+				    u->session_state, u->session_host ? u->session_host : "no host");
+			goto fail_clear;
+		}
+		if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = 'admin', changed = ?2, "
+				   "ended = ?2 WHERE id = ?1", err) < 0)
+			goto fail_clear;
+		sqlite3_bind_int64(st, 1, u->session_id);
+		sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+		if (step_ok(db, st, "ending session", err) < 0)
+			goto fail_clear;
+		if (vdi_event_add(db, user, "session-end", "admin: user VM removed with --force", err) < 0)
+			goto fail_clear;
+	}
+	sqlite3_finalize(st);
+	return vdi_db_commit(db, err);
+fail_clear:
+	vdi_uservm_clear(u);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_uservm_rm_row(struct vdi_db *db, int64_t id, const char *user, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	/* Ended sessions are history of a user VM that is gone: they go with it. */
+	if (vdi_db_prepare(db, &st, "DELETE FROM sessions WHERE uservm_id = ?1 AND state = 'ended'", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (step_ok(db, st, "removing user VM", err) < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ?", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (step_ok(db, st, "removing user VM", err) < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (vdi_event_add(db, user, "uservm-rm", NULL, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}

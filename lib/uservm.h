@@ -1,0 +1,56 @@
+/*
+ * uservm.h - user VMs in the VMDB: one per user, a thin clone of a master.
+ *
+ * Made in two steps like masters (rule 2): vdi_uservm_claim() commits a
+ * 'creating' row with the creating process's pid; the volumes are made;
+ * vdi_uservm_ready() marks it usable.  A claim whose process died is
+ * taken over by the next vm-copy of that user, which deletes the partial
+ * volumes first.  Volumes: user-USER.qcow2 (disk), user-USER-seed.iso.
+ */
+#ifndef VDI_USERVM_H
+#define VDI_USERVM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "err.h"
+
+struct vdi_uservm {
+	int64_t id;
+	char *user, *state, *master, *pool, *volume, *seed, *hostname;
+	int64_t master_id, mem, vcpus, disk, expires, created, pid;
+	char **tags;
+	size_t ntags;
+	char **apps; /* requested apps the master lacks (in the seed) */
+	size_t napps;
+	/* the current session, if any (not ended) */
+	int64_t session_id;
+	char *session_state, *session_host;
+};
+
+void vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t slen);
+
+/* Claim USER (u gives user, master_id, pool, hostname, sizes, expires, tags, apps). */
+int vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm *u, int64_t *id, bool *takeover,
+		     struct vdi_err *err);
+int vdi_uservm_ready(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err);
+int vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err);
+
+int vdi_uservm_get(struct vdi_db *db, const char *user, struct vdi_uservm *u, struct vdi_err *err);
+/* All user VMs (users == NULL) or the named ones, by user. */
+int vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi_uservm **out,
+		    size_t *n, struct vdi_err *err);
+void vdi_uservm_clear(struct vdi_uservm *u);
+void vdi_uservms_free(struct vdi_uservm *us, size_t n);
+
+/*
+ * Before deleting USER's volumes: refused (5) while a session is not ended,
+ * unless force, which ends it in the VMDB (reason admin).  Fills u.
+ */
+int vdi_uservm_rm_begin(struct vdi_db *db, const char *user, bool force, struct vdi_uservm *u,
+			struct vdi_err *err);
+int vdi_uservm_rm_row(struct vdi_db *db, int64_t id, const char *user, struct vdi_err *err);
+
+#endif

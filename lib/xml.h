@@ -1,0 +1,29 @@
+/*
+ * xml.h - libvirt XML documents built with libxml2, never with printf.
+ *
+ * Every string that reaches these documents has been checked (names.h)
+ * or comes from libvirt itself; libxml2 escapes it all the same.
+ * Returned strings are the caller's to free().
+ */
+#ifndef VDI_XML_H
+#define VDI_XML_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+struct vdi_volume_spec {
+	const char *name;
+	int64_t capacity;            /* bytes */
+	const char *format;          /* qcow2, raw */
+	const char *backing_path;    /* NULL: no backing store */
+	const char *backing_format;
+};
+
+/* A <volume> for virStorageVolCreateXML. */
+char *vdi_xml_volume(const struct vdi_volume_spec *v, struct vdi_err *err);
+
+/* The text of the first element or attribute an XPath expression finds in xml; NULL if none. */
+char *vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err);
+
+#endif
