@@ -432,6 +432,7 @@ vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **
 	sqlite3_stmt *st = NULL;
 	int rc, ret = -1;
 
+	/* A host named by hand may see more pools than its default: libvirt will tell. */
 	*name = *uri = NULL;
 	if (vdi_db_prepare(db, &st, "SELECT name, uri, pool FROM hosts WHERE (?2 IS NULL OR name = ?2) AND "
 			   "(?2 IS NOT NULL OR (pool = ?1 AND health <> 'down' AND admin <> 'maintenance')) "
@@ -442,11 +443,6 @@ vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **
 		sqlite3_bind_text(st, 2, want, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		if (want && strcmp((const char *)sqlite3_column_text(st, 2), pool) != 0) {
-			vdi_err_set(err, VDI_EUSAGE, "host '%s' sees pool '%s', not '%s'", want,
-				    (const char *)sqlite3_column_text(st, 2), pool);
-			goto out;
-		}
 		*name = vdi_db_col_strdup(st, 0);
 		*uri = vdi_db_col_strdup(st, 1);
 		ret = 0;
@@ -458,7 +454,6 @@ vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **
 	} else {
 		vdi_db_fail(db, "looking for a host", err);
 	}
-out:
 	sqlite3_finalize(st);
 	return ret;
 }

@@ -89,7 +89,8 @@ void vdi_hosts_free(struct vdi_host *hs, size_t n);
 
 /*
  * A host to reach a storage pool through, for work on shared volumes
- * (imports, copies): the named one (3 if unknown), else the first by name
+ * (imports, copies): the named one (3 if unknown; it may see more pools
+ * than its default), else the first by name
  * that sees the pool and is not down or in maintenance, up ones first.
  * No such host: 4.  *name and *uri are new strings.
  */

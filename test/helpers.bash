@@ -90,3 +90,25 @@ stop_pidfile() {
 file_sum() {
 	sha256sum "$1" | cut -d' ' -f1
 }
+
+# httpd_start DIR NAME [--tls CERT KEY]: a real HTTP(S) server on 127.0.0.1
+# serving DIR (test/httpd.py); sets NAME_PORT; pid in DIR/NAME.pid.
+httpd_start() {
+	local dir=$1 name=$2 i
+	shift 2
+	rm -f "$dir/$name.port"
+	python3 "$TOP/test/httpd.py" "$dir" "$dir/$name.port" "$@" </dev/null >"$dir/$name.log" 2>&1 3>&- &
+	echo $! >"$dir/$name.pid"
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$dir/$name.port" ] && break
+		sleep 0.05
+	done
+	[ -s "$dir/$name.port" ] || return 1
+	printf -v "${name^^}_PORT" '%s' "$(cat "$dir/$name.port")"
+	export "${name^^}_PORT"
+}
+
+# vol_exists NAME: is there a volume NAME in the lab's shared pool folder?
+vol_exists() {
+	[ -e "$LAB/pool/$1" ]
+}
