@@ -215,8 +215,8 @@ print("ok")' "$output"
 	vm-hosts add h1 "$(lab_uri h1)"
 	sql "insert into masters (name, pool, volume, format, virtual_size, sha256, source, mem, vcpus, disk, created)
 	     values ('m', 'vdi', 'm.qcow2', 'qcow2', 1, 'x', 'file:///m', 67108864, 1, 1, 0);
-	     insert into uservms (user, master_id, pool, volume, mem, vcpus, disk, created)
-	     values ('alice', 1, 'vdi', 'u.qcow2', 67108864, 1, 1, 0);
+	     insert into uservms (user, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
+	     values ('alice', 'ready', 1, 'vdi', 'u.qcow2', 'u.iso', 'alice', 67108864, 1, 1, 0);
 	     insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed)
 	     values (1, 1, 'running', 67108864, 1, 0, 0);"
 	run vm-hosts list -o json

@@ -1,0 +1,106 @@
+/* test_seed.c - unit tests of the cloud-init seed documents and XML building (lib/seed.c, lib/xml.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "meta.h"
+#include "seed.h"
+#include "xml.h"
+
+static void
+test_hostname(void **state)
+{
+	char b[80];
+
+	(void)state;
+	vdi_seed_hostname("alice", b, sizeof(b));
+	assert_string_equal(b, "alice");
+	vdi_seed_hostname("Alice_B.Smith", b, sizeof(b));
+	assert_string_equal(b, "alice-b-smith");
+	vdi_seed_hostname("9--x__", b, sizeof(b));
+	assert_string_equal(b, "9-x");
+	vdi_seed_hostname("___", b, sizeof(b));
+	assert_string_equal(b, "desktop");
+	vdi_seed_hostname("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", b, sizeof(b));
+	assert_int_equal(strlen(b), 63);
+}
+
+static void
+test_user_data(void **state)
+{
+	char *pk[] = { "vlc", "yes" };
+	struct vdi_seed s = { 7, "bob", "bob", pk, 2 };
+	char *ud, *md;
+
+	(void)state;
+	ud = vdi_seed_user_data(&s);
+	assert_non_null(strstr(ud, "#cloud-config\n"));
+	assert_int_equal(strncmp(ud, "#cloud-config\n", 14), 0);
+	assert_non_null(strstr(ud, "hostname: \"bob\"\n"));
+	assert_non_null(strstr(ud, "packages:\n  - \"vlc\"\n  - \"yes\"\n"));
+	md = vdi_seed_meta_data(&s);
+	assert_string_equal(md, "instance-id: vdi-uservm-7\nlocal-hostname: \"bob\"\n");
+	free(ud);
+	free(md);
+	s.npackages = 0;
+	ud = vdi_seed_user_data(&s);
+	assert_null(strstr(ud, "packages"));
+	free(ud);
+}
+
+static void
+test_volume_xml(void **state)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_volume_spec v = { "user-a&b.qcow2", 1 << 30, "qcow2", "/pool/master-<x>", "raw" };
+	char *x, *s;
+
+	(void)state;
+	x = vdi_xml_volume(&v, &err);
+	assert_non_null(x);
+	assert_non_null(strstr(x, "<name>user-a&amp;b.qcow2</name>"));
+	assert_non_null(strstr(x, "<capacity unit=\"bytes\">1073741824</capacity>"));
+	assert_non_null(strstr(x, "<path>/pool/master-&lt;x&gt;</path>"));
+	s = vdi_xml_xpath_string(x, "/volume/backingStore/format/@type", &err);
+	assert_string_equal(s, "raw");
+	free(s);
+	free(x);
+}
+
+static void
+test_meta_roundtrip(void **state)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_meta m = { 42, 7, "alice" }, back;
+	char *x;
+
+	(void)state;
+	x = vdi_meta_format(&m, &err);
+	assert_non_null(x);
+	assert_int_equal(vdi_meta_parse(x, &back, &err), 0);
+	assert_int_equal(back.session_id, 42);
+	assert_int_equal(back.uservm_id, 7);
+	assert_string_equal(back.user, "alice");
+	vdi_meta_clear(&back);
+	free(x);
+	assert_int_equal(vdi_meta_parse("<session id='1' uservm='2' user='a/b'/>", &back, &err), -1);
+	assert_int_equal(vdi_meta_parse("<session id='x' uservm='2' user='a'/>", &back, &err), -1);
+	assert_int_equal(vdi_meta_parse("not xml", &back, &err), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hostname),
+		cmocka_unit_test(test_user_data),
+		cmocka_unit_test(test_volume_xml),
+		cmocka_unit_test(test_meta_roundtrip),
+	};
+	return cmocka_run_group_tests_name("seed", tests, NULL, NULL);
+}
