@@ -257,8 +257,7 @@ connect_for(struct run *r, const char *pool, struct vdi_err *err)
 	if (!r->conn)
 		return vdi_err_prefix(err, "host %s", r->host);
 	r->pool = strdup(pool);
-	/* The master may have been uploaded through another host: see the pool as it is. */
-	return vdi_pool_refresh(r->conn, pool, err);
+	return 0;
 }
 
 static int
@@ -375,6 +374,13 @@ copy_one(struct run *r, const struct req *q, struct vdi_err *err)
 	if (vdi_vol_delete(r->conn, m.pool, disk, err) < 0 || vdi_vol_delete(r->conn, m.pool, seedvol, err) < 0)
 		goto out;
 	mpath = vdi_vol_path(r->conn, m.pool, m.volume, err);
+	if (!mpath && err->code == VDI_ENOTFOUND && !r->refreshed) {
+		/* Uploaded through another host: this one's view of the pool is stale. */
+		r->refreshed = true;
+		vdi_err_clear(err);
+		if (vdi_pool_refresh(r->conn, m.pool, err) == 0)
+			mpath = vdi_vol_path(r->conn, m.pool, m.volume, err);
+	}
 	if (!mpath) {
 		vdi_err_prefix(err, "master '%s'", m.name);
 		goto out;

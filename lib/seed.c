@@ -118,23 +118,23 @@ vdi_seed_build(const struct vdi_seed *s, char **iso, char **dir, struct vdi_err 
 			vdi_err_set(err, VDI_EFAIL, "out of memory");
 		goto out;
 	}
-	if (asprintf(&out, "%s/seed.iso", tmpl) < 0 || asprintf(&errf, "%s/xorriso.err", tmpl) < 0 ||
+	if (asprintf(&out, "%s/seed.iso", tmpl) < 0 || asprintf(&errf, "%s/mkiso.err", tmpl) < 0 ||
 	    asprintf(&udp, "%s/user-data", tmpl) < 0 || asprintf(&mdp, "%s/meta-data", tmpl) < 0) {
 		vdi_err_set(err, VDI_EFAIL, "out of memory");
 		goto out;
 	}
 	{
-		char *argv[] = { "xorriso", "-as", "mkisofs", "-quiet", "-output", out, "-volid", "cidata",
+		char *argv[] = { "genisoimage", "-quiet", "-output", out, "-volid", "cidata",
 				 "-joliet", "-rock", udp, mdp, NULL };
 		posix_spawn_file_actions_init(&fa);
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 		posix_spawn_file_actions_addopen(&fa, 1, errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		posix_spawn_file_actions_adddup2(&fa, 1, 2);
-		rc = posix_spawnp(&pid, "xorriso", &fa, NULL, argv, environ);
+		rc = posix_spawnp(&pid, "genisoimage", &fa, NULL, argv, environ);
 		posix_spawn_file_actions_destroy(&fa);
 	}
 	if (rc != 0) {
-		vdi_err_set(err, VDI_EFAIL, "cannot run xorriso to build the seed image: %s", strerror(rc));
+		vdi_err_set(err, VDI_EFAIL, "cannot run genisoimage to build the seed image: %s", strerror(rc));
 		goto out;
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -148,7 +148,7 @@ vdi_seed_build(const struct vdi_seed *s, char **iso, char **dir, struct vdi_err 
 			fclose(fp);
 		}
 		line[strcspn(line, "\n")] = '\0';
-		vdi_err_set(err, VDI_EFAIL, "xorriso failed to build the seed image: %s", line);
+		vdi_err_set(err, VDI_EFAIL, "genisoimage failed to build the seed image: %s", line);
 		goto out;
 	}
 	*iso = out;
@@ -177,7 +177,7 @@ vdi_seed_cleanup(char *iso, char *dir)
 	char path[4096];
 
 	if (dir) {
-		static const char *const files[] = { "user-data", "meta-data", "seed.iso", "xorriso.err", NULL };
+		static const char *const files[] = { "user-data", "meta-data", "seed.iso", "mkiso.err", NULL };
 		for (int i = 0; files[i]; i++) {
 			snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 			unlink(path);

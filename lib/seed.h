@@ -6,7 +6,7 @@
  * as a cdrom; cloud-init in the guest applies it on first boot.
  *
  * The documents are plain text built here (every value is a checked name,
- * quoted); the ISO is made by xorriso (Debian's xorriso package).
+ * quoted); the ISO is made by genisoimage (as cloud-localds does; Debian package genisoimage).
  */
 #ifndef VDI_SEED_H
 #define VDI_SEED_H
