@@ -17,7 +17,7 @@
 	"h.id, h.name, h.uri, h.pool, h.admin, h.health, h.display_address, h.max_sessions, " \
 	"h.cpu_ratio, h.ram_ratio, h.reserve_mem, h.vcpus, h.mem_total, h.mem_free, h.load, " \
 	"h.domains_total, h.domains_ours, h.last_poll, h.last_ok, h.down_since, h.created, " \
-	"h.last_error, u.sessions, u.vcpus_used, u.mem_used"
+	"h.last_error, h.sessions, h.vcpus_used, h.mem_used"
 
 const char *
 vdi_host_state(const struct vdi_host *h)
@@ -357,7 +357,7 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 	/* One read transaction: a consistent view across the queries. */
 	if (vdi_db_read_begin(db, &began, err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st, "SELECT " HOST_COLS " FROM hosts h JOIN host_usage u ON u.host_id = h.id "
+	if (vdi_db_prepare(db, &st, "SELECT " HOST_COLS " FROM hosts h "
 			   "WHERE ?1 IS NULL OR h.name = ?1 ORDER BY h.name", err) < 0)
 		goto out;
 	for (k = 0; k < (names ? nnames : 1); k++) {

@@ -5,7 +5,8 @@
  * allocation ratios, memory kept back), tags, the pool it sees, what the
  * administrator wants of it (active, draining, maintenance) and what the
  * last poll saw (health, CPUs, memory, load, domains).  Capacity in use
- * comes from the host's sessions that are not ended (view host_usage).
+ * comes from the host's sessions that are not ended (counters kept by
+ * SQLite triggers on sessions, see schema/001-init.sql).
  *
  * Functions here only touch the VMDB; talking to the hosts is virt.h's.
  * A struct vdi_host owns its strings: vdi_host_clear() frees them.

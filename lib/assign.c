@@ -1,0 +1,300 @@
+/* assign.c - choosing and reserving a host for a session in the VMDB (see assign.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "assign.h"
+
+struct uvm {
+	int64_t id, mem, vcpus, ntags;
+	char state[16], pool[80];
+};
+
+static int
+load_uservm(struct vdi_db *db, const char *user, struct uvm *u, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "SELECT id, state, pool, mem, vcpus, "
+			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id) FROM uservms u WHERE user = ?",
+			   err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		u->id = sqlite3_column_int64(st, 0);
+		snprintf(u->state, sizeof(u->state), "%s", (const char *)sqlite3_column_text(st, 1));
+		snprintf(u->pool, sizeof(u->pool), "%s", (const char *)sqlite3_column_text(st, 2));
+		u->mem = sqlite3_column_int64(st, 3);
+		u->vcpus = sqlite3_column_int64(st, 4);
+		u->ntags = sqlite3_column_int64(st, 5);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return vdi_err_set(err, VDI_ENOTFOUND, "user '%s' has no user VM (see vm-copy)", user);
+	if (rc != SQLITE_ROW)
+		return vdi_db_fail(db, "looking up user VM", err);
+	if (strcmp(u->state, "ready") != 0)
+		return vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is still being made", user);
+	return 0;
+}
+
+/* The user's session that is not ended: 1 found, 0 none, -1 error. */
+static int
+live_session(struct vdi_db *db, int64_t uvm, struct vdi_assign_result *res, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "SELECT s.id, h.name, s.mem, s.vcpus FROM sessions s LEFT JOIN hosts h ON "
+			   "h.id = s.host_id WHERE s.uservm_id = ? AND s.state <> 'ended'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, uvm);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		res->session_id = sqlite3_column_int64(st, 0);
+		res->host = vdi_db_col_strdup(st, 1);
+		res->mem = sqlite3_column_int64(st, 2);
+		res->vcpus = sqlite3_column_int64(st, 3);
+		res->existing = true;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return vdi_db_fail(db, "looking up sessions", err);
+	return rc == SQLITE_ROW;
+}
+
+static int
+load_hosts(struct vdi_db *db, const struct uvm *u, struct vdi_assign_result *res, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL, *tg = NULL;
+	size_t cap = 0;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "SELECT id, name, admin, health, coalesce(last_ok, 0), pool = ?1, mem_total, "
+			   "reserve_mem, ram_ratio, vcpus, cpu_ratio, sessions, mem_used, vcpus_used, "
+			   "coalesce(max_sessions, -1), load FROM hosts ORDER BY name", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, u->pool, -1, SQLITE_STATIC);
+	if (u->ntags > 0 &&
+	    vdi_db_prepare(db, &tg, "SELECT count(*) = ?2 FROM host_tags h JOIN uservm_tags t ON t.tag = h.tag "
+			   "AND t.uservm_id = ?1 WHERE h.host_id = ?3", err) < 0)
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct vdi_sched_host *h;
+		if (res->nhosts == cap) {
+			cap = cap ? cap * 2 : 64;
+			h = realloc(res->hosts, cap * sizeof(*h));
+			if (!h)
+				abort();
+			res->hosts = h;
+		}
+		h = &res->hosts[res->nhosts++];
+		memset(h, 0, sizeof(*h));
+		h->id = sqlite3_column_int64(st, 0);
+		h->name = vdi_db_col_strdup(st, 1);
+		h->admin = vdi_db_col_strdup(st, 2);
+		h->health = vdi_db_col_strdup(st, 3);
+		h->last_ok = sqlite3_column_int64(st, 4);
+		h->pool_ok = sqlite3_column_int(st, 5);
+		h->mem_total = sqlite3_column_int64(st, 6);
+		h->reserve_mem = sqlite3_column_int64(st, 7);
+		h->ram_ratio = sqlite3_column_double(st, 8);
+		h->vcpus = sqlite3_column_int64(st, 9);
+		h->cpu_ratio = sqlite3_column_double(st, 10);
+		h->sessions = sqlite3_column_int64(st, 11);
+		h->mem_used = sqlite3_column_int64(st, 12);
+		h->vcpus_used = sqlite3_column_int64(st, 13);
+		h->max_sessions = sqlite3_column_int64(st, 14);
+		h->load_known = sqlite3_column_type(st, 15) != SQLITE_NULL;
+		h->load = sqlite3_column_double(st, 15);
+		h->tags_ok = true;
+		if (tg) {
+			sqlite3_reset(tg);
+			sqlite3_bind_int64(tg, 1, u->id);
+			sqlite3_bind_int64(tg, 2, u->ntags);
+			sqlite3_bind_int64(tg, 3, h->id);
+			h->tags_ok = sqlite3_step(tg) == SQLITE_ROW && sqlite3_column_int(tg, 0);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		vdi_db_fail(db, "reading hosts", err);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(tg);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	sqlite3_finalize(tg);
+	return -1;
+}
+
+static char *
+kv_get(struct vdi_db *db, const char *key)
+{
+	sqlite3_stmt *st = NULL;
+	char *v = NULL;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT value FROM kv WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = vdi_db_col_strdup(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+kv_set(struct vdi_db *db, const char *key, const char *val, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "saving the round-robin cursor", err);
+}
+
+static int64_t
+last_host(struct vdi_db *db, int64_t uvm)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT coalesce(host_id, 0) FROM sessions WHERE uservm_id = ? "
+			       "ORDER BY id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, uvm);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return id;
+}
+
+int
+vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
+	   struct vdi_assign_result *res, struct vdi_err *err)
+{
+	struct uvm u;
+	struct vdi_sched_req req;
+	struct vdi_sched_ctx ctx = { 0 };
+	sqlite3_stmt *st = NULL;
+	char *rr = NULL, detail[512];
+	int win = -1, rc;
+	int64_t now = (int64_t)time(NULL);
+
+	memset(res, 0, sizeof(*res));
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (load_uservm(db, user, &u, err) < 0)
+		goto fail;
+	rc = live_session(db, u.id, res, err);
+	if (rc < 0)
+		goto fail;
+	if (rc == 1) {
+		/* The broker reconnects the user: same session, nothing new reserved. */
+		vdi_db_rollback(db);
+		return 0;
+	}
+	res->mem = u.mem;
+	res->vcpus = u.vcpus;
+	if (load_hosts(db, &u, res, err) < 0)
+		goto fail;
+	req.mem = u.mem;
+	req.vcpus = u.vcpus;
+	req.now = now;
+	req.max_age = o->max_age;
+	vdi_sched_filter(res->hosts, res->nhosts, &req);
+	if (o->host) {
+		for (size_t i = 0; i < res->nhosts; i++)
+			if (strcmp(res->hosts[i].name, o->host) == 0)
+				win = (int)i;
+		if (win < 0) {
+			vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", o->host);
+			goto fail;
+		}
+		if (res->hosts[win].reject && !o->force) {
+			vdi_err_set(err, VDI_ENOHOST, "host %s fails filter '%s'%s%s%s (--force to place there anyway)",
+				    o->host, res->hosts[win].reject, res->hosts[win].detail[0] ? " (" : "",
+				    res->hosts[win].detail, res->hosts[win].detail[0] ? ")" : "");
+			goto fail;
+		}
+		res->forced = res->hosts[win].reject != NULL;
+		res->hosts[win].rank = 1;
+		snprintf(res->why, sizeof(res->why), "chosen by hand%s", res->forced ? ", forced past the filters" : "");
+	} else {
+		ctx.policy = o->policy;
+		ctx.fallback = o->fallback;
+		ctx.rng = o->rng;
+		if (o->policy == VDI_POLICY_ROUND_ROBIN)
+			ctx.rr_last = rr = kv_get(db, "rr_last");
+		if (o->policy == VDI_POLICY_STICKY)
+			ctx.sticky_host = last_host(db, u.id);
+		win = vdi_sched_pick(res->hosts, res->nhosts, &req, &ctx);
+		snprintf(res->why, sizeof(res->why), "%s", ctx.why);
+		if (win < 0) {
+			char why[256];
+			vdi_sched_why_none(res->hosts, res->nhosts, why, sizeof(why));
+			vdi_err_set(err, VDI_ENOHOST, "%s for %s", why, user);
+			goto fail;
+		}
+	}
+	res->host = strdup(res->hosts[win].name);
+	if (o->dry_run) {
+		vdi_db_rollback(db);
+		free(rr);
+		return 0;
+	}
+	if (vdi_db_prepare(db, &st, "INSERT INTO sessions (uservm_id, host_id, state, mem, vcpus, created, changed) "
+			   "VALUES (?, ?, 'assigned', ?, ?, ?, ?)", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, u.id);
+	sqlite3_bind_int64(st, 2, res->hosts[win].id);
+	sqlite3_bind_int64(st, 3, u.mem);
+	sqlite3_bind_int64(st, 4, u.vcpus);
+	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_int64(st, 6, now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		vdi_db_fail(db, "reserving", err);
+		goto fail;
+	}
+	res->session_id = sqlite3_last_insert_rowid(db->h);
+	if (o->policy == VDI_POLICY_ROUND_ROBIN && !o->host && kv_set(db, "rr_last", res->host, err) < 0)
+		goto fail;
+	if (res->forced)
+		snprintf(detail, sizeof(detail), "session=%lld host=%s FORCED by %s past filter %s (%s)",
+			 (long long)res->session_id, res->host, db->who, res->hosts[win].reject, res->hosts[win].detail);
+	else
+		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
+			 o->host ? "chosen by hand" : vdi_policy_name(o->policy));
+	if (vdi_event_add(db, user, res->forced ? "session-assign-forced" : "session-assign", detail, err) < 0)
+		goto fail;
+	free(rr);
+	return vdi_db_commit(db, err);
+fail:
+	free(rr);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+void
+vdi_assign_result_clear(struct vdi_assign_result *res)
+{
+	for (size_t i = 0; i < res->nhosts; i++) {
+		free((char *)res->hosts[i].name);
+		free((char *)res->hosts[i].admin);
+		free((char *)res->hosts[i].health);
+	}
+	free(res->hosts);
+	free(res->host);
+	memset(res, 0, sizeof(*res));
+}

@@ -1,0 +1,43 @@
+/*
+ * assign.h - vm-assign's work in the VMDB: pick a host for a user's next
+ * session and reserve its memory and vCPUs there, in one BEGIN IMMEDIATE
+ * transaction, so concurrent assigners never overcommit a host and never
+ * give one user two sessions.  Reads and writes the VMDB only.
+ */
+#ifndef VDI_ASSIGN_H
+#define VDI_ASSIGN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "err.h"
+#include "sched.h"
+
+struct vdi_assign_opts {
+	enum vdi_policy policy;
+	enum vdi_policy fallback;  /* sticky's */
+	const char *host;          /* chosen by hand (the helpdesk) */
+	bool force;                /* with host: skip the filters */
+	bool dry_run;              /* decide, reserve nothing */
+	int64_t max_age;           /* poll_max_age, seconds */
+	uint64_t *rng;             /* random2 */
+};
+
+struct vdi_assign_result {
+	char *host;
+	int64_t session_id;        /* 0 with dry_run */
+	bool existing;             /* the user's session that was not ended */
+	bool forced;
+	char why[256];
+	/* every host as the decision saw it, for --explain */
+	struct vdi_sched_host *hosts;
+	size_t nhosts;
+	int64_t mem, vcpus;
+};
+
+int vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
+	       struct vdi_assign_result *res, struct vdi_err *err);
+void vdi_assign_result_clear(struct vdi_assign_result *res);
+
+#endif

@@ -1,0 +1,303 @@
+/* sched.c - host filters and placement policies (see sched.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parse.h"
+#include "sched.h"
+
+static const char *const policy_names[] = {
+	"least-sessions", "least-load", "round-robin", "sticky", "pack", "random2", NULL,
+};
+
+int
+vdi_policy_parse(const char *s, enum vdi_policy *p)
+{
+	for (int i = 0; policy_names[i]; i++) {
+		if (strcmp(s, policy_names[i]) == 0) {
+			*p = (enum vdi_policy)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+vdi_policy_name(enum vdi_policy p)
+{
+	return policy_names[p];
+}
+
+uint64_t
+vdi_rand_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+int64_t
+vdi_sched_mem_cap(const struct vdi_sched_host *h)
+{
+	int64_t cap = (int64_t)((double)h->mem_total * h->ram_ratio) - h->reserve_mem;
+	return cap > 0 ? cap : 0;
+}
+
+int64_t
+vdi_sched_vcpu_cap(const struct vdi_sched_host *h)
+{
+	return (int64_t)((double)h->vcpus * h->cpu_ratio + 1e-9);
+}
+
+static void
+fmt_size(int64_t v, char *b, size_t len)
+{
+	vdi_size_format((uint64_t)(v > 0 ? v : 0), b, len);
+}
+
+void
+vdi_sched_filter(struct vdi_sched_host *hs, size_t n, const struct vdi_sched_req *r)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct vdi_sched_host *h = &hs[i];
+		int64_t mcap = vdi_sched_mem_cap(h), vcap = vdi_sched_vcpu_cap(h);
+		char a[16], b[16], c[16];
+
+		h->reject = NULL;
+		h->rank = 0;
+		h->score = 0;
+		h->detail[0] = '\0';
+		if (strcmp(h->admin, "maintenance") == 0) {
+			h->reject = "maintenance";
+		} else if (strcmp(h->health, "down") == 0) {
+			h->reject = "down";
+		} else if (strcmp(h->admin, "draining") == 0) {
+			h->reject = "draining";
+		} else if (strcmp(h->health, "up") != 0) {
+			h->reject = "unknown";
+			snprintf(h->detail, sizeof(h->detail), "never polled");
+		} else if (r->max_age > 0 && (h->last_ok <= 0 || r->now - h->last_ok > r->max_age)) {
+			h->reject = "stale";
+			snprintf(h->detail, sizeof(h->detail), "last answer %llds ago, limit %llds",
+				 (long long)(r->now - h->last_ok), (long long)r->max_age);
+		} else if (!h->pool_ok) {
+			h->reject = "pool";
+		} else if (!h->tags_ok) {
+			h->reject = "tags";
+		} else if (h->max_sessions >= 0 && h->sessions + 1 > h->max_sessions) {
+			h->reject = "sessions";
+			snprintf(h->detail, sizeof(h->detail), "%lld of %lld sessions", (long long)h->sessions,
+				 (long long)h->max_sessions);
+		} else if (h->mem_used + r->mem > mcap) {
+			h->reject = "memory";
+			fmt_size(r->mem, a, sizeof(a));
+			fmt_size(mcap - h->mem_used, b, sizeof(b));
+			fmt_size(mcap, c, sizeof(c));
+			snprintf(h->detail, sizeof(h->detail), "needs %s, %s free of %s", a, b, c);
+		} else if (h->vcpus_used + r->vcpus > vcap) {
+			h->reject = "vcpus";
+			snprintf(h->detail, sizeof(h->detail), "needs %lld, %lld free of %lld", (long long)r->vcpus,
+				 (long long)(vcap - h->vcpus_used), (long long)vcap);
+		}
+		if (!h->reject) {
+			fmt_size(mcap - h->mem_used - r->mem, a, sizeof(a));
+			snprintf(h->detail, sizeof(h->detail), "fits: %s and %lld vCPUs left after, %lld sessions",
+				 a, (long long)(vcap - h->vcpus_used - r->vcpus), (long long)h->sessions);
+		}
+	}
+}
+
+/* Utilisation after placing the request: memory, vCPUs. */
+static double
+mem_util(const struct vdi_sched_host *h, const struct vdi_sched_req *r)
+{
+	int64_t cap = vdi_sched_mem_cap(h);
+	return cap > 0 ? (double)(h->mem_used + r->mem) / (double)cap : 1;
+}
+
+static double
+vcpu_util(const struct vdi_sched_host *h, const struct vdi_sched_req *r)
+{
+	int64_t cap = vdi_sched_vcpu_cap(h);
+	return cap > 0 ? (double)(h->vcpus_used + r->vcpus) / (double)cap : 1;
+}
+
+/*
+ * least-load: the share of the host that would be in use, memory first
+ * (it is what runs out), then vCPUs, then measured CPU load.
+ */
+static double
+load_score(const struct vdi_sched_host *h, const struct vdi_sched_req *r)
+{
+	return 0.6 * mem_util(h, r) + 0.3 * vcpu_util(h, r) + 0.1 * (h->load_known ? h->load : 0);
+}
+
+static const struct vdi_sched_host *cmp_base;
+
+static int
+by_score(const void *pa, const void *pb)
+{
+	const struct vdi_sched_host *a = &cmp_base[*(const size_t *)pa], *b = &cmp_base[*(const size_t *)pb];
+
+	if (a->score < b->score - 1e-12)
+		return -1;
+	if (a->score > b->score + 1e-12)
+		return 1;
+	return strcmp(a->name, b->name);
+}
+
+static int
+by_name(const void *pa, const void *pb)
+{
+	return strcmp(cmp_base[*(const size_t *)pa].name, cmp_base[*(const size_t *)pb].name);
+}
+
+static void
+score_all(struct vdi_sched_host *hs, const size_t *el, size_t ne, const struct vdi_sched_req *r,
+	  enum vdi_policy p, const struct vdi_sched_ctx *ctx)
+{
+	for (size_t k = 0; k < ne; k++) {
+		struct vdi_sched_host *h = &hs[el[k]];
+		switch (p) {
+		case VDI_POLICY_LEAST_SESSIONS:
+			h->score = (double)h->sessions;
+			break;
+		case VDI_POLICY_LEAST_LOAD:
+		case VDI_POLICY_RANDOM2:
+			h->score = load_score(h, r);
+			break;
+		case VDI_POLICY_PACK:
+			/* Fullest first: the least room left after placing. */
+			h->score = -mem_util(h, r);
+			break;
+		case VDI_POLICY_ROUND_ROBIN:
+			/* The next name after the last one picked, wrapping around. */
+			h->score = (ctx->rr_last && strcmp(h->name, ctx->rr_last) <= 0) ? 1 : 0;
+			break;
+		case VDI_POLICY_STICKY:
+			h->score = 0;
+			break;
+		}
+	}
+}
+
+int
+vdi_sched_pick(struct vdi_sched_host *hs, size_t n, const struct vdi_sched_req *r,
+	       struct vdi_sched_ctx *ctx)
+{
+	size_t *el, ne = 0, k;
+	enum vdi_policy p = ctx->policy;
+	int win = -1;
+
+	ctx->why[0] = '\0';
+	el = calloc(n + 1, sizeof(*el));
+	if (!el)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (!hs[i].reject)
+			el[ne++] = i;
+	if (ne == 0)
+		goto out;
+	cmp_base = hs;
+	if (p == VDI_POLICY_STICKY) {
+		for (k = 0; k < ne; k++) {
+			if (hs[el[k]].id == ctx->sticky_host) {
+				win = (int)el[k];
+				break;
+			}
+		}
+		if (win >= 0) {
+			hs[win].rank = 1;
+			snprintf(ctx->why, sizeof(ctx->why), "sticky: %s ran the user's last session and passes every filter",
+				 hs[win].name);
+			/* Rank the rest by the fallback, for the explanation. */
+			score_all(hs, el, ne, r, ctx->fallback, ctx);
+			hs[win].score = -1e9;
+			qsort(el, ne, sizeof(*el), by_score);
+			for (k = 0; k < ne; k++)
+				hs[el[k]].rank = (int)k + 1;
+			goto out;
+		}
+		p = ctx->fallback;
+	}
+	score_all(hs, el, ne, r, p, ctx);
+	if (p == VDI_POLICY_RANDOM2) {
+		/* Two distinct random eligible hosts; the better one wins. */
+		size_t a, b;
+		qsort(el, ne, sizeof(*el), by_name);
+		a = (size_t)(vdi_rand_next(ctx->rng) % ne);
+		b = ne > 1 ? (a + 1 + (size_t)(vdi_rand_next(ctx->rng) % (ne - 1))) % ne : a;
+		for (k = 0; k < ne; k++)
+			if (k != a && k != b)
+				hs[el[k]].score += 1e6; /* not drawn: ranked after the two */
+	}
+	qsort(el, ne, sizeof(*el), by_score);
+	for (k = 0; k < ne; k++)
+		hs[el[k]].rank = (int)k + 1;
+	win = (int)el[0];
+	switch (p) {
+	case VDI_POLICY_LEAST_SESSIONS:
+		snprintf(ctx->why, sizeof(ctx->why), "least-sessions: %s has %lld sessions, the fewest of %zu eligible hosts",
+			 hs[win].name, (long long)hs[win].sessions, ne);
+		break;
+	case VDI_POLICY_LEAST_LOAD:
+		snprintf(ctx->why, sizeof(ctx->why), "least-load: %s has the lowest load score %.3f of %zu eligible hosts",
+			 hs[win].name, hs[win].score, ne);
+		break;
+	case VDI_POLICY_PACK:
+		snprintf(ctx->why, sizeof(ctx->why), "pack: %s is the fullest host that still fits (%.0f%% memory after)",
+			 hs[win].name, -hs[win].score * 100);
+		break;
+	case VDI_POLICY_ROUND_ROBIN:
+		snprintf(ctx->why, sizeof(ctx->why), "round-robin: %s comes after %s", hs[win].name,
+			 ctx->rr_last ? ctx->rr_last : "(start)");
+		break;
+	case VDI_POLICY_RANDOM2:
+		snprintf(ctx->why, sizeof(ctx->why), "random2: %s has the better load score of the two drawn",
+			 hs[win].name);
+		break;
+	default:
+		break;
+	}
+	if (ctx->policy == VDI_POLICY_STICKY) {
+		static const char pre[] = "sticky: the last host is not eligible; fallback ";
+		size_t keep = sizeof(ctx->why) - sizeof(pre);
+		memmove(ctx->why + sizeof(pre) - 1, ctx->why, keep);
+		memcpy(ctx->why, pre, sizeof(pre) - 1);
+		ctx->why[sizeof(ctx->why) - 1] = '\0';
+	}
+out:
+	free(el);
+	return win;
+}
+
+void
+vdi_sched_why_none(const struct vdi_sched_host *hs, size_t n, char *buf, size_t len)
+{
+	static const char *const order[] = { "down", "maintenance", "draining", "unknown", "stale", "pool",
+					     "tags", "sessions", "memory", "vcpus", NULL };
+	size_t o = 0;
+
+	if (n == 0) {
+		snprintf(buf, len, "no host: none is known (see vm-hosts add)");
+		return;
+	}
+	o += (size_t)snprintf(buf, len, "no host:");
+	for (int k = 0; order[k] && o < len; k++) {
+		int c = 0;
+		for (size_t i = 0; i < n; i++)
+			c += hs[i].reject && strcmp(hs[i].reject, order[k]) == 0;
+		if (!c)
+			continue;
+		if (strcmp(order[k], "memory") == 0 || strcmp(order[k], "vcpus") == 0 ||
+		    strcmp(order[k], "sessions") == 0)
+			o += (size_t)snprintf(buf + o, len - o, "%s %d full (%s)", o > 8 ? "," : "", c, order[k]);
+		else if (strcmp(order[k], "pool") == 0 || strcmp(order[k], "tags") == 0)
+			o += (size_t)snprintf(buf + o, len - o, "%s %d without the %s", o > 8 ? "," : "", c,
+					      strcmp(order[k], "pool") == 0 ? "pool" : "tags");
+		else
+			o += (size_t)snprintf(buf + o, len - o, "%s %d %s", o > 8 ? "," : "", c, order[k]);
+	}
+}

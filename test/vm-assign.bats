@@ -1,0 +1,248 @@
+#!/usr/bin/env bats
+# vm-assign: filters, policies, explanations and concurrency, against lab
+# hosts whose capacity is shaped with vm-hosts' own options.
+
+load helpers
+
+setup_file() {
+	lab_start 3
+	IMG=$(mktemp -d /tmp/vdi-img.XXXXXX)
+	export IMG
+	qemu-img create -q -f qcow2 "$IMG/m.qcow2" 16M
+}
+
+teardown_file() {
+	lab_stop
+	rm -rf "$IMG"
+}
+
+setup() {
+	common_setup
+	add_lab_hosts
+	vm-master -q add m --image "$IMG/m.qcow2" --os linux --mem 256M --vcpus 1
+}
+
+teardown() {
+	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-*
+	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+}
+
+# mem_cap HOST SIZE: make the memory a host may give out exactly SIZE (bytes).
+mem_cap() {
+	local total
+	total=$(sql "select mem_total from hosts where name = '$1'")
+	vm-hosts set "$1" --ram-ratio 1 --reserve-mem $((total - $2))
+}
+
+users() { # users N [vm-copy options]: u1..uN
+	local n=$1
+	shift
+	seq -f 'u%g' 1 "$n" | vm-copy -q --master m "$@"
+}
+
+hosts_of() { # the host each assignment of the output got, space-separated
+	cut -f2 <<<"$1" | paste -sd' '
+}
+
+end_session() {
+	sql "update sessions set state = 'ended', reason = 'logoff', ended = 0 where id = $1"
+}
+
+@test "least-sessions (the paper's VMQS) spreads by session count, ties by name" {
+	users 5
+	run vm-assign u1 u2 u3 u4 u5
+	assert_success
+	[ "$(hosts_of "$output")" = "h1 h2 h3 h1 h2" ]
+	assert_line --index 0 --regexp $'^u1\th1\t[0-9]+$'
+}
+
+@test "least-load weighs the free share of memory and vCPUs (hand-computed)" {
+	users 4
+	mem_cap h1 $((1 << 30))
+	mem_cap h2 $((2 << 30))
+	mem_cap h3 $((4 << 30))
+	run vm-assign -p least-load u1 u2 u3 u4
+	assert_success
+	# u1: h3 .075 < h2 .1125 < h1 .1875; u2: h2 .1125 < h3 .15; u3: h3 .15; u4: h1 .1875 < h2 = h3 .225
+	[ "$(hosts_of "$output")" = "h3 h2 h3 h1" ]
+}
+
+@test "round-robin keeps its cursor in the VMDB across processes" {
+	users 4
+	run vm-assign -p round-robin u1
+	run vm-assign -p round-robin u2
+	run vm-assign -p round-robin u3 u4
+	[ "$(sql "select group_concat(h.name, ' ') from (select host_id from sessions order by id) s join hosts h on h.id = s.host_id")" = "h1 h2 h3 h1" ]
+}
+
+@test "pack fills the fullest host that still fits" {
+	users 6
+	mem_cap h1 $((1 << 30))
+	mem_cap h2 $((1 << 30))
+	mem_cap h3 $((1 << 30))
+	run vm-assign -p pack u1 u2 u3 u4 u5 u6
+	assert_success
+	[ "$(hosts_of "$output")" = "h1 h1 h1 h1 h2 h2" ]
+}
+
+@test "sticky returns to the last host while it passes the filters, else falls back" {
+	users 4
+	run vm-assign u1
+	assert_output --regexp $'^u1\th1\t'
+	end_session "$(cut -f3 <<<"$output")"
+	vm-assign u2 u3 >/dev/null   # h2, h3: least-sessions alone would now pick h1 anyway
+	vm-assign u4 >/dev/null      # h1: now h1 has the most sessions with h2, h3 tied
+	run vm-assign -p sticky --explain -n u1 -o json
+	assert_output --partial '"host":"h1"'
+	assert_output --partial 'sticky: h1 ran the user'
+	run vm-assign -p sticky u1
+	assert_output --regexp $'^u1\th1\t'
+	end_session "$(cut -f3 <<<"$output")"
+	vm-hosts drain h1
+	run vm-assign -p sticky u1
+	assert_output --regexp $'^u1\th2\t'
+}
+
+@test "random2 with --seed is reproducible and picks the better of the two drawn" {
+	users 2
+	run vm-assign -p random2 --seed 42 --explain -n u1 -o json
+	local first=$output
+	run vm-assign -p random2 --seed 42 --explain -n u1 -o json
+	[ "$output" = "$first" ]
+	run python3 -c '
+import json, sys
+rows = json.loads(sys.argv[1])
+drawn = [r for r in rows if r["score"] is not None and r["score"] < 1e5]
+assert len(drawn) == 2, rows
+win = [r for r in rows if r["chosen"]][0]
+assert win["rank"] == 1 and win["score"] == min(r["score"] for r in drawn), rows
+print("ok")' "$output"
+	assert_output ok
+}
+
+@test "each filter names its reason in --explain" {
+	users 1 --tag gpu
+	vm-hosts drain h1
+	vm-hosts set h2 --tag gpu --max-sessions 0
+	vm-hosts set h3 --tag gpu --cpu-ratio 0.1
+	run vm-assign --explain -n u1 -o tsv
+	assert_failure 4
+	assert_output --partial "no host: 1 draining, 1 full (sessions), 1 full (vcpus) for u1"
+	vm-hosts set h2 --max-sessions none --reserve-mem 1P
+	vm-hosts undrain h1
+	run vm-assign -n u1
+	assert_failure 4
+	assert_output --partial "1 without the tags, 1 full (memory), 1 full (vcpus)"
+	vm-hosts maintenance h1
+	vm-hosts set h3 --cpu-ratio 4 --pool other
+	run vm-assign -n u1
+	assert_output --partial "1 maintenance, 1 without the pool, 1 full (memory)"
+}
+
+@test "--explain shows every host's verdicts, numbers, score, rank and the winner's why" {
+	users 1
+	vm-hosts drain h3
+	run vm-assign --explain u1 -o json
+	assert_success
+	run python3 -c '
+import json, sys
+rows = {r["host"]: r for r in json.loads(sys.argv[1])}
+assert rows["h3"]["verdict"] == "draining" and rows["h3"]["rank"] is None, rows
+assert rows["h1"]["chosen"] and rows["h1"]["rank"] == 1 and "least-sessions" in rows["h1"]["why"], rows
+assert rows["h2"]["rank"] == 2 and rows["h2"]["memory"].startswith("0+256M/"), rows
+print("ok")' "$output"
+	assert_output ok
+	[ "$(sql 'select count(*) from sessions')" = 1 ]
+}
+
+@test "a host not polled within poll_max_age is stale; a down host is down" {
+	users 1
+	vm-hosts add dead "qemu+unix:///system?socket=$BATS_TEST_TMPDIR/none" --no-check
+	vm-hosts poll dead >/dev/null || true
+	echo 'poll_max_age = 1s' >"$VDI_CONFIG"
+	sleep 2
+	run vm-assign -n u1
+	assert_failure 4
+	assert_output --partial "1 down, 3 stale"
+}
+
+@test "--host: the filters still apply (exit 4 naming the filter) unless --force, which is recorded" {
+	users 2
+	vm-hosts drain h2
+	run vm-assign --host h2 u1
+	assert_failure 4
+	assert_output --partial "host h2 fails filter 'draining'"
+	run vm-assign --host h3 u1
+	assert_success
+	assert_output --regexp $'^u1\th3\t'
+	export SUDO_USER=helpdesk7
+	run vm-assign --host h2 --force u2
+	assert_success
+	assert_output --partial "by force"
+	[ "$(sql "select who || ' ' || action from events where object = 'u2' and action like 'session%'")" = "helpdesk7 session-assign-forced" ]
+	run vm-assign --host nosuch u2
+	assert_success   # u2 has its session already: reconnected, nothing new
+	run vm-assign --force u1
+	assert_failure 2
+}
+
+@test "a user who has a session gets it again and nothing new is reserved" {
+	users 1
+	run vm-assign u1
+	local first=$output
+	local before
+	before=$(sql "select sum(sessions) || ' ' || sum(mem_used) from hosts")
+	run vm-assign u1
+	[ "$output" = "$first" ]
+	[ "$(sql "select sum(sessions) || ' ' || sum(mem_used) from hosts")" = "$before" ]
+	[ "$(sql 'select count(*) from sessions')" = 1 ]
+}
+
+@test "unknown users are 3, bad names 2, and the others still go through" {
+	users 1
+	run vm-assign nobody u1 "bad/name"
+	assert_failure 2
+	assert_output --partial "user 'nobody' has no user VM"
+	assert_line --regexp $'^u1\th1\t'
+	run vm-assign nobody
+	assert_failure 3
+	run vm-assign -p fastest u1
+	assert_failure 2
+}
+
+@test "users from stdin, one line each, as a pipeline" {
+	users 3
+	run bash -c 'printf "u1\nu2 extra\n\nu3\n" | vm-assign | cut -f1,2'
+	assert_success
+	assert_output $'u1\th1\nu2\th2\nu3\th3'
+}
+
+@test "40 concurrent vm-assign onto room for 30: exactly 30 succeed, 10 exit 4, nothing overcommitted" {
+	users 40
+	vm-hosts set h1 --max-sessions 10 --cpu-ratio 8
+	vm-hosts set h2 --max-sessions 10 --cpu-ratio 8
+	vm-hosts set h3 --max-sessions 10 --cpu-ratio 8
+	local i pids=()
+	for i in $(seq 1 40); do
+		vm-assign "u$i" >"$BATS_TEST_TMPDIR/out.$i" 2>&1 &
+		pids+=($!)
+	done
+	local ok=0 full=0 other=0 rc
+	for i in "${!pids[@]}"; do
+		rc=0
+		wait "${pids[$i]}" || rc=$?
+		case $rc in 0) ok=$((ok + 1)) ;; 4) full=$((full + 1)) ;; *) other=$((other + 1)) ;; esac
+	done
+	echo "ok=$ok full=$full other=$other"
+	[ "$ok" = 30 ] && [ "$full" = 10 ] && [ "$other" = 0 ]
+	[ "$(sql "select group_concat(sessions, ' ') from hosts order by name")" = "10 10 10" ]
+	[ "$(sql "select count(*) from host_usage_check where sessions <> sessions_real or mem_used <> mem_used_real or vcpus_used <> vcpus_used_real")" = 0 ]
+	[ "$(sql "select count(*) from sessions")" = 30 ]
+	[ "$(sql "select count(distinct uservm_id) from sessions")" = 30 ]
+}
+
+@test "vm-assign does not load libvirt" {
+	run ldd "$(command -v vm-assign)"
+	refute_output --partial libvirt
+	refute_output --partial libxml2
+}
