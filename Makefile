@@ -106,6 +106,11 @@ $(O)/test/%: $(O)/test/unit/%.o $(O)/libvdi-net.a $(O)/libvdi.a
 
 unit: $(UNIT_BINS)
 
+$(O)/bench/floor: $(O)/test/bench/floor.o $(O)/libvdi.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/libvdi.a $(LIBS_CORE)
+
 deps:
 	$(Q)scripts/install-deps
 
@@ -118,7 +123,7 @@ demo: deps
 	$(Q)O=$(O) scripts/demo $(DEMO_ARGS)
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(O)/bench/floor
 	$(Q)O=$(O) test/bench/run
 
 lint:

@@ -161,6 +161,7 @@ main(int argc, char **argv)
 	if (!seeded)
 		rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	ao.rng = &rng;
+	ao.explain = do_explain;
 	vdi_out_list_begin(c.out);
 	for (size_t i = 0; i < n; i++) {
 		struct vdi_assign_result res;

@@ -1,4 +1,5 @@
 /* assign.c - choosing and reserving a host for a session in the VMDB (see assign.h). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,70 +67,140 @@ live_session(struct vdi_db *db, int64_t uvm, struct vdi_assign_result *res, stru
 	return rc == SQLITE_ROW;
 }
 
+/* The hosts that have every tag the user VM needs, as a sorted array of ids. */
 static int
-load_hosts(struct vdi_db *db, const struct uvm *u, struct vdi_assign_result *res, struct vdi_err *err)
+tagged_hosts(struct vdi_db *db, const struct uvm *u, int64_t **ids, size_t *n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL, *tg = NULL;
-	size_t cap = 0;
+	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (vdi_db_prepare(db, &st, "SELECT id, name, admin, health, coalesce(last_ok, 0), pool = ?1, mem_total, "
-			   "reserve_mem, ram_ratio, vcpus, cpu_ratio, sessions, mem_used, vcpus_used, "
-			   "coalesce(max_sessions, -1), load FROM hosts ORDER BY name", err) < 0)
+	*ids = NULL;
+	*n = 0;
+	if (vdi_db_prepare(db, &st, "SELECT h.host_id FROM host_tags h JOIN uservm_tags t ON t.tag = h.tag "
+			   "AND t.uservm_id = ?1 GROUP BY h.host_id HAVING count(*) = ?2 ORDER BY h.host_id", err) < 0)
 		return -1;
+	sqlite3_bind_int64(st, 1, u->id);
+	sqlite3_bind_int64(st, 2, u->ntags);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t *t = realloc(*ids, (*n + 1) * sizeof(*t));
+		if (!t)
+			abort();
+		*ids = t;
+		t[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading tags", err);
+}
+
+static bool
+has_id(const int64_t *ids, size_t n, int64_t id)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ids[mid] == id)
+			return true;
+		if (ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/*
+ * The hosts, in name order.  full: every host with everything people see
+ * in --explain.  Otherwise only the hosts that pass the state, freshness
+ * and pool filters, without their names: the quick path of one login,
+ * where reading and copying 1,000 hosts' text would cost more than the
+ * decision.  Capacity and tags are judged in C either way (sched.c).
+ */
+static int
+load_hosts(struct vdi_db *db, const struct uvm *u, const char *rr_last, int64_t min_ok, bool full,
+	   struct vdi_assign_result *res, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t *tagged = NULL;
+	size_t ntagged = 0, cap = 0;
+	int rc, ret = -1;
+
+	if (u->ntags > 0 && tagged_hosts(db, u, &tagged, &ntagged, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, full ?
+			   "SELECT id, sessions, mem_used, vcpus_used, mem_total, reserve_mem, ram_ratio, vcpus, "
+			   "cpu_ratio, coalesce(max_sessions, -1), load, name > ?3, coalesce(last_ok, 0), pool = ?1, "
+			   "name, admin, health FROM hosts ORDER BY name" :
+			   "SELECT id, sessions, mem_used, vcpus_used, mem_total, reserve_mem, ram_ratio, vcpus, "
+			   "cpu_ratio, coalesce(max_sessions, -1), load, name > ?3, last_ok FROM hosts "
+			   "WHERE admin = 'active' AND health = 'up' AND pool = ?1 AND last_ok >= ?2 ORDER BY name",
+			   err) < 0)
+		goto out;
 	sqlite3_bind_text(st, 1, u->pool, -1, SQLITE_STATIC);
-	if (u->ntags > 0 &&
-	    vdi_db_prepare(db, &tg, "SELECT count(*) = ?2 FROM host_tags h JOIN uservm_tags t ON t.tag = h.tag "
-			   "AND t.uservm_id = ?1 WHERE h.host_id = ?3", err) < 0)
-		goto fail;
+	sqlite3_bind_int64(st, 2, min_ok);
+	sqlite3_bind_text(st, 3, rr_last ? rr_last : "", -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct vdi_sched_host *h;
 		if (res->nhosts == cap) {
-			cap = cap ? cap * 2 : 64;
+			cap = cap ? cap * 2 : 256;
 			h = realloc(res->hosts, cap * sizeof(*h));
 			if (!h)
 				abort();
 			res->hosts = h;
 		}
 		h = &res->hosts[res->nhosts++];
-		memset(h, 0, sizeof(*h));
+		memset(h, 0, offsetof(struct vdi_sched_host, detail));
 		h->id = sqlite3_column_int64(st, 0);
-		h->name = vdi_db_col_strdup(st, 1);
-		h->admin = vdi_db_col_strdup(st, 2);
-		h->health = vdi_db_col_strdup(st, 3);
-		h->last_ok = sqlite3_column_int64(st, 4);
-		h->pool_ok = sqlite3_column_int(st, 5);
-		h->mem_total = sqlite3_column_int64(st, 6);
-		h->reserve_mem = sqlite3_column_int64(st, 7);
-		h->ram_ratio = sqlite3_column_double(st, 8);
-		h->vcpus = sqlite3_column_int64(st, 9);
-		h->cpu_ratio = sqlite3_column_double(st, 10);
-		h->sessions = sqlite3_column_int64(st, 11);
-		h->mem_used = sqlite3_column_int64(st, 12);
-		h->vcpus_used = sqlite3_column_int64(st, 13);
-		h->max_sessions = sqlite3_column_int64(st, 14);
-		h->load_known = sqlite3_column_type(st, 15) != SQLITE_NULL;
-		h->load = sqlite3_column_double(st, 15);
-		h->tags_ok = true;
-		if (tg) {
-			sqlite3_reset(tg);
-			sqlite3_bind_int64(tg, 1, u->id);
-			sqlite3_bind_int64(tg, 2, u->ntags);
-			sqlite3_bind_int64(tg, 3, h->id);
-			h->tags_ok = sqlite3_step(tg) == SQLITE_ROW && sqlite3_column_int(tg, 0);
+		h->sessions = sqlite3_column_int64(st, 1);
+		h->mem_used = sqlite3_column_int64(st, 2);
+		h->vcpus_used = sqlite3_column_int64(st, 3);
+		h->mem_total = sqlite3_column_int64(st, 4);
+		h->reserve_mem = sqlite3_column_int64(st, 5);
+		h->ram_ratio = sqlite3_column_double(st, 6);
+		h->vcpus = sqlite3_column_int64(st, 7);
+		h->cpu_ratio = sqlite3_column_double(st, 8);
+		h->max_sessions = sqlite3_column_int64(st, 9);
+		h->load_known = sqlite3_column_type(st, 10) != SQLITE_NULL;
+		h->load = sqlite3_column_double(st, 10);
+		h->rr_after = sqlite3_column_int(st, 11);
+		h->last_ok = sqlite3_column_int64(st, 12);
+		h->tags_ok = u->ntags == 0 || has_id(tagged, ntagged, h->id);
+		if (full) {
+			h->pool_ok = sqlite3_column_int(st, 13);
+			h->name = vdi_db_col_strdup(st, 14);
+			h->admin = vdi_db_col_strdup(st, 15);
+			h->health = vdi_db_col_strdup(st, 16);
+		} else {
+			h->pool_ok = true;
+			h->admin = "active";
+			h->health = "up";
 		}
 	}
 	if (rc != SQLITE_DONE) {
 		vdi_db_fail(db, "reading hosts", err);
-		goto fail;
+		goto out;
 	}
+	res->full = full;
+	ret = 0;
+out:
 	sqlite3_finalize(st);
-	sqlite3_finalize(tg);
-	return 0;
-fail:
+	free(tagged);
+	return ret;
+}
+
+static char *
+host_name(struct vdi_db *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	char *name = NULL;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT name FROM hosts WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		name = vdi_db_col_strdup(st, 0);
 	sqlite3_finalize(st);
-	sqlite3_finalize(tg);
-	return -1;
+	return name;
 }
 
 static char *
@@ -205,48 +276,70 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	}
 	res->mem = u.mem;
 	res->vcpus = u.vcpus;
-	if (load_hosts(db, &u, res, err) < 0)
-		goto fail;
 	req.mem = u.mem;
 	req.vcpus = u.vcpus;
 	req.now = now;
 	req.max_age = o->max_age;
-	vdi_sched_filter(res->hosts, res->nhosts, &req);
-	if (o->host) {
-		for (size_t i = 0; i < res->nhosts; i++)
-			if (strcmp(res->hosts[i].name, o->host) == 0)
-				win = (int)i;
-		if (win < 0) {
-			vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", o->host);
+	if (o->policy == VDI_POLICY_ROUND_ROBIN)
+		rr = kv_get(db, "rr_last");
+	/*
+	 * A quick pass over the hosts that can take sessions at all (its SQL
+	 * filter lets through exactly the hosts that pass the state, freshness
+	 * and pool filters, so its eligible hosts, in the same order, are the
+	 * full pass's); the full pass only when asked to explain, or to say why
+	 * no host fits.
+	 */
+	for (int full = o->explain || o->host; full < 2 && win < 0; full++) {
+		vdi_assign_result_hosts_clear(res);
+		if (load_hosts(db, &u, rr, o->max_age > 0 ? now - o->max_age : INT64_MIN, full, res, err) < 0)
 			goto fail;
+		vdi_sched_filter(res->hosts, res->nhosts, &req);
+		if (o->host) {
+			for (size_t i = 0; i < res->nhosts; i++)
+				if (strcmp(res->hosts[i].name, o->host) == 0)
+					win = (int)i;
+			if (win < 0) {
+				vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", o->host);
+				goto fail;
+			}
+			vdi_sched_detail(&res->hosts[win], &req);
+			if (res->hosts[win].reject && !o->force) {
+				vdi_err_set(err, VDI_ENOHOST, "host %s fails filter '%s'%s%s%s (--force to place "
+					    "there anyway)", o->host, res->hosts[win].reject,
+					    res->hosts[win].detail[0] ? " (" : "", res->hosts[win].detail,
+					    res->hosts[win].detail[0] ? ")" : "");
+				goto fail;
+			}
+			res->forced = res->hosts[win].reject != NULL;
+			res->hosts[win].rank = 1;
+			snprintf(res->why, sizeof(res->why), "chosen by hand%s",
+				 res->forced ? ", forced past the filters" : "");
+			break;
 		}
-		if (res->hosts[win].reject && !o->force) {
-			vdi_err_set(err, VDI_ENOHOST, "host %s fails filter '%s'%s%s%s (--force to place there anyway)",
-				    o->host, res->hosts[win].reject, res->hosts[win].detail[0] ? " (" : "",
-				    res->hosts[win].detail, res->hosts[win].detail[0] ? ")" : "");
-			goto fail;
-		}
-		res->forced = res->hosts[win].reject != NULL;
-		res->hosts[win].rank = 1;
-		snprintf(res->why, sizeof(res->why), "chosen by hand%s", res->forced ? ", forced past the filters" : "");
-	} else {
 		ctx.policy = o->policy;
 		ctx.fallback = o->fallback;
 		ctx.rng = o->rng;
-		if (o->policy == VDI_POLICY_ROUND_ROBIN)
-			ctx.rr_last = rr = kv_get(db, "rr_last");
+		ctx.rank_all = full;
+		ctx.rr_last = rr;
 		if (o->policy == VDI_POLICY_STICKY)
 			ctx.sticky_host = last_host(db, u.id);
 		win = vdi_sched_pick(res->hosts, res->nhosts, &req, &ctx);
 		snprintf(res->why, sizeof(res->why), "%s", ctx.why);
-		if (win < 0) {
-			char why[256];
-			vdi_sched_why_none(res->hosts, res->nhosts, why, sizeof(why));
-			vdi_err_set(err, VDI_ENOHOST, "%s for %s", why, user);
-			goto fail;
-		}
 	}
-	res->host = strdup(res->hosts[win].name);
+	if (win < 0) {
+		char why[256];
+		vdi_sched_why_none(res->hosts, res->nhosts, why, sizeof(why));
+		vdi_err_set(err, VDI_ENOHOST, "%s for %s", why, user);
+		goto fail;
+	}
+	res->host = res->full ? strdup(res->hosts[win].name) : host_name(db, res->hosts[win].id);
+	if (!res->host) {
+		vdi_err_set(err, VDI_EFAIL, "out of memory");
+		goto fail;
+	}
+	if (o->explain)
+		for (size_t i = 0; i < res->nhosts; i++)
+			vdi_sched_detail(&res->hosts[i], &req);
 	if (o->dry_run) {
 		vdi_db_rollback(db);
 		free(rr);
@@ -287,14 +380,25 @@ fail:
 }
 
 void
-vdi_assign_result_clear(struct vdi_assign_result *res)
+vdi_assign_result_hosts_clear(struct vdi_assign_result *res)
 {
-	for (size_t i = 0; i < res->nhosts; i++) {
-		free((char *)res->hosts[i].name);
-		free((char *)res->hosts[i].admin);
-		free((char *)res->hosts[i].health);
+	if (res->full) {
+		for (size_t i = 0; i < res->nhosts; i++) {
+			free((char *)res->hosts[i].name);
+			free((char *)res->hosts[i].admin);
+			free((char *)res->hosts[i].health);
+		}
 	}
 	free(res->hosts);
+	res->hosts = NULL;
+	res->nhosts = 0;
+	res->full = false;
+}
+
+void
+vdi_assign_result_clear(struct vdi_assign_result *res)
+{
+	vdi_assign_result_hosts_clear(res);
 	free(res->host);
 	memset(res, 0, sizeof(*res));
 }

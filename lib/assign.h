@@ -22,6 +22,7 @@ struct vdi_assign_opts {
 	bool dry_run;              /* decide, reserve nothing */
 	int64_t max_age;           /* poll_max_age, seconds */
 	uint64_t *rng;             /* random2 */
+	bool explain;              /* rank every host and fill each one's detail */
 };
 
 struct vdi_assign_result {
@@ -33,11 +34,13 @@ struct vdi_assign_result {
 	/* every host as the decision saw it, for --explain */
 	struct vdi_sched_host *hosts;
 	size_t nhosts;
+	bool full;                 /* hosts holds every host, with names (else only the candidates) */
 	int64_t mem, vcpus;
 };
 
 int vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	       struct vdi_assign_result *res, struct vdi_err *err);
 void vdi_assign_result_clear(struct vdi_assign_result *res);
+void vdi_assign_result_hosts_clear(struct vdi_assign_result *res);
 
 #endif

@@ -181,6 +181,19 @@ writable(const char *path)
 	return ok;
 }
 
+/* Do PATH-wal and PATH-shm both exist? */
+static bool
+wal_present(const char *path)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s-wal", path);
+	if (access(buf, R_OK) < 0)
+		return false;
+	snprintf(buf, sizeof(buf), "%s-shm", path);
+	return access(buf, R_OK) == 0;
+}
+
 /* "file:PATH?immutable=1" with PATH percent-encoded where URIs need it. */
 static char *
 file_uri(const char *path)
@@ -317,10 +330,14 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 	}
 	if (writable(path)) {
 		rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	} else if (wal_present(path)) {
+		/* SQLite reads a WAL database read-only when its -wal and -shm exist. */
+		rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	} else {
 		/*
 		 * SQLite cannot make the -shm file of a WAL database in a folder it
-		 * may not write; "immutable" reads the file as it stands instead.
+		 * may not write; "immutable" reads the file as it stands instead
+		 * (with no -wal file, the file is all there is).
 		 */
 		char *uri = file_uri(path);
 		if (!uri) {
@@ -336,11 +353,26 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
+	/*
+	 * These programs run once per request.  Keep the -wal file between
+	 * them and leave checkpoints to SQLite's automatic ones (every 1000
+	 * pages, in whichever commit crosses the mark): otherwise every
+	 * process's close would checkpoint and fsync the VMDB, then delete
+	 * and the next one re-create the -wal and -shm files.
+	 */
+	{
+		int one = 1;
+		sqlite3_db_config(db->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+		sqlite3_file_control(db->h, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+	}
 	db->readonly = sqlite3_db_readonly(db->h, "main") == 1;
 	sqlite3_busy_timeout(db->h, busy_ms > INT32_MAX ? INT32_MAX : (int)busy_ms);
 	if (vdi_db_exec(db, "PRAGMA foreign_keys=ON", err) < 0)
 		goto fail;
 	if (migrate(db, err) < 0)
+		goto fail;
+	/* Read pages through a memory map: a pread per page is most of a short command's I/O. */
+	if (vdi_db_exec(db, "PRAGMA mmap_size=1073741824", err) < 0)
 		goto fail;
 	if (!db->readonly && vdi_db_exec(db, "PRAGMA synchronous=NORMAL", err) < 0)
 		goto fail;

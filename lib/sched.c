@@ -62,50 +62,63 @@ vdi_sched_filter(struct vdi_sched_host *hs, size_t n, const struct vdi_sched_req
 {
 	for (size_t i = 0; i < n; i++) {
 		struct vdi_sched_host *h = &hs[i];
-		int64_t mcap = vdi_sched_mem_cap(h), vcap = vdi_sched_vcpu_cap(h);
-		char a[16], b[16], c[16];
 
-		h->reject = NULL;
 		h->rank = 0;
 		h->score = 0;
 		h->detail[0] = '\0';
-		if (strcmp(h->admin, "maintenance") == 0) {
+		if (strcmp(h->admin, "maintenance") == 0)
 			h->reject = "maintenance";
-		} else if (strcmp(h->health, "down") == 0) {
+		else if (strcmp(h->health, "down") == 0)
 			h->reject = "down";
-		} else if (strcmp(h->admin, "draining") == 0) {
+		else if (strcmp(h->admin, "draining") == 0)
 			h->reject = "draining";
-		} else if (strcmp(h->health, "up") != 0) {
+		else if (strcmp(h->health, "up") != 0)
 			h->reject = "unknown";
-			snprintf(h->detail, sizeof(h->detail), "never polled");
-		} else if (r->max_age > 0 && (h->last_ok <= 0 || r->now - h->last_ok > r->max_age)) {
+		else if (r->max_age > 0 && (h->last_ok <= 0 || r->now - h->last_ok > r->max_age))
 			h->reject = "stale";
-			snprintf(h->detail, sizeof(h->detail), "last answer %llds ago, limit %llds",
-				 (long long)(r->now - h->last_ok), (long long)r->max_age);
-		} else if (!h->pool_ok) {
+		else if (!h->pool_ok)
 			h->reject = "pool";
-		} else if (!h->tags_ok) {
+		else if (!h->tags_ok)
 			h->reject = "tags";
-		} else if (h->max_sessions >= 0 && h->sessions + 1 > h->max_sessions) {
+		else if (h->max_sessions >= 0 && h->sessions + 1 > h->max_sessions)
 			h->reject = "sessions";
-			snprintf(h->detail, sizeof(h->detail), "%lld of %lld sessions", (long long)h->sessions,
-				 (long long)h->max_sessions);
-		} else if (h->mem_used + r->mem > mcap) {
+		else if (h->mem_used + r->mem > vdi_sched_mem_cap(h))
 			h->reject = "memory";
-			fmt_size(r->mem, a, sizeof(a));
-			fmt_size(mcap - h->mem_used, b, sizeof(b));
-			fmt_size(mcap, c, sizeof(c));
-			snprintf(h->detail, sizeof(h->detail), "needs %s, %s free of %s", a, b, c);
-		} else if (h->vcpus_used + r->vcpus > vcap) {
+		else if (h->vcpus_used + r->vcpus > vdi_sched_vcpu_cap(h))
 			h->reject = "vcpus";
-			snprintf(h->detail, sizeof(h->detail), "needs %lld, %lld free of %lld", (long long)r->vcpus,
-				 (long long)(vcap - h->vcpus_used), (long long)vcap);
-		}
-		if (!h->reject) {
-			fmt_size(mcap - h->mem_used - r->mem, a, sizeof(a));
-			snprintf(h->detail, sizeof(h->detail), "fits: %s and %lld vCPUs left after, %lld sessions",
-				 a, (long long)(vcap - h->vcpus_used - r->vcpus), (long long)h->sessions);
-		}
+		else
+			h->reject = NULL;
+	}
+}
+
+void
+vdi_sched_detail(struct vdi_sched_host *h, const struct vdi_sched_req *r)
+{
+	int64_t mcap = vdi_sched_mem_cap(h), vcap = vdi_sched_vcpu_cap(h);
+	const char *why = h->reject ? h->reject : "";
+	char a[16], b[16], c[16];
+
+	h->detail[0] = '\0';
+	if (strcmp(why, "unknown") == 0) {
+		snprintf(h->detail, sizeof(h->detail), "never polled");
+	} else if (strcmp(why, "stale") == 0) {
+		snprintf(h->detail, sizeof(h->detail), "last answer %llds ago, limit %llds",
+			 (long long)(r->now - h->last_ok), (long long)r->max_age);
+	} else if (strcmp(why, "sessions") == 0) {
+		snprintf(h->detail, sizeof(h->detail), "%lld of %lld sessions", (long long)h->sessions,
+			 (long long)h->max_sessions);
+	} else if (strcmp(why, "memory") == 0) {
+		fmt_size(r->mem, a, sizeof(a));
+		fmt_size(mcap - h->mem_used, b, sizeof(b));
+		fmt_size(mcap, c, sizeof(c));
+		snprintf(h->detail, sizeof(h->detail), "needs %s, %s free of %s", a, b, c);
+	} else if (strcmp(why, "vcpus") == 0) {
+		snprintf(h->detail, sizeof(h->detail), "needs %lld, %lld free of %lld", (long long)r->vcpus,
+			 (long long)(vcap - h->vcpus_used), (long long)vcap);
+	} else if (!h->reject) {
+		fmt_size(mcap - h->mem_used - r->mem, a, sizeof(a));
+		snprintf(h->detail, sizeof(h->detail), "fits: %s and %lld vCPUs left after, %lld sessions",
+			 a, (long long)(vcap - h->vcpus_used - r->vcpus), (long long)h->sessions);
 	}
 }
 
@@ -125,33 +138,33 @@ vcpu_util(const struct vdi_sched_host *h, const struct vdi_sched_req *r)
 }
 
 /*
- * least-load: the share of the host that would be in use, memory first
- * (it is what runs out), then vCPUs, then measured CPU load.
+ * least-load: the share of the host's dominant resource that would be in
+ * use after placing the request (memory or vCPUs, whichever is fuller:
+ * a weighted sum lets hosts trade memory for vCPUs and leaves memory
+ * unbalanced), plus a tenth of the CPU load measured at the last poll.
  */
 static double
 load_score(const struct vdi_sched_host *h, const struct vdi_sched_req *r)
 {
-	return 0.6 * mem_util(h, r) + 0.3 * vcpu_util(h, r) + 0.1 * (h->load_known ? h->load : 0);
+	double m = mem_util(h, r), v = vcpu_util(h, r);
+
+	return (m > v ? m : v) + 0.1 * (h->load_known ? h->load : 0);
 }
 
 static const struct vdi_sched_host *cmp_base;
 
+/* By score, then by position: the array is in name order. */
 static int
 by_score(const void *pa, const void *pb)
 {
-	const struct vdi_sched_host *a = &cmp_base[*(const size_t *)pa], *b = &cmp_base[*(const size_t *)pb];
+	size_t ia = *(const size_t *)pa, ib = *(const size_t *)pb;
+	const struct vdi_sched_host *a = &cmp_base[ia], *b = &cmp_base[ib];
 
 	if (a->score < b->score - 1e-12)
 		return -1;
 	if (a->score > b->score + 1e-12)
 		return 1;
-	return strcmp(a->name, b->name);
-}
-
-static int
-by_name(const void *pa, const void *pb)
-{
-	return strcmp(cmp_base[*(const size_t *)pa].name, cmp_base[*(const size_t *)pb].name);
+	return ia < ib ? -1 : ia > ib;
 }
 
 static void
@@ -174,7 +187,7 @@ score_all(struct vdi_sched_host *hs, const size_t *el, size_t ne, const struct v
 			break;
 		case VDI_POLICY_ROUND_ROBIN:
 			/* The next name after the last one picked, wrapping around. */
-			h->score = (ctx->rr_last && strcmp(h->name, ctx->rr_last) <= 0) ? 1 : 0;
+			h->score = ctx->rr_last && !h->rr_after ? 1 : 0;
 			break;
 		case VDI_POLICY_STICKY:
 			h->score = 0;
@@ -226,16 +239,23 @@ vdi_sched_pick(struct vdi_sched_host *hs, size_t n, const struct vdi_sched_req *
 	if (p == VDI_POLICY_RANDOM2) {
 		/* Two distinct random eligible hosts; the better one wins. */
 		size_t a, b;
-		qsort(el, ne, sizeof(*el), by_name);
 		a = (size_t)(vdi_rand_next(ctx->rng) % ne);
 		b = ne > 1 ? (a + 1 + (size_t)(vdi_rand_next(ctx->rng) % (ne - 1))) % ne : a;
 		for (k = 0; k < ne; k++)
 			if (k != a && k != b)
 				hs[el[k]].score += 1e6; /* not drawn: ranked after the two */
 	}
-	qsort(el, ne, sizeof(*el), by_score);
-	for (k = 0; k < ne; k++)
-		hs[el[k]].rank = (int)k + 1;
+	if (ctx->rank_all) {
+		qsort(el, ne, sizeof(*el), by_score);
+		for (k = 0; k < ne; k++)
+			hs[el[k]].rank = (int)k + 1;
+	} else {
+		/* Only the best is wanted: one pass, same order as the sort. */
+		for (k = 1; k < ne; k++)
+			if (by_score(&el[k], &el[0]) < 0)
+				el[0] = el[k];
+		hs[el[0]].rank = 1;
+	}
 	win = (int)el[0];
 	switch (p) {
 	case VDI_POLICY_LEAST_SESSIONS:

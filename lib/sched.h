@@ -4,8 +4,16 @@
  * Pure logic, no I/O: the caller fills an array of candidate hosts with
  * what the VMDB says of them, vdi_sched_filter() gives each its first
  * failing filter (or none), vdi_sched_pick() scores the eligible ones
- * under a policy and returns the winner.  Ties always break by host name,
- * so the same VMDB and the same request give the same answer.
+ * under a policy and returns the winner.  The array must be in host name
+ * order: ties always break by it, so the same VMDB and the same request
+ * give the same answer.
+ *
+ * Policies: least-sessions (fewest sessions), least-load (lowest share of
+ * the dominant resource, memory or vCPUs, after placing, plus a tenth of
+ * the polled CPU load), round-robin (the next name after the last pick),
+ * sticky (the host of the user's last session, else the fallback), pack
+ * (the fullest memory after placing), random2 (the better least-load
+ * score of two hosts drawn at random).
  *
  * Filters, in order (the first that fails names the reason):
  *   down, maintenance, draining, unknown  the host's state
@@ -49,6 +57,7 @@ struct vdi_sched_host {
 	int64_t sessions, max_sessions; /* max_sessions -1: no limit */
 	double load;
 	bool load_known;
+	bool rr_after;            /* round-robin: name comes after the last host picked */
 	/* out */
 	const char *reject;       /* NULL: eligible */
 	char detail[160];         /* the numbers behind the verdict */
@@ -65,14 +74,18 @@ struct vdi_sched_req {
 int64_t vdi_sched_mem_cap(const struct vdi_sched_host *h);
 int64_t vdi_sched_vcpu_cap(const struct vdi_sched_host *h);
 
+/* Give each host its first failing filter (reject), or none. */
 void vdi_sched_filter(struct vdi_sched_host *hs, size_t n, const struct vdi_sched_req *r);
+/* Write the numbers behind a host's verdict into h->detail (for people: costs a few printfs). */
+void vdi_sched_detail(struct vdi_sched_host *h, const struct vdi_sched_req *r);
 
 struct vdi_sched_ctx {
 	enum vdi_policy policy;
 	enum vdi_policy fallback;  /* for sticky when its host fails the filters */
-	const char *rr_last;       /* round-robin: the host picked last, or NULL */
+	const char *rr_last;       /* round-robin: the host picked last, or NULL (for why) */
 	int64_t sticky_host;       /* sticky: the host of the user's last session, or 0 */
 	uint64_t *rng;             /* random2: the generator's state */
+	bool rank_all;             /* rank every eligible host (for --explain), not just find the best */
 	char why[256];             /* out: why the winner won */
 };
 

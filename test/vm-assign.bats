@@ -56,15 +56,26 @@ end_session() {
 	assert_line --index 0 --regexp $'^u1\th1\t[0-9]+$'
 }
 
-@test "least-load weighs the free share of memory and vCPUs (hand-computed)" {
+@test "least-load balances the dominant resource, memory or vCPUs (hand-computed)" {
 	users 4
 	mem_cap h1 $((1 << 30))
 	mem_cap h2 $((2 << 30))
 	mem_cap h3 $((4 << 30))
+	vm-hosts set h1 --cpu-ratio 16
+	vm-hosts set h2 --cpu-ratio 16
+	vm-hosts set h3 --cpu-ratio 16
 	run vm-assign -p least-load u1 u2 u3 u4
 	assert_success
-	# u1: h3 .075 < h2 .1125 < h1 .1875; u2: h2 .1125 < h3 .15; u3: h3 .15; u4: h1 .1875 < h2 = h3 .225
-	[ "$(hosts_of "$output")" = "h3 h2 h3 h1" ]
+	# 256M and 1 of 32 vCPUs each: memory dominates.  Memory share after placing:
+	# u1: h3 .0625 < h2 .125 < h1 .25; u2: h2 .125 = h3 .125, h2 by name; u3: h3 .125 < h2 .25;
+	# u4: h3 .1875 < h1 .25 = h2 .25
+	[ "$(hosts_of "$output")" = "h3 h2 h3 h3" ]
+	# Now make vCPUs the scarce one on h3: 1 vCPU left after u5 would take it (4 of 4).
+	vm-hosts set h3 --cpu-ratio 2
+	vm-copy -q --master m u5
+	run vm-assign -p least-load u5
+	# h3: max(1.25G/4G = .3125, 4/4 = 1) = 1; h1: max(.25, 1/32); h2: max(.25, 1/32): h1 by name
+	assert_output --regexp $'^u5\th1\t'
 }
 
 @test "round-robin keeps its cursor in the VMDB across processes" {

@@ -39,7 +39,8 @@ static int
 pick(enum vdi_policy p)
 {
 	uint64_t rng = 7;
-	struct vdi_sched_ctx ctx = { .policy = p, .fallback = VDI_POLICY_LEAST_SESSIONS, .rng = &rng };
+	struct vdi_sched_ctx ctx = { .policy = p, .fallback = VDI_POLICY_LEAST_SESSIONS, .rng = &rng,
+				     .rank_all = true };
 
 	vdi_sched_filter(hs, 3, &req);
 	return vdi_sched_pick(hs, 3, &req, &ctx);
@@ -58,6 +59,7 @@ test_filters(void **state)
 	assert_string_equal(hs[0].reject, "draining");
 	assert_string_equal(hs[1].reject, "stale");
 	assert_string_equal(hs[2].reject, "memory");
+	vdi_sched_detail(&hs[2], &req);
 	assert_non_null(strstr(hs[2].detail, "needs 256M, 100M free of 4G"));
 	host(2, "c", 4 * G, 0, 8); /* 8 of 8 vCPUs */
 	vdi_sched_filter(hs, 3, &req);
@@ -93,12 +95,16 @@ static void
 test_policies(void **state)
 {
 	(void)state;
-	/* a: 1G cap, 2 sessions; b: 4G, 3 sessions; c: 2G, 2 sessions, 1G used */
+	/* a: 1G cap, 2 sessions; b: 4G, 3 sessions; c: 2G, 2 sessions, 1G used; 8 vCPUs each */
 	host(0, "a", 1 * G, 0, 2);
 	host(1, "b", 4 * G, 0, 3);
 	host(2, "c", 2 * G, 1 * G, 2);
 	assert_string_equal(hs[pick(VDI_POLICY_LEAST_SESSIONS)].name, "a"); /* a, c tie at 2: by name */
+	/* dominant share after: a max(.25, 3/8) = .375, b max(.0625, 4/8) = .5, c max(.625, 3/8) = .625 */
+	assert_string_equal(hs[pick(VDI_POLICY_LEAST_LOAD)].name, "a");
+	hs[1].vcpus_used = hs[1].sessions = 0;  /* b: max(.0625, 1/8) = .125 */
 	assert_string_equal(hs[pick(VDI_POLICY_LEAST_LOAD)].name, "b");
+	hs[1].vcpus_used = hs[1].sessions = 3;
 	assert_string_equal(hs[pick(VDI_POLICY_PACK)].name, "c");       /* 1.25G/2G beats .25G/1G */
 	assert_int_equal(hs[0].rank, 2); /* c, then a (.25), then b (.06) */
 }
@@ -115,8 +121,10 @@ test_round_robin_and_sticky(void **state)
 	host(2, "c", 4 * G, 0, 0);
 	vdi_sched_filter(hs, 3, &req);
 	ctx.rr_last = "b";
+	hs[2].rr_after = true;
 	assert_string_equal(hs[vdi_sched_pick(hs, 3, &req, &ctx)].name, "c");
 	ctx.rr_last = "c";
+	hs[2].rr_after = false;
 	assert_string_equal(hs[vdi_sched_pick(hs, 3, &req, &ctx)].name, "a");
 	ctx.policy = VDI_POLICY_STICKY;
 	ctx.fallback = VDI_POLICY_LEAST_SESSIONS;
