@@ -127,6 +127,38 @@ vdi_db_col_strdup(sqlite3_stmt *st, int col)
 	return s;
 }
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waiting for another command's lock: short random sleeps (1 to 3 ms)
+ * until busy_timeout.  SQLite's own handler backs off to 100 ms sleeps,
+ * so under a login storm an unlucky command could wait seconds while
+ * others got the lock again and again.
+ */
+static int
+busy_wait(void *arg, int count)
+{
+	struct vdi_db *db = arg;
+	int64_t now = mono_ms();
+
+	if (count == 0)
+		db->busy_since = now;
+	if (now - db->busy_since >= db->busy_ms)
+		return 0;
+	db->rng ^= db->rng << 13;
+	db->rng ^= db->rng >> 17;
+	db->rng ^= db->rng << 5;
+	usleep(1000 + db->rng % 2000);
+	return 1;
+}
+
 /* mkdir -p the folder that will hold path. */
 static int
 make_parent(const char *path, struct vdi_err *err)
@@ -366,7 +398,9 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 		sqlite3_file_control(db->h, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
 	}
 	db->readonly = sqlite3_db_readonly(db->h, "main") == 1;
-	sqlite3_busy_timeout(db->h, busy_ms > INT32_MAX ? INT32_MAX : (int)busy_ms);
+	db->busy_ms = busy_ms;
+	db->rng = (uint32_t)getpid() * 2654435761u | 1;
+	sqlite3_busy_handler(db->h, busy_wait, db);
 	if (vdi_db_exec(db, "PRAGMA foreign_keys=ON", err) < 0)
 		goto fail;
 	if (migrate(db, err) < 0)

@@ -34,6 +34,8 @@ struct vdi_db {
 	bool readonly;
 	char *program; /* for events: which program acts */
 	char *who;     /* for events: $SUDO_USER, $USER or the uid's name */
+	int64_t busy_ms, busy_since; /* the busy handler's timeout and start */
+	uint32_t rng;                /* its random sleeps */
 };
 
 int vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
