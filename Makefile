@@ -35,7 +35,8 @@ endif
 WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
        -Wold-style-definition -Wpointer-arith -Wvla -Wno-unused-parameter
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_VIRT) $(PKGS_NET) 2>/dev/null)
-ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -DVDI_VERSION='"$(VERSION)"' -Ilib -Icmd -I$(O) \
+# -iquote, not -I: lib/sched.h must never stand in for the system <sched.h>.
+ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -DVDI_VERSION='"$(VERSION)"' -iquote lib -iquote cmd -iquote $(O) \
               $(PKG_CFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -MMD -MP
 ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS) $(SANFLAGS) -pthread
 LIBS_CORE  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
