@@ -294,6 +294,10 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		if (load_hosts(db, &u, rr, o->max_age > 0 ? now - o->max_age : INT64_MIN, full, res, err) < 0)
 			goto fail;
 		vdi_sched_filter(res->hosts, res->nhosts, &req);
+		for (size_t i = 0; i < res->nhosts; i++)
+			for (size_t k = 0; k < o->nexclude; k++)
+				if (res->hosts[i].id == o->exclude[k])
+					res->hosts[i].reject = "failed";
 		if (o->host) {
 			for (size_t i = 0; i < res->nhosts; i++)
 				if (strcmp(res->hosts[i].name, o->host) == 0)

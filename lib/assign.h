@@ -23,6 +23,8 @@ struct vdi_assign_opts {
 	int64_t max_age;           /* poll_max_age, seconds */
 	uint64_t *rng;             /* random2 */
 	bool explain;              /* rank every host and fill each one's detail */
+	const int64_t *exclude;    /* hosts not to pick (vm-start's retries after a failure) */
+	size_t nexclude;
 };
 
 struct vdi_assign_result {

@@ -29,6 +29,7 @@ static const struct setting settings[] = {
 	{ "pool", S_NAME, OFF(pool), "vdi" },
 	{ "policy", S_POLICY, OFF(policy), "least-sessions" },
 	{ "image_max_size", S_SIZE, OFF(image_max_size), "64G" },
+	{ "start_retries", S_COUNT, OFF(start_retries), "2" },
 	{ NULL, 0, 0, NULL },
 };
 
@@ -73,7 +74,7 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 		*(int64_t *)base = (int64_t)u;
 		return 0;
 	case S_COUNT:
-		if (vdi_int_parse(val, 1, 1024, &n, err) < 0)
+		if (vdi_int_parse(val, 0, 1024, &n, err) < 0)
 			return vdi_err_prefix(err, "%s", s->key);
 		*(int64_t *)base = n;
 		return 0;

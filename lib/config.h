@@ -28,6 +28,7 @@ struct vdi_config {
 	char *pool;              /* pool: the default storage pool */
 	char *policy;            /* policy: vm-assign's default policy */
 	int64_t image_max_size;  /* image_max_size: bytes an image import may be */
+	int64_t start_retries;   /* start_retries: other hosts vm-start tries after a failure */
 };
 
 int vdi_config_load(struct vdi_config *cfg, struct vdi_err *err);

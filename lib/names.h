@@ -10,6 +10,7 @@
 #define VDI_NAMES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "err.h"
 
@@ -26,5 +27,8 @@ int vdi_name_check(const char *kind, const char *name, struct vdi_err *err);
  * path /system or /session, no white space or control characters.
  */
 int vdi_uri_check(const char *uri, struct vdi_err *err);
+
+/* The host part of a URI (qemu+ssh://root@hv1/system -> hv1), or "" when it has none. */
+void vdi_uri_host(const char *uri, char *buf, size_t len);
 
 #endif

@@ -2,6 +2,7 @@
  * uri.c - checking libvirt host URIs (see names.h).  Apart from names.c so
  * that programs which never see a URI do not link libxml2.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <libxml/uri.h>
@@ -51,4 +52,16 @@ out:
 	if (u)
 		xmlFreeURI(u);
 	return ret;
+}
+
+void
+vdi_uri_host(const char *uri, char *buf, size_t len)
+{
+	xmlURIPtr u = xmlParseURI(uri);
+
+	buf[0] = '\0';
+	if (u && u->server)
+		snprintf(buf, len, "%s", u->server);
+	if (u)
+		xmlFreeURI(u);
 }

@@ -693,3 +693,101 @@ vdi_upload_abort(struct vdi_upload *u)
 	}
 	free(u);
 }
+
+/* ---- domains ---- */
+
+const char *
+vdi_domain_type(virConnectPtr c)
+{
+	char *caps = virConnectGetCapabilities(c), *kvm = NULL;
+	struct vdi_err e = { 0 };
+
+	if (caps)
+		kvm = vdi_xml_xpath_string(caps, "/capabilities/guest[arch/@name='x86_64']/arch/domain[@type='kvm']/@type", &e);
+	free(caps);
+	free(kvm);
+	return kvm ? "kvm" : "qemu";
+}
+
+static int
+port_of(virDomainPtr d, int64_t *port, struct vdi_err *err)
+{
+	char *xml = virDomainGetXMLDesc(d, 0), *p;
+	struct vdi_err e = { 0 };
+
+	if (!xml)
+		return vdi_virt_fail(VDI_EFAIL, "reading domain", err);
+	p = vdi_xml_xpath_string(xml, "/domain/devices/graphics[@type='spice']/@port", &e);
+	free(xml);
+	*port = p ? strtoll(p, NULL, 10) : 0;
+	free(p);
+	if (*port <= 0)
+		return vdi_err_set(err, VDI_EFAIL, "the domain has no SPICE port");
+	return 0;
+}
+
+int
+vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi_err *err)
+{
+	virDomainPtr d = virDomainCreateXML(c, xml, 0);
+	int ret;
+
+	if (!d)
+		return vdi_virt_fail(VDI_EFAIL, "starting domain", err);
+	ret = port_of(d, port, err);
+	virDomainFree(d);
+	return ret;
+}
+
+int
+vdi_domain_port(virConnectPtr c, const char *name, int64_t session, int64_t *port, struct vdi_err *err)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	struct vdi_meta m = { 0 };
+	struct vdi_err e = { 0 };
+	char *md;
+	int ret = -1;
+
+	if (!d)
+		return vdi_err_set(err, VDI_ENOTFOUND, "no domain %s", name);
+	if (virDomainIsActive(d) != 1) {
+		vdi_err_set(err, VDI_ENOTFOUND, "domain %s is not running", name);
+		goto out;
+	}
+	md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VDI_XMLNS, 0);
+	if (!md || vdi_meta_parse(md, &m, &e) < 0 || m.session_id != session) {
+		vdi_err_set(err, VDI_ECONFLICT, "a domain named %s runs that is not session %lld's", name,
+			    (long long)session);
+		free(md);
+		goto out;
+	}
+	free(md);
+	ret = port_of(d, port, err);
+out:
+	vdi_meta_clear(&m);
+	virDomainFree(d);
+	return ret;
+}
+
+int
+vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	int rc;
+
+	if (!d) {
+		virErrorPtr e = virGetLastError();
+		if (e && e->code == VIR_ERR_NO_DOMAIN)
+			return 0;
+		return vdi_virt_fail(VDI_ETEMP, "looking up domain", err);
+	}
+	rc = virDomainDestroy(d);
+	virDomainFree(d);
+	if (rc < 0) {
+		virErrorPtr e = virGetLastError();
+		if (e && (e->code == VIR_ERR_NO_DOMAIN || e->code == VIR_ERR_OPERATION_INVALID))
+			return 0; /* gone, or not running, meanwhile */
+		return vdi_virt_fail(VDI_EFAIL, "destroying domain", err);
+	}
+	return 1;
+}

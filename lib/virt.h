@@ -75,4 +75,18 @@ int vdi_upload_finish(struct vdi_upload *u, struct vdi_err *err);
 /* Abort the stream and delete the volume; frees u. */
 void vdi_upload_abort(struct vdi_upload *u);
 
+/* Domains. */
+/* "kvm" when the host can, else "qemu" (TCG). */
+const char *vdi_domain_type(virConnectPtr c);
+/* Start a transient domain from xml; *port gets its SPICE port. */
+int vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi_err *err);
+/*
+ * The SPICE port of running domain name if it is session's (our metadata
+ * says so): 0; code 3 if there is no such running domain; code 5 if a
+ * domain of that name is not that session's.
+ */
+int vdi_domain_port(virConnectPtr c, const char *name, int64_t session, int64_t *port, struct vdi_err *err);
+/* Destroy a domain: 1 destroyed, 0 there was none, -1 error. */
+int vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err);
+
 #endif

@@ -7,6 +7,7 @@
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 
+#include "meta.h"
 #include "xml.h"
 
 /* Serialise doc's root element into a new string. */
@@ -56,6 +57,85 @@ vdi_xml_volume(const struct vdi_volume_spec *v, struct vdi_err *err)
 		n = child(b, "format", NULL);
 		xmlNewProp(n, (const xmlChar *)"type", (const xmlChar *)v->backing_format);
 	}
+	s = dump(doc, err);
+	xmlFreeDoc(doc);
+	return s;
+}
+
+static void
+prop(xmlNodePtr n, const char *name, const char *val)
+{
+	xmlNewProp(n, (const xmlChar *)name, (const xmlChar *)val);
+}
+
+char *
+vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err)
+{
+	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+	xmlNodePtr root, n, dev, disk, md, ses;
+	xmlNsPtr ns;
+	char num[32];
+	char *s;
+
+	root = xmlNewNode(NULL, (const xmlChar *)"domain");
+	xmlDocSetRootElement(doc, root);
+	prop(root, "type", d->type);
+	child(root, "name", d->name);
+	md = child(root, "metadata", NULL);
+	ses = xmlNewChild(md, NULL, (const xmlChar *)"session", NULL);
+	ns = xmlNewNs(ses, (const xmlChar *)VDI_XMLNS, (const xmlChar *)VDI_XMLNS_PREFIX);
+	xmlSetNs(ses, ns);
+	snprintf(num, sizeof(num), "%lld", (long long)d->meta->session_id);
+	prop(ses, "id", num);
+	prop(ses, "user", d->meta->user);
+	snprintf(num, sizeof(num), "%lld", (long long)d->meta->uservm_id);
+	prop(ses, "uservm", num);
+	snprintf(num, sizeof(num), "%lld", (long long)d->mem);
+	n = child(root, "memory", num);
+	prop(n, "unit", "bytes");
+	snprintf(num, sizeof(num), "%lld", (long long)d->vcpus);
+	child(root, "vcpu", num);
+	n = child(root, "os", NULL);
+	prop(child(n, "type", "hvm"), "arch", "x86_64");
+	prop(child(n, "boot", NULL), "dev", "hd");
+	child(child(root, "features", NULL), "acpi", NULL);
+	child(root, "on_poweroff", "destroy");
+	child(root, "on_reboot", "restart");
+	child(root, "on_crash", "destroy");
+	dev = child(root, "devices", NULL);
+	disk = child(dev, "disk", NULL);
+	prop(disk, "type", "file");
+	prop(disk, "device", "disk");
+	n = child(disk, "driver", NULL);
+	prop(n, "name", "qemu");
+	prop(n, "type", "qcow2");
+	prop(child(disk, "source", NULL), "file", d->disk_path);
+	n = child(disk, "target", NULL);
+	prop(n, "dev", "vda");
+	prop(n, "bus", "virtio");
+	if (d->seed_path) {
+		disk = child(dev, "disk", NULL);
+		prop(disk, "type", "file");
+		prop(disk, "device", "cdrom");
+		n = child(disk, "driver", NULL);
+		prop(n, "name", "qemu");
+		prop(n, "type", "raw");
+		prop(child(disk, "source", NULL), "file", d->seed_path);
+		n = child(disk, "target", NULL);
+		prop(n, "dev", "hdc");
+		prop(n, "bus", "ide");
+		child(disk, "readonly", NULL);
+	}
+	n = child(dev, "graphics", NULL);
+	prop(n, "type", "spice");
+	prop(n, "autoport", "yes");
+	prop(n, "passwd", d->password);
+	{
+		xmlNodePtr l = child(n, "listen", NULL);
+		prop(l, "type", "address");
+		prop(l, "address", d->listen);
+	}
+	prop(child(child(dev, "video", NULL), "model", NULL), "type", "vga");
 	s = dump(doc, err);
 	xmlFreeDoc(doc);
 	return s;

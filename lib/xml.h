@@ -23,6 +23,23 @@ struct vdi_volume_spec {
 /* A <volume> for virStorageVolCreateXML. */
 char *vdi_xml_volume(const struct vdi_volume_spec *v, struct vdi_err *err);
 
+struct vdi_meta;
+
+struct vdi_domain_spec {
+	const char *name;
+	const char *type;          /* kvm or qemu */
+	int64_t mem;               /* bytes */
+	int64_t vcpus;
+	const char *disk_path;     /* the session's overlay */
+	const char *seed_path;     /* the user VM's seed, as a cdrom; NULL: none */
+	const char *listen;        /* SPICE listen address */
+	const char *password;      /* SPICE password */
+	const struct vdi_meta *meta;
+};
+
+/* A transient desktop <domain>: the overlay, the seed cdrom, SPICE with a password, our metadata. */
+char *vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err);
+
 /* The text of the first element or attribute an XPath expression finds in xml; NULL if none. */
 char *vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err);
 

@@ -135,7 +135,13 @@ CREATE TABLE sessions (
 	             ('logoff', 'poweroff', 'expired', 'admin', 'host-lost', 'failed', 'orphan')),
 	mem          INTEGER NOT NULL,
 	vcpus        INTEGER NOT NULL,
-	display_port INTEGER,
+	-- what vm-start made, named from the session id (rule 2): vdi-s42-USER, s42-USER.qcow2
+	domain       TEXT,
+	overlay      TEXT,
+	display_address  TEXT,
+	display_port     INTEGER,
+	display_password TEXT,        -- the VMDB is 0600; shown only with --show-password
+	pid          INTEGER,         -- the vm-start or vm-reap working on it
 	created      INTEGER NOT NULL,
 	changed      INTEGER NOT NULL,
 	ended        INTEGER,

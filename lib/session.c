@@ -1,0 +1,242 @@
+/* session.c - sessions in the VMDB (see session.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "master.h"
+#include "session.h"
+
+void
+vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen)
+{
+	snprintf(domain, dlen, "vdi-s%lld-%s", (long long)id, user);
+	snprintf(overlay, olen, "s%lld-%s.qcow2", (long long)id, user);
+}
+
+#define SESSION_SELECT \
+	"SELECT s.id, s.uservm_id, coalesce(s.host_id, 0), s.state, s.reason, u.user, h.name, h.uri, " \
+	"h.display_address, u.pool, u.volume, u.seed, s.domain, s.overlay, s.display_address, " \
+	"s.display_password, coalesce(s.display_port, 0), s.mem, s.vcpus, s.created, s.changed, " \
+	"coalesce(s.pid, 0) FROM sessions s JOIN uservms u ON u.id = s.uservm_id " \
+	"LEFT JOIN hosts h ON h.id = s.host_id "
+
+static void
+read_session(sqlite3_stmt *st, struct vdi_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = sqlite3_column_int64(st, 0);
+	s->uservm_id = sqlite3_column_int64(st, 1);
+	s->host_id = sqlite3_column_int64(st, 2);
+	s->state = vdi_db_col_strdup(st, 3);
+	s->reason = vdi_db_col_strdup(st, 4);
+	s->user = vdi_db_col_strdup(st, 5);
+	s->host = vdi_db_col_strdup(st, 6);
+	s->host_uri = vdi_db_col_strdup(st, 7);
+	s->host_display = vdi_db_col_strdup(st, 8);
+	s->pool = vdi_db_col_strdup(st, 9);
+	s->disk = vdi_db_col_strdup(st, 10);
+	s->seed = vdi_db_col_strdup(st, 11);
+	s->domain = vdi_db_col_strdup(st, 12);
+	s->overlay = vdi_db_col_strdup(st, 13);
+	s->display_address = vdi_db_col_strdup(st, 14);
+	s->display_password = vdi_db_col_strdup(st, 15);
+	s->display_port = sqlite3_column_int64(st, 16);
+	s->mem = sqlite3_column_int64(st, 17);
+	s->vcpus = sqlite3_column_int64(st, 18);
+	s->created = sqlite3_column_int64(st, 19);
+	s->changed = sqlite3_column_int64(st, 20);
+	s->pid = sqlite3_column_int64(st, 21);
+}
+
+static int
+get_one(struct vdi_db *db, const char *where, int64_t id, const char *user, struct vdi_session *s,
+	struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[1024];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "%s%s", SESSION_SELECT, where);
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	if (user)
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_session(st, s);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return vdi_db_fail(db, "reading session", err);
+	if (user)
+		return vdi_err_set(err, VDI_ENOTFOUND, "user '%s' has no session", user);
+	return vdi_err_set(err, VDI_ENOTFOUND, "no session %lld", (long long)id);
+}
+
+int
+vdi_session_get(struct vdi_db *db, int64_t id, struct vdi_session *s, struct vdi_err *err)
+{
+	return get_one(db, "WHERE s.id = ?1", id, NULL, s, err);
+}
+
+int
+vdi_session_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, struct vdi_err *err)
+{
+	return get_one(db, "WHERE u.user = ?1 AND s.state <> 'ended'", 0, user, s, err);
+}
+
+void
+vdi_session_clear(struct vdi_session *s)
+{
+	free(s->state);
+	free(s->reason);
+	free(s->user);
+	free(s->host);
+	free(s->host_uri);
+	free(s->host_display);
+	free(s->pool);
+	free(s->disk);
+	free(s->seed);
+	free(s->domain);
+	free(s->overlay);
+	free(s->display_address);
+	free(s->display_password);
+	memset(s, 0, sizeof(*s));
+}
+
+int
+vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
+			const char *address, const char *password, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	struct vdi_session s;
+	int ret = -1;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_session_get(db, id, &s, err) < 0)
+		goto fail;
+	if (strcmp(s.state, "running") == 0) {
+		ret = 1;
+		vdi_session_clear(&s);
+		vdi_db_rollback(db);
+		return ret;
+	}
+	if (strcmp(s.state, "starting") == 0 && vdi_pid_alive(s.pid) && s.pid != getpid()) {
+		vdi_err_set(err, VDI_ECONFLICT, "session %lld is being started by process %lld", (long long)id,
+			    (long long)s.pid);
+		goto fail_clear;
+	}
+	if (strcmp(s.state, "assigned") != 0 && strcmp(s.state, "starting") != 0) {
+		vdi_err_set(err, VDI_ECONFLICT, "session %lld is %s", (long long)id, s.state);
+		goto fail_clear;
+	}
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'starting', changed = ?2, pid = ?3, domain = ?4, "
+			   "overlay = ?5, display_address = ?6, display_password = coalesce(display_password, ?7) "
+			   "WHERE id = ?1", err) < 0)
+		goto fail_clear;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	sqlite3_bind_int64(st, 3, (int64_t)getpid());
+	sqlite3_bind_text(st, 4, domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, overlay, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, address, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, password, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		vdi_db_fail(db, "claiming session", err);
+		goto fail_clear;
+	}
+	vdi_session_clear(&s);
+	return vdi_db_commit(db, err);
+fail_clear:
+	vdi_session_clear(&s);
+fail:
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char detail[256], user[128] = "", domain[160] = "";
+	int rc;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'running', changed = ?2, pid = NULL, "
+			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' "
+			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id), domain", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	sqlite3_bind_int64(st, 3, port);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(domain, sizeof(domain), "%s", (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_ROW) {
+		vdi_err_set(err, VDI_ECONFLICT, "session %lld is no longer starting (ended behind our back?)",
+			    (long long)id);
+		goto fail;
+	}
+	snprintf(detail, sizeof(detail), "session=%lld domain=%s port=%lld", (long long)id, domain, (long long)port);
+	if (vdi_event_add(db, user, "session-running", detail, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_session_end(struct vdi_db *db, int64_t id, const char *reason, const char *detail, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char user[128] = "", d[512];
+	int rc;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = ?3, changed = ?2, ended = ?2, "
+			   "pid = NULL WHERE id = ?1 AND state <> 'ended' "
+			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == SQLITE_DONE) {
+		vdi_db_rollback(db);
+		return 0; /* ended already: nothing to do */
+	}
+	if (rc != SQLITE_ROW) {
+		vdi_db_fail(db, "ending session", err);
+		goto fail;
+	}
+	snprintf(d, sizeof(d), "session=%lld reason=%s%s%s", (long long)id, reason, detail ? " " : "",
+		 detail ? detail : "");
+	if (vdi_event_add(db, user, "session-end", d, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}

@@ -1,0 +1,53 @@
+/*
+ * session.h - sessions in the VMDB: assigned -> starting -> running ->
+ * stopping -> ended (with a reason).
+ *
+ * vm-assign creates them (assign.h); vm-start claims one (state starting,
+ * with its pid, committed before any libvirt call), records what it made
+ * and moves it to running; ending one frees the host's capacity in the same
+ * transaction (the triggers on sessions).  Names of what a session makes
+ * in libvirt follow from its id: domain vdi-sID-USER, overlay sID-USER.qcow2.
+ */
+#ifndef VDI_SESSION_H
+#define VDI_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "err.h"
+
+struct vdi_session {
+	int64_t id, uservm_id, host_id;
+	char *state, *reason, *user;
+	char *host, *host_uri, *host_display;  /* the host's name, URI, display address */
+	char *pool, *disk, *seed;              /* the user VM's volumes */
+	char *domain, *overlay;
+	char *display_address, *display_password;
+	int64_t display_port, mem, vcpus, created, changed, pid;
+};
+
+void vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen);
+
+int vdi_session_get(struct vdi_db *db, int64_t id, struct vdi_session *s, struct vdi_err *err);
+/* The user's session that is not ended; code 3 if none. */
+int vdi_session_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, struct vdi_err *err);
+void vdi_session_clear(struct vdi_session *s);
+
+/*
+ * Claim session id for starting: assigned, or starting under a process that
+ * is gone.  The names of what will be made and the display password are
+ * committed with the claim (a password already recorded by a dead starter
+ * is kept: its domain may be running), so a rerun or vm-reap can find them.
+ * Returns 0 claimed, 1 it is running already (nothing to do), -1 error (5
+ * when another live process is starting it, or it is ending).
+ */
+int vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
+			    const char *address, const char *password, struct vdi_err *err);
+int vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_err *err);
+/* End a session that is not ended: its capacity is freed in the same transaction. */
+int vdi_session_end(struct vdi_db *db, int64_t id, const char *reason, const char *detail,
+		    struct vdi_err *err);
+
+#endif
