@@ -75,8 +75,15 @@ int
 vdi_virt_fail(int code, const char *what, struct vdi_err *err)
 {
 	const char *m = virGetLastErrorMessage();
+	char *p;
 
-	return vdi_err_set(err, code, "%s: %s", what, m ? m : "unknown libvirt error");
+	vdi_err_set(err, code, "%s: %s", what, m ? m : "unknown libvirt error");
+	/* One line: QEMU's messages come through libvirt with their newlines. */
+	if (err)
+		for (p = err->msg; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = p[1] ? '|' : '\0';
+	return -1;
 }
 
 static int64_t

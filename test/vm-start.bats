@@ -1,0 +1,148 @@
+#!/usr/bin/env bats
+# vm-start against a 3-host lab: real transient domains with SPICE.
+
+load helpers
+
+setup_file() {
+	lab_start 3
+	IMG=$(mktemp -d /tmp/vdi-img.XXXXXX)
+	export IMG
+	qemu-img create -q -f qcow2 "$IMG/m.qcow2" 32M
+}
+
+teardown_file() {
+	lab_stop
+	rm -rf "$IMG"
+}
+
+setup() {
+	common_setup
+	add_lab_hosts
+	vm-master -q add m --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
+}
+
+teardown() {
+	local h d
+	for h in h1 h2 h3; do
+		for d in $(virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null); do
+			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
+		done
+	done
+	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]*
+	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+}
+
+running_domains() { # running_domains HOST: names of running domains
+	virsh -q -c "$(lab_uri "$1")" list --name | grep . || true
+}
+
+@test "vm-assign | vm-start: each desktop runs as a transient domain with our metadata and SPICE" {
+	vm-copy -q --master m alice bob
+	mkdir "$BATS_TEST_TMPDIR/vv"
+	run bash -c "vm-assign alice bob | vm-start --vv '$BATS_TEST_TMPDIR/vv'"
+	assert_success
+	assert_line --index 0 --regexp $'^alice\th1\t1\tspice://127\\.0\\.0\\.1:[0-9]+$'
+	assert_line --index 1 --regexp $'^bob\th2\t2\tspice://127\\.0\\.0\\.1:[0-9]+$'
+	[ "$(running_domains h1)" = vdi-s1-alice ]
+	[ "$(running_domains h2)" = vdi-s2-bob ]
+	run virsh -q -c "$(lab_uri h1)" dominfo vdi-s1-alice
+	assert_output --regexp "Persistent: +no"
+	run virsh -q -c "$(lab_uri h1)" metadata vdi-s1-alice http://vdi-tools.org/xmlns/session/1
+	assert_output --partial 'id="1"'
+	assert_output --partial 'user="alice"'
+	run qemu-img info -U --backing-chain "$LAB/pool/s1-alice.qcow2"
+	assert_output --partial "backing file: $LAB/pool/user-alice.qcow2"
+	assert_output --partial "backing file: $LAB/pool/master-m"
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/vv/alice.vv")" = 600 ]
+	grep -q '^type=spice$' "$BATS_TEST_TMPDIR/vv/alice.vv"
+	[ "$(sql "select state from sessions where id = 1")" = running ]
+	run vm-hosts poll -o json
+	assert_output --partial '"domains_ours":1'
+}
+
+@test "the password is fresh per session, in the domain, and shown only when asked" {
+	vm-copy -q --master m alice bob
+	run vm-start alice
+	refute_output --regexp $'\t[A-Za-z0-9]{24}$'
+	run vm-start --show-password alice bob -o json
+	local pa pb
+	pa=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[0]["password"])' "$output")
+	pb=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[1]["password"])' "$output")
+	[ ${#pa} -eq 24 ] && [ "$pa" != "$pb" ]
+	run virsh -q -c "$(lab_uri h1)" dumpxml --security-info vdi-s1-alice
+	assert_output --partial "passwd='$pa'"
+}
+
+@test "a user without a session is assigned first; a running session is printed again and nothing changes" {
+	vm-copy -q --master m alice
+	run vm-start -p round-robin alice
+	assert_success
+	local first=$output
+	run vm-start alice
+	[ "$output" = "$first" ]
+	run vm-start 1
+	[ "$output" = "$first" ]
+	[ "$(sql 'select count(*) from sessions')" = 1 ]
+	[ "$(running_domains h1 | wc -l)" = 1 ]
+}
+
+@test "a host that refuses: undone, the session ends 'failed', the next host runs the desktop" {
+	vm-copy -q --master m alice
+	# SPICE cannot listen on an address this machine does not have: QEMU fails to start.
+	vm-hosts set h1 --display-address 192.0.2.1
+	run vm-start alice
+	assert_success
+	assert_output --partial "on h1 failed"
+	assert_line --regexp $'^alice\th2\t2\t'
+	[ "$(sql "select state || ' ' || reason from sessions where id = 1")" = "ended failed" ]
+	[ -z "$(running_domains h1)" ]
+	[ ! -e "$LAB/pool/s1-alice.qcow2" ]
+	[ "$(sql "select sessions || ' ' || mem_used from hosts where name = 'h1'")" = "0 0" ]
+}
+
+@test "unknown users and sessions are 3; an ended session is 5" {
+	run vm-start nobody
+	assert_failure 3
+	run vm-start 999
+	assert_failure 3
+	vm-copy -q --master m alice
+	vm-assign -q alice
+	sql "update sessions set state = 'ended', reason = 'admin' where id = 1"
+	run vm-start 1
+	assert_failure 5
+}
+
+@test "killed after the overlay, or after the domain started: the next vm-start finishes the job" {
+	vm-copy -q --master m alice bob
+	VDI_TEST_STOP_AT=overlay run vm-start alice
+	assert_failure 137
+	[ "$(sql 'select state from sessions where id = 1')" = starting ]
+	[ -e "$LAB/pool/s1-alice.qcow2" ]
+	run vm-start alice
+	assert_success
+	assert_line --regexp $'^alice\th1\t1\t'
+	VDI_TEST_STOP_AT=domain run vm-start bob
+	assert_failure 137
+	[ "$(running_domains h2)" = vdi-s2-bob ]
+	run vm-start bob --show-password
+	assert_success
+	[ "$(sql 'select state from sessions where id = 2')" = running ]
+	[ "$(running_domains h2)" = vdi-s2-bob ]
+}
+
+@test "20 concurrent vm-start on 3 hosts: every desktop up, no port clash, no double session, nothing overcommitted" {
+	seq -f 'c%g' 1 20 | vm-copy -q --master m
+	local i pids=()
+	for i in $(seq 1 20); do
+		vm-start "c$i" >"$BATS_TEST_TMPDIR/out.$i" 2>&1 &
+		pids+=($!)
+	done
+	local fails=0
+	for i in "${!pids[@]}"; do wait "${pids[$i]}" || fails=$((fails + 1)); done
+	[ "$fails" = 0 ]
+	[ "$(sql "select count(*) from sessions where state = 'running'")" = 20 ]
+	[ "$(sql "select count(distinct display_port) from sessions where state = 'running'")" = 20 ]
+	[ "$(( $(running_domains h1 | wc -l) + $(running_domains h2 | wc -l) + $(running_domains h3 | wc -l) ))" = 20 ]
+	[ "$(sql "select count(*) from host_usage_check where sessions <> sessions_real or mem_used <> mem_used_real")" = 0 ]
+	[ "$(sql "select count(*) from (select uservm_id from sessions where state <> 'ended' group by uservm_id having count(*) > 1)")" = 0 ]
+}
