@@ -47,13 +47,13 @@ LIBS_NET   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
 # libvdi.a: SQLite and libxml2; libvdi-virt.a: libvirt; libvdi-net.a: libcurl and nettle.
 CORE_SRC = lib/err.c lib/names.c lib/uri.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
            lib/meta.c lib/report.c lib/xml.c lib/seed.c lib/master.c lib/uservm.c \
-           lib/sched.c lib/assign.c lib/session.c
+           lib/sched.c lib/assign.c lib/session.c lib/reap.c
 VIRT_SRC = lib/virt.c
 NET_SRC  = lib/image.c
 CLI_SRC  = cmd/cli.c
-PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start
+PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap
 # Programs that need libvirt, and those that need libcurl.
-VIRT_PROGS = vm-hosts vm-master vm-copy vm-start
+VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap
 NET_PROGS  = vm-master
 
 UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched

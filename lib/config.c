@@ -30,6 +30,10 @@ static const struct setting settings[] = {
 	{ "policy", S_POLICY, OFF(policy), "least-sessions" },
 	{ "image_max_size", S_SIZE, OFF(image_max_size), "64G" },
 	{ "start_retries", S_COUNT, OFF(start_retries), "2" },
+	{ "assign_ttl", S_DURATION, OFF(assign_ttl), "10m" },
+	{ "start_ttl", S_DURATION, OFF(start_ttl), "5m" },
+	{ "stop_ttl", S_DURATION, OFF(stop_ttl), "5m" },
+	{ "host_lost_after", S_DURATION, OFF(host_lost_after), "10m" },
 	{ NULL, 0, 0, NULL },
 };
 

@@ -240,3 +240,57 @@ fail:
 	vdi_db_rollback(db);
 	return -1;
 }
+
+int
+vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct vdi_session *ss = NULL;
+	size_t k = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (vdi_db_prepare(db, &st, SESSION_SELECT "WHERE s.state <> 'ended' ORDER BY h.name, s.id", err) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct vdi_session *t = realloc(ss, (k + 1) * sizeof(*t));
+		if (!t)
+			abort();
+		ss = t;
+		read_session(st, &ss[k++]);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		vdi_sessions_free(ss, k);
+		return vdi_db_fail(db, "listing sessions", err);
+	}
+	*out = ss;
+	*n = k;
+	return 0;
+}
+
+void
+vdi_sessions_free(struct vdi_session *ss, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vdi_session_clear(&ss[i]);
+	free(ss);
+}
+
+int
+vdi_session_claim_stop(struct vdi_db *db, int64_t id, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'stopping', changed = ?2, pid = ?3 "
+			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	sqlite3_bind_int64(st, 3, (int64_t)getpid());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "stopping session", err);
+}

@@ -46,6 +46,12 @@ void vdi_session_clear(struct vdi_session *s);
 int vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
 			    const char *address, const char *password, struct vdi_err *err);
 int vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_err *err);
+/* Every session that is not ended, by host then id. */
+int vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, struct vdi_err *err);
+void vdi_sessions_free(struct vdi_session *ss, size_t n);
+/* Move a session that is not ended to stopping (committed before the domain is destroyed). */
+int vdi_session_claim_stop(struct vdi_db *db, int64_t id, struct vdi_err *err);
+
 /* End a session that is not ended: its capacity is freed in the same transaction. */
 int vdi_session_end(struct vdi_db *db, int64_t id, const char *reason, const char *detail,
 		    struct vdi_err *err);

@@ -628,6 +628,34 @@ vdi_vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_spec *
 	return 0;
 }
 
+char **
+vdi_pool_volumes(virConnectPtr c, const char *pool, struct vdi_err *err)
+{
+	virStoragePoolPtr p;
+	virStorageVolPtr *vols = NULL;
+	char **names;
+	int n;
+
+	if (vdi_pool_refresh(c, pool, err) < 0 || !(p = pool_get(c, pool, err)))
+		return NULL;
+	n = virStoragePoolListAllVolumes(p, &vols, 0);
+	virStoragePoolFree(p);
+	if (n < 0) {
+		vdi_virt_fail(VDI_EFAIL, "listing volumes", err);
+		return NULL;
+	}
+	names = calloc((size_t)n + 1, sizeof(*names));
+	for (int i = 0; i < n; i++) {
+		if (names)
+			names[i] = strdup(virStorageVolGetName(vols[i]));
+		virStorageVolFree(vols[i]);
+	}
+	free(vols);
+	if (!names)
+		vdi_err_set(err, VDI_EFAIL, "out of memory");
+	return names;
+}
+
 struct vdi_upload {
 	virStorageVolPtr vol;
 	virStreamPtr st;

@@ -75,6 +75,9 @@ int vdi_upload_finish(struct vdi_upload *u, struct vdi_err *err);
 /* Abort the stream and delete the volume; frees u. */
 void vdi_upload_abort(struct vdi_upload *u);
 
+/* The names of the volumes in a pool (after a refresh); NULL-terminated, caller frees each and the array. */
+char **vdi_pool_volumes(virConnectPtr c, const char *pool, struct vdi_err *err);
+
 /* Domains. */
 /* "kvm" when the host can, else "qemu" (TCG). */
 const char *vdi_domain_type(virConnectPtr c);

@@ -1,0 +1,191 @@
+/* reap.c - planning vm-reap's work (see reap.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reap.h"
+
+const char *
+vdi_reap_action_name(enum vdi_reap_action a)
+{
+	switch (a) {
+	case VDI_REAP_END: return "end";
+	case VDI_REAP_END_DB: return "end";
+	case VDI_REAP_FINISH_START: return "finish";
+	case VDI_REAP_DESTROY_DOMAIN: return "destroy";
+	case VDI_REAP_DELETE_OVERLAY: return "delete";
+	case VDI_REAP_WAIT: return "wait";
+	}
+	return "?";
+}
+
+static void
+add(struct vdi_reap_item **v, size_t *n, enum vdi_reap_action a, int64_t session, size_t host,
+    const char *reason, const char *object)
+{
+	struct vdi_reap_item *t = realloc(*v, (*n + 1) * sizeof(*t));
+
+	if (!t)
+		abort();
+	*v = t;
+	t[*n].action = a;
+	t[*n].session = session;
+	t[*n].host = host;
+	t[*n].reason = reason;
+	snprintf(t[*n].object, sizeof(t[*n].object), "%s", object);
+	(*n)++;
+}
+
+static const struct vdi_domain_info *
+find_dom(const struct vdi_node_report *r, int64_t session)
+{
+	if (!r)
+		return NULL;
+	for (size_t i = 0; i < r->ndoms; i++)
+		if (r->doms[i].ours && r->doms[i].session_id == session)
+			return &r->doms[i];
+	return NULL;
+}
+
+static bool
+has_str(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static size_t
+count(char *const *v)
+{
+	size_t n = 0;
+
+	while (v[n])
+		n++;
+	return n;
+}
+
+static bool
+has_id(const int64_t *v, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == id)
+			return true;
+	return false;
+}
+
+/* The overlay name's session id ("s42-alice.qcow2" -> 42), or 0. */
+static int64_t
+overlay_session(const char *name)
+{
+	char *end;
+	long long id;
+
+	if (name[0] != 's' || name[1] < '1' || name[1] > '9')
+		return 0;
+	id = strtoll(name + 1, &end, 10);
+	if (*end != '-' || strlen(end) < 8 || strcmp(end + strlen(end) - 6, ".qcow2") != 0)
+		return 0;
+	return id;
+}
+
+int
+vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
+	      const struct vdi_reap_opts *o, struct vdi_reap_item **items, size_t *nitems)
+{
+	struct vdi_reap_item *v = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < nss; i++) {
+		const struct vdi_session *s = &ss[i];
+		const struct vdi_reap_host *h = NULL;
+		const struct vdi_domain_info *d;
+		size_t hi = 0;
+		char obj[160];
+		bool busy = o->pid_alive && s->pid && o->pid_alive(s->pid);
+
+		snprintf(obj, sizeof(obj), "session %lld (%s on %s)", (long long)s->id, s->user,
+			 s->host ? s->host : "no host");
+		for (hi = 0; hi < nhs; hi++)
+			if (hs[hi].id == s->host_id) {
+				h = &hs[hi];
+				break;
+			}
+		/* Sessions with no libvirt objects yet need no host to end. */
+		if (strcmp(s->state, "assigned") == 0) {
+			if (has_str(o->users, o->nusers, s->user) || has_id(o->ids, o->nids, s->id) ||
+			    has_id(o->hosts, o->nhosts, s->host_id))
+				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "admin", obj);
+			else if (o->now - s->created > o->assign_ttl)
+				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
+			else if (o->max_age > 0 && o->now - s->created > o->max_age)
+				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
+			continue;
+		}
+		if (!h || !h->rep || h->rep->err.code) {
+			/* The host does not answer: its sessions wait, until it is lost. */
+			if (h && h->down_since > 0 && o->now - h->down_since > o->host_lost_after)
+				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "host-lost", obj);
+			else
+				add(&v, &n, VDI_REAP_WAIT, s->id, hi, "host-down", obj);
+			continue;
+		}
+		d = find_dom(h->rep, s->id);
+		if (has_str(o->users, o->nusers, s->user) || has_id(o->ids, o->nids, s->id) ||
+		    has_id(o->hosts, o->nhosts, s->host_id)) {
+			add(&v, &n, VDI_REAP_END, s->id, hi, "admin", obj);
+		} else if (o->max_age > 0 && o->now - s->created > o->max_age) {
+			add(&v, &n, VDI_REAP_END, s->id, hi, "expired", obj);
+		} else if (strcmp(s->state, "running") == 0) {
+			/* Domain gone: the user powered off; overlay gone too: deleted behind our back. */
+			if (!d)
+				add(&v, &n, VDI_REAP_END, s->id, hi,
+				    h->volumes && s->overlay && !has_str(h->volumes, count(h->volumes), s->overlay) ?
+				    "orphan" : "poweroff", obj);
+		} else if (strcmp(s->state, "starting") == 0) {
+			if (!busy && o->now - s->changed > o->start_ttl)
+				add(&v, &n, d ? VDI_REAP_FINISH_START : VDI_REAP_END, s->id, hi, d ? "running" : "failed", obj);
+		} else if (strcmp(s->state, "stopping") == 0) {
+			if (!busy && o->now - s->changed > o->stop_ttl)
+				add(&v, &n, VDI_REAP_END, s->id, hi, "admin", obj);
+		}
+	}
+	if (!o->orphans)
+		goto out;
+	for (size_t hi = 0; hi < nhs; hi++) {
+		const struct vdi_reap_host *h = &hs[hi];
+		bool first = true;
+
+		if (!h->rep || h->rep->err.code)
+			continue;
+		/* The pool is shared: its overlays are judged once, through the first host that answers. */
+		for (size_t j = 0; j < hi; j++)
+			if (hs[j].rep && !hs[j].rep->err.code && hs[j].volumes)
+				first = false;
+		for (size_t k = 0; k < h->rep->ndoms; k++) {
+			const struct vdi_domain_info *d = &h->rep->doms[k];
+			bool owned = false;
+			if (!d->ours)
+				continue;
+			for (size_t i = 0; i < nss; i++)
+				owned |= ss[i].id == d->session_id && ss[i].host_id == h->id;
+			if (!owned)
+				add(&v, &n, VDI_REAP_DESTROY_DOMAIN, d->session_id, hi, "orphan", d->name);
+		}
+		for (size_t k = 0; first && h->volumes && h->volumes[k]; k++) {
+			int64_t id = overlay_session(h->volumes[k]);
+			bool owned = false;
+			if (!id)
+				continue;
+			for (size_t i = 0; i < nss; i++)
+				owned |= ss[i].id == id;
+			if (!owned)
+				add(&v, &n, VDI_REAP_DELETE_OVERLAY, id, hi, "orphan", h->volumes[k]);
+		}
+	}
+out:
+	*items = v;
+	*nitems = n;
+	return 0;
+}
