@@ -51,7 +51,7 @@ CORE_SRC = lib/err.c lib/names.c lib/uri.c lib/parse.c lib/out.c lib/config.c li
 VIRT_SRC = lib/virt.c
 NET_SRC  = lib/image.c
 CLI_SRC  = cmd/cli.c
-PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap
+PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls
 # Programs that need libvirt, and those that need libcurl.
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap
 NET_PROGS  = vm-master

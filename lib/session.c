@@ -241,8 +241,9 @@ fail:
 	return -1;
 }
 
-int
-vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, struct vdi_err *err)
+static int
+list(struct vdi_db *db, const char *sql, const char *host, const char *state, struct vdi_session **out,
+     size_t *n, struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	struct vdi_session *ss = NULL;
@@ -251,8 +252,12 @@ vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, st
 
 	*out = NULL;
 	*n = 0;
-	if (vdi_db_prepare(db, &st, SESSION_SELECT "WHERE s.state <> 'ended' ORDER BY h.name, s.id", err) < 0)
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
+	if (host)
+		sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+	if (state)
+		sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct vdi_session *t = realloc(ss, (k + 1) * sizeof(*t));
 		if (!t)
@@ -268,6 +273,21 @@ vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, st
 	*out = ss;
 	*n = k;
 	return 0;
+}
+
+int
+vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, struct vdi_err *err)
+{
+	return list(db, SESSION_SELECT "WHERE s.state <> 'ended' ORDER BY h.name, s.id", NULL, NULL, out, n, err);
+}
+
+int
+vdi_session_list(struct vdi_db *db, const char *host, const char *state, struct vdi_session **out,
+		 size_t *n, struct vdi_err *err)
+{
+	return list(db, SESSION_SELECT "WHERE (?1 IS NULL OR h.name = ?1) AND "
+		    "(?2 IS NULL AND s.state <> 'ended' OR s.state = ?2) ORDER BY s.id DESC",
+		    host, state, out, n, err);
 }
 
 void

@@ -49,6 +49,9 @@ int vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct 
 /* Every session that is not ended, by host then id. */
 int vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, struct vdi_err *err);
 void vdi_sessions_free(struct vdi_session *ss, size_t n);
+/* Sessions on host (NULL: any) in state (NULL: any that is not ended), newest first. */
+int vdi_session_list(struct vdi_db *db, const char *host, const char *state, struct vdi_session **out,
+		     size_t *n, struct vdi_err *err);
 /* Move a session that is not ended to stopping (committed before the domain is destroyed). */
 int vdi_session_claim_stop(struct vdi_db *db, int64_t id, struct vdi_err *err);
 

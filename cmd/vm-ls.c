@@ -1,0 +1,190 @@
+/*
+ * vm-ls - the helpdesk's "where is this user's desktop?": user VMs with
+ * their master, sizes, expiry and current session, or the sessions.
+ * Reads the VMDB only; never loads libvirt.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "names.h"
+#include "session.h"
+#include "uservm.h"
+
+static const char usage[] =
+	"usage: vm-ls [--db PATH] [-o table|tsv|json] [-q] [-v] [--sessions] [--host HOST]\n"
+	"             [--state STATE] [USER...]\n"
+	"       vm-ls -h | --help | --version\n"
+	"\n"
+	"States: assigned, starting, running, stopping, ended (default: all but ended).\n"
+	"Exit: 0 ok, 1 failure, 2 usage, 3 no such user VM.  See vm-ls(1).\n";
+
+enum {
+	OPT_SESSIONS = VDI_OPT_FIRST_PRIVATE,
+	OPT_HOST,
+	OPT_STATE,
+};
+
+static const struct option opts[] = {
+	VDI_CLI_OPTS,
+	{ "sessions", no_argument, NULL, OPT_SESSIONS },
+	{ "host", required_argument, NULL, OPT_HOST },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char *const states[] = { "assigned", "starting", "running", "stopping", "ended", NULL };
+
+static void
+display(char *buf, size_t len, const struct vdi_session *s)
+{
+	if (s->display_port > 0)
+		snprintf(buf, len, "spice://%s:%lld", s->display_address, (long long)s->display_port);
+	else
+		buf[0] = '\0';
+}
+
+static bool
+wanted(char **users, size_t n, const char *user)
+{
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(users[i], user) == 0)
+			return true;
+	return false;
+}
+
+static int
+list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const char *state)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_session *ss;
+	size_t ns;
+	char disp[300];
+
+	if (vdi_session_list(c->db, host, state, &ss, &ns, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	vdi_out_list_begin(c->out);
+	for (size_t i = 0; i < ns; i++) {
+		const struct vdi_session *s = &ss[i];
+		if (!wanted(users, n, s->user))
+			continue;
+		display(disp, sizeof(disp), s);
+		vdi_out_obj_begin(c->out);
+		vdi_out_int(c->out, "session", s->id);
+		vdi_out_str(c->out, "user", s->user);
+		vdi_out_str(c->out, "host", s->host);
+		vdi_out_str(c->out, "state", s->state);
+		vdi_out_str(c->out, "reason", s->reason);
+		vdi_out_size(c->out, "mem", s->mem);
+		vdi_out_int(c->out, "vcpus", s->vcpus);
+		vdi_out_time(c->out, "created", s->created);
+		vdi_out_time(c->out, "since", s->changed);
+		vdi_out_str(c->out, "display", disp[0] ? disp : NULL);
+		vdi_out_obj_end(c->out);
+	}
+	vdi_out_list_end(c->out);
+	vdi_sessions_free(ss, ns);
+	return 0;
+}
+
+static int
+list_uservms(struct vdi_cli *c, char **users, size_t n, const char *host, const char *state)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_uservm *us;
+	size_t nu;
+
+	if (vdi_uservm_list(c->db, n ? users : NULL, n, &us, &nu, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	vdi_out_list_begin(c->out);
+	for (size_t i = 0; i < nu; i++) {
+		const struct vdi_uservm *u = &us[i];
+		struct vdi_session s = { 0 };
+		char disp[300] = "";
+
+		if (host && (!u->session_host || strcmp(host, u->session_host) != 0))
+			continue;
+		if (state && (!u->session_state || strcmp(state, u->session_state) != 0))
+			continue;
+		if (u->session_id && vdi_session_get(c->db, u->session_id, &s, &err) == 0)
+			display(disp, sizeof(disp), &s);
+		vdi_out_obj_begin(c->out);
+		vdi_out_str(c->out, "user", u->user);
+		vdi_out_str(c->out, "master", u->master);
+		vdi_out_size(c->out, "mem", u->mem);
+		vdi_out_int(c->out, "vcpus", u->vcpus);
+		vdi_out_size(c->out, "disk", u->disk);
+		vdi_out_time(c->out, "expires", u->expires);
+		if (u->session_id)
+			vdi_out_int(c->out, "session", u->session_id);
+		else
+			vdi_out_null(c->out, "session");
+		vdi_out_str(c->out, "state", u->session_state);
+		vdi_out_str(c->out, "host", u->session_host);
+		vdi_out_time(c->out, "since", s.changed);
+		vdi_out_str(c->out, "display", disp[0] ? disp : NULL);
+		vdi_out_obj_end(c->out);
+		vdi_session_clear(&s);
+	}
+	vdi_out_list_end(c->out);
+	vdi_uservms_free(us, nu);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct vdi_cli c;
+	struct vdi_err err = { 0 };
+	const char *host = NULL, *state = NULL;
+	bool sessions = false;
+	char **users = NULL;
+	size_t n = 0;
+	int o, rc;
+
+	vdi_cli_init(&c, "vm-ls", usage);
+	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT, opts, NULL)) != -1) {
+		if (vdi_cli_option(&c, o, optarg))
+			continue;
+		switch (o) {
+		case OPT_SESSIONS:
+			sessions = true;
+			break;
+		case OPT_HOST:
+			if (vdi_name_check("host", optarg, &err) < 0)
+				vdi_cli_usage_error(&c, "%s", err.msg);
+			host = optarg;
+			break;
+		case OPT_STATE: {
+			int i;
+			for (i = 0; states[i] && strcmp(states[i], optarg) != 0; i++)
+				;
+			if (!states[i])
+				vdi_cli_usage_error(&c, "--state: unknown state '%s' (assigned, starting, running, "
+						    "stopping, ended)", optarg);
+			state = optarg;
+			break;
+		}
+		default:
+			vdi_cli_usage_error(&c, "unknown option");
+		}
+	}
+	/* Users only as arguments: with none, everyone (a listing does not read stdin). */
+	for (int i = optind; i < argc; i++) {
+		char **t;
+		if (vdi_name_check("user", argv[i], &err) < 0)
+			vdi_cli_usage_error(&c, "%s", err.msg);
+		t = realloc(users, (n + 1) * sizeof(*t));
+		if (!t)
+			abort();
+		users = t;
+		users[n++] = argv[i];
+	}
+	if ((rc = vdi_cli_open(&c)) == 0)
+		rc = sessions ? list_sessions(&c, users, n, host, state) : list_uservms(&c, users, n, host, state);
+	free(users);
+	return vdi_cli_finish(&c, rc);
+}
