@@ -390,7 +390,7 @@ out:
 			free(vols[i]);
 		free(vols);
 	}
-	for (size_t k = 0; k < nhs; k++) {
+	for (size_t k = 0; reps && k < nhs; k++) {
 		vdi_node_report_clear(&reps[k]);
 		if (cs.c && cs.c[k])
 			virConnectClose(cs.c[k]);

@@ -1,0 +1,223 @@
+#!/usr/bin/env bats
+# vm-reap and vm-ls against a 3-host lab, with the faults DESIGN names:
+# domains and volumes removed behind our back, a killed vm-start and
+# vm-reap, a host whose libvirtd stops.  After vm-reap, the VMDB, the
+# domains and the pool agree, and no capacity is leaked.
+
+load helpers
+
+setup_file() {
+	lab_start 3
+	IMG=$(mktemp -d /tmp/vdi-img.XXXXXX)
+	export IMG
+	qemu-img create -q -f qcow2 "$IMG/m.qcow2" 32M
+}
+
+teardown_file() {
+	lab_stop
+	rm -rf "$IMG"
+}
+
+setup() {
+	common_setup
+	add_lab_hosts
+	vm-master -q add m --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
+	seq -f 'u%g' 1 6 | vm-copy -q --master m
+}
+
+teardown() {
+	local h d
+	for h in h1 h2 h3; do
+		for d in $(virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null); do
+			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
+		done
+	done
+	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]*
+	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+}
+
+doms() { # every running domain of the lab, sorted
+	local h
+	for h in h1 h2 h3; do virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null; done | grep . | sort || true
+}
+
+overlays() { ls "$LAB/pool" | grep -E '^s[0-9]+-' | sort || true; }
+
+# The VMDB, the domains and the pool agree, and the counters are the sessions'.
+assert_agree() {
+	local want_doms want_ovl
+	want_doms=$(sql "select domain from sessions where state = 'running' order by domain" | sort)
+	want_ovl=$(sql "select overlay from sessions where state = 'running' order by overlay" | sort)
+	[ "$(doms)" = "$want_doms" ] || fail "domains $(doms | paste -sd,) but sessions say $(echo "$want_doms" | paste -sd,)"
+	[ "$(overlays)" = "$want_ovl" ] || fail "overlays $(overlays | paste -sd,) but sessions say $(echo "$want_ovl" | paste -sd,)"
+	[ "$(sql "select count(*) from host_usage_check where sessions <> sessions_real or mem_used <> mem_used_real or vcpus_used <> vcpus_used_real")" = 0 ] || fail "capacity counters drifted"
+}
+
+@test "a domain powered off (destroyed behind our back) ends 'poweroff'; its overlay goes; capacity comes back" {
+	vm-start -q u1 u2 u3
+	virsh -q -c "$(lab_uri h2)" destroy vdi-s2-u2 >/dev/null
+	run vm-reap -n
+	assert_success
+	assert_output $'end\tsession 2 (u2 on h2)\tpoweroff'
+	[ "$(sql 'select state from sessions where id = 2')" = running ]
+	run vm-reap
+	assert_success
+	[ "$(sql "select state || ' ' || reason from sessions where id = 2")" = "ended poweroff" ]
+	[ "$(sql "select sessions from hosts where name = 'h2'")" = 0 ]
+	assert_agree
+	run vm-reap
+	assert_output ""
+}
+
+@test "--user, --session and --host end sessions now (admin); unknown ones are 3" {
+	vm-start -q u1 u2 u3 u4
+	run vm-reap --user u1 --session 2 -o tsv
+	assert_success
+	assert_line $'end\tsession 1 (u1 on h1)\tadmin'
+	assert_line $'end\tsession 2 (u2 on h2)\tadmin'
+	run vm-reap --host h3
+	assert_line --partial "session 3 (u3 on h3)"
+	[ "$(sql "select count(*) from sessions where state = 'running'")" = 1 ]
+	assert_agree
+	run vm-reap --user nobody
+	assert_failure 3
+	run vm-reap --host nosuch
+	assert_failure 3
+	run vm-reap --session 999
+	assert_failure 3
+}
+
+@test "--max-age ends old sessions; an assigned session past assign_ttl is released" {
+	vm-start -q u1
+	vm-assign -q u2
+	sql "update sessions set created = created - 7200"
+	echo 'assign_ttl = 1h' >"$VDI_CONFIG"
+	run vm-reap
+	assert_output $'end\tsession 2 (u2 on h2)\texpired'
+	run vm-reap --max-age 1h
+	assert_output $'end\tsession 1 (u1 on h1)\texpired'
+	assert_agree
+}
+
+@test "vm-start killed after the overlay: vm-reap undoes it past start_ttl ('failed')" {
+	VDI_TEST_STOP_AT=overlay run vm-start u1
+	assert_failure 137
+	[ -e "$LAB/pool/s1-u1.qcow2" ]
+	run vm-reap
+	assert_output ""    # not past start_ttl yet
+	echo 'start_ttl = 1s' >"$VDI_CONFIG"
+	sleep 2
+	run vm-reap
+	assert_output $'end\tsession 1 (u1 on h1)\tfailed'
+	assert_agree
+}
+
+@test "vm-start killed after the domain started: vm-reap finishes it (running)" {
+	VDI_TEST_STOP_AT=domain run vm-start u1
+	assert_failure 137
+	echo 'start_ttl = 1s' >"$VDI_CONFIG"
+	sleep 2
+	run vm-reap
+	assert_output $'finish\tsession 1 (u1 on h1)\trunning'
+	[ "$(sql 'select state from sessions where id = 1')" = running ]
+	assert_agree
+}
+
+@test "vm-reap killed half-way (after stopping was committed): the next run finishes" {
+	vm-start -q u1 u2
+	virsh -q -c "$(lab_uri h1)" destroy vdi-s1-u1 >/dev/null
+	# What a run killed between its commit of 'stopping' and the domain's end leaves behind:
+	sql "update sessions set state = 'stopping', pid = 999999, changed = changed - 600 where id = 2"
+	run vm-reap
+	assert_line $'end\tsession 1 (u1 on h1)\tpoweroff'
+	assert_line $'end\tsession 2 (u2 on h2)\tadmin'
+	assert_agree
+}
+
+@test "--orphans: our domains and overlays without a session go, foreign domains stay; sessions with nothing left end 'orphan'" {
+	vm-start -q u1 u2 u3
+	# u1: session ended behind vm-reap's back (the domain and overlay are orphans)
+	sql "update sessions set state = 'ended', reason = 'admin' where id = 1"
+	# u2: its overlay deleted and its domain destroyed behind our back
+	virsh -q -c "$(lab_uri h2)" destroy vdi-s2-u2 >/dev/null
+	rm -f "$LAB/pool/s2-u2.qcow2"
+	printf '<domain type="qemu"><name>foreign</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>' >"$BATS_TEST_TMPDIR/f.xml"
+	virsh -q -c "$(lab_uri h3)" create "$BATS_TEST_TMPDIR/f.xml" >/dev/null
+	run vm-reap --orphans -o tsv
+	assert_success
+	assert_line $'end\tsession 2 (u2 on h2)\torphan'
+	assert_line $'destroy\tvdi-s1-u1\torphan'
+	assert_line $'delete\ts1-u1.qcow2\torphan'
+	run doms
+	assert_output $'foreign\nvdi-s3-u3'
+	virsh -q -c "$(lab_uri h3)" destroy foreign >/dev/null
+	assert_agree
+}
+
+@test "a host whose libvirtd stopped: its sessions are left alone (75) until host_lost_after, then end 'host-lost'" {
+	local lab2
+	lab2=$(mktemp -d /tmp/vdi-lab2.XXXXXX)
+	vdi-lab start -n 1 "$lab2" >"$lab2/hosts.tsv" 3>&-
+	# h9 sees the first lab's pool: shared storage, as every host must.
+	local u9
+	u9=$(cut -f2 "$lab2/hosts.tsv")
+	virsh -q -c "$u9" pool-destroy vdi >/dev/null
+	virsh -q -c "$u9" pool-undefine vdi >/dev/null
+	virsh -q -c "$u9" pool-define-as vdi dir --target "$LAB/pool" >/dev/null
+	virsh -q -c "$u9" pool-start vdi >/dev/null
+	vm-hosts -q add h9 "$u9"
+	vm-hosts -q drain h1 h2 h3
+	vm-start -q u1
+	[ "$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.id = 1")" = h9 ]
+	vdi-lab stop "$lab2" 2>/dev/null
+	run vm-reap
+	assert_failure 75
+	assert_output --partial "host h9 does not answer"
+	[ "$(sql 'select state from sessions where id = 1')" = running ]
+	run vm-hosts poll h9
+	sql "update hosts set down_since = down_since - 3600 where name = 'h9'"
+	run vm-reap
+	assert_success
+	assert_output $'end\tsession 1 (u1 on h9)\thost-lost'
+	[ "$(sql "select sessions from hosts where name = 'h9'")" = 0 ]
+	rm -rf "$lab2"
+}
+
+@test "two vm-reap runs at once: the second skips, and says so only without -q" {
+	exec {fd}>"$VDI_DB.reap.lock"
+	flock "$fd"
+	run vm-reap
+	assert_success
+	assert_output --partial "another vm-reap is running"
+	run vm-reap -q
+	assert_output ""
+	exec {fd}>&-
+}
+
+@test "--expired deletes user VMs past their expiry that have no session" {
+	vm-copy -q --master m --ttl 1s old1
+	vm-copy -q --master m --ttl 1s old2
+	sleep 2
+	vm-start -q old2
+	run vm-reap --expired
+	assert_line $'delete\tuser VM of old1\texpired'
+	refute_output --partial old2
+	[ ! -e "$LAB/pool/user-old1.qcow2" ]
+	[ "$(sql "select count(*) from uservms where user like 'old%'")" = 1 ]
+}
+
+@test "vm-ls: where is each user's desktop" {
+	vm-start -q u1 u2
+	run vm-ls -o tsv u1 u2 u3
+	assert_line --index 0 --regexp $'^u1\tm\t67108864\t1\t33554432\t\t1\trunning\th1\t[0-9T:Z-]+\tspice://127.0.0.1:[0-9]+$'
+	assert_line --index 2 --regexp $'^u3\tm\t.*\t\t\t\t\t$'
+	run vm-ls --sessions --host h2 -o tsv
+	assert_output --regexp $'^2\tu2\th2\trunning\t'
+	run vm-ls --state running -o json
+	assert_output --partial '"user":"u1"'
+	refute_output --partial '"user":"u3"'
+	run vm-ls nobody
+	assert_failure 3
+	run vm-ls --state sleeping
+	assert_failure 2
+}
