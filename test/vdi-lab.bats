@@ -61,9 +61,17 @@ teardown_file() {
 	assert_output --partial "must be run as root"
 }
 
+teardown() {
+	if [ -n "${LAB2:-}" ]; then
+		vdi-lab stop "$LAB2" >/dev/null 2>&1 3>&- || true
+		rm -rf "$LAB2"
+	fi
+}
+
 @test "stop leaves no libvirtd, virtlogd or qemu of the lab behind, even with a guest running" {
 	local lab2 pids
-	lab2=$(mktemp -d /tmp/vdi-lab2.XXXXXX)
+	LAB2=$(mktemp -d /tmp/vdi-lab2.XXXXXX)
+	lab2=$LAB2
 	vdi-lab start -n 1 "$lab2" >/dev/null 3>&-
 	printf '<domain type="qemu"><name>g</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>' >"$lab2/g.xml"
 	virsh -q -c "qemu+unix:///system?socket=$lab2/h1/libvirt-sock" create "$lab2/g.xml" >/dev/null

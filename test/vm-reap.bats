@@ -27,6 +27,11 @@ setup() {
 
 teardown() {
 	local h d
+	# A second lab a test started: stopped even when the test failed half-way.
+	if [ -n "${LAB2:-}" ]; then
+		vdi-lab stop "$LAB2" >/dev/null 2>&1 3>&- || true
+		rm -rf "$LAB2"
+	fi
 	for h in h1 h2 h3; do
 		for d in $(virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null); do
 			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
@@ -155,8 +160,8 @@ assert_agree() {
 }
 
 @test "a host whose libvirtd stopped: its sessions are left alone (75) until host_lost_after, then end 'host-lost'" {
-	local lab2
-	lab2=$(mktemp -d /tmp/vdi-lab2.XXXXXX)
+	LAB2=$(mktemp -d /tmp/vdi-lab2.XXXXXX)
+	local lab2=$LAB2
 	vdi-lab start -n 1 "$lab2" >"$lab2/hosts.tsv" 3>&-
 	# h9 sees the first lab's pool: shared storage, as every host must.
 	local u9
@@ -180,7 +185,6 @@ assert_agree() {
 	assert_success
 	assert_output $'end\tsession 1 (u1 on h9)\thost-lost'
 	[ "$(sql "select sessions from hosts where name = 'h9'")" = 0 ]
-	rm -rf "$lab2"
 }
 
 @test "two vm-reap runs at once: the second skips, and says so only without -q" {
