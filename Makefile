@@ -128,7 +128,9 @@ bench: deps
 	$(Q)O=$(O) test/bench/run
 
 lint:
-	shellcheck scripts/vdi-lab scripts/install-deps scripts/demo scripts/embed-schema test/run .ci/run
+	shellcheck scripts/vdi-lab scripts/install-deps scripts/demo scripts/embed-schema test/run .ci/run \
+		test/bench/run test/bench/copy
+	shellcheck -s bash scripts/vdi-tools.bash-completion
 	for m in man/*.[15]; do mandoc -T lint -W warning $$m || exit 1; done
 
 install: all
@@ -137,6 +139,8 @@ install: all
 	install -m 0755 scripts/vdi-lab $(DESTDIR)$(BINDIR)/vdi-lab
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 scripts/vdi-tools.bash-completion $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vdi-tools
 
 clean:
 	rm -rf build build-san
