@@ -380,6 +380,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 fail:
 	free(rr);
 	vdi_db_rollback(db);
+	vdi_assign_result_clear(res); /* on failure the caller has nothing to free */
 	return -1;
 }
 

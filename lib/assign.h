@@ -40,6 +40,7 @@ struct vdi_assign_result {
 	int64_t mem, vcpus;
 };
 
+/* On failure res holds nothing (it is cleared); on success clear it when done. */
 int vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	       struct vdi_assign_result *res, struct vdi_err *err);
 void vdi_assign_result_clear(struct vdi_assign_result *res);
