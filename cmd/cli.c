@@ -9,6 +9,7 @@
 #include "parse.h"
 
 #include "cli.h"
+#include "strv.h"
 
 void
 vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage)
@@ -148,14 +149,11 @@ vdi_cli_finish(struct vdi_cli *c, int code)
 static void
 push(char ***list, size_t *n, const char *s, size_t len)
 {
-	char **t = realloc(*list, (*n + 1) * sizeof(**list));
-	if (!t)
+	char *copy = strndup(s, len);
+
+	if (!copy)
 		abort();
-	*list = t;
-	t[*n] = strndup(s, len);
-	if (!t[*n])
-		abort();
-	(*n)++;
+	vdi_strv_push(list, n, copy);
 }
 
 int
@@ -190,9 +188,7 @@ vdi_cli_args(struct vdi_cli *c, int argc, char **argv, char ***list, size_t *n)
 void
 vdi_cli_args_free(char **list, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		free(list[i]);
-	free(list);
+	vdi_strv_free(list, n);
 }
 
 const char *

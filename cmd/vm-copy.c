@@ -23,6 +23,7 @@
 #include "seed.h"
 #include "uservm.h"
 #include "virt.h"
+#include "strv.h"
 
 static const char usage[] =
 	"usage: vm-copy [--db PATH] [-o table|tsv|json] [-q] [-v] [-n]\n"
@@ -98,16 +99,6 @@ on_signal(int sig)
 {
 	(void)sig;
 	interrupted = 1;
-}
-
-static void
-push(char ***v, size_t *n, char *s)
-{
-	char **t = realloc(*v, (*n + 1) * sizeof(*t));
-	if (!t)
-		abort();
-	*v = t;
-	t[(*n)++] = s;
 }
 
 /* Parsers shared by options and CSV fields: 0 or -1 with err. */
@@ -187,9 +178,9 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 		else if (o == OPT_OS)
 			a.os = arg;
 		else if (o == OPT_APP)
-			push(&a.apps, &a.napps, (char *)arg);
+			vdi_strv_push(&a.apps, &a.napps, (char *)arg);
 		else if (o == OPT_TAG)
-			push(&a.tags, &a.ntags, (char *)arg);
+			vdi_strv_push(&a.tags, &a.ntags, (char *)arg);
 		else
 			a.host = arg;
 		break;
@@ -330,7 +321,7 @@ copy_one(struct run *r, const struct req *q, struct vdi_err *err)
 		for (size_t k = 0; k < m.napps; k++)
 			has |= strcmp(q->apps[i], m.apps[k]) == 0;
 		if (!has)
-			push(&extra, &nextra, q->apps[i]);
+			vdi_strv_push(&extra, &nextra, q->apps[i]);
 	}
 	u.user = q->user;
 	u.master_id = m.id;
@@ -555,7 +546,7 @@ csv_req(char *line, struct req *q, struct vdi_err *err)
 				continue;
 			if (vdi_name_check("app", tok, err) < 0)
 				return -1;
-			push(&q->apps, &q->napps, tok);
+			vdi_strv_push(&q->apps, &q->napps, tok);
 		}
 	}
 	if (n > 3 && *f[3] && parse_mem(f[3], &q->mem, err) < 0)
@@ -624,7 +615,7 @@ run_csv(struct run *r)
 		q.apps = NULL;
 		q.napps = 0;
 		for (size_t i = 0; i < a.napps; i++)
-			push(&q.apps, &q.napps, a.apps[i]);
+			vdi_strv_push(&q.apps, &q.napps, a.apps[i]);
 		if (csv_req(copy, &q, &err) < 0) {
 			vdi_err_prefix(&err, "line %d", lineno);
 			code = vdi_code_worst(code, vdi_cli_fail(r->c, &err));

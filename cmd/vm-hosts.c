@@ -13,6 +13,7 @@
 #include "names.h"
 #include "parse.h"
 #include "virt.h"
+#include "strv.h"
 
 static const char usage[] =
 	"usage: vm-hosts [--db PATH] [-o table|tsv|json] [-q] [-v] COMMAND [ARGS]\n"
@@ -108,18 +109,12 @@ parse_spec_opt(struct vdi_cli *c, int opt, const char *arg)
 		spec.reserve_mem = (int64_t)sz;
 		spec.has_reserve_mem = true;
 		break;
-	case OPT_TAG: {
-		char **t;
+	case OPT_TAG:
 		if (vdi_name_check("tag", arg, &err) < 0)
 			vdi_cli_usage_error(c, "%s", err.msg);
-		t = realloc(tags, (ntags + 1) * sizeof(*t));
-		if (!t)
-			abort();
-		tags = t;
-		tags[ntags++] = (char *)arg;
+		vdi_strv_push(&tags, &ntags, (char *)arg);
 		spec.has_tags = true;
 		break;
-	}
 	case OPT_NO_TAGS:
 		spec.has_tags = true;
 		break;

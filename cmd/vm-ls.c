@@ -11,6 +11,7 @@
 #include "names.h"
 #include "session.h"
 #include "uservm.h"
+#include "strv.h"
 
 static const char usage[] =
 	"usage: vm-ls [--db PATH] [-o table|tsv|json] [-q] [-v] [--sessions] [--host HOST]\n"
@@ -174,14 +175,9 @@ main(int argc, char **argv)
 	}
 	/* Users only as arguments: with none, everyone (a listing does not read stdin). */
 	for (int i = optind; i < argc; i++) {
-		char **t;
 		if (vdi_name_check("user", argv[i], &err) < 0)
 			vdi_cli_usage_error(&c, "%s", err.msg);
-		t = realloc(users, (n + 1) * sizeof(*t));
-		if (!t)
-			abort();
-		users = t;
-		users[n++] = argv[i];
+		vdi_strv_push(&users, &n, argv[i]);
 	}
 	if ((rc = vdi_cli_open(&c)) == 0)
 		rc = sessions ? list_sessions(&c, users, n, host, state) : list_uservms(&c, users, n, host, state);

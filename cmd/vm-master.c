@@ -18,6 +18,7 @@
 #include "names.h"
 #include "parse.h"
 #include "virt.h"
+#include "strv.h"
 
 static const char usage[] =
 	"usage: vm-master [--db PATH] [-o table|tsv|json] [-q] [-v] COMMAND [ARGS]\n"
@@ -103,7 +104,6 @@ static void
 parse_opt(struct vdi_cli *c, int o, const char *arg)
 {
 	struct vdi_err err = { 0 };
-	char **t;
 
 	switch (o) {
 	case OPT_IMAGE:
@@ -115,11 +115,7 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 		break;
 	case OPT_APP:
 		check_name(c, "app", arg);
-		t = realloc(a.apps, (a.napps + 1) * sizeof(*t));
-		if (!t)
-			abort();
-		a.apps = t;
-		a.apps[a.napps++] = (char *)arg;
+		vdi_strv_push(&a.apps, &a.napps, (char *)arg);
 		break;
 	case OPT_SHA256:
 		free(a.sha256);

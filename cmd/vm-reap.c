@@ -28,6 +28,7 @@
 #include "session.h"
 #include "uservm.h"
 #include "virt.h"
+#include "strv.h"
 
 static const char usage[] =
 	"usage: vm-reap [--db PATH] [-o table|tsv|json] [-q] [-v] [-n] [--user USER]...\n"
@@ -214,14 +215,9 @@ main(int argc, char **argv)
 		case OPT_HOST: {
 			char ***v = o == OPT_USER ? &users : &hostnames;
 			size_t *nv = o == OPT_USER ? &nusers : &nhostnames;
-			char **t;
 			if (vdi_name_check(o == OPT_USER ? "user" : "host", optarg, &err) < 0)
 				vdi_cli_usage_error(&c, "%s", err.msg);
-			t = realloc(*v, (*nv + 1) * sizeof(*t));
-			if (!t)
-				abort();
-			*v = t;
-			t[(*nv)++] = optarg;
+			vdi_strv_push(v, nv, optarg);
 			break;
 		}
 		case OPT_SESSION: {

@@ -12,6 +12,7 @@
 #include "host.h"
 #include "names.h"
 #include "report.h"
+#include "strv.h"
 
 #define HOST_COLS \
 	"h.id, h.name, h.uri, h.pool, h.admin, h.health, h.display_address, h.max_sessions, " \
@@ -284,11 +285,7 @@ load_tags(struct vdi_db *db, struct vdi_host *h, struct vdi_err *err)
 		return -1;
 	sqlite3_bind_int64(st, 1, h->id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char **t = realloc(h->tags, (h->ntags + 1) * sizeof(*t));
-		if (!t)
-			abort();
-		h->tags = t;
-		h->tags[h->ntags++] = vdi_db_col_strdup(st, 0);
+		vdi_strv_push(&h->tags, &h->ntags, vdi_db_col_strdup(st, 0));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -411,9 +408,7 @@ vdi_host_clear(struct vdi_host *h)
 	free(h->health);
 	free(h->display_address);
 	free(h->last_error);
-	for (size_t i = 0; i < h->ntags; i++)
-		free(h->tags[i]);
-	free(h->tags);
+	vdi_strv_free(h->tags, h->ntags);
 	memset(h, 0, sizeof(*h));
 }
 

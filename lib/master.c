@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "master.h"
+#include "strv.h"
 
 bool
 vdi_pid_alive(int64_t pid)
@@ -212,11 +213,7 @@ read_apps(struct vdi_db *db, struct vdi_master *m, struct vdi_err *err)
 		return -1;
 	sqlite3_bind_int64(st, 1, m->id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char **a = realloc(m->apps, (m->napps + 1) * sizeof(*a));
-		if (!a)
-			abort();
-		m->apps = a;
-		m->apps[m->napps++] = vdi_db_col_strdup(st, 0);
+		vdi_strv_push(&m->apps, &m->napps, vdi_db_col_strdup(st, 0));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading apps", err);
@@ -293,9 +290,7 @@ vdi_master_clear(struct vdi_master *m)
 	free(m->format);
 	free(m->sha256);
 	free(m->source);
-	for (size_t i = 0; i < m->napps; i++)
-		free(m->apps[i]);
-	free(m->apps);
+	vdi_strv_free(m->apps, m->napps);
 	memset(m, 0, sizeof(*m));
 }
 

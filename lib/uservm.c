@@ -7,6 +7,7 @@
 
 #include "master.h"
 #include "uservm.h"
+#include "strv.h"
 
 void
 vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t slen)
@@ -174,11 +175,7 @@ read_list(struct vdi_db *db, const char *sql, int64_t id, char ***v, size_t *n, 
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char **t = realloc(*v, (*n + 1) * sizeof(*t));
-		if (!t)
-			abort();
-		*v = t;
-		t[(*n)++] = vdi_db_col_strdup(st, 0);
+		vdi_strv_push(v, n, vdi_db_col_strdup(st, 0));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading user VM", err);
@@ -290,12 +287,8 @@ vdi_uservm_clear(struct vdi_uservm *u)
 	free(u->hostname);
 	free(u->session_state);
 	free(u->session_host);
-	for (size_t i = 0; i < u->ntags; i++)
-		free(u->tags[i]);
-	free(u->tags);
-	for (size_t i = 0; i < u->napps; i++)
-		free(u->apps[i]);
-	free(u->apps);
+	vdi_strv_free(u->tags, u->ntags);
+	vdi_strv_free(u->apps, u->napps);
 	memset(u, 0, sizeof(*u));
 }
 
