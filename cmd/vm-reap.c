@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,16 @@ static const struct option opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* VDI_TEST_STOP_AT=stopping: die by SIGKILL right after committing stopping (fault tests only). */
+static void
+test_stop(const char *step)
+{
+	const char *s = getenv("VDI_TEST_STOP_AT");
+
+	if (s && strcmp(s, step) == 0)
+		raise(SIGKILL);
+}
+
 struct conns {
 	virConnectPtr *c;
 	struct vdi_host *hs;
@@ -110,6 +121,7 @@ act(struct vdi_cli *c, struct conns *cs, const struct vdi_reap_item *it, const s
 			vdi_db_rollback(c->db);
 			return -1;
 		}
+		test_stop("stopping");
 		if (!(conn = conn_for(cs, it->host, err)))
 			return -1;
 		vdi_session_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay));

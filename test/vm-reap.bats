@@ -128,14 +128,19 @@ assert_agree() {
 	assert_agree
 }
 
-@test "vm-reap killed half-way (after stopping was committed): the next run finishes" {
+@test "vm-reap killed half-way (after committing stopping): the next run finishes past stop_ttl" {
 	vm-start -q u1 u2
+	VDI_TEST_STOP_AT=stopping run vm-reap --user u2
+	assert_failure 137
+	[ "$(sql 'select state from sessions where id = 2')" = stopping ]
+	[ "$(sql 'select sessions from hosts where name = "h2"')" = 1 ]   # still held until it really ends
 	virsh -q -c "$(lab_uri h1)" destroy vdi-s1-u1 >/dev/null
-	# What a run killed between its commit of 'stopping' and the domain's end leaves behind:
-	sql "update sessions set state = 'stopping', pid = 999999, changed = changed - 600 where id = 2"
 	run vm-reap
-	assert_line $'end\tsession 1 (u1 on h1)\tpoweroff'
-	assert_line $'end\tsession 2 (u2 on h2)\tadmin'
+	assert_output $'end\tsession 1 (u1 on h1)\tpoweroff'
+	echo 'stop_ttl = 1s' >"$VDI_CONFIG"
+	sleep 2
+	run vm-reap
+	assert_output $'end\tsession 2 (u2 on h2)\tadmin'
 	assert_agree
 }
 
