@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,6 +429,59 @@ vdi_db_close(struct vdi_db *db)
 	free(db->program);
 	free(db->who);
 	free(db);
+}
+
+int
+vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const char *key,
+	     const char *claim_state, const char *noun, const char *taken, const char *doing,
+	     bool *takeover, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[160];
+	int64_t id, pid;
+	int rc, ret = -1;
+
+	*takeover = false;
+	snprintf(sql, sizeof(sql), "SELECT id, state = ?2, coalesce(pid, 0) FROM %s WHERE %s = ?1", table, key_col);
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, claim_state, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		vdi_db_fail(db, table, err);
+		goto out;
+	}
+	id = sqlite3_column_int64(st, 0);
+	pid = sqlite3_column_int64(st, 2);
+	if (!sqlite3_column_int(st, 1)) {
+		vdi_err_set(err, VDI_ECONFLICT, "%s '%s' %s", noun, key, taken);
+		goto out;
+	}
+	if (pid > 0 && pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+		vdi_err_set(err, VDI_ECONFLICT, "%s '%s' is being %s by process %lld", noun, key, doing,
+			    (long long)pid);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	/* Its claimant died half-way: the caller starts over under its own pid. */
+	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", table);
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		vdi_db_fail(db, table, err);
+		goto out;
+	}
+	*takeover = true;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
 }
 
 int

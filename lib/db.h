@@ -65,6 +65,18 @@ void vdi_db_rollback(struct vdi_db *db);
 /* Column text as a new string (NULL for SQL NULL); aborts on no memory. */
 char *vdi_db_col_strdup(sqlite3_stmt *st, int col);
 
+/*
+ * Rule 2's claim, for a table whose rows are made in two steps (masters,
+ * uservms): inside the caller's write transaction, look for the row whose
+ * key_col is key.  None: 0.  One in claim_state whose pid is dead: it is
+ * deleted (the caller takes over and cleans up) and *takeover set: 0.
+ * Otherwise 5: "NOUN 'KEY' TAKEN", or "NOUN 'KEY' is being DOING by process PID".
+ * table and key_col are the caller's constants, never input.
+ */
+int vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const char *key,
+		 const char *claim_state, const char *noun, const char *taken, const char *doing,
+		 bool *takeover, struct vdi_err *err);
+
 /* Append an event (inside the caller's transaction). */
 int vdi_event_add(struct vdi_db *db, const char *object, const char *action,
 		  const char *detail, struct vdi_err *err);

@@ -61,44 +61,13 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master *m, int64_t *id, boo
 {
 	sqlite3_stmt *st = NULL;
 	char vol[128];
-	int rc;
 
-	*takeover = false;
 	vdi_master_volume(m->name, vol, sizeof(vol));
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st, "SELECT id, state, pid FROM masters WHERE name = ?", err) < 0)
+	if (vdi_db_claim(db, "masters", "name", m->name, "importing", "master", "exists already", "imported",
+			 takeover, err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const char *state = (const char *)sqlite3_column_text(st, 1);
-		int64_t pid = sqlite3_column_int64(st, 2);
-		*id = sqlite3_column_int64(st, 0);
-		if (strcmp(state, "importing") != 0) {
-			vdi_err_set(err, VDI_ECONFLICT, "master '%s' exists already", m->name);
-			goto fail;
-		}
-		if (vdi_pid_alive(pid) && pid != getpid()) {
-			vdi_err_set(err, VDI_ECONFLICT, "master '%s' is being imported by process %lld",
-				    m->name, (long long)pid);
-			goto fail;
-		}
-		sqlite3_finalize(st);
-		st = NULL;
-		/* The importer died half-way: start over under our pid. */
-		if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ?", err) < 0)
-			goto fail;
-		sqlite3_bind_int64(st, 1, *id);
-		if (step_done(db, st, "taking over import", err) < 0)
-			goto fail;
-		*takeover = true;
-	} else if (rc != SQLITE_DONE) {
-		vdi_db_fail(db, "looking up master", err);
-		goto fail;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
 	if (vdi_db_prepare(db, &st, "INSERT INTO masters (name, state, os, pool, volume, source, mem, vcpus, "
 			   "disk, pid, created) VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
 		goto fail;

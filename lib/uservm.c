@@ -53,43 +53,13 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm *u, int64_t *id, boo
 {
 	sqlite3_stmt *st = NULL;
 	char disk[128], seed[128];
-	int rc;
 
-	*takeover = false;
 	vdi_uservm_volumes(u->user, disk, sizeof(disk), seed, sizeof(seed));
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st, "SELECT id, state, pid FROM uservms WHERE user = ?", err) < 0)
+	if (vdi_db_claim(db, "uservms", "user", u->user, "creating", "user", "has a user VM already", "copied",
+			 takeover, err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, u->user, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const char *state = (const char *)sqlite3_column_text(st, 1);
-		int64_t pid = sqlite3_column_int64(st, 2);
-		int64_t old = sqlite3_column_int64(st, 0);
-		if (strcmp(state, "creating") != 0) {
-			vdi_err_set(err, VDI_ECONFLICT, "user '%s' has a user VM already", u->user);
-			goto fail;
-		}
-		if (vdi_pid_alive(pid) && pid != getpid()) {
-			vdi_err_set(err, VDI_ECONFLICT, "user '%s' is being copied by process %lld",
-				    u->user, (long long)pid);
-			goto fail;
-		}
-		sqlite3_finalize(st);
-		st = NULL;
-		if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ?", err) < 0)
-			goto fail;
-		sqlite3_bind_int64(st, 1, old);
-		if (step_ok(db, st, "taking over user VM", err) < 0)
-			goto fail;
-		*takeover = true;
-	} else if (rc != SQLITE_DONE) {
-		vdi_db_fail(db, "looking up user VM", err);
-		goto fail;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
 	if (vdi_db_prepare(db, &st, "INSERT INTO uservms (user, state, master_id, pool, volume, seed, hostname, "
 			   "mem, vcpus, disk, expires, pid, created) "
 			   "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
