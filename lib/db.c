@@ -65,6 +65,16 @@ vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err)
 }
 
 int
+vdi_db_step(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return vdi_db_fail(db, what, err);
+	return 0;
+}
+
+int
 vdi_db_prepare(struct vdi_db *db, sqlite3_stmt **st, const char *sql, struct vdi_err *err)
 {
 	if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK)

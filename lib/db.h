@@ -49,6 +49,8 @@ int vdi_db_schema_version(void);
 int vdi_db_fail(struct vdi_db *db, const char *what, struct vdi_err *err);
 
 int vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err);
+/* Step a statement that changes rows (a row back, from RETURNING, is fine too). */
+int vdi_db_step(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err);
 int vdi_db_prepare(struct vdi_db *db, sqlite3_stmt **st, const char *sql, struct vdi_err *err);
 /* BEGIN IMMEDIATE (take the write lock now) or BEGIN (deferred, for reads). */
 int vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err);

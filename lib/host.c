@@ -51,14 +51,6 @@ bad:
 			   "or an IP address", a);
 }
 
-static int
-step_done(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err)
-{
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return vdi_db_fail(db, what, err);
-	return 0;
-}
-
 static int64_t
 host_id(struct vdi_db *db, const char *name, struct vdi_err *err)
 {
@@ -102,7 +94,7 @@ set_tags(struct vdi_db *db, int64_t id, char **tags, size_t n, struct vdi_err *e
 	if (vdi_db_prepare(db, &st, "DELETE FROM host_tags WHERE host_id = ?", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	if (step_done(db, st, "setting tags", err) < 0)
+	if (vdi_db_step(db, st, "setting tags", err) < 0)
 		goto out;
 	sqlite3_finalize(st);
 	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO host_tags (host_id, tag) VALUES (?, ?)", err) < 0)
@@ -111,7 +103,7 @@ set_tags(struct vdi_db *db, int64_t id, char **tags, size_t n, struct vdi_err *e
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_text(st, 2, tags[i], -1, SQLITE_STATIC);
-		if (step_done(db, st, "setting tags", err) < 0)
+		if (vdi_db_step(db, st, "setting tags", err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -183,7 +175,7 @@ apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct 
 	sqlite3_bind_int64(st, 10, s->reserve_mem);
 	sqlite3_bind_int(st, 11, s->has_display_address);
 	sqlite3_bind_text(st, 12, s->display_address ? s->display_address : "", -1, SQLITE_STATIC);
-	if (step_done(db, st, "updating host", err) < 0)
+	if (vdi_db_step(db, st, "updating host", err) < 0)
 		goto out;
 	if (s->has_tags && set_tags(db, id, s->tags, s->ntags, err) < 0)
 		goto out;
@@ -240,7 +232,7 @@ vdi_host_add(struct vdi_db *db, const char *name, const char *uri,
 		sqlite3_bind_int64(st, 4, now);
 		sqlite3_bind_int64(st, 5, now);
 		sqlite3_bind_int64(st, 6, id);
-		rc = step_done(db, st, "adding host", err);
+		rc = vdi_db_step(db, st, "adding host", err);
 		sqlite3_finalize(st);
 		if (rc < 0)
 			goto fail;
@@ -469,7 +461,7 @@ vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, struc
 		goto fail;
 	sqlite3_bind_text(st, 1, admin, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, id);
-	rc = step_done(db, st, "changing host", err);
+	rc = vdi_db_step(db, st, "changing host", err);
 	sqlite3_finalize(st);
 	if (rc < 0)
 		goto fail;
@@ -515,7 +507,7 @@ vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err
 			goto fail;
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
-		rc = step_done(db, st, "ending sessions", err);
+		rc = vdi_db_step(db, st, "ending sessions", err);
 		sqlite3_finalize(st);
 		st = NULL;
 		if (rc < 0)
@@ -524,7 +516,7 @@ vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err
 	if (vdi_db_prepare(db, &st, "DELETE FROM hosts WHERE id = ?", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	rc = step_done(db, st, "removing host", err);
+	rc = vdi_db_step(db, st, "removing host", err);
 	sqlite3_finalize(st);
 	if (rc < 0)
 		goto fail;
@@ -548,7 +540,7 @@ store_domains(struct vdi_db *db, int64_t id, const struct vdi_node_report *r, st
 	if (vdi_db_prepare(db, &st, "DELETE FROM host_domains WHERE host_id = ?", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	if (step_done(db, st, "storing domains", err) < 0)
+	if (vdi_db_step(db, st, "storing domains", err) < 0)
 		goto out;
 	sqlite3_finalize(st);
 	if (vdi_db_prepare(db, &st, "INSERT OR REPLACE INTO host_domains (host_id, name, uuid, state, ours, "
@@ -569,7 +561,7 @@ store_domains(struct vdi_db *db, int64_t id, const struct vdi_node_report *r, st
 		}
 		sqlite3_bind_int(st, 8, d->vcpus);
 		sqlite3_bind_int64(st, 9, d->mem);
-		if (step_done(db, st, "storing domains", err) < 0)
+		if (vdi_db_step(db, st, "storing domains", err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -629,7 +621,7 @@ vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 			sqlite3_bind_int64(st, 2, now);
 			sqlite3_bind_text(st, 3, r->err.msg, -1, SQLITE_STATIC);
 		}
-		if (step_done(db, st, "recording poll", err) < 0)
+		if (vdi_db_step(db, st, "recording poll", err) < 0)
 			goto out;
 		if (r->err.code == 0 && store_domains(db, hs[i].id, r, err) < 0)
 			goto out;

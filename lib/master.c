@@ -25,16 +25,6 @@ vdi_master_volume(const char *name, char *buf, size_t len)
 }
 
 static int
-step_done(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return vdi_db_fail(db, what, err);
-	return 0;
-}
-
-static int
 set_apps(struct vdi_db *db, int64_t id, char *const *apps, size_t n, struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -46,7 +36,7 @@ set_apps(struct vdi_db *db, int64_t id, char *const *apps, size_t n, struct vdi_
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_text(st, 2, apps[i], -1, SQLITE_STATIC);
-		if (step_done(db, st, "recording apps", err) < 0)
+		if (vdi_db_step(db, st, "recording apps", err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -82,7 +72,7 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master *m, int64_t *id, boo
 		sqlite3_bind_int64(st, 8, m->disk);
 	sqlite3_bind_int64(st, 9, (int64_t)getpid());
 	sqlite3_bind_int64(st, 10, (int64_t)time(NULL));
-	if (step_done(db, st, "claiming master", err) < 0)
+	if (vdi_db_step(db, st, "claiming master", err) < 0)
 		goto fail;
 	*id = sqlite3_last_insert_rowid(db->h);
 	sqlite3_finalize(st);
@@ -141,7 +131,7 @@ vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 	if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ? AND state = 'importing'", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	ret = step_done(db, st, "forgetting failed import", err);
+	ret = vdi_db_step(db, st, "forgetting failed import", err);
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -290,7 +280,7 @@ vdi_master_retire(struct vdi_db *db, const char *name, struct vdi_err *err)
 	if (vdi_db_prepare(db, &st, "UPDATE masters SET state = 'retired' WHERE name = ? AND state = 'active'", err) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if (step_done(db, st, "retiring master", err) < 0)
+	if (vdi_db_step(db, st, "retiring master", err) < 0)
 		goto fail;
 	if (sqlite3_changes(db->h) > 0 && vdi_event_add(db, name, "master-retire", NULL, err) < 0)
 		goto fail;
@@ -332,7 +322,7 @@ vdi_master_rm_row(struct vdi_db *db, int64_t id, const char *name, struct vdi_er
 	if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ?", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	if (step_done(db, st, "removing master", err) < 0)
+	if (vdi_db_step(db, st, "removing master", err) < 0)
 		goto fail;
 	sqlite3_finalize(st);
 	st = NULL;
@@ -364,7 +354,7 @@ vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t n
 	for (size_t i = 0; i < napps; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, apps[i], -1, SQLITE_STATIC);
-		if (step_done(db, st, "choosing master", err) < 0)
+		if (vdi_db_step(db, st, "choosing master", err) < 0)
 			goto out;
 	}
 	sqlite3_finalize(st);

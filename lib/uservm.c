@@ -17,16 +17,6 @@ vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t
 }
 
 static int
-step_ok(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return vdi_db_fail(db, what, err);
-	return 0;
-}
-
-static int
 add_names(struct vdi_db *db, const char *sql, int64_t id, char *const *v, size_t n, struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -38,7 +28,7 @@ add_names(struct vdi_db *db, const char *sql, int64_t id, char *const *v, size_t
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_text(st, 2, v[i], -1, SQLITE_STATIC);
-		if (step_ok(db, st, "recording user VM", err) < 0)
+		if (vdi_db_step(db, st, "recording user VM", err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -77,7 +67,7 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm *u, int64_t *id, boo
 		sqlite3_bind_int64(st, 10, u->expires);
 	sqlite3_bind_int64(st, 11, (int64_t)getpid());
 	sqlite3_bind_int64(st, 12, (int64_t)time(NULL));
-	if (step_ok(db, st, "claiming user VM", err) < 0)
+	if (vdi_db_step(db, st, "claiming user VM", err) < 0)
 		goto fail;
 	*id = sqlite3_last_insert_rowid(db->h);
 	if (add_names(db, "INSERT OR IGNORE INTO uservm_tags (uservm_id, tag) VALUES (?, ?)", *id,
@@ -130,7 +120,7 @@ vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ? AND state = 'creating'", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	ret = step_ok(db, st, "forgetting failed user VM", err);
+	ret = vdi_db_step(db, st, "forgetting failed user VM", err);
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -297,7 +287,7 @@ vdi_uservm_rm_begin(struct vdi_db *db, const char *user, bool force, struct vdi_
 			goto fail_clear;
 		sqlite3_bind_int64(st, 1, u->session_id);
 		sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
-		if (step_ok(db, st, "ending session", err) < 0)
+		if (vdi_db_step(db, st, "ending session", err) < 0)
 			goto fail_clear;
 		if (vdi_event_add(db, user, "session-end", "admin: user VM removed with --force", err) < 0)
 			goto fail_clear;
@@ -323,13 +313,13 @@ vdi_uservm_rm_row(struct vdi_db *db, int64_t id, const char *user, struct vdi_er
 	if (vdi_db_prepare(db, &st, "DELETE FROM sessions WHERE uservm_id = ?1 AND state = 'ended'", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	if (step_ok(db, st, "removing user VM", err) < 0)
+	if (vdi_db_step(db, st, "removing user VM", err) < 0)
 		goto fail;
 	sqlite3_finalize(st);
 	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ?", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	if (step_ok(db, st, "removing user VM", err) < 0)
+	if (vdi_db_step(db, st, "removing user VM", err) < 0)
 		goto fail;
 	sqlite3_finalize(st);
 	st = NULL;
