@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mem.h"
 #include "assign.h"
 
 struct uvm {
@@ -82,9 +83,7 @@ tagged_hosts(struct vdi_db *db, const struct uvm *u, int64_t **ids, size_t *n, s
 	sqlite3_bind_int64(st, 1, u->id);
 	sqlite3_bind_int64(st, 2, u->ntags);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t *t = realloc(*ids, (*n + 1) * sizeof(*t));
-		if (!t)
-			abort();
+		int64_t *t = vdi_grow(*ids, *n, sizeof(*t));
 		*ids = t;
 		t[(*n)++] = sqlite3_column_int64(st, 0);
 	}
@@ -143,9 +142,7 @@ load_hosts(struct vdi_db *db, const struct uvm *u, const char *rr_last, int64_t 
 		struct vdi_sched_host *h;
 		if (res->nhosts == cap) {
 			cap = cap ? cap * 2 : 256;
-			h = realloc(res->hosts, cap * sizeof(*h));
-			if (!h)
-				abort();
+			h = vdi_grow(res->hosts, cap - 1, sizeof(*h));
 			res->hosts = h;
 		}
 		h = &res->hosts[res->nhosts++];
@@ -336,9 +333,9 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		vdi_err_set(err, VDI_ENOHOST, "%s for %s", why, user);
 		goto fail;
 	}
-	res->host = res->full ? strdup(res->hosts[win].name) : host_name(db, res->hosts[win].id);
+	res->host = res->full ? vdi_xstrdup(res->hosts[win].name) : host_name(db, res->hosts[win].id);
 	if (!res->host) {
-		vdi_err_set(err, VDI_EFAIL, "out of memory");
+		vdi_err_set(err, VDI_EFAIL, "host %lld vanished", (long long)res->hosts[win].id);
 		goto fail;
 	}
 	if (o->explain)

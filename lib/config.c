@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "config.h"
 #include "names.h"
 #include "parse.h"
@@ -84,9 +85,7 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 		return 0;
 	}
 	free(*(char **)base);
-	*(char **)base = strdup(val);
-	if (!*(char **)base)
-		return vdi_err_set(err, VDI_EFAIL, "out of memory");
+	*(char **)base = vdi_xstrdup(val);
 	return 0;
 }
 
@@ -156,7 +155,7 @@ read_file(struct vdi_config *cfg, const char *path, int must_exist, struct vdi_e
 		goto out;
 	}
 	free(cfg->config_path);
-	cfg->config_path = strdup(path);
+	cfg->config_path = vdi_xstrdup(path);
 	ret = 0;
 out:
 	free(line);

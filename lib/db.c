@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mem.h"
 #include "db.h"
 
 int
@@ -132,9 +133,7 @@ vdi_db_col_strdup(sqlite3_stmt *st, int col)
 
 	if (!t)
 		return NULL;
-	s = strdup((const char *)t);
-	if (!s)
-		abort();
+	s = vdi_xstrdup((const char *)t);
 	return s;
 }
 
@@ -174,11 +173,9 @@ busy_wait(void *arg, int count)
 static int
 make_parent(const char *path, struct vdi_err *err)
 {
-	char *dir = strdup(path), *p;
+	char *dir = vdi_xstrdup(path), *p;
 	int ret = -1;
 
-	if (!dir)
-		return vdi_err_set(err, VDI_EFAIL, "out of memory");
 	p = strrchr(dir, '/');
 	if (!p || p == dir) {
 		ret = 0;
@@ -209,11 +206,9 @@ out:
 static bool
 writable(const char *path)
 {
-	char *dir = strdup(path), *p;
+	char *dir = vdi_xstrdup(path), *p;
 	bool ok;
 
-	if (!dir)
-		return false;
 	p = strrchr(dir, '/');
 	if (p == dir)
 		p[1] = '\0';
@@ -243,10 +238,8 @@ file_uri(const char *path)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t n = strlen(path);
-	char *u = malloc(n * 3 + 32), *q;
+	char *u = vdi_xmalloc(n * 3 + 32), *q;
 
-	if (!u)
-		return NULL;
 	q = stpcpy(u, "file:");
 	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
 		if (*p <= ' ' || *p >= 0x7f || *p == '?' || *p == '#' || *p == '%') {
@@ -271,7 +264,7 @@ actor_name(void)
 		s = getenv("USER");
 	if ((!s || !*s) && (pw = getpwuid(getuid())))
 		s = pw->pw_name;
-	return strdup(s && *s ? s : "unknown");
+	return vdi_xstrdup(s && *s ? s : "unknown");
 }
 
 static int
@@ -350,16 +343,10 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 	int fd, rc;
 
 	*out = NULL;
-	db = calloc(1, sizeof(*db));
-	if (!db)
-		return vdi_err_set(err, VDI_EFAIL, "out of memory");
-	db->path = strdup(path);
-	db->program = strdup(program);
+	db = vdi_xcalloc(1, sizeof(*db));
+	db->path = vdi_xstrdup(path);
+	db->program = vdi_xstrdup(program);
 	db->who = actor_name();
-	if (!db->path || !db->program || !db->who) {
-		vdi_err_set(err, VDI_EFAIL, "out of memory");
-		goto fail;
-	}
 	if (access(path, F_OK) < 0) {
 		if (make_parent(path, err) < 0)
 			goto fail;
@@ -383,10 +370,7 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 		 * (with no -wal file, the file is all there is).
 		 */
 		char *uri = file_uri(path);
-		if (!uri) {
-			vdi_err_set(err, VDI_EFAIL, "out of memory");
-			goto fail;
-		}
+
 		rc = sqlite3_open_v2(uri, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
 		free(uri);
 	}

@@ -48,11 +48,35 @@ vdi_err_prefix(struct vdi_err *err, const char *fmt, ...)
 	return -1;
 }
 
+int
+vdi_err_object(struct vdi_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err->object, sizeof(err->object), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int
+vdi_err_copy(struct vdi_err *dst, const struct vdi_err *src)
+{
+	if (dst && src && dst != src)
+		*dst = *src;
+	return -1;
+}
+
 void
 vdi_err_clear(struct vdi_err *err)
 {
+	if (!err)
+		return;
 	err->code = VDI_OK;
 	err->msg[0] = '\0';
+	err->object[0] = '\0';
 }
 
 /*

@@ -5,6 +5,14 @@
  * last argument, returns -1 (or NULL) on failure and leaves one message
  * and one exit code in it.  The library never prints and never exits;
  * the command maps err->code straight to its exit status.
+ *
+ * The contract, everywhere: err may be NULL (the caller does not care why,
+ * as in undo paths); every function that fills it goes through
+ * vdi_err_set() or copies a whole struct only after checking for NULL.
+ *
+ * err->object names what failed in a batch (a user, a host, a master),
+ * set by the workflow that knows it; the command prints it in front of the
+ * message.  Messages never need to be searched for a name.
  */
 #ifndef VDI_ERR_H
 #define VDI_ERR_H
@@ -23,6 +31,7 @@ enum vdi_code {
 struct vdi_err {
 	int code;
 	char msg[1024];
+	char object[96]; /* "" or what the error is about, for "OBJECT: msg" */
 };
 
 /* Fill err (if not NULL) and return -1, so callers can `return vdi_err_set(...)`. */
@@ -32,6 +41,12 @@ int vdi_err_set(struct vdi_err *err, int code, const char *fmt, ...)
 /* Prefix the message already in err: "what: old message". Returns -1. */
 int vdi_err_prefix(struct vdi_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Name the object the error is about (kept by later vdi_err_set calls). Returns -1. */
+int vdi_err_object(struct vdi_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copy src into dst (if dst is not NULL). Returns -1. */
+int vdi_err_copy(struct vdi_err *dst, const struct vdi_err *src);
 
 void vdi_err_clear(struct vdi_err *err);
 

@@ -81,7 +81,7 @@ vdi_host_exists(struct vdi_db *db, const char *name, struct vdi_err *err)
 		return 1;
 	if (e.code == VDI_ENOTFOUND)
 		return 0;
-	*err = e;
+	vdi_err_copy(err, &e);
 	return -1;
 }
 
@@ -359,8 +359,6 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 				struct vdi_host *t;
 				cap = cap ? cap * 2 : 16;
 				t = realloc(hs, cap * sizeof(*t));
-				if (!t)
-					abort();
 				hs = t;
 			}
 			read_row(st, &hs[n]);
@@ -662,9 +660,7 @@ vdi_host_domains(struct vdi_db *db, int64_t host_id, struct vdi_host_domain **ou
 		return -1;
 	sqlite3_bind_int64(st, 1, host_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vdi_host_domain *t = realloc(ds, (n + 1) * sizeof(*t)), *d;
-		if (!t)
-			abort();
+		struct vdi_host_domain *t = vdi_grow(ds, n, sizeof(*t)), *d;
 		ds = t;
 		d = &ds[n++];
 		d->name = vdi_db_col_strdup(st, 0);

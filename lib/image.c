@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <nettle/sha2.h>
 
+#include "mem.h"
 #include "image.h"
 
 static uint64_t
@@ -204,11 +205,7 @@ fetch_path(struct pipe *p, const char *path)
 			    (long long)p->f->max_size);
 		goto out;
 	}
-	buf = malloc(1 << 20);
-	if (!buf) {
-		vdi_err_set(&p->err, VDI_EFAIL, "out of memory");
-		goto out;
-	}
+	buf = vdi_xmalloc(1 << 20);
 	while ((n = read(fd, buf, 1 << 20)) > 0) {
 		if (feed(p, buf, (size_t)n) < 0)
 			break;
@@ -372,15 +369,13 @@ vdi_image_fetch(const char *src, const struct vdi_fetch *f, struct vdi_fetch_res
 		       strncasecmp(src, "file://", 7) == 0))
 		return vdi_err_set(err, VDI_EUSAGE, "image URL '%.80s': only http, https and file URLs "
 				   "are accepted", src);
-	p.head = malloc(VDI_IMAGE_HEAD);
-	if (!p.head)
-		return vdi_err_set(err, VDI_EFAIL, "out of memory");
+	p.head = vdi_xmalloc(VDI_IMAGE_HEAD);
 	sha256_init(&p.sha);
 	rc = colon ? fetch_url(&p, src) : fetch_path(&p, src);
 	if (rc == 0)
 		rc = finish(&p, res);
 	if (rc < 0)
-		*err = p.err;
+		vdi_err_copy(err, &p.err);
 	free(p.head);
 	return rc;
 }

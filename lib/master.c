@@ -192,9 +192,7 @@ query(struct vdi_db *db, const char *name, struct vdi_master **out, size_t *n, s
 	if (name)
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vdi_master *t = realloc(ms, (k + 1) * sizeof(*t));
-		if (!t)
-			abort();
+		struct vdi_master *t = vdi_grow(ms, k, sizeof(*t));
 		ms = t;
 		read_master(st, &ms[k++]);
 		if (read_apps(db, &ms[k - 1], err) < 0)

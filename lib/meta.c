@@ -7,6 +7,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlsave.h>
 
+#include "mem.h"
 #include "meta.h"
 #include "names.h"
 #include "parse.h"
@@ -50,8 +51,8 @@ vdi_meta_parse(const char *xml, struct vdi_meta *m, struct vdi_err *err)
 		vdi_err_set(err, VDI_EFAIL, "vdi metadata has no valid 'user'");
 		goto out;
 	}
-	m->user = strdup((const char *)user);
-	ret = m->user ? 0 : vdi_err_set(err, VDI_EFAIL, "out of memory");
+	m->user = vdi_xstrdup((const char *)user);
+	ret = 0;
 out:
 	if (user)
 		xmlFree(user);
@@ -79,9 +80,7 @@ vdi_meta_format(const struct vdi_meta *m, struct vdi_err *err)
 		vdi_err_set(err, VDI_EFAIL, "cannot format vdi metadata");
 		goto out;
 	}
-	out = strdup((const char *)xmlBufferContent(buf));
-	if (!out)
-		vdi_err_set(err, VDI_EFAIL, "out of memory");
+	out = vdi_xstrdup((const char *)xmlBufferContent(buf));
 out:
 	if (buf)
 		xmlBufferFree(buf);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mem.h"
 #include "out.h"
 #include "parse.h"
 
@@ -39,22 +40,12 @@ struct vdi_out {
 	struct node *rows; /* table: buffered top-level records */
 };
 
-static void *
-xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n, sz);
-	if (!p)
-		abort();
-	return p;
-}
+#define xcalloc vdi_xcalloc
 
 static char *
 xstrdup(const char *s)
 {
-	char *p = strdup(s ? s : "");
-	if (!p)
-		abort();
-	return p;
+	return vdi_xstrdup(s ? s : "");
 }
 
 int

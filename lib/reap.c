@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "reap.h"
 
 const char *
@@ -23,10 +24,8 @@ static void
 add(struct vdi_reap_item **v, size_t *n, enum vdi_reap_action a, int64_t session, size_t host,
     const char *reason, const char *object)
 {
-	struct vdi_reap_item *t = realloc(*v, (*n + 1) * sizeof(*t));
+	struct vdi_reap_item *t = vdi_grow(*v, *n, sizeof(*t));
 
-	if (!t)
-		abort();
 	*v = t;
 	t[*n].action = a;
 	t[*n].session = session;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "parse.h"
 #include "sched.h"
 
@@ -205,9 +206,7 @@ vdi_sched_pick(struct vdi_sched_host *hs, size_t n, const struct vdi_sched_req *
 	int win = -1;
 
 	ctx->why[0] = '\0';
-	el = calloc(n + 1, sizeof(*el));
-	if (!el)
-		abort();
+	el = vdi_xcalloc(n + 1, sizeof(*el));
 	for (size_t i = 0; i < n; i++)
 		if (!hs[i].reject)
 			el[ne++] = i;

@@ -5,9 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mem.h"
 #include "seed.h"
 
 extern char **environ;
@@ -99,30 +103,62 @@ write_file(const char *dir, const char *name, const char *text, struct vdi_err *
 	return 0;
 }
 
+/*
+ * Remove /tmp/vdi-seed.PID.* folders of ours whose process is gone (a copy
+ * killed while it built a seed).  Only plain folders owned by this uid,
+ * holding only the files vdi_seed_build makes, are touched.
+ */
+static void
+sweep_stale(void)
+{
+	DIR *d = opendir("/tmp");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[300];
+		struct stat sb;
+		long long pid;
+		char *end;
+
+		if (strncmp(e->d_name, "vdi-seed.", 9) != 0)
+			continue;
+		pid = strtoll(e->d_name + 9, &end, 10);
+		if (pid <= 0 || *end != '.' || pid == (long long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno == EPERM)
+			continue;
+		snprintf(path, sizeof(path), "/tmp/%s", e->d_name);
+		if (lstat(path, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())
+			continue;
+		vdi_seed_cleanup(NULL, vdi_xstrdup(path));
+	}
+	closedir(d);
+}
+
 int
 vdi_seed_build(const struct vdi_seed *s, char **iso, char **dir, struct vdi_err *err)
 {
-	char tmpl[] = "/tmp/vdi-seed.XXXXXX";
+	char tmpl[64];
 	char *ud = NULL, *md = NULL, *out = NULL, *errf = NULL, *udp = NULL, *mdp = NULL;
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	int status, rc, ret = -1;
 
 	*iso = *dir = NULL;
+	/* The pid in the name lets the next run clean up after a run that was killed. */
+	sweep_stale();
+	snprintf(tmpl, sizeof(tmpl), "/tmp/vdi-seed.%lld.XXXXXX", (long long)getpid());
 	if (!mkdtemp(tmpl))
 		return vdi_err_set(err, VDI_EFAIL, "cannot make a temporary folder: %s", strerror(errno));
 	ud = vdi_seed_user_data(s);
 	md = vdi_seed_meta_data(s);
-	if (!ud || !md || write_file(tmpl, "user-data", ud, err) < 0 || write_file(tmpl, "meta-data", md, err) < 0) {
-		if (!err->code)
-			vdi_err_set(err, VDI_EFAIL, "out of memory");
+	if (write_file(tmpl, "user-data", ud, err) < 0 || write_file(tmpl, "meta-data", md, err) < 0)
 		goto out;
-	}
 	if (asprintf(&out, "%s/seed.iso", tmpl) < 0 || asprintf(&errf, "%s/mkiso.err", tmpl) < 0 ||
-	    asprintf(&udp, "%s/user-data", tmpl) < 0 || asprintf(&mdp, "%s/meta-data", tmpl) < 0) {
-		vdi_err_set(err, VDI_EFAIL, "out of memory");
-		goto out;
-	}
+	    asprintf(&udp, "%s/user-data", tmpl) < 0 || asprintf(&mdp, "%s/meta-data", tmpl) < 0)
+		vdi_oom();
 	{
 		char *argv[] = { "genisoimage", "-quiet", "-output", out, "-volid", "cidata",
 				 "-joliet", "-rock", udp, mdp, NULL };
@@ -153,13 +189,11 @@ vdi_seed_build(const struct vdi_seed *s, char **iso, char **dir, struct vdi_err 
 	}
 	*iso = out;
 	out = NULL;
-	*dir = strdup(tmpl);
+	*dir = vdi_xstrdup(tmpl);
 	ret = 0;
 out:
-	if (ret < 0) {
-		char *d = strdup(tmpl);
-		vdi_seed_cleanup(NULL, d);
-	}
+	if (ret < 0)
+		vdi_seed_cleanup(NULL, vdi_xstrdup(tmpl));
 	if (errf)
 		unlink(errf);
 	free(ud);

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mem.h"
 #include "master.h"
 #include "session.h"
 
@@ -259,9 +260,7 @@ list(struct vdi_db *db, const char *sql, const char *host, const char *state, st
 	if (state)
 		sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vdi_session *t = realloc(ss, (k + 1) * sizeof(*t));
-		if (!t)
-			abort();
+		struct vdi_session *t = vdi_grow(ss, k, sizeof(*t));
 		ss = t;
 		read_session(st, &ss[k++]);
 	}

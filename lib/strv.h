@@ -1,19 +1,27 @@
 /*
- * strv.h - growable arrays of strings (and of anything), the one way.
+ * strv.h - growable arrays of strings, the one way.
  *
- * These programs can do nothing useful without memory: the helpers abort
- * on out-of-memory rather than make every caller handle it.
+ * Ownership is in the name: an array made with vdi_strv_push() holds
+ * whatever pointers it is given.  Free it with vdi_strv_free() when it owns
+ * its strings (each was allocated for it), or with plain free() when it
+ * only borrows them (argv, strings owned elsewhere).  Every struct that
+ * holds such an array says which it is.  Out of memory aborts (mem.h).
  */
 #ifndef VDI_STRV_H
 #define VDI_STRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* Append s (not copied) to the array *v of *n strings. */
+#include "mem.h"
+
+/* Append s (the pointer itself, not a copy) to the array *v of *n strings. */
 void vdi_strv_push(char ***v, size_t *n, char *s);
-/* Free the n strings of v, and v. */
+/* Append a copy of s: for arrays that own their strings. */
+void vdi_strv_push_copy(char ***v, size_t *n, const char *s);
+/* Free an owning array: its n strings, and the array. */
 void vdi_strv_free(char **v, size_t n);
-/* realloc(p) to hold n + 1 elements of size bytes; aborts when out of memory. */
-void *vdi_grow(void *p, size_t n, size_t size);
+/* Is s one of the n strings of v? */
+bool vdi_strv_has(char *const *v, size_t n, const char *s);
 
 #endif

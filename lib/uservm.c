@@ -169,9 +169,7 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 		if (users)
 			sqlite3_bind_text(st, 1, users[k], -1, SQLITE_STATIC);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			struct vdi_uservm *t = realloc(us, (n + 1) * sizeof(*t)), *u;
-			if (!t)
-				abort();
+			struct vdi_uservm *t = vdi_grow(us, n, sizeof(*t)), *u;
 			us = t;
 			u = &us[n++];
 			memset(u, 0, sizeof(*u));

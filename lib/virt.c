@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mem.h"
 #include "meta.h"
 #include "virt.h"
 
@@ -72,18 +73,26 @@ vdi_virt_init(struct vdi_err *err)
 }
 
 int
-vdi_virt_fail(int code, const char *what, struct vdi_err *err)
+vdi_virt_fail_saved(int code, const char *what, const virError *e, struct vdi_err *err)
 {
-	const char *m = virGetLastErrorMessage();
+	const char *m = e && e->message ? e->message : NULL;
 	char *p;
 
-	vdi_err_set(err, code, "%s: %s", what, m ? m : "unknown libvirt error");
+	if (!m || !*m)
+		m = e ? "libvirt gave no reason" : "unknown libvirt error";
+	vdi_err_set(err, code, "%s: %s", what, m);
 	/* One line: QEMU's messages come through libvirt with their newlines. */
 	if (err)
 		for (p = err->msg; *p; p++)
 			if (*p == '\n' || *p == '\r')
 				*p = p[1] ? '|' : '\0';
 	return -1;
+}
+
+int
+vdi_virt_fail(int code, const char *what, struct vdi_err *err)
+{
+	return vdi_virt_fail_saved(code, what, virGetLastError(), err);
 }
 
 static int64_t
@@ -202,14 +211,9 @@ job_start(enum job_kind kind, const char *uri, const struct vdi_probe_req *req,
 	int rc;
 
 	pthread_once(&cv_once, cv_init);
-	j = calloc(1, sizeof(*j));
-	if (!j || !(j->uri = strdup(uri)) ||
-	    (req && req->pool && !(j->pool = strdup(req->pool)))) {
-		if (j)
-			job_free(j);
-		vdi_err_set(err, VDI_EFAIL, "out of memory");
-		return NULL;
-	}
+	j = vdi_xcalloc(1, sizeof(*j));
+	j->uri = vdi_xstrdup(uri);
+	j->pool = req ? vdi_xstrdup(req->pool) : NULL;
 	j->kind = kind;
 	if (req) {
 		j->domains = req->domains;
@@ -257,7 +261,7 @@ vdi_virt_connect(const char *uri, int64_t timeout_ms, struct vdi_err *err)
 		c = j->conn;
 		j->conn = NULL;
 		if (!c)
-			*err = j->rep.err;
+			vdi_err_copy(err, &j->rep.err);
 	} else {
 		vdi_err_set(err, VDI_ETEMP, "cannot connect: no answer within %.1f s",
 			    (double)timeout_ms / 1000);
@@ -293,8 +297,8 @@ cpu_times(virConnectPtr c, unsigned long long *busy, unsigned long long *total)
 
 	if (virNodeGetCPUStats(c, VIR_NODE_CPU_STATS_ALL_CPUS, NULL, &n, 0) < 0 || n <= 0)
 		return -1;
-	p = calloc((size_t)n, sizeof(*p));
-	if (!p || virNodeGetCPUStats(c, VIR_NODE_CPU_STATS_ALL_CPUS, p, &n, 0) < 0)
+	p = vdi_xcalloc((size_t)n, sizeof(*p));
+	if (virNodeGetCPUStats(c, VIR_NODE_CPU_STATS_ALL_CPUS, p, &n, 0) < 0)
 		goto out;
 	*busy = *total = 0;
 	for (i = 0; i < n; i++) {
@@ -318,11 +322,7 @@ list_domains(virConnectPtr c, struct vdi_node_report *r)
 	n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	if (n < 0)
 		return vdi_virt_fail(VDI_ETEMP, "listing domains", &r->err);
-	r->doms = calloc((size_t)n + 1, sizeof(*r->doms));
-	if (!r->doms) {
-		vdi_err_set(&r->err, VDI_EFAIL, "out of memory");
-		goto out;
-	}
+	r->doms = vdi_xcalloc((size_t)n + 1, sizeof(*r->doms));
 	for (i = 0; i < n; i++) {
 		struct vdi_domain_info *d = &r->doms[r->ndoms];
 		char uuid[VIR_UUID_STRING_BUFLEN];
@@ -335,8 +335,8 @@ list_domains(virConnectPtr c, struct vdi_node_report *r)
 		    virDomainGetState(doms[i], &st, &reason, 0) < 0 ||
 		    virDomainGetInfo(doms[i], &info) < 0)
 			continue;
-		d->name = strdup(virDomainGetName(doms[i]));
-		d->uuid = strdup(uuid);
+		d->name = vdi_xstrdup(virDomainGetName(doms[i]));
+		d->uuid = vdi_xstrdup(uuid);
 		d->state = state_name(st);
 		d->vcpus = info.nrVirtCpu;
 		d->mem = (int64_t)info.memory * 1024;
@@ -356,11 +356,10 @@ list_domains(virConnectPtr c, struct vdi_node_report *r)
 		}
 		r->ndoms++;
 	}
-out:
 	for (i = 0; i < n; i++)
 		virDomainFree(doms[i]);
 	free(doms);
-	return r->err.code ? -1 : 0;
+	return 0;
 }
 
 static void
@@ -425,12 +424,7 @@ vdi_virt_probe_many(const struct vdi_probe_req *reqs, size_t n, int64_t timeout_
 			out[i].err = out[0].err;
 		return;
 	}
-	jobs = calloc(n, sizeof(*jobs));
-	if (!jobs) {
-		for (i = 0; i < n; i++)
-			vdi_err_set(&out[i].err, VDI_EFAIL, "out of memory");
-		return;
-	}
+	jobs = vdi_xcalloc(n, sizeof(*jobs));
 	if (parallel < 1)
 		parallel = 1;
 	pthread_mutex_lock(&jobs_mu);
@@ -530,10 +524,10 @@ vdi_pool_refresh(virConnectPtr c, const char *pool, struct vdi_err *err)
 	if (!p)
 		return -1;
 	rc = virStoragePoolRefresh(p, 0);
-	virStoragePoolFree(p);
 	if (rc < 0)
-		return vdi_virt_fail(VDI_EFAIL, "refreshing storage pool", err);
-	return 0;
+		vdi_virt_fail(VDI_EFAIL, "refreshing storage pool", err);
+	virStoragePoolFree(p);
+	return rc < 0 ? -1 : 0;
 }
 
 char *
@@ -562,9 +556,11 @@ vdi_vol_info(virConnectPtr c, const char *pool, const char *name, int64_t *capac
 	if (!v)
 		return -1;
 	rc = virStorageVolGetInfo(v, &info);
+	if (rc < 0)
+		vdi_virt_fail(VDI_EFAIL, "reading volume", err);
 	virStorageVolFree(v);
 	if (rc < 0)
-		return vdi_virt_fail(VDI_EFAIL, "reading volume", err);
+		return -1;
 	*capacity = (int64_t)info.capacity;
 	*allocation = (int64_t)info.allocation;
 	return 0;
@@ -575,18 +571,28 @@ vdi_vol_delete(virConnectPtr c, const char *pool, const char *name, struct vdi_e
 {
 	struct vdi_err e = { 0 };
 	virStorageVolPtr v = vol_get(c, pool, name, &e);
+	virErrorPtr saved = NULL;
 	int rc;
 
 	if (!v) {
 		if (e.code == VDI_ENOTFOUND)
 			return 0;
-		*err = e;
-		return -1;
+		return vdi_err_copy(err, &e);
 	}
 	rc = virStorageVolDelete(v, 0);
-	virStorageVolFree(v);
+	/* Save the reason before virStorageVolFree() resets libvirt's last error. */
 	if (rc < 0)
-		return vdi_virt_fail(VDI_EFAIL, "deleting volume", err);
+		saved = virSaveLastError();
+	virStorageVolFree(v);
+	if (rc < 0) {
+		/* Deleted meanwhile by someone else: what we wanted. */
+		if (saved && saved->code == VIR_ERR_NO_STORAGE_VOL)
+			rc = 0;
+		else
+			vdi_virt_fail_saved(VDI_EFAIL, "deleting volume", saved, err);
+		virFreeError(saved);
+		return rc < 0 ? -1 : 0;
+	}
 	return 1;
 }
 
@@ -639,20 +645,17 @@ vdi_pool_volumes(virConnectPtr c, const char *pool, struct vdi_err *err)
 	if (vdi_pool_refresh(c, pool, err) < 0 || !(p = pool_get(c, pool, err)))
 		return NULL;
 	n = virStoragePoolListAllVolumes(p, &vols, 0);
-	virStoragePoolFree(p);
-	if (n < 0) {
+	if (n < 0)
 		vdi_virt_fail(VDI_EFAIL, "listing volumes", err);
+	virStoragePoolFree(p);
+	if (n < 0)
 		return NULL;
-	}
-	names = calloc((size_t)n + 1, sizeof(*names));
+	names = vdi_xcalloc((size_t)n + 1, sizeof(*names));
 	for (int i = 0; i < n; i++) {
-		if (names)
-			names[i] = strdup(virStorageVolGetName(vols[i]));
+		names[i] = vdi_xstrdup(virStorageVolGetName(vols[i]));
 		virStorageVolFree(vols[i]);
 	}
 	free(vols);
-	if (!names)
-		vdi_err_set(err, VDI_EFAIL, "out of memory");
 	return names;
 }
 
@@ -664,12 +667,8 @@ struct vdi_upload {
 struct vdi_upload *
 vdi_upload_begin(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec, struct vdi_err *err)
 {
-	struct vdi_upload *u = calloc(1, sizeof(*u));
+	struct vdi_upload *u = vdi_xcalloc(1, sizeof(*u));
 
-	if (!u) {
-		vdi_err_set(err, VDI_EFAIL, "out of memory");
-		return NULL;
-	}
 	u->vol = vol_create(c, pool, spec, err);
 	if (!u->vol)
 		goto fail;
@@ -808,6 +807,7 @@ int
 vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err)
 {
 	virDomainPtr d = virDomainLookupByName(c, name);
+	virErrorPtr saved = NULL;
 	int rc;
 
 	if (!d) {
@@ -817,12 +817,18 @@ vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err)
 		return vdi_virt_fail(VDI_ETEMP, "looking up domain", err);
 	}
 	rc = virDomainDestroy(d);
+	/* Save the reason before virDomainFree() resets libvirt's last error. */
+	if (rc < 0)
+		saved = virSaveLastError();
 	virDomainFree(d);
 	if (rc < 0) {
-		virErrorPtr e = virGetLastError();
-		if (e && (e->code == VIR_ERR_NO_DOMAIN || e->code == VIR_ERR_OPERATION_INVALID))
-			return 0; /* gone, or not running, meanwhile */
-		return vdi_virt_fail(VDI_EFAIL, "destroying domain", err);
+		/* Gone, or stopped, meanwhile: what we wanted. */
+		if (saved && (saved->code == VIR_ERR_NO_DOMAIN || saved->code == VIR_ERR_OPERATION_INVALID))
+			rc = 0;
+		else
+			vdi_virt_fail_saved(VDI_EFAIL, "destroying domain", saved, err);
+		virFreeError(saved);
+		return rc < 0 ? -1 : 0;
 	}
 	return 1;
 }

@@ -8,6 +8,7 @@
 #include <libxml/xpath.h>
 
 #include "meta.h"
+#include "mem.h"
 #include "xml.h"
 
 /* Serialise doc's root element into a new string. */
@@ -18,7 +19,7 @@ dump(xmlDocPtr doc, struct vdi_err *err)
 	char *s = NULL;
 
 	if (buf && xmlNodeDump(buf, doc, xmlDocGetRootElement(doc), 0, 1) >= 0)
-		s = strdup((const char *)xmlBufferContent(buf));
+		s = vdi_xstrdup((const char *)xmlBufferContent(buf));
 	if (!s)
 		vdi_err_set(err, VDI_EFAIL, "cannot format XML");
 	if (buf)
@@ -161,7 +162,7 @@ vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err)
 	if (obj && obj->type == XPATH_NODESET && obj->nodesetval && obj->nodesetval->nodeNr > 0) {
 		xmlChar *c = xmlNodeGetContent(obj->nodesetval->nodeTab[0]);
 		if (c) {
-			s = strdup((const char *)c);
+			s = vdi_xstrdup((const char *)c);
 			xmlFree(c);
 		}
 	}
