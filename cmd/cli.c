@@ -20,16 +20,56 @@ vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage)
 	c->fmt = VDI_FMT_AUTO;
 }
 
+/*
+ * One message line on stderr: "PROG: KIND: OBJECT: text", with every
+ * control character escaped (\n, \t, \xHH), so a hostile name can neither
+ * forge a second line nor send escape sequences to the terminal.
+ */
+static void
+emit(struct vdi_cli *c, const char *kind, const char *object, const char *text)
+{
+	static const char hex[] = "0123456789abcdef";
+	char buf[4096];
+	size_t k = 0;
+	const char *parts[3] = { object && *object ? object : NULL, object && *object ? ": " : NULL, text };
+
+	for (int i = 0; i < 3; i++) {
+		for (const unsigned char *p = (const unsigned char *)parts[i]; p && *p && k + 5 < sizeof(buf); p++) {
+			if (*p == '\n' || *p == '\t' || *p == '\r') {
+				buf[k++] = '\\';
+				buf[k++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+			} else if (*p < 0x20 || *p == 0x7f) {
+				buf[k++] = '\\';
+				buf[k++] = 'x';
+				buf[k++] = hex[*p >> 4];
+				buf[k++] = hex[*p & 15];
+			} else {
+				buf[k++] = (char)*p;
+			}
+		}
+	}
+	buf[k] = '\0';
+	fprintf(stderr, "%s: %s%s%s\n", c->prog, kind ? kind : "", kind ? ": " : "", buf);
+}
+
+static void
+vemit(struct vdi_cli *c, const char *kind, const char *fmt, va_list ap)
+{
+	char text[2048];
+
+	vsnprintf(text, sizeof(text), fmt, ap);
+	emit(c, kind, NULL, text);
+}
+
 void
 vdi_cli_usage_error(struct vdi_cli *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: error: ", c->prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vemit(c, "error", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help'.\n", c->prog);
+	fprintf(stderr, "Try '%s --help'.\n", c->prog);
 	exit(VDI_EUSAGE);
 }
 
@@ -95,6 +135,8 @@ vdi_cli_open(struct vdi_cli *c)
 		return rc;
 	if (vdi_db_open(&c->db, c->cfg.db, c->cfg.busy_timeout, c->prog, &err) < 0)
 		return vdi_cli_fail(c, &err);
+	/* -n: every change is made and checked, then rolled back (db.h). */
+	c->db->dry_run = c->dry_run;
 	c->out = vdi_out_new(c->fmt, stdout);
 	return 0;
 }
@@ -102,8 +144,16 @@ vdi_cli_open(struct vdi_cli *c)
 int
 vdi_cli_fail(struct vdi_cli *c, const struct vdi_err *err)
 {
-	fprintf(stderr, "%s: error: %s\n", c->prog, err->msg[0] ? err->msg : "failed");
+	vdi_cli_progress(c, NULL, -1, 0, false);
+	emit(c, "error", err->object, err->msg[0] ? err->msg : "failed");
 	return err->code ? err->code : VDI_EFAIL;
+}
+
+void
+vdi_cli_warn_err(struct vdi_cli *c, const struct vdi_err *err)
+{
+	vdi_cli_progress(c, NULL, -1, 0, false);
+	emit(c, "warning", err->object, err->msg[0] ? err->msg : "failed");
 }
 
 void
@@ -111,11 +161,10 @@ vdi_cli_warn(struct vdi_cli *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: warning: ", c->prog);
+	vdi_cli_progress(c, NULL, -1, 0, false);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vemit(c, "warning", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void
@@ -125,11 +174,10 @@ vdi_cli_info(struct vdi_cli *c, const char *fmt, ...)
 
 	if (c->quiet)
 		return;
-	fprintf(stderr, "%s: ", c->prog);
+	vdi_cli_progress(c, NULL, -1, 0, false);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vemit(c, NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int
@@ -149,11 +197,7 @@ vdi_cli_finish(struct vdi_cli *c, int code)
 static void
 push(char ***list, size_t *n, const char *s, size_t len)
 {
-	char *copy = strndup(s, len);
-
-	if (!copy)
-		abort();
-	vdi_strv_push(list, n, copy);
+	vdi_strv_push(list, n, vdi_xstrndup(s, len));
 }
 
 int
@@ -174,7 +218,11 @@ vdi_cli_args(struct vdi_cli *c, int argc, char **argv, char ***list, size_t *n)
 	while ((len = getline(&line, &cap, stdin)) >= 0) {
 		char *s = line;
 		size_t k;
-		while (*s == ' ' || *s == '\t')
+		/* A UTF-8 byte order mark (Windows editors write one) is not part of the first name. */
+		if (*n == 0 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+			s += 3;
+		/* Lines end in LF or CRLF; fields are separated by white space. */
+		while (*s == ' ' || *s == '\t' || *s == '\r')
 			s++;
 		if (*s == '\0' || *s == '\n' || *s == '#')
 			continue;

@@ -61,8 +61,10 @@ void vdi_cli_usage_error(struct vdi_cli *c, const char *fmt, ...)
 int vdi_cli_settings(struct vdi_cli *c);
 /* Settings, then open the VMDB and the output writer. Returns 0 or an exit code. */
 int vdi_cli_open(struct vdi_cli *c);
-/* Print err once and return its exit code. */
+/* Print err once ("PROG: error: OBJECT: message") and return its exit code. */
 int vdi_cli_fail(struct vdi_cli *c, const struct vdi_err *err);
+/* The same as a warning (no exit code). */
+void vdi_cli_warn_err(struct vdi_cli *c, const struct vdi_err *err);
 void vdi_cli_warn(struct vdi_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A message for people on stderr; silent with -q. */
 void vdi_cli_info(struct vdi_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

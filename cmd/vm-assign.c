@@ -172,7 +172,10 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (vdi_assign(c.db, users[i], &ao, &res, &err) < 0) {
-			/* The explanation is most wanted when nothing fits. */
+			/* The explanation is most wanted when nothing fits: every host, then the error. */
+			if (do_explain && res.nhosts)
+				explain(c.out, users[i], &res, policy);
+			vdi_assign_result_clear(&res);
 			code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
 			continue;
 		}

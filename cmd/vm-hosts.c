@@ -3,7 +3,8 @@
  * and poll libvirt hosts (the paper's VSCS status, agentless).
  *
  * A thin main: parse and check the command line, call libvdi (host.h for
- * the VMDB, virt.h for libvirt), print, and map the error to an exit code.
+ * the VMDB, poll.h to ask hosts, reaper.h to remove one), print, and map
+ * the error to an exit code.  -n runs the same calls, rolled back.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,8 @@
 #include "host.h"
 #include "names.h"
 #include "parse.h"
-#include "virt.h"
+#include "poll.h"
+#include "reaper.h"
 #include "strv.h"
 
 static const char usage[] =
@@ -27,7 +29,7 @@ static const char usage[] =
 	"       vm-hosts show NAME\n"
 	"       vm-hosts drain|undrain|maintenance [-n] [NAME...]\n"
 	"       vm-hosts rm [--force] [-n] NAME\n"
-	"       vm-hosts poll [NAME...]\n"
+	"       vm-hosts poll [-n] [NAME...]\n"
 	"       vm-hosts -h | --help | --version\n"
 	"\n"
 	"Common options: --db PATH (the VMDB), -o FORMAT (table on a terminal, else tsv),\n"
@@ -153,14 +155,14 @@ check_host_name(struct vdi_cli *c, const char *name)
 
 /* ---- output ---- */
 
+/* A host's fields: on a terminal's list only those that fit on a line. */
 static void
-put_host(struct vdi_out *o, const struct vdi_host *h)
+put_fields(struct vdi_out *o, const struct vdi_host *h, bool full)
 {
-	vdi_out_obj_begin(o);
+	char buf[64], a[16], b[16];
+
 	vdi_out_str(o, "name", h->name);
-	if (vdi_out_fmt(o) == VDI_FMT_TABLE) {
-		/* A terminal gets the columns that fit on a line. */
-		char buf[64], a[16], b[16];
+	if (!full && vdi_out_fmt(o) == VDI_FMT_TABLE) {
 		vdi_out_str(o, "state", vdi_host_state(h));
 		vdi_out_int(o, "sessions", h->sessions);
 		snprintf(buf, sizeof(buf), "%lld/%lld", (long long)h->vcpus_used, (long long)h->vcpus);
@@ -169,16 +171,11 @@ put_host(struct vdi_out *o, const struct vdi_host *h)
 		vdi_size_format((uint64_t)h->mem_total, b, sizeof(b));
 		snprintf(buf, sizeof(buf), "%s/%s", a, b);
 		vdi_out_str(o, "memory", buf);
-		if (h->load_known) {
-			snprintf(buf, sizeof(buf), "%.0f%%", h->load * 100);
-			vdi_out_str(o, "load", buf);
-		} else {
-			vdi_out_null(o, "load");
-		}
+		snprintf(buf, sizeof(buf), "%.0f%%", h->load * 100);
+		vdi_out_str(o, "load", h->load_known ? buf : NULL);
 		vdi_out_strv(o, "tags", h->tags, h->ntags);
 		vdi_out_time(o, "last_poll", h->last_poll);
 		vdi_out_str(o, "last_error", h->last_error);
-		vdi_out_obj_end(o);
 		return;
 	}
 	vdi_out_str(o, "uri", h->uri);
@@ -211,24 +208,30 @@ put_host(struct vdi_out *o, const struct vdi_host *h)
 	vdi_out_int(o, "domains_ours", h->domains_ours);
 	vdi_out_time(o, "last_ok", h->last_ok);
 	vdi_out_time(o, "down_since", h->down_since);
-	vdi_out_obj_end(o);
 }
 
 /* ---- commands ---- */
+
+static struct vdi_poll_opts
+poll_opts(const struct vdi_cli *c)
+{
+	struct vdi_poll_opts po = { c->cfg.poll_timeout, (int)c->cfg.poll_parallel };
+
+	return po;
+}
 
 static int
 cmd_add(struct vdi_cli *c, int argc, char **argv)
 {
 	struct vdi_err err = { 0 };
 	struct vdi_node_report rep;
-	const char *name, *uri;
+	struct vdi_poll_opts po;
+	char mem[16];
 	int rc;
 
 	need_args(c, "add", argc - optind, 2, 2);
-	name = argv[optind];
-	uri = argv[optind + 1];
-	check_host_name(c, name);
-	if (vdi_uri_check(uri, &err) < 0)
+	check_host_name(c, argv[optind]);
+	if (vdi_uri_check(argv[optind + 1], &err) < 0)
 		vdi_cli_usage_error(c, "%s", err.msg);
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
@@ -236,44 +239,18 @@ cmd_add(struct vdi_cli *c, int argc, char **argv)
 		spec.pool = c->cfg.pool;
 	spec.tags = tags;
 	spec.ntags = ntags;
-	/* Fail fast on a taken name, before talking to the host. */
-	rc = vdi_host_exists(c->db, name, &err);
+	po = poll_opts(c);
+	rc = vdi_poll_add(c->db, argv[optind], argv[optind + 1], &spec, !no_check, &po, &rep, &err);
+	vdi_size_format((uint64_t)rep.mem_total, mem, sizeof(mem));
+	vdi_node_report_clear(&rep);
 	if (rc < 0)
 		return vdi_cli_fail(c, &err);
-	if (rc == 1) {
-		vdi_err_set(&err, VDI_ECONFLICT, "host '%s' exists already", name);
-		return vdi_cli_fail(c, &err);
-	}
-	memset(&rep, 0, sizeof(rep));
-	if (!no_check) {
-		struct vdi_probe_req req = { .uri = uri, .pool = spec.pool };
-		vdi_virt_probe_many(&req, 1, c->cfg.poll_timeout, 1, &rep);
-		if (rep.err.code) {
-			vdi_err_prefix(&rep.err, "host '%s' (%s)", name, uri);
-			rc = vdi_cli_fail(c, &rep.err);
-			vdi_node_report_clear(&rep);
-			return rc;
-		}
-	}
-	if (c->dry_run) {
-		vdi_cli_info(c, "would add host %s (%s, pool %s)", name, uri, spec.pool);
-		vdi_node_report_clear(&rep);
-		return 0;
-	}
-	rc = vdi_host_add(c->db, name, uri, &spec, no_check ? NULL : &rep, &err);
-	if (rc < 0) {
-		vdi_node_report_clear(&rep);
-		return vdi_cli_fail(c, &err);
-	}
-	if (no_check) {
-		vdi_cli_info(c, "added host %s (not checked: unknown until polled)", name);
-	} else {
-		char mem[16];
-		vdi_size_format((uint64_t)rep.mem_total, mem, sizeof(mem));
-		vdi_cli_info(c, "added host %s: %lld CPUs, %s memory, pool %s", name,
-			     (long long)rep.vcpus, mem, spec.pool);
-	}
-	vdi_node_report_clear(&rep);
+	if (no_check)
+		vdi_cli_info(c, "%s host %s (not checked: unknown until polled)", c->dry_run ? "would add" : "added",
+			     argv[optind]);
+	else
+		vdi_cli_info(c, "%s host %s: %lld CPUs, %s memory, pool %s", c->dry_run ? "would add" : "added",
+			     argv[optind], (long long)rep.vcpus, mem, spec.pool);
 	return 0;
 }
 
@@ -281,26 +258,18 @@ static int
 cmd_set(struct vdi_cli *c, int argc, char **argv)
 {
 	struct vdi_err err = { 0 };
-	const char *name;
 	int rc;
 
 	need_args(c, "set", argc - optind, 1, 1);
-	name = argv[optind];
-	check_host_name(c, name);
+	check_host_name(c, argv[optind]);
 	spec.tags = tags;
 	spec.ntags = ntags;
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
-	if (c->dry_run) {
-		rc = vdi_host_exists(c->db, name, &err);
-		if (rc == 1)
-			return vdi_cli_info(c, "would change host %s", name), 0;
-		if (rc == 0)
-			vdi_err_set(&err, VDI_ENOTFOUND, "no host '%s'", name);
+	if (vdi_host_update(c->db, argv[optind], &spec, &err) < 0)
 		return vdi_cli_fail(c, &err);
-	}
-	if (vdi_host_update(c->db, name, &spec, &err) < 0)
-		return vdi_cli_fail(c, &err);
+	if (c->dry_run)
+		vdi_cli_info(c, "would change host %s", argv[optind]);
 	return 0;
 }
 
@@ -319,8 +288,11 @@ cmd_list(struct vdi_cli *c, int argc, char **argv)
 	if (vdi_host_list(c->db, NULL, 0, &hs, &n, &err) < 0)
 		return vdi_cli_fail(c, &err);
 	vdi_out_list_begin(c->out);
-	for (size_t i = 0; i < n; i++)
-		put_host(c->out, &hs[i]);
+	for (size_t i = 0; i < n; i++) {
+		vdi_out_obj_begin(c->out);
+		put_fields(c->out, &hs[i], false);
+		vdi_out_obj_end(c->out);
+	}
 	vdi_out_list_end(c->out);
 	vdi_hosts_free(hs, n);
 	return 0;
@@ -348,38 +320,8 @@ cmd_show(struct vdi_cli *c, int argc, char **argv)
 	}
 	o = c->out;
 	vdi_out_obj_begin(o);
-	vdi_out_str(o, "name", h.name);
-	vdi_out_str(o, "uri", h.uri);
-	vdi_out_str(o, "state", vdi_host_state(&h));
-	vdi_out_str(o, "admin", h.admin);
-	vdi_out_str(o, "health", h.health);
-	vdi_out_str(o, "pool", h.pool);
-	vdi_out_strv(o, "tags", h.tags, h.ntags);
-	vdi_out_int(o, "sessions", h.sessions);
-	if (h.max_sessions >= 0)
-		vdi_out_int(o, "max_sessions", h.max_sessions);
-	else
-		vdi_out_null(o, "max_sessions");
-	vdi_out_int(o, "vcpus", h.vcpus);
-	vdi_out_int(o, "vcpus_used", h.vcpus_used);
-	vdi_out_real(o, "cpu_ratio", h.cpu_ratio, 2);
-	vdi_out_size(o, "mem_total", h.mem_total);
-	vdi_out_size(o, "mem_free", h.mem_free);
-	vdi_out_size(o, "mem_reserved", h.mem_used);
-	vdi_out_real(o, "ram_ratio", h.ram_ratio, 2);
-	vdi_out_size(o, "reserve_mem", h.reserve_mem);
-	if (h.load_known)
-		vdi_out_real(o, "load", h.load, 3);
-	else
-		vdi_out_null(o, "load");
-	vdi_out_str(o, "display_address", h.display_address);
-	vdi_out_int(o, "domains", h.domains_total);
-	vdi_out_int(o, "domains_ours", h.domains_ours);
+	put_fields(o, &h, true);
 	vdi_out_int(o, "domains_foreign", h.domains_total - h.domains_ours);
-	vdi_out_time(o, "last_poll", h.last_poll);
-	vdi_out_time(o, "last_ok", h.last_ok);
-	vdi_out_time(o, "down_since", h.down_since);
-	vdi_out_str(o, "last_error", h.last_error);
 	vdi_out_time(o, "created", h.created);
 	vdi_out_nested_begin(o, "domains_seen");
 	for (size_t i = 0; i < nd; i++) {
@@ -387,15 +329,12 @@ cmd_show(struct vdi_cli *c, int argc, char **argv)
 		vdi_out_str(o, "domain", ds[i].name);
 		vdi_out_str(o, "state", ds[i].state);
 		vdi_out_bool(o, "ours", ds[i].ours);
-		if (ds[i].ours) {
+		if (ds[i].ours)
 			vdi_out_int(o, "session", ds[i].session_id);
-			vdi_out_str(o, "user", ds[i].user);
-			vdi_out_str(o, "session_state", ds[i].session_state ? ds[i].session_state : "unknown");
-		} else {
+		else
 			vdi_out_null(o, "session");
-			vdi_out_null(o, "user");
-			vdi_out_null(o, "session_state");
-		}
+		vdi_out_str(o, "user", ds[i].ours ? ds[i].user : NULL);
+		vdi_out_str(o, "session_state", !ds[i].ours ? NULL : ds[i].session_state ? ds[i].session_state : "unknown");
 		vdi_out_int(o, "vcpus", ds[i].vcpus);
 		vdi_out_size(o, "mem", ds[i].mem);
 		vdi_out_str(o, "uuid", ds[i].uuid);
@@ -427,18 +366,10 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 	}
 	for (size_t i = 0; i < n; i++) {
 		vdi_err_clear(&err);
-		if (c->dry_run) {
-			rc = vdi_host_exists(c->db, names[i], &err);
-			if (rc == 1) {
-				vdi_cli_info(c, "would mark host %s %s", names[i], admin);
-				continue;
-			}
-			if (rc == 0)
-				vdi_err_set(&err, VDI_ENOTFOUND, "no host '%s'", names[i]);
-		} else if (vdi_host_set_admin(c->db, names[i], admin, &err) == 0) {
-			continue;
-		}
-		code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+		if (vdi_host_set_admin(c->db, names[i], admin, &err) < 0)
+			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+		else if (c->dry_run)
+			vdi_cli_info(c, "would mark host %s %s", names[i], admin);
 	}
 	vdi_cli_args_free(names, n);
 	return code;
@@ -466,29 +397,19 @@ static int
 cmd_rm(struct vdi_cli *c, int argc, char **argv)
 {
 	struct vdi_err err = { 0 };
-	struct vdi_host h;
+	struct vdi_conns *cs;
 	int rc;
 
 	need_args(c, "rm", argc - optind, 1, 1);
 	check_host_name(c, argv[optind]);
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
-	if (c->dry_run) {
-		if (vdi_host_get(c->db, argv[optind], &h, &err) < 0)
-			return vdi_cli_fail(c, &err);
-		if (h.sessions > 0 && !force) {
-			vdi_err_set(&err, VDI_ECONFLICT, "host '%s' has %lld sessions that are not ended",
-				    h.name, (long long)h.sessions);
-			vdi_host_clear(&h);
-			return vdi_cli_fail(c, &err);
-		}
-		vdi_cli_info(c, "would remove host %s (ending %lld sessions)", h.name, (long long)h.sessions);
-		vdi_host_clear(&h);
-		return 0;
-	}
-	if (vdi_host_rm(c->db, argv[optind], force, &err) < 0)
+	cs = vdi_conns_new(c->cfg.poll_timeout);
+	rc = vdi_reaper_host_rm(c->db, cs, argv[optind], force, c->dry_run, &err);
+	vdi_conns_free(cs);
+	if (rc < 0)
 		return vdi_cli_fail(c, &err);
-	vdi_cli_info(c, "removed host %s", argv[optind]);
+	vdi_cli_info(c, "%s host %s", c->dry_run ? "would remove" : "removed", argv[optind]);
 	return 0;
 }
 
@@ -496,8 +417,8 @@ static int
 cmd_poll(struct vdi_cli *c, int argc, char **argv)
 {
 	struct vdi_err err = { 0 };
+	struct vdi_poll_opts po;
 	struct vdi_host *hs;
-	struct vdi_probe_req *reqs;
 	struct vdi_node_report *reps;
 	size_t n;
 	int rc, code = 0;
@@ -506,25 +427,9 @@ cmd_poll(struct vdi_cli *c, int argc, char **argv)
 		check_host_name(c, argv[i]);
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
-	if (vdi_host_list(c->db, optind < argc ? argv + optind : NULL, (size_t)(argc - optind),
-			  &hs, &n, &err) < 0)
+	po = poll_opts(c);
+	if (vdi_poll_run(c->db, argv + optind, (size_t)(argc - optind), &po, &hs, &reps, &n, &err) < 0)
 		return vdi_cli_fail(c, &err);
-	reqs = calloc(n + 1, sizeof(*reqs));
-	reps = calloc(n + 1, sizeof(*reps));
-	if (!reqs || !reps)
-		abort();
-	for (size_t i = 0; i < n; i++) {
-		reqs[i].uri = hs[i].uri;
-		reqs[i].pool = hs[i].pool;
-		reqs[i].domains = true;
-		reqs[i].load = true;
-	}
-	/* No VMDB transaction is open while the hosts are asked. */
-	vdi_virt_probe_many(reqs, n, c->cfg.poll_timeout, (int)c->cfg.poll_parallel, reps);
-	if (vdi_host_record_polls(c->db, hs, reps, n, &err) < 0) {
-		code = vdi_cli_fail(c, &err);
-		goto out;
-	}
 	vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < n; i++) {
 		struct vdi_node_report *r = &reps[i];
@@ -562,12 +467,7 @@ cmd_poll(struct vdi_cli *c, int argc, char **argv)
 		vdi_out_obj_end(c->out);
 	}
 	vdi_out_list_end(c->out);
-out:
-	for (size_t i = 0; i < n; i++)
-		vdi_node_report_clear(&reps[i]);
-	free(reps);
-	free(reqs);
-	vdi_hosts_free(hs, n);
+	vdi_poll_free(hs, reps, n);
 	return code;
 }
 
@@ -587,7 +487,7 @@ static const struct vdi_cli_cmd cmds[] = {
 	{ "undrain", cmd_undrain, no_opts, true },
 	{ "maintenance", cmd_maintenance, no_opts, true },
 	{ "rm", cmd_rm, rm_opts, true },
-	{ "poll", cmd_poll, no_opts, false },
+	{ "poll", cmd_poll, no_opts, true },
 	{ NULL, NULL, NULL, false },
 };
 

@@ -65,6 +65,13 @@ list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const
 	size_t ns;
 	char disp[300];
 
+	/* A user named must exist, as for the user VM listing. */
+	for (size_t i = 0; i < n; i++) {
+		struct vdi_uservm u;
+		if (vdi_uservm_get(c->db, users[i], &u, &err) < 0)
+			return vdi_cli_fail(c, &err);
+		vdi_uservm_clear(&u);
+	}
 	if (vdi_session_list(c->db, host, state, &ss, &ns, &err) < 0)
 		return vdi_cli_fail(c, &err);
 	vdi_out_list_begin(c->out);

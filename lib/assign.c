@@ -331,7 +331,14 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		char why[256];
 		vdi_sched_why_none(res->hosts, res->nhosts, why, sizeof(why));
 		vdi_err_set(err, VDI_ENOHOST, "%s for %s", why, user);
-		goto fail;
+		if (!o->explain || !res->full)
+			goto fail;
+		/* The explanation is most wanted when nothing fits: keep every host's verdict. */
+		for (size_t i = 0; i < res->nhosts; i++)
+			vdi_sched_detail(&res->hosts[i], &req);
+		free(rr);
+		vdi_db_rollback(db);
+		return -1;
 	}
 	res->host = res->full ? vdi_xstrdup(res->hosts[win].name) : host_name(db, res->hosts[win].id);
 	if (!res->host) {

@@ -40,7 +40,11 @@ struct vdi_assign_result {
 	int64_t mem, vcpus;
 };
 
-/* On failure res holds nothing (it is cleared); on success clear it when done. */
+/*
+ * On success clear res when done.  On failure res holds nothing (it is
+ * cleared), except with explain when no host fits (4): then res->hosts
+ * holds every host with its verdict, and the caller clears res.
+ */
 int vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	       struct vdi_assign_result *res, struct vdi_err *err);
 void vdi_assign_result_clear(struct vdi_assign_result *res);

@@ -7,6 +7,8 @@
 
 #include "mem.h"
 #include "config.h"
+#include "file.h"
+#include "mem.h"
 #include "names.h"
 #include "parse.h"
 
@@ -17,25 +19,29 @@ struct setting {
 	enum stype type;
 	size_t off;
 	const char *def;
+	int64_t min, max;  /* counts, durations (ms) and sizes: the allowed range (max 0: none) */
 };
+
+#define CONFIG_MAX_BYTES (1 << 20)  /* a vdi.conf is a few hundred bytes */
+#define CONFIG_MAX_LINE 4096
 
 #define OFF(f) offsetof(struct vdi_config, f)
 
 static const struct setting settings[] = {
-	{ "db", S_PATH, OFF(db), VDI_DB_DEFAULT },
-	{ "busy_timeout", S_DURATION, OFF(busy_timeout), "10s" },
-	{ "poll_timeout", S_DURATION, OFF(poll_timeout), "5s" },
-	{ "poll_max_age", S_DURATION, OFF(poll_max_age), "10m" },
-	{ "poll_parallel", S_COUNT, OFF(poll_parallel), "16" },
-	{ "pool", S_NAME, OFF(pool), "vdi" },
-	{ "policy", S_POLICY, OFF(policy), "least-sessions" },
-	{ "image_max_size", S_SIZE, OFF(image_max_size), "64G" },
-	{ "start_retries", S_COUNT, OFF(start_retries), "2" },
-	{ "assign_ttl", S_DURATION, OFF(assign_ttl), "10m" },
-	{ "start_ttl", S_DURATION, OFF(start_ttl), "5m" },
-	{ "stop_ttl", S_DURATION, OFF(stop_ttl), "5m" },
-	{ "host_lost_after", S_DURATION, OFF(host_lost_after), "10m" },
-	{ NULL, 0, 0, NULL },
+	{ "db", S_PATH, OFF(db), VDI_DB_DEFAULT, 0, 0 },
+	{ "busy_timeout", S_DURATION, OFF(busy_timeout), "10s", 0, 3600000 },
+	{ "poll_timeout", S_DURATION, OFF(poll_timeout), "5s", 100, 3600000 },
+	{ "poll_max_age", S_DURATION, OFF(poll_max_age), "10m", 1000, 0 },
+	{ "poll_parallel", S_COUNT, OFF(poll_parallel), "16", 1, 1024 },
+	{ "pool", S_NAME, OFF(pool), "vdi", 0, 0 },
+	{ "policy", S_POLICY, OFF(policy), "least-sessions", 0, 0 },
+	{ "image_max_size", S_SIZE, OFF(image_max_size), "64G", 1, 0 },
+	{ "start_retries", S_COUNT, OFF(start_retries), "2", 0, 64 },
+	{ "assign_ttl", S_DURATION, OFF(assign_ttl), "10m", 1000, 0 },
+	{ "start_ttl", S_DURATION, OFF(start_ttl), "5m", 1000, 0 },
+	{ "stop_ttl", S_DURATION, OFF(stop_ttl), "5m", 1000, 0 },
+	{ "host_lost_after", S_DURATION, OFF(host_lost_after), "10m", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 },
 };
 
 static const char *const policies[] = {
@@ -71,15 +77,21 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 	case S_DURATION:
 		if (vdi_duration_parse(val, &n, err) < 0)
 			return vdi_err_prefix(err, "%s", s->key);
+		if (n < s->min || (s->max && n > s->max))
+			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is out of range (%lld ms to %s)", s->key,
+					   val, (long long)s->min, s->max ? "1h" : "no limit");
 		*(int64_t *)base = n;
 		return 0;
 	case S_SIZE:
 		if (vdi_size_parse(val, &u, err) < 0)
 			return vdi_err_prefix(err, "%s", s->key);
+		if ((int64_t)u < s->min)
+			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is too small (at least %lld bytes)", s->key,
+					   val, (long long)s->min);
 		*(int64_t *)base = (int64_t)u;
 		return 0;
 	case S_COUNT:
-		if (vdi_int_parse(val, 0, 1024, &n, err) < 0)
+		if (vdi_int_parse(val, s->min, s->max, &n, err) < 0)
 			return vdi_err_prefix(err, "%s", s->key);
 		*(int64_t *)base = n;
 		return 0;
@@ -111,27 +123,49 @@ trim(char *s)
 	return s;
 }
 
+/*
+ * Read a config file: a small regular file of "key = value" lines.  Every
+ * error names the file, the line and, where there is one, the key; a file
+ * that is not text (NUL bytes, control characters) or too large is refused.
+ */
 static int
 read_file(struct vdi_config *cfg, const char *path, int must_exist, struct vdi_err *err)
 {
-	FILE *fp;
-	char *line = NULL;
-	size_t cap = 0;
+	char *buf = NULL, *line, *next;
+	size_t len;
 	int lineno = 0, ret = -1;
 
-	fp = fopen(path, "re");
-	if (!fp) {
-		if (errno == ENOENT && !must_exist)
+	if (vdi_file_read_small(path, CONFIG_MAX_BYTES, &buf, &len, err) < 0) {
+		if (err->code == VDI_ENOTFOUND && !must_exist) {
+			vdi_err_clear(err);
 			return 0;
-		return vdi_err_set(err, VDI_EFAIL, "cannot read config file %s: %s", path, strerror(errno));
+		}
+		return vdi_err_prefix(err, "config file");
 	}
-	while (getline(&line, &cap, fp) > 0) {
+	if (memchr(buf, '\0', len)) {
+		vdi_err_set(err, VDI_EUSAGE, "%s: not a config file (it holds NUL bytes)", path);
+		goto out;
+	}
+	for (line = buf; line && *line; line = next) {
 		char *s, *eq, *key, *val;
 
 		lineno++;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strlen(line) > CONFIG_MAX_LINE) {
+			vdi_err_set(err, VDI_EUSAGE, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_MAX_LINE);
+			goto out;
+		}
 		s = trim(line);
 		if (!*s || *s == '#')
 			continue;
+		for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+			if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+				vdi_err_set(err, VDI_EUSAGE, "%s:%d: control character 0x%02x: not a config file",
+					    path, lineno, *p);
+				goto out;
+			}
 		eq = strchr(s, '=');
 		if (!eq) {
 			vdi_err_set(err, VDI_EUSAGE, "%s:%d: expected 'key = value'", path, lineno);
@@ -150,16 +184,11 @@ read_file(struct vdi_config *cfg, const char *path, int must_exist, struct vdi_e
 			goto out;
 		}
 	}
-	if (ferror(fp)) {
-		vdi_err_set(err, VDI_EFAIL, "cannot read config file %s: %s", path, strerror(errno));
-		goto out;
-	}
 	free(cfg->config_path);
 	cfg->config_path = vdi_xstrdup(path);
 	ret = 0;
 out:
-	free(line);
-	fclose(fp);
+	free(buf);
 	return ret;
 }
 

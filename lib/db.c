@@ -111,6 +111,10 @@ vdi_db_read_end(struct vdi_db *db, bool began)
 int
 vdi_db_commit(struct vdi_db *db, struct vdi_err *err)
 {
+	if (db->dry_run) {
+		vdi_db_rollback(db);
+		return 0;
+	}
 	if (vdi_db_exec(db, "COMMIT", err) < 0) {
 		vdi_db_rollback(db);
 		return -1;
@@ -285,6 +289,58 @@ user_version(struct vdi_db *db, int *v, struct vdi_err *err)
 	return 0;
 }
 
+/* One integer from a query (a PRAGMA, a count). */
+static int
+query_int(struct vdi_db *db, const char *sql, int64_t *v, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : vdi_db_fail(db, "VMDB", err);
+}
+
+/*
+ * Is this file ours?  A VMDB carries PRAGMA application_id VDI_APP_ID.  A
+ * file with no schema at all is new (made by vdi_db_open, or empty): ours
+ * to set up.  A VMDB of the first releases (no application_id yet) is
+ * known by its schema version and its tables, and is stamped.  Anything
+ * else is another program's SQLite file: refused, never changed.
+ * *fresh: no schema yet.
+ */
+static int
+check_ours(struct vdi_db *db, bool *fresh, struct vdi_err *err)
+{
+	int64_t app = 0, v = 0, objects = 0, ours = 0;
+
+	*fresh = false;
+	if (query_int(db, "PRAGMA application_id", &app, err) < 0 ||
+	    query_int(db, "PRAGMA user_version", &v, err) < 0 ||
+	    query_int(db, "SELECT count(*) FROM sqlite_master", &objects, err) < 0 ||
+	    query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+		      "('hosts', 'masters', 'uservms', 'sessions', 'events')", &ours, err) < 0)
+		return -1;
+	if (app == VDI_APP_ID)
+		return 0;
+	if (app == 0 && v == 0 && objects == 0) {
+		*fresh = true;
+		return 0;
+	}
+	if (app == 0 && v >= 1 && ours == 5) {
+		if (db->readonly)
+			return 0;
+		return vdi_db_exec(db, "PRAGMA application_id = " VDI_STR(VDI_APP_ID), err);
+	}
+	return vdi_err_set(err, VDI_EFAIL, "%s is not a VMDB: an SQLite file of another program "
+			   "(application_id %lld, %lld schema objects); refused, the file was not changed",
+			   db->path, (long long)app, (long long)objects);
+}
+
 static int
 newer_error(struct vdi_db *db, int v, struct vdi_err *err)
 {
@@ -298,8 +354,9 @@ migrate(struct vdi_db *db, struct vdi_err *err)
 {
 	int v, target = vdi_db_schema_version();
 	char sql[64];
+	bool fresh;
 
-	if (user_version(db, &v, err) < 0)
+	if (check_ours(db, &fresh, err) < 0 || user_version(db, &v, err) < 0)
 		return -1;
 	if (v > target)
 		return newer_error(db, v, err);
@@ -319,6 +376,8 @@ migrate(struct vdi_db *db, struct vdi_err *err)
 		newer_error(db, v, err);
 		goto fail;
 	}
+	if (v == 0 && vdi_db_exec(db, "PRAGMA application_id = " VDI_STR(VDI_APP_ID), err) < 0)
+		goto fail;
 	for (; v < target; v++) {
 		const struct vdi_migration *m = &vdi_migrations[v];
 		if (sqlite3_exec(db->h, m->sql, NULL, NULL, NULL) != SQLITE_OK) {

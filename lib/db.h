@@ -4,7 +4,8 @@
  * vdi_db_open() creates the file (mode 0600, parent folders 0750) on first
  * use, turns on WAL, foreign keys and a busy timeout, and applies the
  * migrations in schema/ (compiled in) in order, by PRAGMA user_version.
- * A VMDB written by a newer vdi-tools is refused and left untouched.
+ * A VMDB written by a newer vdi-tools is refused and left untouched, and
+ * so is any SQLite file that is not a VMDB (PRAGMA application_id).
  * A VMDB the process may not write is opened read-only: reads work, the
  * first write fails with a clear error.
  *
@@ -21,6 +22,11 @@
 
 #include "err.h"
 
+/* PRAGMA application_id of a VMDB: "VDI1".  Only such a file (or a new one) is ever changed. */
+#define VDI_APP_ID 0x56444931
+#define VDI_STR_(x) #x
+#define VDI_STR(x) VDI_STR_(x)
+
 struct vdi_migration {
 	int version;
 	const char *name;
@@ -34,6 +40,7 @@ struct vdi_db {
 	bool readonly;
 	char *program; /* for events: which program acts */
 	char *who;     /* for events: $SUDO_USER, $USER or the uid's name */
+	bool dry_run;  /* every commit rolls back instead: -n runs the same code */
 	int64_t busy_ms, busy_since; /* the busy handler's timeout and start */
 	uint32_t rng;                /* its random sleeps */
 };
@@ -61,6 +68,7 @@ int vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err);
  */
 int vdi_db_read_begin(struct vdi_db *db, bool *began, struct vdi_err *err);
 void vdi_db_read_end(struct vdi_db *db, bool began);
+/* COMMIT; with db->dry_run, ROLLBACK and report success (the change was checked, not made). */
 int vdi_db_commit(struct vdi_db *db, struct vdi_err *err);
 void vdi_db_rollback(struct vdi_db *db);
 

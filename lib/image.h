@@ -4,7 +4,11 @@
  * vdi_image_probe() tells a disk image's format and virtual size from its
  * first bytes, never from its name: qcow2 (version 2 or 3, self-contained:
  * no backing file, no external data file, not encrypted) or raw (a whole
- * number of 512-byte sectors, not text).  Other formats are refused.
+ * number of 512-byte sectors, at least 1 MiB, not text in any encoding).
+ * Other formats are refused.  A qcow2 image is checked as it streams: the
+ * tables its header promises and every cluster its refcounts say is in use
+ * must be there (a copy cut short is refused, as qemu-img check would).
+ * An HTTP body must say its length (Content-Length).
  *
  * vdi_image_fetch() streams an image from a local path or an http, https
  * or file URL (libcurl: TLS verified, redirects limited to http(s), a size
@@ -21,6 +25,7 @@
 #include "err.h"
 
 #define VDI_IMAGE_HEAD 65536 /* bytes read before the format is decided */
+#define VDI_IMAGE_RAW_MIN (1 << 20) /* a raw disk smaller than this is no disk */
 
 struct vdi_image_info {
 	const char *format;   /* "qcow2" or "raw" (static) */
@@ -52,6 +57,13 @@ struct vdi_fetch_result {
  */
 int vdi_image_fetch(const char *src, const struct vdi_fetch *f, struct vdi_fetch_result *res,
 		    struct vdi_err *err);
+
+/*
+ * Check an image source before anything else is done: http, https or file
+ * URLs, or a path (2 otherwise); a local file must be a regular, non-empty
+ * file (a folder, a device such as /dev/zero or a FIFO is refused: 2).
+ */
+int vdi_image_source_check(const char *src, struct vdi_err *err);
 
 /* Is s 64 hex digits? Lowercases it in place when so. */
 int vdi_sha256_check(char *s, struct vdi_err *err);

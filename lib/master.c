@@ -46,7 +46,7 @@ out:
 }
 
 int
-vdi_master_claim(struct vdi_db *db, const struct vdi_master *m, int64_t *id, bool *takeover,
+vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id, bool *takeover,
 		 struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;

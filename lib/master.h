@@ -18,6 +18,15 @@
 #include "db.h"
 #include "err.h"
 
+/* What an import asks for: borrowed strings, none owned. */
+struct vdi_master_spec {
+	const char *name, *os, *pool, *source;
+	char *const *apps;
+	size_t napps;
+	int64_t mem, vcpus, disk;  /* disk <= 0: the image's virtual size */
+};
+
+/* A master as the VMDB holds it: owns its strings (vdi_master_clear). */
 struct vdi_master {
 	int64_t id;
 	char *name, *state, *os, *pool, *volume, *format, *sha256, *source;
@@ -31,11 +40,10 @@ struct vdi_master {
 void vdi_master_volume(const char *name, char *buf, size_t len);
 
 /*
- * Claim NAME for an import.  m gives name, os, pool, source, mem, vcpus,
- * apps.  *takeover is set when a dead import's claim was taken over (its
+ * Claim m->name for an import.  *takeover is set when a dead import's claim was taken over (its
  * partial volume must be deleted).  Conflict (5) when the name is taken.
  */
-int vdi_master_claim(struct vdi_db *db, const struct vdi_master *m, int64_t *id, bool *takeover,
+int vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id, bool *takeover,
 		     struct vdi_err *err);
 int vdi_master_activate(struct vdi_db *db, int64_t id, const char *format, int64_t virtual_size,
 			const char *sha256, int64_t disk, struct vdi_err *err);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "parse.h"
 
@@ -56,9 +57,16 @@ parse_scaled(const char *what, const char *s, const struct unit *units, int ci,
 	if (*p == '.') {
 		fp = ++p;
 		while (isdigit((unsigned char)*p)) {
-			if (nf < 9) {
+			/*
+			 * Up to 18 digits are kept exactly (fnum < 10^18 < 2^60);
+			 * a further digit that is not 0 cannot give whole bytes
+			 * (no unit is a multiple of 10^19), so it is never rounded away.
+			 */
+			if (nf < 18) {
 				fnum = fnum * 10 + (uint64_t)(*p - '0');
 				fden *= 10;
+			} else if (*p != '0') {
+				fnum = 1, fden = 3; /* not whole, whatever the unit */
 			}
 			p++, nf++;
 		}
@@ -73,21 +81,25 @@ parse_scaled(const char *what, const char *s, const struct unit *units, int ci,
 	if (!units[i].name)
 		goto bad;
 	mult = units[i].mult;
+	if (fnum == 1 && fden == 3)
+		goto inexact;
 	if (ip > UINT64_MAX / mult)
 		goto overflow;
 	v = ip * mult;
 	if (fnum) {
-		/* mult < 2^51 and fnum < 1e9 < 2^30: exact in 128 bits. */
+		/* mult < 2^60 and fnum < 10^18 < 2^60: exact in 128 bits. */
 		unsigned __int128 fv = (unsigned __int128)fnum * mult;
 		if (fv % fden)
-			return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': not a whole number of %s",
-					   what, s, units == size_units ? "bytes" : "milliseconds");
+			goto inexact;
 		if (v > UINT64_MAX - (uint64_t)(fv / fden))
 			goto overflow;
 		v += (uint64_t)(fv / fden);
 	}
 	*out = v;
 	return 0;
+inexact:
+	return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': not a whole number of %s",
+			   what, s, units == size_units ? "bytes" : "milliseconds");
 overflow:
 	return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': too large", what, s);
 bad:
@@ -190,4 +202,70 @@ vdi_real_parse(const char *s, double min, double max, double *out, struct vdi_er
 	return 0;
 bad:
 	return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': expected a decimal number", s);
+}
+
+int
+vdi_size_parse_range(const char *what, const char *s, uint64_t min, uint64_t max, int64_t *out,
+		     struct vdi_err *err)
+{
+	char a[24], b[24];
+	uint64_t v;
+
+	if (vdi_size_parse(s, &v, err) < 0)
+		return vdi_err_prefix(err, "%s", what);
+	if (v < min || v > max) {
+		vdi_size_format(min, a, sizeof(a));
+		vdi_size_format(max, b, sizeof(b));
+		return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is out of range (%s to %s)", what, s, a, b);
+	}
+	*out = (int64_t)v;
+	return 0;
+}
+
+int
+vdi_mem_parse(const char *s, int64_t *out, struct vdi_err *err)
+{
+	return vdi_size_parse_range("mem", s, 16ULL << 20, 16ULL << 40, out, err);
+}
+
+int
+vdi_disk_parse(const char *s, int64_t *out, struct vdi_err *err)
+{
+	return vdi_size_parse_range("disk", s, 1ULL << 20, 1ULL << 50, out, err);
+}
+
+int
+vdi_vcpus_parse(const char *s, int64_t *out, struct vdi_err *err)
+{
+	if (vdi_int_parse(s, 1, 1024, out, err) < 0)
+		return vdi_err_prefix(err, "vcpus");
+	return 0;
+}
+
+int
+vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
+{
+	static const char *const fmts[] = { "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d", NULL };
+
+	for (int i = 0; fmts[i]; i++) {
+		struct tm tm, back;
+		const char *end;
+		time_t v;
+
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(s, fmts[i], &tm);
+		if (!end || *end)
+			continue;
+		v = timegm(&tm);
+		/* timegm() normalises 2027-02-30 to March 2: a date that does not exist is refused. */
+		if (!gmtime_r(&v, &back) || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon ||
+		    back.tm_mday != tm.tm_mday || back.tm_hour != tm.tm_hour || back.tm_min != tm.tm_min ||
+		    back.tm_sec != tm.tm_sec)
+			return vdi_err_set(err, VDI_EUSAGE, "'%.40s' is not a date that exists", s);
+		if ((int64_t)v <= now)
+			return vdi_err_set(err, VDI_EUSAGE, "'%.40s' is in the past", s);
+		*t = (int64_t)v;
+		return 0;
+	}
+	return vdi_err_set(err, VDI_EUSAGE, "'%.40s': expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", s);
 }

@@ -26,4 +26,18 @@ int vdi_int_parse(const char *s, int64_t min, int64_t max, int64_t *out, struct 
 /* A finite decimal number in [min, max]. */
 int vdi_real_parse(const char *s, double min, double max, double *out, struct vdi_err *err);
 
+/* A size in [min, max] bytes; messages start with what. */
+int vdi_size_parse_range(const char *what, const char *s, uint64_t min, uint64_t max, int64_t *out,
+			 struct vdi_err *err);
+/* The sizes of a user VM or master: memory 16M-16T, disk 1M-1P, vCPUs 1-1024. */
+int vdi_mem_parse(const char *s, int64_t *out, struct vdi_err *err);
+int vdi_disk_parse(const char *s, int64_t *out, struct vdi_err *err);
+int vdi_vcpus_parse(const char *s, int64_t *out, struct vdi_err *err);
+
+/*
+ * A date in the future: YYYY-MM-DD (midnight UTC), YYYY-MM-DDTHH:MMZ or
+ * YYYY-MM-DDTHH:MM:SSZ.  Dates that do not exist (2027-02-30) are refused.
+ */
+int vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err);
+
 #endif

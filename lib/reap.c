@@ -154,14 +154,9 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 		goto out;
 	for (size_t hi = 0; hi < nhs; hi++) {
 		const struct vdi_reap_host *h = &hs[hi];
-		bool first = true;
 
 		if (!h->rep || h->rep->err.code)
 			continue;
-		/* The pool is shared: its overlays are judged once, through the first host that answers. */
-		for (size_t j = 0; j < hi; j++)
-			if (hs[j].rep && !hs[j].rep->err.code && hs[j].volumes)
-				first = false;
 		for (size_t k = 0; k < h->rep->ndoms; k++) {
 			const struct vdi_domain_info *d = &h->rep->doms[k];
 			bool owned = false;
@@ -172,13 +167,38 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 			if (!owned)
 				add(&v, &n, VDI_REAP_DESTROY_DOMAIN, d->session_id, hi, "orphan", d->name);
 		}
-		for (size_t k = 0; first && h->volumes && h->volumes[k]; k++) {
+	}
+	/* Each shared pool once: through its first host, and only if all its hosts answered. */
+	for (size_t hi = 0; hi < nhs; hi++) {
+		const struct vdi_reap_host *h = &hs[hi];
+		size_t silent = nhs;
+		bool first = true;
+		char obj[160];
+
+		if (!h->pool)
+			continue;
+		for (size_t j = 0; j < hi; j++)
+			first &= !(hs[j].pool && strcmp(hs[j].pool, h->pool) == 0);
+		if (!first)
+			continue;
+		for (size_t j = 0; j < nhs && silent == nhs; j++)
+			if (hs[j].pool && strcmp(hs[j].pool, h->pool) == 0 && (!hs[j].rep || hs[j].rep->err.code))
+				silent = j;
+		if (silent < nhs || !h->volumes) {
+			snprintf(obj, sizeof(obj), "overlays in pool %s", h->pool);
+			add(&v, &n, VDI_REAP_WAIT, 0, silent < nhs ? silent : hi, "host-down", obj);
+			continue;
+		}
+		for (size_t k = 0; h->volumes[k]; k++) {
 			int64_t id = overlay_session(h->volumes[k]);
 			bool owned = false;
 			if (!id)
 				continue;
 			for (size_t i = 0; i < nss; i++)
 				owned |= ss[i].id == id;
+			/* Its domain still runs somewhere (an orphan being destroyed): keep the disk it has open. */
+			for (size_t j = 0; j < nhs && !owned; j++)
+				owned |= find_dom(hs[j].rep, id) != NULL;
 			if (!owned)
 				add(&v, &n, VDI_REAP_DELETE_OVERLAY, id, hi, "orphan", h->volumes[k]);
 		}

@@ -1,7 +1,12 @@
 /*
  * reap.h - what vm-reap should do, decided from the VMDB's sessions and
  * what libvirt shows of each host (agentless: the domain lists with our
- * metadata).  Pure: no I/O; vm-reap carries out the plan.
+ * metadata).  Pure: no I/O; reaper.h carries out the plan.
+ *
+ * The orphan audit never deletes an overlay that a guest may have open:
+ * a pool's overlays are judged only when every host that sees the pool
+ * answered, and an overlay whose session's domain runs anywhere is kept
+ * (the domain is destroyed first; the overlay goes in a later run).
  */
 #ifndef VDI_REAP_H
 #define VDI_REAP_H
@@ -33,6 +38,7 @@ struct vdi_reap_item {
 struct vdi_reap_host {
 	int64_t id;
 	const char *name;
+	const char *pool;                /* the pool it sees */
 	int64_t down_since;              /* from the VMDB; 0: not known to be down */
 	const struct vdi_node_report *rep; /* NULL: not asked */
 	char *const *volumes;            /* for --orphans: the pool's volume names, NULL-terminated */

@@ -174,12 +174,13 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'running', changed = ?2, pid = NULL, "
-			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' "
+			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' AND pid = ?4 "
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id), domain", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
 	sqlite3_bind_int64(st, 3, port);
+	sqlite3_bind_int64(st, 4, (int64_t)getpid());
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
@@ -188,7 +189,7 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc != SQLITE_ROW) {
-		vdi_err_set(err, VDI_ECONFLICT, "session %lld is no longer starting (ended behind our back?)",
+		vdi_err_set(err, VDI_ECONFLICT, "session %lld was ended or taken over while it started",
 			    (long long)id);
 		goto fail;
 	}
@@ -203,7 +204,8 @@ fail:
 }
 
 int
-vdi_session_end(struct vdi_db *db, int64_t id, const char *reason, const char *detail, struct vdi_err *err)
+vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *reason, const char *detail,
+		struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	char user[128] = "", d[512];
@@ -212,20 +214,23 @@ vdi_session_end(struct vdi_db *db, int64_t id, const char *reason, const char *d
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = ?3, changed = ?2, ended = ?2, "
-			   "pid = NULL WHERE id = ?1 AND state <> 'ended' "
+			   "pid = NULL WHERE id = ?1 AND state <> 'ended' AND (?4 IS NULL OR state = ?4) "
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
 	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	if (expect)
+		sqlite3_bind_text(st, 4, expect, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc == SQLITE_DONE) {
+		/* Ended already, or (with expect) moved on meanwhile: not ours to end. */
 		vdi_db_rollback(db);
-		return 0; /* ended already: nothing to do */
+		return 1;
 	}
 	if (rc != SQLITE_ROW) {
 		vdi_db_fail(db, "ending session", err);
@@ -298,18 +303,42 @@ vdi_sessions_free(struct vdi_session *ss, size_t n)
 }
 
 int
-vdi_session_claim_stop(struct vdi_db *db, int64_t id, struct vdi_err *err)
+vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	struct vdi_session s = { 0 };
+	int rc, ret = -1;
 
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_session_get(db, id, &s, err) < 0)
+		goto out;
+	if (strcmp(s.state, "ended") == 0 || (expect && strcmp(s.state, expect) != 0)) {
+		ret = 1; /* moved on since the caller looked: leave it to whoever moved it */
+		goto out;
+	}
+	if (strcmp(s.state, "starting") == 0 && s.pid && s.pid != getpid() && vdi_pid_alive(s.pid)) {
+		vdi_err_set(err, VDI_ECONFLICT, "session %lld is being started by process %lld; try again",
+			    (long long)id, (long long)s.pid);
+		goto out;
+	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'stopping', changed = ?2, pid = ?3 "
 			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
-		return -1;
+		goto out;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
 	sqlite3_bind_int64(st, 3, (int64_t)getpid());
-	rc = sqlite3_step(st);
+	rc = vdi_db_step(db, st, "stopping session", err);
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "stopping session", err);
+	if (rc < 0)
+		goto out;
+	/* Rule 2: stopping is committed before the domain goes. */
+	if (vdi_db_commit(db, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret != 0)
+		vdi_db_rollback(db);
+	vdi_session_clear(&s);
+	return ret;
 }

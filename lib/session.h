@@ -45,6 +45,7 @@ void vdi_session_clear(struct vdi_session *s);
  */
 int vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
 			    const char *address, const char *password, struct vdi_err *err);
+/* starting -> running, only while this process's claim holds (5 when another process ended or took it). */
 int vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_err *err);
 /* Every session that is not ended, by host then id. */
 int vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, struct vdi_err *err);
@@ -52,11 +53,21 @@ void vdi_sessions_free(struct vdi_session *ss, size_t n);
 /* Sessions on host (NULL: any) in state (NULL: any that is not ended), newest first. */
 int vdi_session_list(struct vdi_db *db, const char *host, const char *state, struct vdi_session **out,
 		     size_t *n, struct vdi_err *err);
-/* Move a session that is not ended to stopping (committed before the domain is destroyed). */
-int vdi_session_claim_stop(struct vdi_db *db, int64_t id, struct vdi_err *err);
+/*
+ * Move a session to stopping, committed before its domain is destroyed
+ * (rule 2).  expect (NULL: any state that is not ended) is the state the
+ * caller planned on: when the session has moved on meanwhile, nothing
+ * changes and 1 is returned.  A session being started by a live process
+ * is not taken from it: 5.  0: claimed.
+ */
+int vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct vdi_err *err);
 
-/* End a session that is not ended: its capacity is freed in the same transaction. */
-int vdi_session_end(struct vdi_db *db, int64_t id, const char *reason, const char *detail,
-		    struct vdi_err *err);
+/*
+ * End a session: its capacity is freed in the same transaction.  With
+ * expect, only while it is still in that state.  0: ended; 1: it was
+ * ended already or has moved on (nothing changed); -1: error.
+ */
+int vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *reason,
+		    const char *detail, struct vdi_err *err);
 
 #endif

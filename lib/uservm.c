@@ -38,7 +38,7 @@ out:
 }
 
 int
-vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm *u, int64_t *id, bool *takeover,
+vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id, bool *takeover,
 		 struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -259,11 +259,8 @@ vdi_uservms_free(struct vdi_uservm *us, size_t n)
 }
 
 int
-vdi_uservm_rm_begin(struct vdi_db *db, const char *user, bool force, struct vdi_uservm *u,
-		    struct vdi_err *err)
+vdi_uservm_rm_begin(struct vdi_db *db, const char *user, struct vdi_uservm *u, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
-
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_uservm_get(db, user, u, err) < 0)
@@ -274,28 +271,15 @@ vdi_uservm_rm_begin(struct vdi_db *db, const char *user, bool force, struct vdi_
 		goto fail_clear;
 	}
 	if (u->session_id) {
-		if (!force) {
-			vdi_err_set(err, VDI_ECONFLICT, "user '%s' has session %lld (%s on %s); end it "
-				    "with vm-reap, or use --force", user, (long long)u->session_id,
-				    u->session_state, u->session_host ? u->session_host : "no host");
-			goto fail_clear;
-		}
-		if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = 'admin', changed = ?2, "
-				   "ended = ?2 WHERE id = ?1", err) < 0)
-			goto fail_clear;
-		sqlite3_bind_int64(st, 1, u->session_id);
-		sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
-		if (vdi_db_step(db, st, "ending session", err) < 0)
-			goto fail_clear;
-		if (vdi_event_add(db, user, "session-end", "admin: user VM removed with --force", err) < 0)
-			goto fail_clear;
+		vdi_err_set(err, VDI_ECONFLICT, "user '%s' has session %lld (%s on %s); end it "
+			    "with vm-reap, or use --force", user, (long long)u->session_id,
+			    u->session_state, u->session_host ? u->session_host : "no host");
+		goto fail_clear;
 	}
-	sqlite3_finalize(st);
 	return vdi_db_commit(db, err);
 fail_clear:
 	vdi_uservm_clear(u);
 fail:
-	sqlite3_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }

@@ -17,6 +17,17 @@
 #include "db.h"
 #include "err.h"
 
+/* What a copy asks for: borrowed strings, none owned. */
+struct vdi_uservm_spec {
+	const char *user, *pool, *hostname;
+	int64_t master_id, mem, vcpus, disk, expires; /* expires 0: never */
+	char *const *tags;
+	size_t ntags;
+	char *const *apps;  /* requested apps the master lacks (in the seed) */
+	size_t napps;
+};
+
+/* A user VM as the VMDB holds it: owns its strings and arrays (vdi_uservm_clear). */
 struct vdi_uservm {
 	int64_t id;
 	char *user, *state, *master, *pool, *volume, *seed, *hostname;
@@ -32,8 +43,8 @@ struct vdi_uservm {
 
 void vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t slen);
 
-/* Claim USER (u gives user, master_id, pool, hostname, sizes, expires, tags, apps). */
-int vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm *u, int64_t *id, bool *takeover,
+/* Claim u->user: a 'creating' row with this pid, committed. */
+int vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id, bool *takeover,
 		     struct vdi_err *err);
 int vdi_uservm_ready(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err);
 int vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err);
@@ -46,11 +57,10 @@ void vdi_uservm_clear(struct vdi_uservm *u);
 void vdi_uservms_free(struct vdi_uservm *us, size_t n);
 
 /*
- * Before deleting USER's volumes: refused (5) while a session is not ended,
- * unless force, which ends it in the VMDB (reason admin).  Fills u.
+ * Before deleting USER's volumes: refused (5) while a session is not ended
+ * (end it for real first: reaper.h) or a live process copies it.  Fills u.
  */
-int vdi_uservm_rm_begin(struct vdi_db *db, const char *user, bool force, struct vdi_uservm *u,
-			struct vdi_err *err);
+int vdi_uservm_rm_begin(struct vdi_db *db, const char *user, struct vdi_uservm *u, struct vdi_err *err);
 int vdi_uservm_rm_row(struct vdi_db *db, int64_t id, const char *user, struct vdi_err *err);
 
 #endif

@@ -112,3 +112,64 @@ httpd_start() {
 vol_exists() {
 	[ -e "$LAB/pool/$1" ]
 }
+
+# run_vdi [STATUS] COMMAND [ARGS...]: run a command the way podman's
+# run_podman does: under a timeout (VDI_TEST_TIMEOUT seconds, 120 by
+# default), with its exit status checked (0 unless STATUS is given; '?'
+# takes any).  Sets $status and $output like bats' run.
+run_vdi() {
+	local expect=0
+	case "$1" in
+	[0-9]* | '?')
+		expect=$1
+		shift
+		;;
+	esac
+	run timeout -k 5 "${VDI_TEST_TIMEOUT:-120}" "$@"
+	if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+		echo "# timed out after ${VDI_TEST_TIMEOUT:-120} s: $*" >&3
+		echo "$output" | sed 's/^/#   /' >&3
+		return 1
+	fi
+	if [ "$expect" != '?' ] && [ "$status" -ne "$expect" ]; then
+		echo "# exit $status, expected $expect: $*" >&3
+		echo "$output" | sed 's/^/#   /' >&3
+		return 1
+	fi
+}
+
+# assert_agree: the VMDB, libvirt and the pool tell the same story.
+#  - the capacity counters equal what the sessions that are not ended add up to;
+#  - every running session's domain runs on its host, and every vdi- domain
+#    running on a lab host belongs to a session on that host that is not ended;
+#  - every session overlay in the pool belongs to a session that is not ended,
+#    and every running session's overlay is there.
+assert_agree() {
+	local bad h d live ov
+	[ -s "$VDI_DB" ] || return 0
+	bad=$(sql "select name || ': sessions ' || sessions || '/' || sessions_real || ', mem ' || mem_used ||
+		'/' || mem_used_real || ', vcpus ' || vcpus_used || '/' || vcpus_used_real from host_usage_check
+		where sessions <> sessions_real or mem_used <> mem_used_real or vcpus_used <> vcpus_used_real")
+	[ -z "$bad" ] || { echo "# counters drifted: $bad" >&3; return 1; }
+	[ -n "${LAB:-}" ] && [ -s "$LAB/hosts.tsv" ] || return 0
+	while IFS=$'\t' read -r h _; do
+		live=$(sql "select s.domain from sessions s join hosts h on h.id = s.host_id
+			where h.name = '$h' and s.state <> 'ended' and s.domain is not null")
+		for d in $(virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null | grep '^vdi-' || true); do
+			grep -qxF "$d" <<<"$live" || { echo "# $h runs $d, which no live session there owns" >&3; return 1; }
+		done
+		for d in $(sql "select s.domain from sessions s join hosts h on h.id = s.host_id
+			where h.name = '$h' and s.state = 'running'"); do
+			virsh -q -c "$(lab_uri "$h")" domstate "$d" 2>/dev/null | grep -q running ||
+				{ echo "# session domain $d is not running on $h" >&3; return 1; }
+		done
+	done <"$LAB/hosts.tsv"
+	live=$(sql "select overlay from sessions where state <> 'ended' and overlay is not null")
+	for ov in "$LAB"/pool/s[0-9]*-*.qcow2; do
+		[ -e "$ov" ] || continue
+		grep -qxF "${ov##*/}" <<<"$live" || { echo "# overlay ${ov##*/} has no live session" >&3; return 1; }
+	done
+	for ov in $(sql "select overlay from sessions where state = 'running'"); do
+		[ -e "$LAB/pool/$ov" ] || { echo "# running session's overlay $ov is missing" >&3; return 1; }
+	done
+}

@@ -23,8 +23,12 @@ setup() {
 }
 
 teardown() {
+	# Whatever the test did, the VMDB, libvirt and the pool must agree.
+	local agree=0
+	assert_agree || agree=1
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-*
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+	return $agree
 }
 
 # mem_cap HOST SIZE: make the memory a host may give out exactly SIZE (bytes).

@@ -22,9 +22,13 @@ setup() {
 }
 
 teardown() {
+	# Whatever the test did, the VMDB, libvirt and the pool must agree.
+	local agree=0
+	assert_agree || agree=1
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-*
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
 	virsh -q -c "$(lab_uri h2)" pool-refresh vdi >/dev/null 2>&1 || true
+	return $agree
 }
 
 # The seed's user-data of USER, read out of the ISO with isoinfo.

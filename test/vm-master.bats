@@ -47,10 +47,14 @@ setup() {
 }
 
 teardown() {
+	# Whatever the test did, the VMDB, libvirt and the pool must agree.
+	local agree=0
+	assert_agree || agree=1
 	# Leave the shared pool as the test found it.
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-*
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
 	virsh -q -c "$(lab_uri h2)" pool-refresh vdi >/dev/null 2>&1 || true
+	return $agree
 }
 
 url() { echo "http://127.0.0.1:$WEB_PORT/$1"; }

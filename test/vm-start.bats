@@ -23,6 +23,9 @@ setup() {
 
 teardown() {
 	local h d
+	# Whatever the test did, the VMDB, libvirt and the pool must agree.
+	local agree=0
+	assert_agree || agree=1
 	for h in h1 h2 h3; do
 		for d in $(virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null); do
 			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
@@ -30,6 +33,7 @@ teardown() {
 	done
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]*
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+	return $agree
 }
 
 running_domains() { # running_domains HOST: names of running domains

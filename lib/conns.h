@@ -1,0 +1,31 @@
+/*
+ * conns.h - one libvirt connection per host per process, made on first use.
+ *
+ * Every workflow that talks to hosts (copy, import, start, reap, remove)
+ * asks the cache for a host's connection by name, so a batch of a hundred
+ * users opens each host once.  A host that failed to connect fails again
+ * at once with its first error: an unreachable host costs one bounded
+ * connect per run, not one per user.  The cache owns the connections;
+ * callers never close them.  Not thread-safe: one cache per thread.
+ */
+#ifndef VDI_CONNS_H
+#define VDI_CONNS_H
+
+#include <stdint.h>
+
+#include <libvirt/libvirt.h>
+
+#include "err.h"
+
+struct vdi_conns;
+
+/* A cache whose connects are bounded by timeout_ms each (vdi_virt_connect). */
+struct vdi_conns *vdi_conns_new(int64_t timeout_ms);
+/* The connection to host name at uri; NULL with err (75: unreachable) naming the host. */
+virConnectPtr vdi_conns_get(struct vdi_conns *cs, const char *name, const char *uri, struct vdi_err *err);
+/* Forget a host's connection (it broke mid-call): the next get connects again. */
+void vdi_conns_drop(struct vdi_conns *cs, const char *name);
+/* Close every connection and free the cache (NULL is fine). */
+void vdi_conns_free(struct vdi_conns *cs);
+
+#endif

@@ -1,0 +1,252 @@
+/* copy.c - vm-copy's workflow: claim, overlay, seed, ready, undo (see copy.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "copy.h"
+#include "host.h"
+#include "master.h"
+#include "mem.h"
+#include "names.h"
+#include "reaper.h"
+#include "seed.h"
+#include "session.h"
+#include "strv.h"
+#include "uservm.h"
+#include "virt.h"
+
+/* The connection to a host that sees pool (the one named in o->host, if any). */
+static virConnectPtr
+pool_conn(struct vdi_db *db, const struct vdi_copy_opts *o, const char *pool, struct vdi_err *err)
+{
+	char *name = NULL, *uri = NULL;
+	virConnectPtr c = NULL;
+
+	if (vdi_host_for_pool(db, pool, o->host, &name, &uri, err) == 0)
+		c = vdi_conns_get(o->conns, name, uri, err);
+	free(name);
+	free(uri);
+	return c;
+}
+
+static int
+upload_file(virConnectPtr conn, const char *pool, const char *name, const char *path, struct vdi_err *err)
+{
+	struct vdi_volume_spec spec = { .name = name, .format = "raw" };
+	struct vdi_upload *up;
+	struct stat sb;
+	char buf[65536];
+	size_t n;
+	FILE *fp;
+	int ret = -1;
+
+	fp = fopen(path, "re");
+	if (!fp || fstat(fileno(fp), &sb) < 0) {
+		if (fp)
+			fclose(fp);
+		return vdi_err_set(err, VDI_EFAIL, "cannot read %s", path);
+	}
+	spec.capacity = sb.st_size;
+	up = vdi_upload_begin(conn, pool, &spec, err);
+	if (!up)
+		goto out;
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+		if (vdi_upload_send(up, buf, n, err) < 0) {
+			vdi_upload_abort(up);
+			goto out;
+		}
+	}
+	ret = vdi_upload_finish(up, err);
+out:
+	fclose(fp);
+	return ret;
+}
+
+void
+vdi_copy_result_clear(struct vdi_copy_result *res)
+{
+	free(res->master);
+	free(res->volume);
+	vdi_strv_free(res->apps_added, res->napps_added);
+	memset(res, 0, sizeof(*res));
+}
+
+/* Make the disk overlay and the seed of claimed user VM id. */
+static int
+make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_uservm_spec *u, int64_t id,
+	     const char *disk, const char *seedvol, const struct vdi_copy_opts *o, struct vdi_err *err)
+{
+	struct vdi_seed seed = { 0 };
+	char *mpath = NULL, *iso = NULL, *tmpdir = NULL;
+	int ret = -1;
+
+	/* Our claim is held: volumes of these names are leftovers of a copy that died. */
+	if (vdi_vol_delete(conn, m->pool, disk, err) < 0 || vdi_vol_delete(conn, m->pool, seedvol, err) < 0)
+		return -1;
+	mpath = vdi_vol_path(conn, m->pool, m->volume, err);
+	if (!mpath && err->code == VDI_ENOTFOUND) {
+		/* Uploaded through another host: this one's view of the pool is stale. */
+		vdi_err_clear(err);
+		if (vdi_pool_refresh(conn, m->pool, err) == 0)
+			mpath = vdi_vol_path(conn, m->pool, m->volume, err);
+	}
+	if (!mpath) {
+		vdi_err_prefix(err, "master '%s'", m->name);
+		goto out;
+	}
+	{
+		struct vdi_volume_spec spec = { .name = disk, .capacity = u->disk, .format = "qcow2",
+						.backing_path = mpath, .backing_format = m->format };
+		if (vdi_vol_create(conn, m->pool, &spec, err) < 0)
+			goto out;
+	}
+	seed.uservm_id = id;
+	seed.user = u->user;
+	seed.hostname = u->hostname;
+	seed.packages = u->apps;
+	seed.npackages = u->napps;
+	if (vdi_seed_build(&seed, &iso, &tmpdir, err) < 0 || upload_file(conn, m->pool, seedvol, iso, err) < 0)
+		goto out;
+	if (o->interrupted && *o->interrupted) {
+		vdi_err_set(err, VDI_EFAIL, "interrupted");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0) {
+		vdi_vol_delete(conn, m->pool, disk, NULL);
+		vdi_vol_delete(conn, m->pool, seedvol, NULL);
+	}
+	vdi_seed_cleanup(iso, tmpdir);
+	free(mpath);
+	return ret;
+}
+
+int
+vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_opts *o,
+	 struct vdi_copy_result *res, struct vdi_err *err)
+{
+	struct vdi_master m = { 0 };
+	struct vdi_uservm_spec u = { 0 };
+	char *mname = NULL, disk[128], seedvol[128], host[64], detail[256];
+	char **extra = NULL;
+	size_t nextra = 0;
+	virConnectPtr conn;
+	int64_t id = 0;
+	bool takeover, claimed = false;
+	int ret = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (vdi_name_check("user", q->user, err) < 0)
+		goto out;
+	vdi_err_object(err, "%s", q->user);
+	if (q->master)
+		mname = vdi_xstrdup(q->master);
+	else if (!q->os)
+		vdi_err_set(err, VDI_EUSAGE, "no master: give --master, or --os (and --app)");
+	else
+		vdi_master_choose(db, q->os, q->apps, q->napps, &mname, err);
+	if (!mname || vdi_master_get(db, mname, &m, err) < 0)
+		goto out;
+	if (strcmp(m.state, "active") != 0) {
+		vdi_err_set(err, VDI_ECONFLICT, "master '%s' is %s: no new copies", m.name, m.state);
+		goto out;
+	}
+	/* The requested apps this master lacks go in the seed, for cloud-init to install. */
+	for (size_t i = 0; i < q->napps; i++)
+		if (!vdi_strv_has(m.apps, m.napps, q->apps[i]))
+			vdi_strv_push(&extra, &nextra, q->apps[i]);
+	u.user = q->user;
+	u.master_id = m.id;
+	u.pool = m.pool;
+	u.mem = q->mem > 0 ? q->mem : m.mem;
+	u.vcpus = q->vcpus > 0 ? q->vcpus : m.vcpus;
+	u.disk = q->disk > 0 ? q->disk : m.disk;
+	if (u.disk < m.virtual_size) {
+		vdi_err_set(err, VDI_EUSAGE, "disk %lld is smaller than master '%s' (%lld)", (long long)u.disk,
+			    m.name, (long long)m.virtual_size);
+		goto out;
+	}
+	u.expires = o->expires;
+	u.tags = o->tags;
+	u.ntags = o->ntags;
+	u.apps = extra;
+	u.napps = nextra;
+	vdi_seed_hostname(q->user, host, sizeof(host));
+	u.hostname = host;
+	vdi_uservm_volumes(q->user, disk, sizeof(disk), seedvol, sizeof(seedvol));
+	/* Rule 2: the claim is committed before any volume is made (with dry_run: checked, rolled back). */
+	if (vdi_uservm_claim(db, &u, &id, &takeover, err) < 0)
+		goto out;
+	claimed = !o->dry_run;
+	if (!o->dry_run) {
+		if (!(conn = pool_conn(db, o, m.pool, err)) ||
+		    make_volumes(conn, &m, &u, id, disk, seedvol, o, err) < 0)
+			goto out;
+		snprintf(detail, sizeof(detail), "master=%s disk=%lld mem=%lld vcpus=%lld", m.name,
+			 (long long)u.disk, (long long)u.mem, (long long)u.vcpus);
+		if (vdi_uservm_ready(db, id, detail, err) < 0) {
+			vdi_vol_delete(conn, m.pool, disk, NULL);
+			vdi_vol_delete(conn, m.pool, seedvol, NULL);
+			goto out;
+		}
+		claimed = false;
+	}
+	res->master = vdi_xstrdup(m.name);
+	res->volume = vdi_xstrdup(disk);
+	res->disk = u.disk;
+	res->mem = u.mem;
+	res->vcpus = u.vcpus;
+	for (size_t i = 0; i < nextra; i++)
+		vdi_strv_push_copy(&res->apps_added, &res->napps_added, extra[i]);
+	ret = 0;
+out:
+	if (claimed)
+		vdi_uservm_unclaim(db, id, NULL);
+	free(extra); /* borrowed strings */
+	free(mname);
+	vdi_master_clear(&m);
+	return ret;
+}
+
+int
+vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, struct vdi_err *err)
+{
+	struct vdi_uservm u = { 0 };
+	struct vdi_session s = { 0 };
+	virConnectPtr conn;
+	int ret = -1;
+
+	if (vdi_name_check("user", user, err) < 0)
+		return -1;
+	vdi_err_object(err, "%s", user);
+	if (o->force && vdi_session_of_user(db, user, &s, err) == 0) {
+		/* End it for real: its guest runs on the disk about to be deleted. */
+		if (o->dry_run) {
+			vdi_session_clear(&s);
+			return vdi_uservm_get(db, user, &u, err) < 0 ? -1 : (vdi_uservm_clear(&u), 0);
+		}
+		ret = vdi_reaper_end(db, o->conns, &s, s.state, "admin", err);
+		vdi_session_clear(&s);
+		if (ret < 0)
+			return vdi_err_prefix(err, "ending its session");
+		ret = -1;
+	}
+	vdi_err_clear(err);
+	vdi_err_object(err, "%s", user);
+	if (vdi_uservm_rm_begin(db, user, &u, err) < 0)
+		return -1;
+	if (o->dry_run) {
+		ret = 0;
+		goto out;
+	}
+	/* Volumes first: a crash after them leaves a row that rm simply removes next time. */
+	if (!(conn = pool_conn(db, o, u.pool, err)) || vdi_vol_delete(conn, u.pool, u.volume, err) < 0 ||
+	    vdi_vol_delete(conn, u.pool, u.seed, err) < 0)
+		goto out;
+	ret = vdi_uservm_rm_row(db, u.id, user, err);
+out:
+	vdi_uservm_clear(&u);
+	return ret;
+}

@@ -1,0 +1,62 @@
+/*
+ * copy.h - vm-copy's workflow: a user VM from a master (the paper's VMCM).
+ *
+ * vdi_copy() makes one user's VM: the master is named or chosen by OS and
+ * apps; the 'creating' claim is committed before any volume is made (rule
+ * 2); leftovers of a copy that died are deleted; then the thin qcow2
+ * overlay on the master and the cloud-init seed are made, and the user VM
+ * is ready.  Any failure undoes the volumes and the claim.  With dry_run
+ * everything up to the claim runs (and is rolled back), nothing is made.
+ *
+ * vdi_copy_rm() removes a user VM; with force its session is ended for
+ * real first (domain destroyed, overlay deleted: reaper.h), never only in
+ * the VMDB, so no disk is deleted under a running guest.
+ */
+#ifndef VDI_COPY_H
+#define VDI_COPY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conns.h"
+#include "db.h"
+#include "err.h"
+
+/* One user's request (borrowed strings). */
+struct vdi_copy_req {
+	const char *user;
+	const char *master;        /* by name, or NULL: chosen by os and apps */
+	const char *os;
+	char *const *apps;
+	size_t napps;
+	int64_t mem, vcpus, disk;  /* <= 0: the master's */
+};
+
+struct vdi_copy_opts {
+	const char *host;          /* the host to reach the pool through; NULL: any that sees it */
+	char *const *tags;         /* tags the user VM needs of hosts (borrowed) */
+	size_t ntags;
+	int64_t expires;           /* Unix time; 0: never */
+	bool dry_run;
+	bool force;                /* vdi_copy_rm: end a live session first */
+	struct vdi_conns *conns;   /* borrowed */
+	const volatile sig_atomic_t *interrupted; /* set by a signal handler: stop and undo */
+};
+
+/* What was made; owns its strings (vdi_copy_result_clear). */
+struct vdi_copy_result {
+	char *master, *volume;
+	int64_t disk, mem, vcpus;
+	char **apps_added;         /* requested apps the master lacks, put in the seed */
+	size_t napps_added;
+};
+
+int vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_opts *o,
+	     struct vdi_copy_result *res, struct vdi_err *err);
+void vdi_copy_result_clear(struct vdi_copy_result *res);
+
+int vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, struct vdi_err *err);
+
+#endif

@@ -1,0 +1,150 @@
+/* file.c - writing files safely: no symlinks followed, secrets private (see file.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file.h"
+#include "mem.h"
+
+int
+vdi_file_write_private(const char *dir, const char *name, const char *data, size_t len, struct vdi_err *err)
+{
+	char path[4096], tmp[4096];
+	struct stat sb;
+	size_t off = 0;
+	int fd = -1, ret = -1;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name) >= (int)sizeof(tmp))
+		return vdi_err_set(err, VDI_EUSAGE, "path too long: %s/%s", dir, name);
+	if (lstat(path, &sb) == 0 && (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid()))
+		return vdi_err_set(err, VDI_ECONFLICT, "%s exists and is not a regular file of ours "
+				   "(%s, owner uid %u); not written", path,
+				   S_ISLNK(sb.st_mode) ? "a symlink" : S_ISFIFO(sb.st_mode) ? "a FIFO" :
+				   S_ISREG(sb.st_mode) ? "a file" : "not a file", (unsigned)sb.st_uid);
+	/* mkostemp: O_CREAT|O_EXCL (never through a symlink), mode 0600, a name nobody can guess. */
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return vdi_err_set(err, VDI_EFAIL, "cannot write in %s: %s", dir, strerror(errno));
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			vdi_err_set(err, VDI_EFAIL, "cannot write %s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		vdi_err_set(err, VDI_EFAIL, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	/* rename() replaces the name, never writes through what it names. */
+	if (rename(tmp, path) < 0) {
+		vdi_err_set(err, VDI_EFAIL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0)
+		unlink(tmp);
+	return ret;
+}
+
+int
+vdi_file_lock(const char *path, int *fd, struct vdi_err *err)
+{
+	struct stat sb;
+
+	*fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return vdi_err_set(err, VDI_EFAIL, "cannot open lock file %s: %s%s", path, strerror(errno),
+				   errno == ELOOP ? " (a symlink: refused)" : "");
+	if (fstat(*fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(*fd);
+		*fd = -1;
+		return vdi_err_set(err, VDI_EFAIL, "lock file %s is not a regular file; refused", path);
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(*fd);
+		*fd = -1;
+		if (e == EWOULDBLOCK)
+			return 0;
+		return vdi_err_set(err, VDI_EFAIL, "cannot lock %s: %s", path, strerror(e));
+	}
+	return 1;
+}
+
+int
+vdi_file_read_small(const char *path, size_t max, char **buf, size_t *len, struct vdi_err *err)
+{
+	struct stat sb;
+	size_t off = 0;
+	bool failed = false;
+	int fd;
+
+	*buf = NULL;
+	*len = 0;
+	/* O_NONBLOCK: a FIFO planted as the file must not block the open. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return vdi_err_set(err, errno == ENOENT ? VDI_ENOTFOUND : VDI_EFAIL, "cannot read %s: %s",
+				   path, strerror(errno));
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return vdi_err_set(err, VDI_EUSAGE, "%s is not a regular file", path);
+	}
+	if ((size_t)sb.st_size > max) {
+		close(fd);
+		return vdi_err_set(err, VDI_EUSAGE, "%s is too large (%lld bytes; at most %zu)", path,
+				   (long long)sb.st_size, max);
+	}
+	*buf = vdi_xmalloc(max + 1);
+	for (;;) {
+		ssize_t n = read(fd, *buf + off, max + 1 - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			failed = vdi_err_set(err, VDI_EFAIL, "cannot read %s: %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		off += (size_t)n;
+		if (off > max) {
+			failed = vdi_err_set(err, VDI_EUSAGE, "%s grew past %zu bytes while read", path, max);
+			break;
+		}
+	}
+	close(fd);
+	if (failed) {
+		free(*buf);
+		*buf = NULL;
+		return -1;
+	}
+	(*buf)[off] = '\0';
+	*len = off;
+	return 0;
+}
+
+void
+vdi_file_test_stop(const char *step)
+{
+	const char *s = getenv("VDI_TEST_STOP_AT");
+
+	if (s && strcmp(s, step) == 0)
+		raise(SIGKILL);
+}

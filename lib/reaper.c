@@ -1,0 +1,327 @@
+/* reaper.c - ending sessions for real, and vm-reap's run (see reaper.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "file.h"
+#include "host.h"
+#include "master.h"
+#include "mem.h"
+#include "reaper.h"
+#include "uservm.h"
+#include "virt.h"
+
+int
+vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session *s, const char *expect,
+	       const char *reason, struct vdi_err *err)
+{
+	char domain[160], overlay[160];
+	virConnectPtr conn;
+	int rc;
+
+	rc = vdi_session_claim_stop(db, s->id, expect, err);
+	if (rc != 0)
+		return rc;
+	vdi_file_test_stop("stopping");
+	if (s->host && strcmp(s->state, "assigned") != 0) {
+		vdi_session_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay));
+		if (!(conn = vdi_conns_get(cs, s->host, s->host_uri, err)) ||
+		    vdi_domain_destroy(conn, s->domain ? s->domain : domain, err) < 0 ||
+		    vdi_vol_delete(conn, s->pool, s->overlay ? s->overlay : overlay, err) < 0)
+			return -1;
+	}
+	rc = vdi_session_end(db, s->id, "stopping", reason, NULL, err);
+	return rc < 0 ? -1 : 0;
+}
+
+int
+vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s.reap.lock", db_path);
+	return vdi_file_lock(path, fd, err);
+}
+
+static const struct vdi_session *
+find_session(const struct vdi_session *ss, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ss[i].id == id)
+			return &ss[i];
+	return NULL;
+}
+
+/* Carry out one planned item; 0 done, 1 left alone (moved on meanwhile), -1 error. */
+static int
+act(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *hs, const struct vdi_reap_item *it,
+    const struct vdi_session *s, struct vdi_err *err)
+{
+	const struct vdi_host *h = &hs[it->host];
+	virConnectPtr conn;
+	int64_t port;
+
+	switch (it->action) {
+	case VDI_REAP_WAIT:
+		return 0;
+	case VDI_REAP_END_DB:
+		/* Only while it is still what the plan saw: a vm-start may have claimed it since. */
+		return vdi_session_end(db, s->id, s->state, it->reason, NULL, err);
+	case VDI_REAP_END:
+		return vdi_reaper_end(db, o->conns, s, s->state, it->reason, err);
+	case VDI_REAP_FINISH_START:
+		if (!(conn = vdi_conns_get(o->conns, h->name, h->uri, err)) ||
+		    vdi_domain_port(conn, s->domain, s->id, &port, err) < 0)
+			return -1;
+		/* The starter is dead: take its claim, then record what runs. */
+		switch (vdi_session_claim_start(db, s->id, s->domain, s->overlay, s->display_address,
+						s->display_password, err)) {
+		case -1: return -1;
+		case 1: return 1; /* running already */
+		default: return vdi_session_set_running(db, s->id, port, err);
+		}
+	case VDI_REAP_DESTROY_DOMAIN:
+		if (!(conn = vdi_conns_get(o->conns, h->name, h->uri, err)))
+			return -1;
+		return vdi_domain_destroy(conn, it->object, err) < 0 ? -1 : 0;
+	case VDI_REAP_DELETE_OVERLAY:
+		if (!(conn = vdi_conns_get(o->conns, h->name, h->uri, err)))
+			return -1;
+		return vdi_vol_delete(conn, h->pool, it->object, err) < 0 ? -1 : 0;
+	}
+	return 0;
+}
+
+/* --expired: user VMs past their expiry with no session: volumes, then the row. */
+static void
+reap_expired(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *hs, size_t nhs,
+	     int *worst)
+{
+	struct vdi_uservm *us;
+	struct vdi_err err = { 0 };
+	size_t n;
+	int64_t now = (int64_t)time(NULL);
+
+	if (vdi_uservm_list(db, NULL, 0, &us, &n, &err) < 0) {
+		*worst = vdi_code_worst(*worst, err.code);
+		o->report(o->ctx, "delete", "expired user VMs", "expired", &err);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vdi_uservm *u = &us[i];
+		virConnectPtr conn = NULL;
+		char obj[160];
+
+		if (!u->expires || u->expires > now || u->session_id || strcmp(u->state, "ready") != 0)
+			continue;
+		snprintf(obj, sizeof(obj), "user VM of %s", u->user);
+		vdi_err_clear(&err);
+		if (o->dry_run) {
+			o->report(o->ctx, "delete", obj, "expired", NULL);
+			continue;
+		}
+		for (size_t k = 0; k < nhs && !conn; k++)
+			if (strcmp(hs[k].pool, u->pool) == 0 && strcmp(hs[k].health, "down") != 0)
+				conn = vdi_conns_get(o->conns, hs[k].name, hs[k].uri, &err);
+		if (!conn) {
+			if (!err.code)
+				vdi_err_set(&err, VDI_ETEMP, "no host that answers sees pool %s", u->pool);
+		} else if (vdi_vol_delete(conn, u->pool, u->volume, &err) >= 0 &&
+			   vdi_vol_delete(conn, u->pool, u->seed, &err) >= 0 &&
+			   vdi_uservm_rm_row(db, u->id, u->user, &err) == 0) {
+			o->report(o->ctx, "delete", obj, "expired", NULL);
+			continue;
+		}
+		*worst = vdi_code_worst(*worst, err.code ? err.code : VDI_EFAIL);
+		o->report(o->ctx, "delete", obj, "expired", &err);
+	}
+	vdi_uservms_free(us, n);
+}
+
+/* Ask the hosts that matter (with sessions past assigned; all with --orphans) for their domains. */
+static void
+probe_hosts(const struct vdi_reaper_opts *o, const struct vdi_session *ss, size_t nss, const struct vdi_host *hs,
+	    size_t nhs, struct vdi_node_report *reps, struct vdi_reap_host *rh)
+{
+	struct vdi_probe_req *reqs = vdi_xcalloc(nhs + 1, sizeof(*reqs));
+	struct vdi_node_report *tmp = vdi_xcalloc(nhs + 1, sizeof(*tmp));
+	size_t *map = vdi_xcalloc(nhs + 1, sizeof(*map)), nq = 0;
+
+	for (size_t k = 0; k < nhs; k++) {
+		bool want = o->plan.orphans;
+		for (size_t i = 0; i < nss && !want; i++)
+			want = ss[i].host_id == hs[k].id && strcmp(ss[i].state, "assigned") != 0;
+		rh[k].id = hs[k].id;
+		rh[k].name = hs[k].name;
+		rh[k].pool = hs[k].pool;
+		rh[k].down_since = hs[k].down_since;
+		if (!want)
+			continue;
+		reqs[nq].uri = hs[k].uri;
+		reqs[nq].domains = true;
+		map[nq++] = k;
+	}
+	vdi_virt_probe_many(reqs, nq, o->timeout_ms, o->parallel, tmp);
+	for (size_t q = 0; q < nq; q++) {
+		reps[map[q]] = tmp[q];
+		rh[map[q]].rep = &reps[map[q]];
+	}
+	free(tmp);
+	free(map);
+	free(reqs);
+}
+
+int
+vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, struct vdi_err *err)
+{
+	struct vdi_reap_opts ro = o->plan;
+	struct vdi_session *ss = NULL;
+	struct vdi_host *hs = NULL;
+	struct vdi_node_report *reps = NULL;
+	struct vdi_reap_host *rh = NULL;
+	struct vdi_reap_item *items = NULL;
+	int64_t *hostids = NULL;
+	char ***vols = NULL;
+	size_t nss = 0, nhs = 0, nitems = 0;
+	int ret = -1;
+
+	*worst = 0;
+	if (vdi_session_list_live(db, &ss, &nss, err) < 0 || vdi_host_list(db, NULL, 0, &hs, &nhs, err) < 0)
+		goto out;
+	/* Names given must exist. */
+	hostids = vdi_xcalloc(o->nhosts + 1, sizeof(*hostids));
+	for (size_t i = 0; i < o->nhosts; i++) {
+		size_t k;
+		for (k = 0; k < nhs && strcmp(hs[k].name, o->hosts[i]) != 0; k++)
+			;
+		if (k == nhs) {
+			vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", o->hosts[i]);
+			goto out;
+		}
+		hostids[i] = hs[k].id;
+	}
+	for (size_t i = 0; i < ro.nusers; i++) {
+		struct vdi_uservm u;
+		if (vdi_uservm_get(db, ro.users[i], &u, err) < 0)
+			goto out;
+		vdi_uservm_clear(&u);
+	}
+	for (size_t i = 0; i < ro.nids; i++)
+		if (!find_session(ss, nss, ro.ids[i])) {
+			vdi_err_set(err, VDI_ENOTFOUND, "no session %lld that is not ended", (long long)ro.ids[i]);
+			goto out;
+		}
+	ro.hosts = hostids;
+	ro.nhosts = o->nhosts;
+	ro.pid_alive = vdi_pid_alive;
+	ro.now = (int64_t)time(NULL);
+	reps = vdi_xcalloc(nhs + 1, sizeof(*reps));
+	rh = vdi_xcalloc(nhs + 1, sizeof(*rh));
+	vols = vdi_xcalloc(nhs + 1, sizeof(*vols));
+	/* No VMDB transaction is open while the hosts are asked. */
+	probe_hosts(o, ss, nss, hs, nhs, reps, rh);
+	if (ro.orphans) {
+		/* Each pool's volumes, read through the first host of it that answers. */
+		for (size_t k = 0; k < nhs; k++) {
+			struct vdi_err e = { 0 };
+			virConnectPtr conn;
+			bool seen = false;
+			for (size_t j = 0; j < k; j++)
+				seen |= vols[j] && strcmp(hs[j].pool, hs[k].pool) == 0;
+			if (seen || !rh[k].rep || rh[k].rep->err.code)
+				continue;
+			conn = vdi_conns_get(o->conns, hs[k].name, hs[k].uri, &e);
+			vols[k] = conn ? vdi_pool_volumes(conn, hs[k].pool, &e) : NULL;
+			for (size_t j = 0; vols[k] && j < nhs; j++)
+				if (strcmp(hs[j].pool, hs[k].pool) == 0)
+					rh[j].volumes = vols[k];
+		}
+	}
+	vdi_reap_plan(ss, nss, rh, nhs, &ro, &items, &nitems);
+	for (size_t i = 0; i < nitems; i++) {
+		const struct vdi_reap_item *it = &items[i];
+		struct vdi_err e = { 0 };
+		int rc;
+
+		if (it->action == VDI_REAP_WAIT) {
+			*worst = vdi_code_worst(*worst, VDI_ETEMP);
+			vdi_err_set(&e, VDI_ETEMP, "host %s does not answer (%s); left alone", hs[it->host].name,
+				    rh[it->host].rep ? rh[it->host].rep->err.msg : "not asked");
+			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, &e);
+			continue;
+		}
+		if (o->dry_run) {
+			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, NULL);
+			continue;
+		}
+		rc = act(db, o, hs, it, find_session(ss, nss, it->session), &e);
+		if (rc == 1)
+			continue; /* moved on since we looked: whoever moved it owns it */
+		if (rc < 0)
+			*worst = vdi_code_worst(*worst, e.code ? e.code : VDI_EFAIL);
+		o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, rc < 0 ? &e : NULL);
+	}
+	if (o->expired)
+		reap_expired(db, o, hs, nhs, worst);
+	ret = 0;
+out:
+	for (size_t k = 0; vols && k < nhs; k++) {
+		for (size_t i = 0; vols[k] && vols[k][i]; i++)
+			free(vols[k][i]);
+		free(vols[k]);
+	}
+	free(vols);
+	for (size_t k = 0; reps && k < nhs; k++)
+		vdi_node_report_clear(&reps[k]);
+	free(items);
+	free(rh);
+	free(reps);
+	free(hostids);
+	vdi_hosts_free(hs, nhs);
+	vdi_sessions_free(ss, nss);
+	return ret;
+}
+
+int
+vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bool force, bool dry_run,
+		   struct vdi_err *err)
+{
+	struct vdi_host h = { 0 };
+	struct vdi_session *ss = NULL;
+	size_t nss = 0;
+	int ret = -1;
+
+	vdi_err_object(err, "%s", name);
+	if (vdi_host_get(db, name, &h, err) < 0)
+		return -1;
+	if (vdi_session_list(db, name, NULL, &ss, &nss, err) < 0)
+		goto out;
+	if (nss && !force) {
+		vdi_err_set(err, VDI_ECONFLICT, "host '%s' has %zu session%s that %s not ended "
+			    "(end them with vm-reap, or use --force)", name, nss, nss == 1 ? "" : "s",
+			    nss == 1 ? "is" : "are");
+		goto out;
+	}
+	if (nss && !vdi_conns_get(cs, h.name, h.uri, err)) {
+		/* Its guests may run on: their overlays must stay until it answers or is lost. */
+		vdi_err_prefix(err, "host '%s' has %zu session%s and cannot be reached; they are kept until it "
+			       "answers or vm-reap declares it lost (host_lost_after); then remove it", name, nss,
+			       nss == 1 ? "" : "s");
+		err->code = VDI_ETEMP;
+		goto out;
+	}
+	if (dry_run) {
+		ret = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < nss; i++)
+		if (vdi_reaper_end(db, cs, &ss[i], ss[i].state, "admin", err) < 0)
+			goto out;
+	/* Without force now: a session assigned there meanwhile keeps the host. */
+	ret = vdi_host_rm(db, name, false, err);
+out:
+	vdi_sessions_free(ss, nss);
+	vdi_host_clear(&h);
+	return ret;
+}

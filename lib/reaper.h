@@ -1,0 +1,75 @@
+/*
+ * reaper.h - vm-reap's executor: ending sessions for real, and the audit.
+ *
+ * vdi_reaper_end() is the one way a session with libvirt objects ends:
+ * stopping is committed first (rule 2), then its domain is destroyed and
+ * its overlay deleted, then it is ended with its reason, which frees its
+ * host's capacity.  vm-reap, vm-hosts rm --force and vm-copy --rm --force
+ * all end sessions through it (and so will the event watcher).
+ *
+ * vdi_reaper_run() is one whole vm-reap: it reads the live sessions, asks
+ * the hosts that have any (every host with --orphans) for their domains,
+ * in parallel and bounded, plans with reap.h and carries the plan out.
+ * Each planned item is told to o->report, with its error if it failed.
+ * It holds no VMDB transaction across a libvirt call.
+ */
+#ifndef VDI_REAPER_H
+#define VDI_REAPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conns.h"
+#include "db.h"
+#include "err.h"
+#include "reap.h"
+#include "session.h"
+
+/*
+ * End session s (as read by the caller): expect is the state the caller
+ * saw (NULL: any that is not ended).  0: ended; 1: it moved on meanwhile
+ * and was left alone; -1: error (5 when a live vm-start holds it).
+ */
+int vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session *s, const char *expect,
+		   const char *reason, struct vdi_err *err);
+
+struct vdi_reaper_opts {
+	struct vdi_reap_opts plan;   /* TTLs, max_age, orphans; users and ids to end (borrowed) */
+	char *const *hosts;          /* end every session on these hosts (names, borrowed) */
+	size_t nhosts;
+	bool expired;                /* also delete user VMs past their expiry */
+	bool dry_run;                /* plan and report, change nothing */
+	int64_t timeout_ms;          /* per host */
+	int parallel;                /* hosts asked at once */
+	struct vdi_conns *conns;     /* borrowed */
+	/* Each item: what, on what, why, and e (NULL: done, or planned with dry_run). */
+	void (*report)(void *ctx, const char *action, const char *object, const char *reason,
+		       const struct vdi_err *e);
+	void *ctx;
+};
+
+/*
+ * One reap.  -1 with err: nothing was done (a named user, session or host
+ * does not exist, the VMDB failed).  0: *worst is the worst code of the
+ * items (75 when a host did not answer and its sessions were left alone).
+ */
+int vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, struct vdi_err *err);
+
+/*
+ * One vm-reap at a time per VMDB: the lock file DB.reap.lock (never
+ * through a symlink).  1 locked (*fd holds it), 0 another run holds it.
+ */
+int vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err);
+
+/*
+ * Remove host name.  Its sessions that are not ended refuse it (5) unless
+ * force; with force they are ended for real (domains destroyed, overlays
+ * deleted) first, and when the host cannot be reached it is refused (75):
+ * its guests may still run on their disks, so they are kept until the
+ * host answers or is declared lost.  dry_run checks and changes nothing.
+ */
+int vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bool force, bool dry_run,
+		       struct vdi_err *err);
+
+#endif

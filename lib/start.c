@@ -1,0 +1,244 @@
+/* start.c - vm-start's workflow: claim, adopt or make, run, undo, retry (see start.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "file.h"
+#include "mem.h"
+#include "meta.h"
+#include "names.h"
+#include "start.h"
+#include "virt.h"
+#include "xml.h"
+
+#define MAX_EXCLUDE 64
+
+static int
+make_password(char *buf, size_t len, struct vdi_err *err)
+{
+	static const char alpha[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	unsigned char r[32];
+
+	if (len > sizeof(r) + 1)
+		len = sizeof(r) + 1;
+	if (getrandom(r, len - 1, 0) != (ssize_t)(len - 1))
+		return vdi_err_set(err, VDI_EFAIL, "no random bytes for a password: %s", strerror(errno));
+	for (size_t i = 0; i + 1 < len; i++)
+		buf[i] = alpha[r[i] % (sizeof(alpha) - 1)];
+	buf[len - 1] = '\0';
+	return 0;
+}
+
+/* Make the overlay and the domain of claimed session s; *port gets its SPICE port. */
+static int
+make_desktop(virConnectPtr conn, const struct vdi_session *s, int64_t *port, struct vdi_err *err)
+{
+	char *disk = NULL, *seed = NULL, *ovpath = NULL, *xml = NULL;
+	int64_t cap = 0, alloc = 0;
+	struct vdi_meta meta;
+	int ret = -1;
+
+	disk = vdi_vol_path(conn, s->pool, s->disk, err);
+	if (!disk && err->code == VDI_ENOTFOUND) {
+		/* Made through another host: this one's view of the shared pool is stale. */
+		vdi_err_clear(err);
+		if (vdi_pool_refresh(conn, s->pool, err) == 0)
+			disk = vdi_vol_path(conn, s->pool, s->disk, err);
+	}
+	if (!disk || vdi_vol_info(conn, s->pool, s->disk, &cap, &alloc, err) < 0)
+		goto out;
+	seed = vdi_vol_path(conn, s->pool, s->seed, err);
+	/* Our claim is held: an overlay of this name is a leftover of a starter that died. */
+	if (!seed || vdi_vol_delete(conn, s->pool, s->overlay, err) < 0)
+		goto out;
+	{
+		struct vdi_volume_spec v = { .name = s->overlay, .capacity = cap, .format = "qcow2",
+					     .backing_path = disk, .backing_format = "qcow2" };
+		if (vdi_vol_create(conn, s->pool, &v, err) < 0)
+			goto out;
+	}
+	vdi_file_test_stop("overlay");
+	ovpath = vdi_vol_path(conn, s->pool, s->overlay, err);
+	if (!ovpath)
+		goto out;
+	meta.session_id = s->id;
+	meta.uservm_id = s->uservm_id;
+	meta.user = s->user;
+	{
+		struct vdi_domain_spec d = { .name = s->domain, .type = vdi_domain_type(conn), .mem = s->mem,
+					     .vcpus = s->vcpus, .disk_path = ovpath, .seed_path = seed,
+					     .listen = s->display_address, .password = s->display_password,
+					     .meta = &meta };
+		xml = vdi_xml_domain(&d, err);
+	}
+	if (!xml || vdi_domain_start(conn, xml, port, err) < 0)
+		goto out;
+	vdi_file_test_stop("domain");
+	ret = 0;
+out:
+	free(disk);
+	free(seed);
+	free(ovpath);
+	free(xml);
+	return ret;
+}
+
+/*
+ * Try to run session id on its host.  On failure what was made is undone
+ * and *s holds the session as claimed (s->host names the host that failed,
+ * or is NULL when the failure was not the host's).
+ */
+static int
+try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct vdi_session *s,
+	  struct vdi_err *err)
+{
+	char domain[160], overlay[160], addr[256], pw[25];
+	virConnectPtr conn;
+	int64_t port = 0;
+	int rc;
+
+	if (vdi_session_get(db, id, s, err) < 0)
+		return -1;
+	vdi_session_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay));
+	if (s->host_display)
+		snprintf(addr, sizeof(addr), "%s", s->host_display);
+	else
+		vdi_uri_host(s->host_uri, addr, sizeof(addr));
+	if (!addr[0])
+		snprintf(addr, sizeof(addr), "127.0.0.1");
+	if (make_password(pw, sizeof(pw), err) < 0)
+		goto not_host;
+	rc = vdi_session_claim_start(db, id, domain, overlay, addr, pw, err);
+	vdi_session_clear(s);
+	if (rc < 0 || vdi_session_get(db, id, s, err) < 0)
+		goto not_host;
+	if (rc == 1)
+		return 0; /* running already: nothing to do */
+	conn = vdi_conns_get(o->conns, s->host, s->host_uri, err);
+	if (!conn)
+		return -1;
+	/* A domain of ours by this name is a starter's that died after starting it: adopt it. */
+	if (vdi_domain_port(conn, s->domain, s->id, &port, err) < 0) {
+		if (err->code != VDI_ENOTFOUND)
+			goto undo;
+		vdi_err_clear(err);
+		if (make_desktop(conn, s, &port, err) < 0)
+			goto undo;
+	}
+	if (vdi_session_set_running(db, id, port, err) < 0) {
+		/* Ended or taken over meanwhile (vm-reap): theirs to finish; ours to undo. */
+		vdi_domain_destroy(conn, s->domain, NULL);
+		vdi_vol_delete(conn, s->pool, s->overlay, NULL);
+		goto not_host;
+	}
+	vdi_session_clear(s);
+	return vdi_session_get(db, id, s, err);
+undo:
+	vdi_domain_destroy(conn, s->domain, NULL);
+	vdi_vol_delete(conn, s->pool, s->overlay, NULL);
+	return -1;
+not_host:
+	free(s->host);
+	s->host = NULL;
+	return -1;
+}
+
+int
+vdi_start(struct vdi_db *db, const char *user, int64_t id, const struct vdi_start_opts *o,
+	  struct vdi_session *s, struct vdi_err *err)
+{
+	struct vdi_assign_opts ao = o->assign;
+	struct vdi_err last = { 0 };
+	int64_t exclude[MAX_EXCLUDE];
+	char who[VDI_NAME_MAX + 1] = "";
+	size_t nexclude = 0;
+	int ret = -1;
+
+	memset(s, 0, sizeof(*s));
+	if (user) {
+		if (vdi_name_check("user", user, err) < 0)
+			return -1;
+		snprintf(who, sizeof(who), "%s", user);
+		if (vdi_session_of_user(db, user, s, err) == 0)
+			id = s->id;
+		else if (err->code != VDI_ENOTFOUND)
+			goto out;
+		vdi_session_clear(s);
+	}
+	for (int64_t attempt = 0;; attempt++) {
+		if (!id) {
+			struct vdi_assign_result res;
+			vdi_err_clear(err);
+			ao.exclude = exclude;
+			ao.nexclude = nexclude;
+			if (vdi_assign(db, who, &ao, &res, err) < 0) {
+				/* A host failed and no other fits: the host's failure is the answer. */
+				if (err->code == VDI_ENOHOST && last.code) {
+					vdi_err_copy(err, &last);
+					vdi_err_prefix(err, "no other host fits; last");
+				}
+				goto out;
+			}
+			id = res.session_id;
+			vdi_assign_result_clear(&res);
+			if (last.code && o->host_failed)
+				o->host_failed(o->ctx, &last);
+		}
+		vdi_err_clear(err);
+		if (try_start(db, id, o, s, err) == 0) {
+			ret = 0;
+			goto out;
+		}
+		if (!s->host)
+			goto out; /* not the host's fault: another starter, an ended session */
+		/* The host failed it: free the capacity, and try the next-best host. */
+		vdi_err_prefix(err, "session %lld on %s", (long long)id, s->host);
+		vdi_session_end(db, id, NULL, "failed", err->msg, NULL);
+		if (attempt >= o->retries)
+			goto out;
+		vdi_err_copy(&last, err);
+		if (nexclude < MAX_EXCLUDE)
+			exclude[nexclude++] = s->host_id;
+		/* A session given by id: its user is who gets another host. */
+		snprintf(who, sizeof(who), "%s", s->user);
+		vdi_session_clear(s);
+		id = 0;
+	}
+out:
+	if (ret < 0) {
+		if (!err->object[0] && (who[0] || s->user))
+			vdi_err_object(err, "%s", who[0] ? who : s->user);
+		vdi_session_clear(s);
+	}
+	return ret;
+}
+
+char *
+vdi_start_vv(const struct vdi_session *s)
+{
+	char *vv;
+
+	if (asprintf(&vv, "[virt-viewer]\ntype=spice\nhost=%s\nport=%lld\npassword=%s\n"
+		     "title=%s (session %lld on %s)\ndelete-this-file=1\n", s->display_address,
+		     (long long)s->display_port, s->display_password, s->user, (long long)s->id, s->host) < 0)
+		vdi_oom();
+	return vv;
+}
+
+int
+vdi_start_write_vv(const struct vdi_session *s, const char *dir, struct vdi_err *err)
+{
+	char name[VDI_NAME_MAX + 8], *vv = vdi_start_vv(s);
+	int ret;
+
+	snprintf(name, sizeof(name), "%s.vv", s->user);
+	ret = vdi_file_write_private(dir, name, vv, strlen(vv), err);
+	/* The password is a secret: leave no copy in freed memory. */
+	explicit_bzero(vv, strlen(vv));
+	free(vv);
+	if (ret < 0)
+		vdi_err_object(err, "%s", s->user);
+	return ret;
+}
