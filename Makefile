@@ -56,7 +56,7 @@ PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap
 NET_PROGS  = vm-master
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched
+UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)
@@ -131,16 +131,25 @@ lint:
 	shellcheck scripts/vdi-lab scripts/install-deps scripts/demo scripts/embed-schema test/run .ci/run \
 		test/bench/run test/bench/copy
 	shellcheck -s bash scripts/vdi-tools.bash-completion
-	for m in man/*.[15]; do mandoc -T lint -W warning $$m || exit 1; done
+	for m in man/*.[157]; do mandoc -T lint -W warning $$m || exit 1; done
+
+# Bash completion: one name per program, as bash-completion loads a
+# completion by the command's name (a link to the one file for each).
+COMPDIR = $(PREFIX)/share/bash-completion/completions
+DOCDIR  = $(PREFIX)/share/doc/vdi-tools
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(COMPDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 0755 scripts/vdi-lab $(DESTDIR)$(BINDIR)/vdi-lab
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
-	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
-	install -m 0644 scripts/vdi-tools.bash-completion $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vdi-tools
+	install -m 0644 man/*.7 $(DESTDIR)$(MANDIR)/man7/
+	install -m 0644 scripts/vdi-tools.bash-completion $(DESTDIR)$(COMPDIR)/vm-hosts
+	for p in $(filter-out vm-hosts,$(PROGS)); do ln -sf vm-hosts $(DESTDIR)$(COMPDIR)/$$p || exit 1; done
+	install -m 0644 scripts/examples/* $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 README $(DESTDIR)$(DOCDIR)/README
 
 clean:
 	rm -rf build build-san

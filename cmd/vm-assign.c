@@ -166,7 +166,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		struct vdi_assign_result res;
 
-		vdi_err_clear(&err);
+		vdi_err_reset(&err);
 		if (vdi_name_check("user", users[i], &err) < 0) {
 			code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
 			continue;

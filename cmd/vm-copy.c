@@ -195,7 +195,7 @@ run_csv(struct vdi_cli *c)
 		struct vdi_copy_req q = a.base;
 		if (rc < 0) {
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
-			vdi_err_clear(&err);
+			vdi_err_reset(&err);
 			continue;
 		}
 		q.user = cq.user;

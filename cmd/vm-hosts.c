@@ -365,7 +365,7 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
-		vdi_err_clear(&err);
+		vdi_err_reset(&err);
 		if (vdi_host_set_admin(c->db, names[i], admin, &err) < 0)
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
 		else if (c->dry_run)

@@ -277,7 +277,7 @@ each_name(struct vdi_cli *c, int argc, char **argv, const char *cmd, bool rm)
 	}
 	fill_opts(c);
 	for (size_t i = 0; i < n; i++) {
-		vdi_err_clear(&err);
+		vdi_err_reset(&err);
 		rc = rm ? vdi_import_rm(c->db, names[i], &io, &err) : vdi_master_retire(c->db, names[i], &err);
 		if (rc < 0)
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));

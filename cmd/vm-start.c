@@ -138,7 +138,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < (nids ? nids : n); i++) {
 		struct vdi_session s;
 
-		vdi_err_clear(&err);
+		vdi_err_reset(&err);
 		if (vdi_start(c.db, nids ? NULL : users[i], nids ? ids[i] : 0, &so, &s, &err) < 0) {
 			code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
 		} else {

@@ -140,6 +140,8 @@ read_file(struct vdi_config *cfg, const char *path, int must_exist, struct vdi_e
 			vdi_err_clear(err);
 			return 0;
 		}
+		if (err->code == VDI_ENOTFOUND || err->code == VDI_EFAIL)
+			return vdi_err_set(err, VDI_EFAIL, "cannot read config file %s: %s", path, strerror(errno));
 		return vdi_err_prefix(err, "config file");
 	}
 	if (memchr(buf, '\0', len)) {

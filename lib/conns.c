@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conns.h"
+#include "host.h"
 #include "mem.h"
 #include "virt.h"
 
@@ -54,6 +55,20 @@ vdi_conns_get(struct vdi_conns *cs, const char *name, const char *uri, struct vd
 	if (!e->conn)
 		vdi_err_copy(err, &e->err);
 	return e->conn;
+}
+
+virConnectPtr
+vdi_conns_for_pool(struct vdi_conns *cs, struct vdi_db *db, const char *pool, const char *want,
+		   struct vdi_err *err)
+{
+	char *name = NULL, *uri = NULL;
+	virConnectPtr c = NULL;
+
+	if (vdi_host_for_pool(db, pool, want, &name, &uri, err) == 0)
+		c = vdi_conns_get(cs, name, uri, err);
+	free(name);
+	free(uri);
+	return c;
 }
 
 void

@@ -23,6 +23,14 @@ struct vdi_conns;
 struct vdi_conns *vdi_conns_new(int64_t timeout_ms);
 /* The connection to host name at uri; NULL with err (75: unreachable) naming the host. */
 virConnectPtr vdi_conns_get(struct vdi_conns *cs, const char *name, const char *uri, struct vdi_err *err);
+struct vdi_db;
+/*
+ * The connection to a host that sees pool: the one named want (3 if
+ * unknown), else the first that is up (host.h: vdi_host_for_pool).
+ */
+virConnectPtr vdi_conns_for_pool(struct vdi_conns *cs, struct vdi_db *db, const char *pool, const char *want,
+				 struct vdi_err *err);
+
 /* Forget a host's connection (it broke mid-call): the next get connects again. */
 void vdi_conns_drop(struct vdi_conns *cs, const char *name);
 /* Close every connection and free the cache (NULL is fine). */

@@ -16,20 +16,6 @@
 #include "uservm.h"
 #include "virt.h"
 
-/* The connection to a host that sees pool (the one named in o->host, if any). */
-static virConnectPtr
-pool_conn(struct vdi_db *db, const struct vdi_copy_opts *o, const char *pool, struct vdi_err *err)
-{
-	char *name = NULL, *uri = NULL;
-	virConnectPtr c = NULL;
-
-	if (vdi_host_for_pool(db, pool, o->host, &name, &uri, err) == 0)
-		c = vdi_conns_get(o->conns, name, uri, err);
-	free(name);
-	free(uri);
-	return c;
-}
-
 static int
 upload_file(virConnectPtr conn, const char *pool, const char *name, const char *path, struct vdi_err *err)
 {
@@ -181,7 +167,7 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 		goto out;
 	claimed = !o->dry_run;
 	if (!o->dry_run) {
-		if (!(conn = pool_conn(db, o, m.pool, err)) ||
+		if (!(conn = vdi_conns_for_pool(o->conns, db, m.pool, o->host, err)) ||
 		    make_volumes(conn, &m, &u, id, disk, seedvol, o, err) < 0)
 			goto out;
 		snprintf(detail, sizeof(detail), "master=%s disk=%lld mem=%lld vcpus=%lld", m.name,
@@ -242,7 +228,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 		goto out;
 	}
 	/* Volumes first: a crash after them leaves a row that rm simply removes next time. */
-	if (!(conn = pool_conn(db, o, u.pool, err)) || vdi_vol_delete(conn, u.pool, u.volume, err) < 0 ||
+	if (!(conn = vdi_conns_for_pool(o->conns, db, u.pool, o->host, err)) || vdi_vol_delete(conn, u.pool, u.volume, err) < 0 ||
 	    vdi_vol_delete(conn, u.pool, u.seed, err) < 0)
 		goto out;
 	ret = vdi_uservm_rm_row(db, u.id, user, err);

@@ -130,9 +130,7 @@ read_record(struct vdi_csv *r)
 		}
 		if (r->len + (size_t)n + 2 > r->cap) {
 			r->cap = r->len + (size_t)n + 2 + 256;
-			r->rec = realloc(r->rec, r->cap);
-			if (!r->rec)
-				vdi_oom();
+			r->rec = vdi_grow(r->rec, r->cap - 1, 1);
 		}
 		if (r->len)
 			r->rec[r->len++] = '\n';

@@ -409,7 +409,7 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 	if (access(path, F_OK) < 0) {
 		if (make_parent(path, err) < 0)
 			goto fail;
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 && errno != EEXIST) {
 			vdi_err_set(err, VDI_EFAIL, "cannot create VMDB %s: %s", path, strerror(errno));
 			goto fail;

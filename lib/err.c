@@ -64,8 +64,15 @@ vdi_err_object(struct vdi_err *err, const char *fmt, ...)
 int
 vdi_err_copy(struct vdi_err *dst, const struct vdi_err *src)
 {
-	if (dst && src && dst != src)
-		*dst = *src;
+	char object[sizeof(dst->object)];
+
+	if (!dst || !src || dst == src)
+		return -1;
+	/* The object is the caller's unless src names one. */
+	memcpy(object, dst->object, sizeof(object));
+	*dst = *src;
+	if (!dst->object[0])
+		memcpy(dst->object, object, sizeof(object));
 	return -1;
 }
 
@@ -76,7 +83,14 @@ vdi_err_clear(struct vdi_err *err)
 		return;
 	err->code = VDI_OK;
 	err->msg[0] = '\0';
-	err->object[0] = '\0';
+}
+
+void
+vdi_err_reset(struct vdi_err *err)
+{
+	vdi_err_clear(err);
+	if (err)
+		err->object[0] = '\0';
 }
 
 /*

@@ -45,10 +45,13 @@ int vdi_err_prefix(struct vdi_err *err, const char *fmt, ...)
 /* Name the object the error is about (kept by later vdi_err_set calls). Returns -1. */
 int vdi_err_object(struct vdi_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Copy src into dst (if dst is not NULL). Returns -1. */
+/* Copy src into dst (if dst is not NULL), keeping dst's object unless src names one. Returns -1. */
 int vdi_err_copy(struct vdi_err *dst, const struct vdi_err *src);
 
+/* Forget the error (code and message); the object it was about stays, as the work on it goes on. */
 void vdi_err_clear(struct vdi_err *err);
+/* Forget everything, the object too: before the next object of a batch. */
+void vdi_err_reset(struct vdi_err *err);
 
 /* The worse of two exit codes for a batch: failures beat partial results. */
 int vdi_code_worst(int a, int b);

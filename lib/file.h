@@ -31,7 +31,7 @@ int vdi_file_lock(const char *path, int *fd, struct vdi_err *err);
 
 /*
  * Read a small regular file whole (a config file): refused when it is not
- * a regular file or is larger than max bytes.  *buf is NUL-terminated and
+ * a regular file (/dev/null reads as empty) or is larger than max bytes.  *buf is NUL-terminated and
  * the caller's to free; *len excludes the NUL.
  */
 int vdi_file_read_small(const char *path, size_t max, char **buf, size_t *len, struct vdi_err *err);

@@ -356,10 +356,8 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 			sqlite3_bind_text(st, 1, names[k], -1, SQLITE_STATIC);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			if (n == cap) {
-				struct vdi_host *t;
 				cap = cap ? cap * 2 : 16;
-				t = realloc(hs, cap * sizeof(*t));
-				hs = t;
+				hs = vdi_grow(hs, cap - 1, sizeof(*hs));
 			}
 			read_row(st, &hs[n]);
 			n++;

@@ -138,7 +138,6 @@ vdi_import_rm(struct vdi_db *db, const char *name, const struct vdi_import_opts 
 {
 	struct vdi_master m;
 	virConnectPtr conn;
-	char *hname = NULL, *huri = NULL;
 	int ret = -1;
 
 	vdi_err_object(err, "%s", name);
@@ -149,15 +148,12 @@ vdi_import_rm(struct vdi_db *db, const char *name, const struct vdi_import_opts 
 		goto out;
 	}
 	/* The volume first: a crash after it leaves a row whose rm is simply run again. */
-	if (vdi_host_for_pool(db, m.pool, o->host, &hname, &huri, err) < 0 ||
-	    !(conn = vdi_conns_get(o->conns, hname, huri, err)))
+	if (!(conn = vdi_conns_for_pool(o->conns, db, m.pool, o->host, err)))
 		goto out;
 	if (vdi_pool_refresh(conn, m.pool, err) < 0 || vdi_vol_delete(conn, m.pool, m.volume, err) < 0)
 		goto out;
 	ret = vdi_master_rm_row(db, m.id, name, err);
 out:
-	free(hname);
-	free(huri);
 	vdi_master_clear(&m);
 	return ret;
 }

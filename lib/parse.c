@@ -248,7 +248,7 @@ vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
 	static const char *const fmts[] = { "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d", NULL };
 
 	for (int i = 0; fmts[i]; i++) {
-		struct tm tm, back;
+		struct tm tm, asked, back;
 		const char *end;
 		time_t v;
 
@@ -256,7 +256,9 @@ vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
 		end = strptime(s, fmts[i], &tm);
 		if (!end || *end)
 			continue;
+		asked = tm; /* timegm() normalises its argument in place */
 		v = timegm(&tm);
+		tm = asked;
 		/* timegm() normalises 2027-02-30 to March 2: a date that does not exist is refused. */
 		if (!gmtime_r(&v, &back) || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon ||
 		    back.tm_mday != tm.tm_mday || back.tm_hour != tm.tm_hour || back.tm_min != tm.tm_min ||

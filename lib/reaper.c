@@ -116,7 +116,7 @@ reap_expired(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vd
 		if (!u->expires || u->expires > now || u->session_id || strcmp(u->state, "ready") != 0)
 			continue;
 		snprintf(obj, sizeof(obj), "user VM of %s", u->user);
-		vdi_err_clear(&err);
+		vdi_err_reset(&err);
 		if (o->dry_run) {
 			o->report(o->ctx, "delete", obj, "expired", NULL);
 			continue;

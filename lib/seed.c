@@ -94,7 +94,7 @@ write_file(const char *dir, const char *name, const char *text, struct vdi_err *
 	FILE *fp;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fp = fopen(path, "we");
+	fp = fopen(path, "wex"); /* O_EXCL: never through anything planted */
 	if (!fp)
 		return vdi_err_set(err, VDI_EFAIL, "cannot write %s: %s", path, strerror(errno));
 	fputs(text, fp);
@@ -164,7 +164,7 @@ vdi_seed_build(const struct vdi_seed *s, char **iso, char **dir, struct vdi_err 
 				 "-joliet", "-rock", udp, mdp, NULL };
 		posix_spawn_file_actions_init(&fa);
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-		posix_spawn_file_actions_addopen(&fa, 1, errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		posix_spawn_file_actions_addopen(&fa, 1, errf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 		posix_spawn_file_actions_adddup2(&fa, 1, 2);
 		rc = posix_spawnp(&pid, "genisoimage", &fa, NULL, argv, environ);
 		posix_spawn_file_actions_destroy(&fa);

@@ -187,6 +187,8 @@ vdi_start(struct vdi_db *db, const char *user, int64_t id, const struct vdi_star
 				o->host_failed(o->ctx, &last);
 		}
 		vdi_err_clear(err);
+		if (who[0])
+			vdi_err_object(err, "%s", who);
 		if (try_start(db, id, o, s, err) == 0) {
 			ret = 0;
 			goto out;

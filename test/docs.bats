@@ -45,3 +45,35 @@ programs() {
 		done
 	done
 }
+
+@test "the overview vdi-tools(7) lints clean, every page points at it, and nothing points outside the project" {
+	run mandoc -T lint -W warning "$TOP/man/vdi-tools.7"
+	assert_success
+	assert_output ""
+	local page
+	for page in "$TOP"/man/*.[15]; do
+		grep -q '^\.Xr vdi-tools 7' "$page" || fail "${page##*/} does not point at vdi-tools(7)"
+	done
+	run grep -rlE 'shared/DESIGN|\.\./shared' "$TOP/README" "$TOP/man" "$TOP/scripts" "$TOP/lib" "$TOP/cmd"
+	assert_output ""
+}
+
+@test "make install puts each program's completion where bash-completion loads it, and the examples" {
+	local dest=$BATS_TEST_TMPDIR/root p
+	make -C "$TOP" --no-print-directory -s install DESTDIR="$dest" PREFIX=/usr >/dev/null
+	for p in $(programs); do
+		[ -e "$dest/usr/share/bash-completion/completions/$p" ] || fail "no completion for $p"
+		run bash -c "source /usr/share/bash-completion/bash_completion
+			BASH_COMPLETION_USER_DIR=/nonexistent
+			source '$dest/usr/share/bash-completion/completions/$p'
+			complete -p $p"
+		assert_output "complete -F _vdi_complete $p"
+	done
+	# bash-completion's own loader finds it by the command's name.
+	run bash -c "source /usr/share/bash-completion/bash_completion
+		XDG_DATA_DIRS='$dest/usr/share' __load_completion vm-start && complete -p vm-start"
+	assert_output "complete -F _vdi_complete vm-start"
+	[ -f "$dest/usr/share/doc/vdi-tools/examples/vdi-tools.cron" ]
+	[ -f "$dest/usr/share/doc/vdi-tools/examples/vm-reap.timer" ]
+	[ -f "$dest/usr/share/man/man7/vdi-tools.7" ]
+}

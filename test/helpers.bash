@@ -126,7 +126,7 @@ run_vdi() {
 		;;
 	esac
 	run timeout -k 5 "${VDI_TEST_TIMEOUT:-120}" "$@"
-	if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+	if [ "$status" -eq 124 ]; then
 		echo "# timed out after ${VDI_TEST_TIMEOUT:-120} s: $*" >&3
 		echo "$output" | sed 's/^/#   /' >&3
 		return 1
@@ -172,4 +172,36 @@ assert_agree() {
 	for ov in $(sql "select overlay from sessions where state = 'running'"); do
 		[ -e "$LAB/pool/$ov" ] || { echo "# running session's overlay $ov is missing" >&3; return 1; }
 	done
+}
+
+# lab_suite_start N [SIZE]: for setup_file: a lab of N hosts, and a blank
+# qcow2 image $IMG/m.qcow2 of SIZE (32M) to import as a master.
+lab_suite_start() {
+	lab_start "$1" || return 1
+	IMG=$(mktemp -d /tmp/vdi-img.XXXXXX)
+	export IMG
+	qemu-img create -q -f qcow2 "$IMG/m.qcow2" "${2:-32M}"
+}
+
+lab_suite_stop() {
+	lab_stop
+	[ -z "${IMG:-}" ] || rm -rf "$IMG"
+}
+
+# lab_clean: for teardown: every domain of the lab destroyed, every volume
+# vdi-tools made removed from the shared pool, the pool's view refreshed.
+lab_clean() {
+	local h d
+	while IFS=$'\t' read -r h _; do
+		for d in $(virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null); do
+			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
+		done
+	done <"$LAB/hosts.tsv"
+	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]*
+	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+}
+
+# running_domains HOST: the names of the domains running on a lab host.
+running_domains() {
+	virsh -q -c "$(lab_uri "$1")" list --name | grep . || true
 }

@@ -9,15 +9,11 @@
 load helpers
 
 setup_file() {
-	lab_start 2
-	IMG=$(mktemp -d /tmp/vdi-img.XXXXXX)
-	export IMG
-	qemu-img create -q -f qcow2 "$IMG/m.qcow2" 32M
+	lab_suite_start 2
 }
 
 teardown_file() {
-	lab_stop
-	rm -rf "$IMG"
+	lab_suite_stop
 }
 
 setup() {
@@ -27,21 +23,16 @@ setup() {
 }
 
 teardown() {
-	local h d agree=0
-	assert_agree || agree=1
+	local h agree=0
+	# Hosts a test stopped or broke come back first.
 	for h in h1 h2; do
 		kill -CONT "$(cat "$LAB/$h/libvirtd.pid")" 2>/dev/null || true
 		virsh -q -c "$(lab_uri "$h")" pool-start vdi >/dev/null 2>&1 || true
-		for d in $(virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null); do
-			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
-		done
 	done
-	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]*
-	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+	assert_agree || agree=1
+	lab_clean
 	return $agree
 }
-
-running_domains() { virsh -q -c "$(lab_uri "$1")" list --name | grep . || true; }
 
 # ---- users and sessions are never confused ----
 
@@ -96,7 +87,7 @@ running_domains() { virsh -q -c "$(lab_uri "$1")" list --name | grep . || true; 
 
 @test "control characters in names never reach the terminal: one escaped error line" {
 	run_vdi 2 vm-copy --master m $'ok\nvm-copy: error: forged line'
-	[ "${#lines[@]}" = 2 ]
+	[ "${#lines[@]}" = 1 ]
 	assert_line --index 0 --partial "invalid user name 'ok\\nvm-copy: error: forged line'"
 	run_vdi 2 vm-assign $'\e]0;pwned\a\e[31mred'
 	[ "$(printf '%s' "$output" | tr -d -c '\033\007' | wc -c)" = 0 ]
@@ -137,7 +128,7 @@ running_domains() { virsh -q -c "$(lab_uri "$1")" list --name | grep . || true; 
 	wait "$reaper" || true
 	kill -CONT "$(cat "$LAB/h2/libvirtd.pid")"
 	# The VMDB says what runs: alice's desktop is running, and h1 counts it.
-	[ "$(sql "select state from sessions s join uservms u on u.id = s.uservm_id where u.user = 'alice'")" = running ]
+	[ "$(sql "select s.state from sessions s join uservms u on u.id = s.uservm_id where u.user = 'alice'")" = running ]
 	[ "$(running_domains h1)" = vdi-s2-alice ]
 	[ "$(sql "select sessions from hosts where name = 'h1'")" = 1 ]
 	# The other order: the reaper commits first, and vm-start then refuses.
@@ -232,7 +223,8 @@ running_domains() { virsh -q -c "$(lab_uri "$1")" list --name | grep . || true; 
 	assert_output "vm-master: error: dir: image $BATS_TEST_TMPDIR is a folder"
 	run_vdi 2 vm-master add ftp --image ftp:///etc/passwd
 	assert_output --partial "only http, https and file URLs"
-	[ "$(sql "select group_concat(name) from masters")" = "m,full" ]
+	run sql "select name from masters order by id"
+	assert_output $'m\nfull'
 	[ "$(ls "$LAB/pool" | grep -c '^master-')" = 2 ]
 }
 

@@ -33,23 +33,19 @@ teardown_file() {
 	virsh -q -c "$u1" create "$BATS_TEST_TMPDIR/d.xml" >/dev/null
 	run virsh -q -c "$u2" list --name
 	refute_output --partial only-h1
-	run vdi-lab status "$LAB"
-	assert_success
+	run_vdi vdi-lab status "$LAB"
 	assert_line --index 0 --partial "domains=1"
 	virsh -q -c "$u1" destroy only-h1 >/dev/null
 }
 
 @test "a second start on a running lab is refused with exit 5" {
-	run vdi-lab start -n 2 "$LAB" 3>&-
-	assert_failure 5
+	run_vdi 5 vdi-lab start -n 2 "$LAB" 3>&-
 	assert_output --partial "already runs"
 }
 
 @test "bad usage is exit 2; a non-root user is refused" {
-	run vdi-lab start -n 0 "$BATS_TEST_TMPDIR/x"
-	assert_failure 2
-	run vdi-lab frobnicate
-	assert_failure 2
+	run_vdi 2 vdi-lab start -n 0 "$BATS_TEST_TMPDIR/x"
+	run_vdi 2 vdi-lab frobnicate
 	# A copy where nobody may read it (the checkout may sit in a private folder).
 	local pub
 	pub=$(mktemp -d /tmp/vdi-pub.XXXXXX)
@@ -76,13 +72,11 @@ teardown() {
 	printf '<domain type="qemu"><name>g</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>' >"$lab2/g.xml"
 	virsh -q -c "qemu+unix:///system?socket=$lab2/h1/libvirt-sock" create "$lab2/g.xml" >/dev/null
 	pids="$(cat "$lab2"/h1/libvirtd.pid "$lab2"/h1/virtlogd.pid "$lab2"/h1/run/qemu/*.pid)"
-	run vdi-lab stop "$lab2"
-	assert_success
+	run_vdi vdi-lab stop "$lab2"
 	for p in $pids; do
 		! kill -0 "$p" 2>/dev/null || fail "process $p still runs"
 	done
-	run vdi-lab status "$lab2"
-	assert_failure 3
+	run_vdi 3 vdi-lab status "$lab2"
 	assert_output --partial stopped
 	rm -rf "$lab2"
 }

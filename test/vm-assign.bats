@@ -5,15 +5,11 @@
 load helpers
 
 setup_file() {
-	lab_start 3
-	IMG=$(mktemp -d /tmp/vdi-img.XXXXXX)
-	export IMG
-	qemu-img create -q -f qcow2 "$IMG/m.qcow2" 16M
+	lab_suite_start 3 16M
 }
 
 teardown_file() {
-	lab_stop
-	rm -rf "$IMG"
+	lab_suite_stop
 }
 
 setup() {
@@ -54,8 +50,7 @@ end_session() {
 
 @test "least-sessions (the paper's VMQS) spreads by session count, ties by name" {
 	users 5
-	run vm-assign u1 u2 u3 u4 u5
-	assert_success
+	run_vdi vm-assign u1 u2 u3 u4 u5
 	[ "$(hosts_of "$output")" = "h1 h2 h3 h1 h2" ]
 	assert_line --index 0 --regexp $'^u1\th1\t[0-9]+$'
 }
@@ -68,8 +63,7 @@ end_session() {
 	vm-hosts set h1 --cpu-ratio 16
 	vm-hosts set h2 --cpu-ratio 16
 	vm-hosts set h3 --cpu-ratio 16
-	run vm-assign -p least-load u1 u2 u3 u4
-	assert_success
+	run_vdi vm-assign -p least-load u1 u2 u3 u4
 	# 256M and 1 of 32 vCPUs each: memory dominates.  Memory share after placing:
 	# u1: h3 .0625 < h2 .125 < h1 .25; u2: h2 .125 = h3 .125, h2 by name; u3: h3 .125 < h2 .25;
 	# u4: h3 .1875 < h1 .25 = h2 .25
@@ -77,16 +71,16 @@ end_session() {
 	# Now make vCPUs the scarce one on h3: 1 vCPU left after u5 would take it (4 of 4).
 	vm-hosts set h3 --cpu-ratio 2
 	vm-copy -q --master m u5
-	run vm-assign -p least-load u5
+	run_vdi vm-assign -p least-load u5
 	# h3: max(1.25G/4G = .3125, 4/4 = 1) = 1; h1: max(.25, 1/32); h2: max(.25, 1/32): h1 by name
 	assert_output --regexp $'^u5\th1\t'
 }
 
 @test "round-robin keeps its cursor in the VMDB across processes" {
 	users 4
-	run vm-assign -p round-robin u1
-	run vm-assign -p round-robin u2
-	run vm-assign -p round-robin u3 u4
+	run_vdi vm-assign -p round-robin u1
+	run_vdi vm-assign -p round-robin u2
+	run_vdi vm-assign -p round-robin u3 u4
 	[ "$(sql "select group_concat(h.name, ' ') from (select host_id from sessions order by id) s join hosts h on h.id = s.host_id")" = "h1 h2 h3 h1" ]
 }
 
@@ -95,34 +89,33 @@ end_session() {
 	mem_cap h1 $((1 << 30))
 	mem_cap h2 $((1 << 30))
 	mem_cap h3 $((1 << 30))
-	run vm-assign -p pack u1 u2 u3 u4 u5 u6
-	assert_success
+	run_vdi vm-assign -p pack u1 u2 u3 u4 u5 u6
 	[ "$(hosts_of "$output")" = "h1 h1 h1 h1 h2 h2" ]
 }
 
 @test "sticky returns to the last host while it passes the filters, else falls back" {
 	users 4
-	run vm-assign u1
+	run_vdi vm-assign u1
 	assert_output --regexp $'^u1\th1\t'
 	end_session "$(cut -f3 <<<"$output")"
 	vm-assign u2 u3 >/dev/null   # h2, h3: least-sessions alone would now pick h1 anyway
 	vm-assign u4 >/dev/null      # h1: now h1 has the most sessions with h2, h3 tied
-	run vm-assign -p sticky --explain -n u1 -o json
+	run_vdi vm-assign -p sticky --explain -n u1 -o json
 	assert_output --partial '"host":"h1"'
 	assert_output --partial 'sticky: h1 ran the user'
-	run vm-assign -p sticky u1
+	run_vdi vm-assign -p sticky u1
 	assert_output --regexp $'^u1\th1\t'
 	end_session "$(cut -f3 <<<"$output")"
 	vm-hosts drain h1
-	run vm-assign -p sticky u1
+	run_vdi vm-assign -p sticky u1
 	assert_output --regexp $'^u1\th2\t'
 }
 
 @test "random2 with --seed is reproducible and picks the better of the two drawn" {
 	users 2
-	run vm-assign -p random2 --seed 42 --explain -n u1 -o json
+	run_vdi vm-assign -p random2 --seed 42 --explain -n u1 -o json
 	local first=$output
-	run vm-assign -p random2 --seed 42 --explain -n u1 -o json
+	run_vdi vm-assign -p random2 --seed 42 --explain -n u1 -o json
 	[ "$output" = "$first" ]
 	run python3 -c '
 import json, sys
@@ -140,25 +133,22 @@ print("ok")' "$output"
 	vm-hosts drain h1
 	vm-hosts set h2 --tag gpu --max-sessions 0
 	vm-hosts set h3 --tag gpu --cpu-ratio 0.1
-	run vm-assign --explain -n u1 -o tsv
-	assert_failure 4
+	run_vdi 4 vm-assign --explain -n u1 -o tsv
 	assert_output --partial "no host: 1 draining, 1 full (sessions), 1 full (vcpus) for u1"
 	vm-hosts set h2 --max-sessions none --reserve-mem 1P
 	vm-hosts undrain h1
-	run vm-assign -n u1
-	assert_failure 4
+	run_vdi 4 vm-assign -n u1
 	assert_output --partial "1 without the tags, 1 full (memory), 1 full (vcpus)"
 	vm-hosts maintenance h1
 	vm-hosts set h3 --cpu-ratio 4 --pool other
-	run vm-assign -n u1
+	run_vdi 4 vm-assign -n u1
 	assert_output --partial "1 maintenance, 1 without the pool, 1 full (memory)"
 }
 
 @test "--explain shows every host's verdicts, numbers, score, rank and the winner's why" {
 	users 1
 	vm-hosts drain h3
-	run vm-assign --explain u1 -o json
-	assert_success
+	run_vdi vm-assign --explain u1 -o json
 	run python3 -c '
 import json, sys
 rows = {r["host"]: r for r in json.loads(sys.argv[1])}
@@ -176,38 +166,33 @@ print("ok")' "$output"
 	vm-hosts poll dead >/dev/null || true
 	echo 'poll_max_age = 1s' >"$VDI_CONFIG"
 	sleep 2
-	run vm-assign -n u1
-	assert_failure 4
+	run_vdi 4 vm-assign -n u1
 	assert_output --partial "1 down, 3 stale"
 }
 
 @test "--host: the filters still apply (exit 4 naming the filter) unless --force, which is recorded" {
 	users 2
 	vm-hosts drain h2
-	run vm-assign --host h2 u1
-	assert_failure 4
+	run_vdi 4 vm-assign --host h2 u1
 	assert_output --partial "host h2 fails filter 'draining'"
-	run vm-assign --host h3 u1
-	assert_success
+	run_vdi vm-assign --host h3 u1
 	assert_output --regexp $'^u1\th3\t'
 	export SUDO_USER=helpdesk7
-	run vm-assign --host h2 --force u2
-	assert_success
+	run_vdi vm-assign --host h2 --force u2
 	assert_output --partial "by force"
 	[ "$(sql "select who || ' ' || action from events where object = 'u2' and action like 'session%'")" = "helpdesk7 session-assign-forced" ]
-	run vm-assign --host nosuch u2
+	run_vdi vm-assign --host nosuch u2
 	assert_success   # u2 has its session already: reconnected, nothing new
-	run vm-assign --force u1
-	assert_failure 2
+	run_vdi 2 vm-assign --force u1
 }
 
 @test "a user who has a session gets it again and nothing new is reserved" {
 	users 1
-	run vm-assign u1
+	run_vdi vm-assign u1
 	local first=$output
 	local before
 	before=$(sql "select sum(sessions) || ' ' || sum(mem_used) from hosts")
-	run vm-assign u1
+	run_vdi vm-assign u1
 	[ "$output" = "$first" ]
 	[ "$(sql "select sum(sessions) || ' ' || sum(mem_used) from hosts")" = "$before" ]
 	[ "$(sql 'select count(*) from sessions')" = 1 ]
@@ -215,14 +200,11 @@ print("ok")' "$output"
 
 @test "unknown users are 3, bad names 2, and the others still go through" {
 	users 1
-	run vm-assign nobody u1 "bad/name"
-	assert_failure 2
+	run_vdi 2 vm-assign nobody u1 "bad/name"
 	assert_output --partial "user 'nobody' has no user VM"
 	assert_line --regexp $'^u1\th1\t'
-	run vm-assign nobody
-	assert_failure 3
-	run vm-assign -p fastest u1
-	assert_failure 2
+	run_vdi 3 vm-assign nobody
+	run_vdi 2 vm-assign -p fastest u1
 }
 
 @test "users from stdin, one line each, as a pipeline" {
@@ -260,4 +242,23 @@ print("ok")' "$output"
 	run ldd "$(command -v vm-assign)"
 	refute_output --partial libvirt
 	refute_output --partial libxml2
+}
+
+@test "--explain when no host fits: every host with its verdict, then exit 4" {
+	users 1 --mem 64G
+	run_vdi 4 vm-assign --explain -o tsv u1
+	[ "$(grep -c $'^u1\th[123]\t' <<<"$output")" = 3 ]
+	[ "$(grep -c $'\tmemory\t' <<<"$output")" = 3 ]
+	assert_output --partial "vm-assign: error:"
+	run_vdi 4 bash -c "vm-assign --explain -o json u1 2>/dev/null"
+	[ "$(jq length <<<"$output")" = 3 ]
+	[ "$(jq -r '[.[].verdict] | unique | join(",")' <<<"$output")" = memory ]
+	[ "$(sql 'select count(*) from sessions')" = 0 ]
+}
+
+@test "errors in a batch name their user, even a one-letter user" {
+	run_vdi 3 vm-assign a b
+	assert_line --index 0 --regexp "^vm-assign: error: .*'a'"
+	run_vdi 3 vm-copy --master nope a
+	assert_output "vm-copy: error: a: no master 'nope'"
 }

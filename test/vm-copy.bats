@@ -37,8 +37,7 @@ seed_user_data() {
 }
 
 @test "a user VM is a qcow2 overlay backed by its master, sized as asked, with a seed" {
-	run vm-copy --master win11 --disk 1G --mem 128M alice -o json
-	assert_success
+	run_vdi vm-copy --master win11 --disk 1G --mem 128M alice -o json
 	assert_output --partial '"user":"alice","master":"win11","disk":1073741824,"mem":134217728,"vcpus":2'
 	run qemu-img info --backing-chain "$LAB/pool/user-alice.qcow2"
 	assert_output --partial "backing file: $LAB/pool/master-win11"
@@ -60,29 +59,26 @@ seed_user_data() {
 	vm-master -q add big --image "$IMG/m.qcow2" --os win11 --app office --app chrome --app gimp
 	vm-master -q add oc --image "$IMG/m.qcow2" --os win11 --app office --app chrome
 	vm-master -q add oc2 --image "$IMG/m.qcow2" --os win11 --app office --app chrome
-	run vm-copy --os win11 --app office u1 -o tsv
+	run_vdi vm-copy --os win11 --app office u1 -o tsv
 	assert_output --regexp $'^u1\twin11\t'
-	run vm-copy --os win11 --app chrome --app office u2 -o tsv
+	run_vdi vm-copy --os win11 --app chrome --app office u2 -o tsv
 	assert_output --regexp $'^u2\toc2\t'
-	run vm-copy --master win11 --app office --app vlc u3 -o json
+	run_vdi vm-copy --master win11 --app office --app vlc u3 -o json
 	assert_output --partial '"apps_added":["vlc"]'
 	run seed_user_data u3
 	assert_line '  - "vlc"'
 }
 
 @test "no master covers the request: exit 3 naming the apps no master has; nothing made" {
-	run vm-copy --os win11 --app office --app photoshop u1
-	assert_failure 3
+	run_vdi 3 vm-copy --os win11 --app office --app photoshop u1
 	assert_output --partial "has the apps: photoshop"
-	run vm-copy --os beos u1
-	assert_failure 3
+	run_vdi 3 vm-copy --os beos u1
 	[ "$(sql 'select count(*) from uservms')" = 0 ]
 	! vol_exists user-u1.qcow2
 }
 
 @test "a disk smaller than the master is exit 2 and makes nothing" {
-	run vm-copy --master win11 --disk 50M u1
-	assert_failure 2
+	run_vdi 2 vm-copy --master win11 --disk 50M u1
 	assert_output --partial "smaller than master"
 	[ "$(sql 'select count(*) from uservms')" = 0 ]
 }
@@ -91,8 +87,7 @@ seed_user_data() {
 	vm-copy -q --master win11 alice
 	local before
 	before=$(file_sum "$LAB/pool/user-alice.qcow2")
-	run vm-copy --master win11 --disk 2G alice
-	assert_failure 5
+	run_vdi 5 vm-copy --master win11 --disk 2G alice
 	assert_output --partial "has a user VM already"
 	[ "$(file_sum "$LAB/pool/user-alice.qcow2")" = "$before" ]
 	[ "$(sql "select disk from uservms where user = 'alice'")" = 104857600 ]
@@ -100,14 +95,13 @@ seed_user_data() {
 
 @test "users from stdin; one failure does not stop the others; the exit status tells" {
 	vm-copy -q --master win11 carol
-	run vm-copy --master win11 <<'USERS'
+	run_vdi 2 vm-copy --master win11 <<'USERS'
 dave
 # a comment
 carol   already there
 bad/name
 erin extra fields are ignored
 USERS
-	assert_failure 2
 	assert_output --partial "carol"
 	assert_output --partial "invalid user name 'bad/name'"
 	[ "$(sql "select group_concat(user, ',') from (select user from uservms order by user)")" = "carol,dave,erin" ]
@@ -123,8 +117,7 @@ USERS
 		echo "broken,win11,office,lots,1,"
 		echo '"quoted",linux,"vim",,,'
 	} >"$BATS_TEST_TMPDIR/req.csv"
-	run vm-copy --csv -o tsv <"$BATS_TEST_TMPDIR/req.csv"
-	assert_failure 2
+	run_vdi 2 vm-copy --csv -o tsv <"$BATS_TEST_TMPDIR/req.csv"
 	assert_output --partial "line 52: mem: invalid size 'lots'"
 	[ "$(sql "select count(*) from uservms where state = 'ready'")" = 51 ]
 	[ "$(sql "select count(*) from uservms u join masters m on m.id = u.master_id where m.name = 'lin' and u.disk = 1073741824 and u.vcpus = 2")" = 25 ]
@@ -140,17 +133,14 @@ USERS
 	vm-copy -q --master win11 alice
 	sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed)
 	     values ((select id from uservms where user = 'alice'), 1, 'running', 67108864, 1, 0, 0)"
-	run vm-copy --rm alice
-	assert_failure 5
+	run_vdi 5 vm-copy --rm alice
 	assert_output --partial "has session"
 	vol_exists user-alice.qcow2
-	run vm-copy --rm --force alice
-	assert_success
+	run_vdi vm-copy --rm --force alice
 	! vol_exists user-alice.qcow2
 	! vol_exists user-alice-seed.iso
 	[ "$(sql 'select count(*) from uservms')" = 0 ]
-	run vm-copy --rm alice
-	assert_failure 3
+	run_vdi 3 vm-copy --rm alice
 }
 
 @test "--expires and --ttl record the expiry; a past date is exit 2" {
@@ -161,10 +151,8 @@ USERS
 	now=$(date +%s)
 	ttl=$(sql "select expires from uservms where user = 'bob'")
 	[ $((ttl - now)) -gt 7100 ] && [ $((ttl - now)) -le 7200 ]
-	run vm-copy --master win11 --expires 2001-01-01 carol
-	assert_failure 2
-	run vm-copy --master win11 --expires tomorrow carol
-	assert_failure 2
+	run_vdi 2 vm-copy --master win11 --expires 2001-01-01 carol
+	run_vdi 2 vm-copy --master win11 --expires tomorrow carol
 }
 
 @test "a copy whose process died is taken over: its leftover volumes are replaced" {
@@ -174,36 +162,26 @@ USERS
 	     values ('zoe', 'creating', $mid, 'vdi', 'user-zoe.qcow2', 'user-zoe-seed.iso', 'zoe', 1, 1, 1, 999999, 0)"
 	echo junk >"$LAB/pool/user-zoe.qcow2"
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null
-	run vm-copy --master win11 zoe
-	assert_success
+	run_vdi vm-copy --master win11 zoe
 	run qemu-img info "$LAB/pool/user-zoe.qcow2"
 	assert_output --partial "backing file: $LAB/pool/master-win11"
 	[ "$(sql "select state from uservms where user = 'zoe'")" = ready ]
 }
 
 @test "usage errors are exit 2" {
-	run vm-copy alice
-	assert_failure 2
+	run_vdi 2 vm-copy alice
 	assert_output --partial "give --master"
-	run vm-copy --master win11 --os win11 alice
-	assert_failure 2
-	run vm-copy --rm --master win11 alice
-	assert_failure 2
-	run vm-copy --force alice
-	assert_failure 2
-	run vm-copy --master win11 --mem 1K alice
-	assert_failure 2
-	run vm-copy --master win11 --vcpus -2 alice
-	assert_failure 2
-	run vm-copy --master win11 </dev/null
-	assert_failure 2
-	run vm-copy --master nosuch alice
-	assert_failure 3
+	run_vdi 2 vm-copy --master win11 --os win11 alice
+	run_vdi 2 vm-copy --rm --master win11 alice
+	run_vdi 2 vm-copy --force alice
+	run_vdi 2 vm-copy --master win11 --mem 1K alice
+	run_vdi 2 vm-copy --master win11 --vcpus -2 alice
+	run_vdi 2 vm-copy --master win11 </dev/null
+	run_vdi 3 vm-copy --master nosuch alice
 }
 
 @test "dry run makes nothing" {
-	run vm-copy -n --master win11 alice
-	assert_success
+	run_vdi vm-copy -n --master win11 alice
 	assert_output --partial "would copy master win11 for alice"
 	[ "$(sql 'select count(*) from uservms')" = 0 ]
 	! vol_exists user-alice.qcow2

@@ -31,8 +31,7 @@ XML
 
 @test "add records each lab host's CPUs and memory, and the host is up" {
 	add_lab_hosts
-	run vm-hosts list -o json
-	assert_success
+	run_vdi vm-hosts list -o json
 	run python3 -c '
 import json, sys
 hs = json.loads(sys.argv[1])
@@ -45,8 +44,7 @@ print("ok")' "$output"
 
 @test "list -o json has the documented keys, memory in bytes" {
 	vm-hosts add h1 "$(lab_uri h1)" --tag gpu --tag ssd --reserve-mem 512M
-	run vm-hosts list -o json
-	assert_success
+	run_vdi vm-hosts list -o json
 	run python3 -c '
 import json, sys
 h = json.loads(sys.argv[1])[0]
@@ -63,20 +61,17 @@ print("ok")' "$output"
 
 @test "TSV in a pipe has no header; table has one" {
 	vm-hosts add h1 "$(lab_uri h1)"
-	run vm-hosts list
-	assert_success
+	run_vdi vm-hosts list
 	assert_line --index 0 --regexp $'^h1\tqemu\\+unix://'
-	run vm-hosts list -o table
+	run_vdi vm-hosts list -o table
 	assert_line --index 0 --regexp '^NAME +STATE +SESSIONS'
 }
 
 @test "add of a name that exists is a conflict (5), and so is the same URI under a new name" {
 	vm-hosts add h1 "$(lab_uri h1)"
-	run vm-hosts add h1 "$(lab_uri h2)"
-	assert_failure 5
+	run_vdi 5 vm-hosts add h1 "$(lab_uri h2)"
 	assert_output --partial "exists already"
-	run vm-hosts add other "$(lab_uri h1)"
-	assert_failure 5
+	run_vdi 5 vm-hosts add other "$(lab_uri h1)"
 	assert_output --partial "another name"
 	[ "$(sql 'select count(*) from hosts')" = 1 ]
 }
@@ -84,11 +79,10 @@ print("ok")' "$output"
 @test "bad host names are refused with exit 2 and nothing recorded" {
 	local bad
 	for bad in "" "-x" ".hidden" "a/b" "a b" "x;rm" "$(printf 'a%.0s' {1..65})" "ünï"; do
-		run vm-hosts add -- "$bad" "$(lab_uri h1)"
-		assert_failure 2
+		run_vdi 2 vm-hosts add -- "$bad" "$(lab_uri h1)"
 		assert_output --regexp "(invalid|empty) host name"
 	done
-	run vm-hosts list -o tsv
+	run_vdi vm-hosts list -o tsv
 	assert_output ""
 }
 
@@ -96,30 +90,26 @@ print("ok")' "$output"
 	local bad
 	for bad in "http://example.org/system" "qemu:///nowhere" "lxc:///system" "qemu:///system x" \
 		"qemu+ssh://h/system?a='b'" "not a uri" ""; do
-		run vm-hosts add hx "$bad"
-		assert_failure 2
+		run_vdi 2 vm-hosts add hx "$bad"
 		assert_output --regexp "(invalid|empty) host URI"
 	done
 }
 
 @test "add of an unreachable host fails with 75 and records nothing" {
-	run vm-hosts add gone "qemu+unix:///system?socket=$BATS_TEST_TMPDIR/nobody-listens"
-	assert_failure 75
+	run_vdi 75 vm-hosts add gone "qemu+unix:///system?socket=$BATS_TEST_TMPDIR/nobody-listens"
 	assert_output --partial "cannot connect"
 	[ "$(sql 'select count(*) from hosts')" = 0 ]
 }
 
 @test "add checks the pool: a missing pool is exit 3 and nothing is recorded" {
-	run vm-hosts add h1 "$(lab_uri h1)" --pool nosuchpool
-	assert_failure 3
+	run_vdi 3 vm-hosts add h1 "$(lab_uri h1)" --pool nosuchpool
 	assert_output --partial "storage pool 'nosuchpool' not found"
 	[ "$(sql 'select count(*) from hosts')" = 0 ]
 }
 
 @test "add --no-check records without connecting; the host is unknown until polled" {
-	run vm-hosts add later "qemu+ssh://root@host.invalid/system" --no-check
-	assert_success
-	run vm-hosts list -o tsv
+	run_vdi vm-hosts add later "qemu+ssh://root@host.invalid/system" --no-check
+	run_vdi vm-hosts list -o tsv
 	assert_output --regexp $'^later\t[^\t]+\tunknown\t'
 }
 
@@ -127,8 +117,7 @@ print("ok")' "$output"
 	local u
 	u=$(lab_uri h1)
 	while read -r opt val; do
-		run vm-hosts add h1 "$u" --no-check "$opt" "$val"
-		assert_failure 2
+		run_vdi 2 vm-hosts add h1 "$u" --no-check "$opt" "$val"
 	done <<'BAD'
 --max-sessions -1
 --max-sessions 1e3
@@ -150,17 +139,16 @@ print("ok")' "$output"
 --pool ../etc
 --tag a,b
 BAD
-	run vm-hosts list -o tsv
-	assert_success
+	run_vdi vm-hosts list -o tsv
 	assert_output ""
 }
 
 @test "set changes limits and tags; --no-tags clears; --max-sessions none lifts the cap" {
 	vm-hosts add h1 "$(lab_uri h1)" --tag a
-	run vm-hosts set h1 --max-sessions 7 --cpu-ratio 2.5 --ram-ratio 0.9 --reserve-mem 1G \
+	run_vdi vm-hosts set h1 --max-sessions 7 --cpu-ratio 2.5 --ram-ratio 0.9 --reserve-mem 1G \
 		--tag x --tag y --display-address desk.example.org
 	assert_success
-	run vm-hosts show h1 -o json
+	run_vdi vm-hosts show h1 -o json
 	run python3 -c '
 import json, sys
 h = json.loads(sys.argv[1])
@@ -170,11 +158,10 @@ assert h["display_address"] == "desk.example.org", h
 print("ok")' "$output"
 	assert_output ok
 	vm-hosts set h1 --no-tags --max-sessions none
-	run vm-hosts show h1 -o json
+	run_vdi vm-hosts show h1 -o json
 	assert_output --partial '"tags":[]'
 	assert_output --partial '"max_sessions":null'
-	run vm-hosts set nosuch --max-sessions 3
-	assert_failure 3
+	run_vdi 3 vm-hosts set nosuch --max-sessions 3
 	assert_output --partial "no host 'nosuch'"
 }
 
@@ -182,33 +169,29 @@ print("ok")' "$output"
 	add_lab_hosts
 	vm-hosts drain h1
 	vm-hosts maintenance h2
-	run vm-hosts list -o tsv
+	run_vdi vm-hosts list -o tsv
 	assert_line --regexp $'^h1\t[^\t]+\tdraining\t'
 	assert_line --regexp $'^h2\t[^\t]+\tmaintenance\t'
 	assert_line --regexp $'^h3\t[^\t]+\tup\t'
 	printf 'h1\nh2 some comment\n' | vm-hosts undrain
-	run vm-hosts list -o tsv
+	run_vdi vm-hosts list -o tsv
 	assert_line --regexp $'^h1\t[^\t]+\tup\t'
 	assert_line --regexp $'^h2\t[^\t]+\tup\t'
 	[ "$(sql "select group_concat(detail, ',') from events where action = 'host-admin' and object = 'h1'")" = "draining,active" ]
-	run vm-hosts drain nosuch
-	assert_failure 3
+	run_vdi 3 vm-hosts drain nosuch
 }
 
 @test "dry runs change nothing" {
 	vm-hosts add h1 "$(lab_uri h1)"
-	run vm-hosts add h2 "$(lab_uri h2)" -n
-	assert_success
+	run_vdi vm-hosts add h2 "$(lab_uri h2)" -n
 	assert_output --partial "would add host h2"
-	run vm-hosts drain -n h1
+	run_vdi vm-hosts drain -n h1
 	assert_output --partial "would mark host h1 draining"
-	run vm-hosts rm -n h1
-	assert_success
-	run vm-hosts list -o tsv
+	run_vdi vm-hosts rm -n h1
+	run_vdi vm-hosts list -o tsv
 	assert_output --regexp $'^h1\t[^\t]+\tup\t'
 	[ "$(sql 'select count(*) from hosts')" = 1 ]
-	run vm-hosts list -n
-	assert_failure 2
+	run_vdi 2 vm-hosts list -n
 }
 
 @test "rm refuses while sessions are not ended, unless --force; unknown host is 3" {
@@ -219,18 +202,15 @@ print("ok")' "$output"
 	     values ('alice', 'ready', 1, 'vdi', 'u.qcow2', 'u.iso', 'alice', 67108864, 1, 1, 0);
 	     insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed)
 	     values (1, 1, 'running', 67108864, 1, 0, 0);"
-	run vm-hosts list -o json
+	run_vdi vm-hosts list -o json
 	assert_output --partial '"sessions":1,'
 	assert_output --partial '"mem_reserved":67108864'
-	run vm-hosts rm h1
-	assert_failure 5
+	run_vdi 5 vm-hosts rm h1
 	assert_output --partial "1 session that is not ended"
-	run vm-hosts rm h1 --force
-	assert_success
+	run_vdi vm-hosts rm h1 --force
 	[ "$(sql 'select count(*) from hosts')" = 0 ]
 	[ "$(sql 'select state || "," || reason from sessions')" = "ended,admin" ]
-	run vm-hosts rm h1
-	assert_failure 3
+	run_vdi 3 vm-hosts rm h1
 }
 
 @test "poll: 3 lab hosts, 1 dead and 1 hung: under 10 s, exactly the two bad ones down, exit 75" {
@@ -239,12 +219,11 @@ print("ok")' "$output"
 	hung_socket "$BATS_TEST_TMPDIR/hung-sock"
 	vm-hosts add hung "qemu+unix:///system?socket=$BATS_TEST_TMPDIR/hung-sock" --no-check
 	SECONDS=0
-	run vm-hosts poll -o tsv
+	run_vdi 75 vm-hosts poll -o tsv
 	local took=$SECONDS
 	stop_pidfile "$BATS_TEST_TMPDIR/hung-sock.pid"
-	assert_failure 75
 	[ "$took" -lt 10 ]
-	run vm-hosts list -o tsv
+	run_vdi vm-hosts list -o tsv
 	assert_line --regexp $'^dead\t[^\t]+\tdown\t'
 	assert_line --regexp $'^hung\t[^\t]+\tdown\t'
 	assert_line --regexp $'^h1\t[^\t]+\tup\t'
@@ -257,15 +236,13 @@ print("ok")' "$output"
 @test "poll: a down host that answers again is up" {
 	local link=$BATS_TEST_TMPDIR/flaky-sock
 	vm-hosts add flaky "qemu+unix:///system?socket=$link" --no-check
-	run vm-hosts poll flaky
-	assert_failure 75
-	run vm-hosts show flaky -o json
+	run_vdi 75 vm-hosts poll flaky
+	run_vdi vm-hosts show flaky -o json
 	assert_output --partial '"state":"down"'
 	assert_output --partial 'No such file'
 	ln -s "$LAB/h1/libvirt-sock" "$link"
-	run vm-hosts poll flaky
-	assert_success
-	run vm-hosts show flaky -o json
+	run_vdi vm-hosts poll flaky
+	run_vdi vm-hosts show flaky -o json
 	assert_output --partial '"state":"up"'
 	assert_output --partial '"last_error":null'
 	[ "$(sql "select group_concat(action, ',') from events where object = 'flaky'")" = "host-add,host-down,host-up" ]
@@ -279,13 +256,13 @@ print("ok")' "$output"
 	guest_xml foreign1 >"$BATS_TEST_TMPDIR/foreign.xml"
 	virsh -q -c "$u" create "$BATS_TEST_TMPDIR/ours.xml" >/dev/null
 	virsh -q -c "$u" create "$BATS_TEST_TMPDIR/foreign.xml" >/dev/null
-	run vm-hosts poll h2 -o json
+	run_vdi vm-hosts poll h2 -o json
 	local out=$output
 	virsh -q -c "$u" destroy vdi-s7-alice >/dev/null
 	virsh -q -c "$u" destroy foreign1 >/dev/null
 	echo "$out"
 	[[ $out == *'"domains":2,"domains_ours":1'* ]]
-	run vm-hosts show h2 -o json
+	run_vdi vm-hosts show h2 -o json
 	run python3 -c '
 import json, sys
 h = json.loads(sys.argv[1])
@@ -298,34 +275,36 @@ assert not seen["foreign1"]["ours"] and seen["foreign1"]["user"] is None, seen
 assert seen["foreign1"]["mem"] == 64 * 2**20, seen
 print("ok")' "$output"
 	assert_output ok
-	run vm-hosts show h2 -o table
+	run_vdi vm-hosts show h2 -o table
 	assert_output --partial "domains_seen:"
 	assert_output --regexp "vdi-s7-alice +running +yes +7 +alice"
 }
 
 @test "poll of named hosts only asks those; an unknown name is 3" {
 	add_lab_hosts
-	run vm-hosts poll h2 -o tsv
-	assert_success
+	run_vdi vm-hosts poll h2 -o tsv
 	assert_equal "${#lines[@]}" 1
 	assert_line --index 0 --regexp $'^h2\tup\t'
-	run vm-hosts poll h2 nosuch
-	assert_failure 3
+	run_vdi 3 vm-hosts poll h2 nosuch
 }
 
 @test "usage errors are exit 2 with one clear line" {
-	run vm-hosts
-	assert_failure 2
+	run_vdi 2 vm-hosts
 	assert_line --index 0 "vm-hosts: error: missing command"
-	run vm-hosts frobnicate
-	assert_failure 2
-	run vm-hosts add h1
-	assert_failure 2
-	run vm-hosts show
-	assert_failure 2
-	run vm-hosts list --force
-	assert_failure 2
-	run vm-hosts list -o xml
-	assert_failure 2
+	run_vdi 2 vm-hosts frobnicate
+	run_vdi 2 vm-hosts add h1
+	run_vdi 2 vm-hosts show
+	run_vdi 2 vm-hosts list --force
+	run_vdi 2 vm-hosts list -o xml
 	assert_line --index 0 --partial "unknown format 'xml'"
+}
+
+@test "poll -n asks the hosts and records nothing" {
+	add_lab_hosts
+	sql "update hosts set last_poll = 1, health = 'unknown'"
+	run_vdi vm-hosts poll -n -o tsv
+	[ "$(grep -c $'\tup\t' <<<"$output")" = 3 ]
+	[ "$(sql "select group_concat(last_poll || health) from hosts")" = "1unknown,1unknown,1unknown" ]
+	run_vdi vm-hosts poll -q
+	[ "$(sql "select count(*) from hosts where health = 'up'")" = 3 ]
 }

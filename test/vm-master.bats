@@ -68,9 +68,8 @@ assert_nothing_left() {
 @test "import over http with its checksum: active, format and size from the image, sha recorded" {
 	local sha
 	sha=$(sha256sum "$WWW/win11.qcow2" | cut -d' ' -f1)
-	run vm-master add win11 --image "$(url win11.qcow2)" --sha256 "$sha" --os win11 --app office --mem 64M -o json
-	assert_success
-	run vm-master show win11 -o json
+	run_vdi vm-master add win11 --image "$(url win11.qcow2)" --sha256 "$sha" --os win11 --app office --mem 64M -o json
+	run_vdi vm-master show win11 -o json
 	run python3 -c '
 import json, sys
 m = json.loads(sys.argv[1])
@@ -86,11 +85,9 @@ print("ok")' "$output" "$sha"
 }
 
 @test "import from a path and a file:// URL; raw images keep their byte size; the sha is recorded either way" {
-	run vm-master add r1 --image "$WWW/random.raw" --os linux
-	assert_success
-	run vm-master add r2 --image "file://$WWW/random.raw" --os linux
-	assert_success
-	run vm-master list -o json
+	run_vdi vm-master add r1 --image "$WWW/random.raw" --os linux
+	run_vdi vm-master add r2 --image "file://$WWW/random.raw" --os linux
+	run_vdi vm-master list -o json
 	local sha
 	sha=$(sha256sum "$WWW/random.raw" | cut -d' ' -f1)
 	assert_output --partial "\"format\":\"raw\",\"virtual_size\":1048576"
@@ -99,78 +96,67 @@ print("ok")' "$output" "$sha"
 }
 
 @test "redirects are followed; a redirect to ftp and a redirect loop are refused" {
-	run vm-master add rd --image "$(url redirect/win11.qcow2)"
-	assert_success
-	run vm-master add toftp --image "$(url to-ftp)"
+	run_vdi vm-master add rd --image "$(url redirect/win11.qcow2)"
+	run_vdi '?' vm-master add toftp --image "$(url to-ftp)"
 	assert_failure
 	assert_nothing_left toftp
-	run vm-master add loop --image "$(url loop)"
+	run_vdi '?' vm-master add loop --image "$(url loop)"
 	assert_failure
 	assert_output --partial "redirect"
 	assert_nothing_left loop
 }
 
 @test "404 is exit 3 and leaves nothing" {
-	run vm-master add gone --image "$(url no-such.qcow2)"
-	assert_failure 3
+	run_vdi 3 vm-master add gone --image "$(url no-such.qcow2)"
 	assert_output --partial "HTTP 404"
 	assert_nothing_left gone
 }
 
 @test "a self-signed TLS certificate is refused and leaves nothing" {
-	run vm-master add tls --image "https://127.0.0.1:$TLS_PORT/win11.qcow2"
-	assert_failure 1
+	run_vdi 1 vm-master add tls --image "https://127.0.0.1:$TLS_PORT/win11.qcow2"
 	assert_output --regexp "certificate|SSL"
 	assert_nothing_left tls
 }
 
 @test "a truncated transfer fails and leaves nothing" {
-	run vm-master add cut --image "$(url truncated/random.raw)"
-	assert_failure 1
+	run_vdi 1 vm-master add cut --image "$(url truncated/random.raw)"
 	assert_output --partial "truncated"
 	assert_nothing_left cut
 }
 
 @test "a checksum mismatch fails and leaves nothing" {
-	run vm-master add bad --image "$(url win11.qcow2)" --sha256 "$(printf 'ab%.0s' {1..32})"
-	assert_failure 1
+	run_vdi 1 vm-master add bad --image "$(url win11.qcow2)" --sha256 "$(printf 'ab%.0s' {1..32})"
 	assert_output --partial "checksum mismatch"
 	assert_nothing_left bad
 }
 
 @test "not an image, another format, or a qcow2 with a backing file: refused, nothing left" {
-	run vm-master add html --image "$(url page.html)"
-	assert_failure 1
+	run_vdi 1 vm-master add html --image "$(url page.html)"
 	assert_output --partial "not a disk image"
 	assert_nothing_left html
-	run vm-master add vmdk --image "$WWW/disk.vmdk"
-	assert_failure 1
+	run_vdi 1 vm-master add vmdk --image "$WWW/disk.vmdk"
 	assert_output --partial "unsupported image format"
 	assert_nothing_left vmdk
-	run vm-master add backed --image "$(url backed.qcow2)"
-	assert_failure 1
+	run_vdi 1 vm-master add backed --image "$(url backed.qcow2)"
 	assert_output --partial "backing file"
 	assert_nothing_left backed
 }
 
 @test "a full pool fails the upload and leaves nothing" {
-	run vm-master add big --image "$(url big.raw)" --pool small --host h1
-	assert_failure 1
+	run_vdi 1 vm-master add big --image "$(url big.raw)" --pool small --host h1
 	assert_nothing_left big
 	[ -z "$(ls "$SMALL")" ]
 }
 
 @test "an image over image_max_size is refused and leaves nothing" {
 	echo "image_max_size = 512K" >"$VDI_CONFIG"
-	run vm-master add huge --image "$(url random.raw)"
-	assert_failure 1
+	run_vdi 1 vm-master add huge --image "$(url random.raw)"
 	assert_output --partial "image_max_size"
 	assert_nothing_left huge
 }
 
 @test "a server nobody listens on is exit 75" {
-	run vm-master add down --image "http://127.0.0.1:1/win11.qcow2"
-	assert_failure 75
+	run_vdi 75 vm-master add down --image "http://127.0.0.1:1/win11.qcow2"
 	assert_nothing_left down
 }
 
@@ -178,32 +164,23 @@ print("ok")' "$output" "$sha"
 	vm-master -q add m1 --image "$(url win11.qcow2)"
 	local before
 	before=$(file_sum "$LAB/pool/master-m1")
-	run vm-master add m1 --image "$(url random.raw)"
-	assert_failure 5
+	run_vdi 5 vm-master add m1 --image "$(url random.raw)"
 	assert_output --partial "exists already"
 	[ "$(file_sum "$LAB/pool/master-m1")" = "$before" ]
 	[ "$(sql "select format from masters where name = 'm1'")" = qcow2 ]
 }
 
 @test "bad names, URLs, checksums and sizes are usage errors (2)" {
-	run vm-master add "a/b" --image "$(url win11.qcow2)"
-	assert_failure 2
-	run vm-master add m --image "ftp://127.0.0.1/x.qcow2"
-	assert_failure 2
+	run_vdi 2 vm-master add "a/b" --image "$(url win11.qcow2)"
+	run_vdi 2 vm-master add m --image "ftp://127.0.0.1/x.qcow2"
 	assert_output --partial "only http, https and file"
-	run vm-master add m --image "$(url win11.qcow2)" --sha256 xyz
-	assert_failure 2
-	run vm-master add m
-	assert_failure 2
+	run_vdi 2 vm-master add m --image "$(url win11.qcow2)" --sha256 xyz
+	run_vdi 2 vm-master add m
 	assert_output --partial "--image"
-	run vm-master add m --image "$(url win11.qcow2)" --mem -1G
-	assert_failure 2
-	run vm-master add m --image "$(url win11.qcow2)" --vcpus 0
-	assert_failure 2
-	run vm-master add m --image "$(url win11.qcow2)" --os "bad os"
-	assert_failure 2
-	run vm-master add m --image "$(url win11.qcow2)" --disk 10M
-	assert_failure 2
+	run_vdi 2 vm-master add m --image "$(url win11.qcow2)" --mem -1G
+	run_vdi 2 vm-master add m --image "$(url win11.qcow2)" --vcpus 0
+	run_vdi 2 vm-master add m --image "$(url win11.qcow2)" --os "bad os"
+	run_vdi 2 vm-master add m --image "$(url win11.qcow2)" --disk 10M
 	assert_output --partial "smaller than the image"
 	assert_nothing_left m
 }
@@ -216,10 +193,9 @@ print("ok")' "$output" "$sha"
 	wait "$pid" || true
 	[ "$(sql "select state from masters where name = 'slow'")" = importing ]
 	vol_exists master-slow
-	run vm-master list -o tsv
+	run_vdi vm-master list -o tsv
 	assert_output --partial "slow	importing"
-	run vm-master add slow --image "$WWW/slow.raw"
-	assert_success
+	run_vdi vm-master add slow --image "$WWW/slow.raw"
 	assert_output --partial "took over"
 	[ "$(sql "select state from masters where name = 'slow'")" = active ]
 	cmp "$WWW/slow.raw" "$LAB/pool/master-slow"
@@ -228,29 +204,23 @@ print("ok")' "$output" "$sha"
 @test "retire stops new copies but keeps existing user VMs; rm is refused while user VMs use it" {
 	vm-master -q add m1 --image "$(url win11.qcow2)" --os win11 --mem 64M
 	vm-copy -q --master m1 alice
-	run vm-master retire m1
-	assert_success
-	run vm-copy --master m1 bob
-	assert_failure 5
+	run_vdi vm-master retire m1
+	run_vdi 5 vm-copy --master m1 bob
 	assert_output --partial "retired"
-	run vm-master show m1 -o json
+	run_vdi vm-master show m1 -o json
 	assert_output --partial '"state":"retired"'
 	assert_output --partial '"uservms":1'
-	run vm-master rm m1
-	assert_failure 5
+	run_vdi 5 vm-master rm m1
 	assert_output --partial "used by 1 user VM"
 	vm-copy -q --rm alice
-	run vm-master rm m1
-	assert_success
+	run_vdi vm-master rm m1
 	! vol_exists master-m1
 	[ "$(sql "select count(*) from masters")" = 0 ]
-	run vm-master rm m1
-	assert_failure 3
+	run_vdi 3 vm-master rm m1
 }
 
 @test "dry run imports nothing" {
-	run vm-master add m1 --image "$(url win11.qcow2)" -n
-	assert_success
+	run_vdi vm-master add m1 --image "$(url win11.qcow2)" -n
 	assert_output --partial "would import"
 	assert_nothing_left m1
 }

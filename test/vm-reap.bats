@@ -7,15 +7,11 @@
 load helpers
 
 setup_file() {
-	lab_start 3
-	IMG=$(mktemp -d /tmp/vdi-img.XXXXXX)
-	export IMG
-	qemu-img create -q -f qcow2 "$IMG/m.qcow2" 32M
+	lab_suite_start 3
 }
 
 teardown_file() {
-	lab_stop
-	rm -rf "$IMG"
+	lab_suite_stop
 }
 
 setup() {
@@ -26,7 +22,6 @@ setup() {
 }
 
 teardown() {
-	local h d
 	# Whatever the test did, the VMDB, libvirt and the pool must agree.
 	local agree=0
 	assert_agree || agree=1
@@ -35,13 +30,7 @@ teardown() {
 		vdi-lab stop "$LAB2" >/dev/null 2>&1 3>&- || true
 		rm -rf "$LAB2"
 	fi
-	for h in h1 h2 h3; do
-		for d in $(virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null); do
-			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
-		done
-	done
-	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]*
-	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+	lab_clean
 	return $agree
 }
 
@@ -65,35 +54,29 @@ assert_agree() {
 @test "a domain powered off (destroyed behind our back) ends 'poweroff'; its overlay goes; capacity comes back" {
 	vm-start -q u1 u2 u3
 	virsh -q -c "$(lab_uri h2)" destroy vdi-s2-u2 >/dev/null
-	run vm-reap -n
-	assert_success
+	run_vdi vm-reap -n
 	assert_output $'end\tsession 2 (u2 on h2)\tpoweroff'
 	[ "$(sql 'select state from sessions where id = 2')" = running ]
-	run vm-reap
-	assert_success
+	run_vdi vm-reap
 	[ "$(sql "select state || ' ' || reason from sessions where id = 2")" = "ended poweroff" ]
 	[ "$(sql "select sessions from hosts where name = 'h2'")" = 0 ]
 	assert_agree
-	run vm-reap
+	run_vdi vm-reap
 	assert_output ""
 }
 
 @test "--user, --session and --host end sessions now (admin); unknown ones are 3" {
 	vm-start -q u1 u2 u3 u4
-	run vm-reap --user u1 --session 2 -o tsv
-	assert_success
+	run_vdi vm-reap --user u1 --session 2 -o tsv
 	assert_line $'end\tsession 1 (u1 on h1)\tadmin'
 	assert_line $'end\tsession 2 (u2 on h2)\tadmin'
-	run vm-reap --host h3
+	run_vdi vm-reap --host h3
 	assert_line --partial "session 3 (u3 on h3)"
 	[ "$(sql "select count(*) from sessions where state = 'running'")" = 1 ]
 	assert_agree
-	run vm-reap --user nobody
-	assert_failure 3
-	run vm-reap --host nosuch
-	assert_failure 3
-	run vm-reap --session 999
-	assert_failure 3
+	run_vdi 3 vm-reap --user nobody
+	run_vdi 3 vm-reap --host nosuch
+	run_vdi 3 vm-reap --session 999
 }
 
 @test "--max-age ends old sessions; an assigned session past assign_ttl is released" {
@@ -101,32 +84,30 @@ assert_agree() {
 	vm-assign -q u2
 	sql "update sessions set created = created - 7200"
 	echo 'assign_ttl = 1h' >"$VDI_CONFIG"
-	run vm-reap
+	run_vdi vm-reap
 	assert_output $'end\tsession 2 (u2 on h2)\texpired'
-	run vm-reap --max-age 1h
+	run_vdi vm-reap --max-age 1h
 	assert_output $'end\tsession 1 (u1 on h1)\texpired'
 	assert_agree
 }
 
 @test "vm-start killed after the overlay: vm-reap undoes it past start_ttl ('failed')" {
-	VDI_TEST_STOP_AT=overlay run vm-start u1
-	assert_failure 137
+	VDI_TEST_STOP_AT=overlay run_vdi 137 vm-start u1
 	[ -e "$LAB/pool/s1-u1.qcow2" ]
-	run vm-reap
+	run_vdi vm-reap
 	assert_output ""    # not past start_ttl yet
 	echo 'start_ttl = 1s' >"$VDI_CONFIG"
 	sleep 2
-	run vm-reap
+	run_vdi vm-reap
 	assert_output $'end\tsession 1 (u1 on h1)\tfailed'
 	assert_agree
 }
 
 @test "vm-start killed after the domain started: vm-reap finishes it (running)" {
-	VDI_TEST_STOP_AT=domain run vm-start u1
-	assert_failure 137
+	VDI_TEST_STOP_AT=domain run_vdi 137 vm-start u1
 	echo 'start_ttl = 1s' >"$VDI_CONFIG"
 	sleep 2
-	run vm-reap
+	run_vdi vm-reap
 	assert_output $'finish\tsession 1 (u1 on h1)\trunning'
 	[ "$(sql 'select state from sessions where id = 1')" = running ]
 	assert_agree
@@ -134,16 +115,15 @@ assert_agree() {
 
 @test "vm-reap killed half-way (after committing stopping): the next run finishes past stop_ttl" {
 	vm-start -q u1 u2
-	VDI_TEST_STOP_AT=stopping run vm-reap --user u2
-	assert_failure 137
+	VDI_TEST_STOP_AT=stopping run_vdi 137 vm-reap --user u2
 	[ "$(sql 'select state from sessions where id = 2')" = stopping ]
 	[ "$(sql 'select sessions from hosts where name = "h2"')" = 1 ]   # still held until it really ends
 	virsh -q -c "$(lab_uri h1)" destroy vdi-s1-u1 >/dev/null
-	run vm-reap
+	run_vdi vm-reap
 	assert_output $'end\tsession 1 (u1 on h1)\tpoweroff'
 	echo 'stop_ttl = 1s' >"$VDI_CONFIG"
 	sleep 2
-	run vm-reap
+	run_vdi vm-reap
 	assert_output $'end\tsession 2 (u2 on h2)\tadmin'
 	assert_agree
 }
@@ -157,14 +137,12 @@ assert_agree() {
 	rm -f "$LAB/pool/s2-u2.qcow2"
 	printf '<domain type="qemu"><name>foreign</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>' >"$BATS_TEST_TMPDIR/f.xml"
 	virsh -q -c "$(lab_uri h3)" create "$BATS_TEST_TMPDIR/f.xml" >/dev/null
-	run vm-reap --orphans -o tsv
-	assert_success
+	run_vdi vm-reap --orphans -o tsv
 	assert_line $'end\tsession 2 (u2 on h2)\torphan'
 	assert_line $'destroy\tvdi-s1-u1\torphan'
 	# Its disk was open in the guest this run destroyed: it goes in the next run.
 	refute_line $'delete\ts1-u1.qcow2\torphan'
-	run vm-reap --orphans -o tsv
-	assert_success
+	run_vdi vm-reap --orphans -o tsv
 	assert_output $'delete\ts1-u1.qcow2\torphan'
 	run doms
 	assert_output $'foreign\nvdi-s3-u3'
@@ -188,14 +166,12 @@ assert_agree() {
 	vm-start -q u1
 	[ "$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.id = 1")" = h9 ]
 	vdi-lab stop "$lab2" 2>/dev/null
-	run vm-reap
-	assert_failure 75
+	run_vdi 75 vm-reap
 	assert_output --partial "host h9 does not answer"
 	[ "$(sql 'select state from sessions where id = 1')" = running ]
-	run vm-hosts poll h9
+	run_vdi 75 vm-hosts poll h9
 	sql "update hosts set down_since = down_since - 3600 where name = 'h9'"
-	run vm-reap
-	assert_success
+	run_vdi vm-reap
 	assert_output $'end\tsession 1 (u1 on h9)\thost-lost'
 	[ "$(sql "select sessions from hosts where name = 'h9'")" = 0 ]
 }
@@ -203,10 +179,9 @@ assert_agree() {
 @test "two vm-reap runs at once: the second skips, and says so only without -q" {
 	exec {fd}>"$VDI_DB.reap.lock"
 	flock "$fd"
-	run vm-reap
-	assert_success
+	run_vdi vm-reap
 	assert_output --partial "another vm-reap is running"
-	run vm-reap -q
+	run_vdi vm-reap -q
 	assert_output ""
 	exec {fd}>&-
 }
@@ -216,7 +191,7 @@ assert_agree() {
 	vm-copy -q --master m --ttl 1s old2
 	sleep 2
 	vm-start -q old2
-	run vm-reap --expired
+	run_vdi vm-reap --expired
 	assert_line $'delete\tuser VM of old1\texpired'
 	refute_output --partial old2
 	[ ! -e "$LAB/pool/user-old1.qcow2" ]
@@ -225,16 +200,17 @@ assert_agree() {
 
 @test "vm-ls: where is each user's desktop" {
 	vm-start -q u1 u2
-	run vm-ls -o tsv u1 u2 u3
+	run_vdi vm-ls -o tsv u1 u2 u3
 	assert_line --index 0 --regexp $'^u1\tm\t67108864\t1\t33554432\t\t1\trunning\th1\t[0-9T:Z-]+\tspice://127.0.0.1:[0-9]+$'
 	assert_line --index 2 --regexp $'^u3\tm\t.*\t\t\t\t\t$'
-	run vm-ls --sessions --host h2 -o tsv
+	run_vdi vm-ls --sessions --host h2 -o tsv
 	assert_output --regexp $'^2\tu2\th2\trunning\t'
-	run vm-ls --state running -o json
+	run_vdi vm-ls --state running -o json
 	assert_output --partial '"user":"u1"'
 	refute_output --partial '"user":"u3"'
-	run vm-ls nobody
-	assert_failure 3
-	run vm-ls --state sleeping
-	assert_failure 2
+	run_vdi 3 vm-ls nobody
+	# The same user, asked for by session: the same answer.
+	run_vdi 3 vm-ls --sessions nobody
+	assert_output --regexp "^vm-ls: error: .*'nobody'"
+	run_vdi 2 vm-ls --state sleeping
 }

@@ -11,8 +11,7 @@ setup() {
 
 @test "a VMDB in a missing folder is created, mode 0600, with the current schema and WAL" {
 	local db=$BATS_TEST_TMPDIR/a/b/c/vdi.db
-	run vm-hosts --db "$db" list
-	assert_success
+	run_vdi vm-hosts --db "$db" list
 	[ -f "$db" ]
 	[ "$(stat -c %a "$db")" = 600 ]
 	[ "$(stat -c %a "$BATS_TEST_TMPDIR/a/b/c")" = 750 ]
@@ -25,18 +24,15 @@ setup() {
 	sql 'pragma user_version = 999'
 	local before
 	before=$(file_sum "$VDI_DB")
-	run vm-hosts list
-	assert_failure 1
+	run_vdi 1 vm-hosts list
 	assert_output --partial "schema version 999, newer than this vdi-tools knows"
-	run vm-hosts add h2 qemu+ssh://x/system --no-check
-	assert_failure 1
+	run_vdi 1 vm-hosts add h2 qemu+ssh://x/system --no-check
 	[ "$(file_sum "$VDI_DB")" = "$before" ]
 }
 
 @test "a file that is not an SQLite database is refused with one clear line" {
 	echo "hello, I am not a database, but I am long enough to have a header of sorts....." >"$VDI_DB"
-	run vm-hosts list
-	assert_failure 1
+	run_vdi 1 vm-hosts list
 	assert_output "vm-hosts: error: $VDI_DB is not a VMDB (not an SQLite database)"
 }
 
@@ -49,7 +45,7 @@ setup() {
 	assert_failure 1
 	assert_line --index 0 --regexp $'^h1\t'
 	assert_output --partial "is read-only"
-	run vm-hosts list -o tsv
+	run_vdi vm-hosts list -o tsv
 	assert_output --regexp $'^h1\t[^\t]+\tunknown\t'
 }
 
@@ -79,19 +75,15 @@ setup() {
 
 @test "config file errors name the file and line; a missing VDI_CONFIG is an error" {
 	printf '# comment\n\npoll_timeout = 2s\nfrobnicate = 1\n' >"$VDI_CONFIG"
-	run vm-hosts list
-	assert_failure 2
+	run_vdi 2 vm-hosts list
 	assert_output "vm-hosts: error: $VDI_CONFIG:4: unknown setting 'frobnicate'"
 	printf 'poll_timeout = -5s\n' >"$VDI_CONFIG"
-	run vm-hosts list
-	assert_failure 2
+	run_vdi 2 vm-hosts list
 	assert_output --partial "$VDI_CONFIG:1: poll_timeout: invalid duration '-5s': must not be negative"
 	printf 'policy = fastest\n' >"$VDI_CONFIG"
-	run vm-hosts list
-	assert_failure 2
+	run_vdi 2 vm-hosts list
 	assert_output --partial "unknown policy 'fastest'"
-	VDI_CONFIG=$BATS_TEST_TMPDIR/none.conf run vm-hosts list
-	assert_failure 1
+	VDI_CONFIG=$BATS_TEST_TMPDIR/none.conf run_vdi 1 vm-hosts list
 	assert_output --partial "cannot read config file"
 }
 
@@ -100,10 +92,9 @@ setup() {
 	hung_socket "$BATS_TEST_TMPDIR/hung-sock"
 	vm-hosts -q add hung "qemu+unix:///system?socket=$BATS_TEST_TMPDIR/hung-sock" --no-check
 	SECONDS=0
-	run vm-hosts poll
+	run_vdi 75 vm-hosts poll
 	local took=$SECONDS
 	stop_pidfile "$BATS_TEST_TMPDIR/hung-sock.pid"
-	assert_failure 75
 	assert_output --partial "no answer within 1.5 s"
 	[ "$took" -le 3 ]
 }
@@ -115,12 +106,10 @@ setup() {
 	sqlite3 "$VDI_DB" 'begin immediate; select 1;' '.shell sleep 3' 'commit;' >/dev/null 3>&- &
 	local holder=$!
 	sleep 0.5
-	run vm-hosts drain h1
+	run_vdi 75 vm-hosts drain h1
 	wait "$holder"
-	assert_failure 75
 	assert_output --partial "is busy"
-	run vm-hosts drain h1
-	assert_success
+	run_vdi vm-hosts drain h1
 }
 
 @test "every change is an event with who, program, object and action" {
@@ -132,10 +121,8 @@ setup() {
 }
 
 @test "--help prints the synopsis and exits 0; --version names the program" {
-	run vm-hosts --help
-	assert_success
+	run_vdi vm-hosts --help
 	assert_line --index 0 --partial "usage: vm-hosts"
-	run vm-hosts --version
-	assert_success
+	run_vdi vm-hosts --version
 	assert_output --regexp '^vm-hosts \(vdi-tools\) [0-9]+\.[0-9]+\.[0-9]+$'
 }
