@@ -319,14 +319,16 @@ check_ours(struct vdi_db *db, bool *fresh, struct vdi_err *err)
 	int64_t app = 0, v = 0, objects = 0, ours = 0;
 
 	*fresh = false;
-	if (query_int(db, "PRAGMA application_id", &app, err) < 0 ||
-	    query_int(db, "PRAGMA user_version", &v, err) < 0 ||
+	/* The common case costs one read of the header, on every command. */
+	if (query_int(db, "PRAGMA application_id", &app, err) < 0)
+		return -1;
+	if (app == VDI_APP_ID)
+		return 0;
+	if (query_int(db, "PRAGMA user_version", &v, err) < 0 ||
 	    query_int(db, "SELECT count(*) FROM sqlite_master", &objects, err) < 0 ||
 	    query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
 		      "('hosts', 'masters', 'uservms', 'sessions', 'events')", &ours, err) < 0)
 		return -1;
-	if (app == VDI_APP_ID)
-		return 0;
 	if (app == 0 && v == 0 && objects == 0) {
 		*fresh = true;
 		return 0;
