@@ -45,7 +45,7 @@ LIBS_NET   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
 
 # libvdi is split by dependency: programs that only use the VMDB never load libvirt.
 # libvdi.a: SQLite and libxml2; libvdi-virt.a: libvirt; libvdi-net.a: libcurl and nettle.
-CORE_SRC = lib/err.c lib/mem.c lib/strv.c lib/csv.c lib/names.c lib/uri.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
+CORE_SRC = lib/err.c lib/mem.c lib/strv.c lib/csv.c lib/batch.c lib/names.c lib/uri.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
            lib/file.c lib/meta.c lib/report.c lib/xml.c lib/seed.c lib/master.c lib/uservm.c \
            lib/sched.c lib/assign.c lib/session.c lib/reap.c
 VIRT_SRC = lib/virt.c lib/conns.c lib/start.c lib/reaper.c lib/poll.c lib/copy.c
@@ -56,7 +56,7 @@ PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap
 NET_PROGS  = vm-master
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap
+UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)

@@ -1,5 +1,6 @@
 /* cli.c - common options, settings and messages of every program (see cli.h). */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,13 @@ vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage)
 	c->prog = prog;
 	c->usage = usage;
 	c->fmt = VDI_FMT_AUTO;
+	/*
+	 * A libvirt connection the daemon closed must not kill the process
+	 * (libvirt asks its users to ignore SIGPIPE, as virsh does); a closed
+	 * stdout is then EPIPE, which vdi_cli_finish() treats as the reader
+	 * having had enough.
+	 */
+	signal(SIGPIPE, SIG_IGN);
 }
 
 /*

@@ -4,7 +4,8 @@
  * connect.  The paper's VMCU and the start half of VSCS.
  *
  * A thin main: the workflow is vdi_start() (lib/start.c), one call per
- * user or session.  Users are names, always; a session is named only by
+ * user or session, start_parallel of them in flight (vdi_start_many), the
+ * results printed in input order.  Users are names, always; a session is named only by
  * --session ID, so a user called "7" can never get session 7.
  */
 #include <stdio.h>
@@ -70,12 +71,38 @@ host_failed(void *ctx, const struct vdi_err *e)
 	vdi_cli_warn_err(ctx, e);
 }
 
+struct batch {
+	struct vdi_cli *c;
+	const char *vv;
+	bool show_password;
+	int code;
+};
+
+/* Each result in input order (vdi_start_many holds its lock). */
+static void
+done(void *ctx, size_t i, const struct vdi_session *s, const struct vdi_err *e)
+{
+	struct batch *b = ctx;
+	struct vdi_err err = { 0 };
+
+	(void)i;
+	if (e) {
+		b->code = vdi_code_worst(b->code, vdi_cli_fail(b->c, e));
+		return;
+	}
+	put(b->c, s, b->show_password);
+	if (b->vv && vdi_start_write_vv(s, b->vv, &err) < 0)
+		b->code = vdi_code_worst(b->code, vdi_cli_fail(b->c, &err));
+}
+
 int
 main(int argc, char **argv)
 {
 	struct vdi_cli c;
 	struct vdi_err err = { 0 };
 	struct vdi_start_opts so = { 0 };
+	struct vdi_start_batch sb = { 0 };
+	struct batch b = { 0 };
 	const char *vv = NULL, *policy = NULL;
 	bool show_password = false;
 	char **users = NULL;
@@ -95,8 +122,8 @@ main(int argc, char **argv)
 			policy = optarg;
 			break;
 		case OPT_VV: {
-			struct stat sb;
-			if (stat(optarg, &sb) < 0 || !S_ISDIR(sb.st_mode))
+			struct stat st;
+			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode))
 				vdi_cli_usage_error(&c, "--vv: '%s' is not a folder", optarg);
 			vv = optarg;
 			break;
@@ -131,25 +158,24 @@ main(int argc, char **argv)
 	rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	so.assign.rng = &rng;
 	so.retries = c.cfg.start_retries;
-	so.conns = vdi_conns_new(c.cfg.poll_timeout);
 	so.host_failed = host_failed;
 	so.ctx = &c;
+	sb.db = c.db;
+	sb.db_path = c.cfg.db;
+	sb.program = c.prog;
+	sb.busy_ms = c.cfg.busy_timeout;
+	sb.timeout_ms = c.cfg.poll_timeout;
+	sb.parallel = (int)c.cfg.start_parallel;
+	sb.per_host = (int)c.cfg.start_parallel_host;
+	sb.done = done;
+	sb.ctx = &b;
+	b.c = &c;
+	b.vv = vv;
+	b.show_password = show_password;
 	vdi_out_list_begin(c.out);
-	for (size_t i = 0; i < (nids ? nids : n); i++) {
-		struct vdi_session s;
-
-		vdi_err_reset(&err);
-		if (vdi_start(c.db, nids ? NULL : users[i], nids ? ids[i] : 0, &so, &s, &err) < 0) {
-			code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
-		} else {
-			put(&c, &s, show_password);
-			if (vv && vdi_start_write_vv(&s, vv, &err) < 0)
-				code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
-		}
-		vdi_session_clear(&s);
-	}
+	vdi_start_many(nids ? NULL : users, nids ? ids : NULL, nids ? nids : n, &so, &sb);
 	vdi_out_list_end(c.out);
-	vdi_conns_free(so.conns);
+	code = b.code;
 out:
 	vdi_strv_free(users, n);
 	free(ids);

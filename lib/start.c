@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "batch.h"
 #include "file.h"
 #include "mem.h"
 #include "meta.h"
@@ -86,6 +87,40 @@ out:
 }
 
 /*
+ * The libvirt part of a start, for claimed session s: adopt or make the
+ * desktop, then record it running.  0 running; -1 the host failed (what
+ * was made is undone); 1 the session was ended or taken over meanwhile
+ * (what was made is undone; not the host's fault).
+ */
+static int
+run_on_host(struct vdi_db *db, const struct vdi_start_opts *o, struct vdi_session *s, struct vdi_err *err)
+{
+	virConnectPtr conn;
+	int64_t port = 0;
+	int ret = -1;
+
+	conn = vdi_conns_get(o->conns, s->host, s->host_uri, err);
+	if (!conn)
+		return -1;
+	/* A domain of ours by this name is a starter's that died after starting it: adopt it. */
+	if (vdi_domain_port(conn, s->domain, s->id, &port, err) < 0) {
+		if (err->code != VDI_ENOTFOUND)
+			goto undo;
+		vdi_err_clear(err);
+		if (make_desktop(conn, s, &port, err) < 0)
+			goto undo;
+	}
+	if (vdi_session_set_running(db, s->id, port, err) == 0)
+		return 0;
+	/* Ended or taken over meanwhile (vm-reap): theirs to finish; ours to undo. */
+	ret = 1;
+undo:
+	vdi_domain_destroy(conn, s->domain, NULL);
+	vdi_vol_delete(conn, s->pool, s->overlay, NULL);
+	return ret;
+}
+
+/*
  * Try to run session id on its host.  On failure what was made is undone
  * and *s holds the session as claimed (s->host names the host that failed,
  * or is NULL when the failure was not the host's).
@@ -95,8 +130,6 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 	  struct vdi_err *err)
 {
 	char domain[160], overlay[160], addr[256], pw[25];
-	virConnectPtr conn;
-	int64_t port = 0;
 	int rc;
 
 	if (vdi_session_get(db, id, s, err) < 0)
@@ -116,28 +149,18 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 		goto not_host;
 	if (rc == 1)
 		return 0; /* running already: nothing to do */
-	conn = vdi_conns_get(o->conns, s->host, s->host_uri, err);
-	if (!conn)
-		return -1;
-	/* A domain of ours by this name is a starter's that died after starting it: adopt it. */
-	if (vdi_domain_port(conn, s->domain, s->id, &port, err) < 0) {
-		if (err->code != VDI_ENOTFOUND)
-			goto undo;
-		vdi_err_clear(err);
-		if (make_desktop(conn, s, &port, err) < 0)
-			goto undo;
+	/* Storm control: at most so many starts in flight on one host. */
+	if (o->host_gate)
+		vdi_gate_enter(o->host_gate, s->host_id);
+	rc = run_on_host(db, o, s, err);
+	if (o->host_gate)
+		vdi_gate_leave(o->host_gate, s->host_id);
+	if (rc == 0) {
+		vdi_session_clear(s);
+		return vdi_session_get(db, id, s, err);
 	}
-	if (vdi_session_set_running(db, id, port, err) < 0) {
-		/* Ended or taken over meanwhile (vm-reap): theirs to finish; ours to undo. */
-		vdi_domain_destroy(conn, s->domain, NULL);
-		vdi_vol_delete(conn, s->pool, s->overlay, NULL);
+	if (rc == 1)
 		goto not_host;
-	}
-	vdi_session_clear(s);
-	return vdi_session_get(db, id, s, err);
-undo:
-	vdi_domain_destroy(conn, s->domain, NULL);
-	vdi_vol_delete(conn, s->pool, s->overlay, NULL);
 	return -1;
 not_host:
 	free(s->host);
@@ -243,4 +266,121 @@ vdi_start_write_vv(const struct vdi_session *s, const char *dir, struct vdi_err 
 	if (ret < 0)
 		vdi_err_object(err, "%s", s->user);
 	return ret;
+}
+
+/* ---- batches: several starts in flight, output in input order ---- */
+
+struct many {
+	const struct vdi_start_opts *o;
+	const struct vdi_start_batch *b;
+	char *const *users;
+	const int64_t *ids;
+	size_t n;
+	size_t *task_of;           /* input i -> the task (the first input with the same key) */
+	struct vdi_session *res;   /* per task */
+	struct vdi_err *errs;      /* per task */
+	bool *done;                /* per task */
+	size_t next_out;
+	pthread_mutex_t mu;
+	struct vdi_gate gate;
+	/* per worker: its own VMDB handle, connections and random state */
+	struct vdi_db **dbs;
+	struct vdi_conns **conns;
+	uint64_t *rngs;
+};
+
+static void
+many_job(void *ctx, int worker, size_t t)
+{
+	struct many *m = ctx;
+	struct vdi_start_opts o = *m->o;
+	struct vdi_err *e = &m->errs[t];
+
+	if (m->task_of[t] == t && !e->code) {
+		if (!m->dbs[worker] && vdi_db_open(&m->dbs[worker], m->b->db_path, m->b->busy_ms, m->b->program,
+						   e) < 0) {
+			vdi_err_object(e, "%s", m->users ? m->users[t] : "session");
+		} else {
+			if (!m->conns[worker])
+				m->conns[worker] = vdi_conns_new(m->b->timeout_ms);
+			m->rngs[worker] = (m->o->assign.rng ? *m->o->assign.rng : 1) + (uint64_t)worker * 0x9e3779b97f4a7c15ULL;
+			o.conns = m->conns[worker];
+			o.assign.rng = &m->rngs[worker];
+			o.host_gate = &m->gate;
+			vdi_start(m->dbs[worker], m->users ? m->users[t] : NULL, m->ids ? m->ids[t] : 0, &o, &m->res[t], e);
+		}
+	}
+	pthread_mutex_lock(&m->mu);
+	m->done[t] = true;
+	/* Say every result whose turn has come: input order, as soon as it can. */
+	while (m->next_out < m->n && m->done[m->task_of[m->next_out]]) {
+		size_t k = m->task_of[m->next_out];
+		m->b->done(m->b->ctx, m->next_out, m->errs[k].code ? NULL : &m->res[k],
+			   m->errs[k].code ? &m->errs[k] : NULL);
+		m->next_out++;
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+void
+vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vdi_start_opts *o,
+	       const struct vdi_start_batch *b)
+{
+	struct many m = { .o = o, .b = b, .users = users, .ids = ids, .n = n };
+	int parallel = b->parallel < 1 ? 1 : b->parallel;
+
+	m.task_of = vdi_xcalloc(n + 1, sizeof(*m.task_of));
+	m.res = vdi_xcalloc(n + 1, sizeof(*m.res));
+	m.errs = vdi_xcalloc(n + 1, sizeof(*m.errs));
+	m.done = vdi_xcalloc(n + 1, sizeof(*m.done));
+	m.dbs = vdi_xcalloc((size_t)parallel, sizeof(*m.dbs));
+	m.conns = vdi_xcalloc((size_t)parallel, sizeof(*m.conns));
+	m.rngs = vdi_xcalloc((size_t)parallel, sizeof(*m.rngs));
+	/* The same user (or session) twice is started once: two starts of one session would race. */
+	for (size_t i = 0; i < n; i++) {
+		m.task_of[i] = i;
+		for (size_t k = 0; k < i && m.task_of[i] == i; k++)
+			if (users ? strcmp(users[k], users[i]) == 0 : ids[k] == ids[i])
+				m.task_of[i] = k;
+	}
+	/*
+	 * Users without a session are assigned here first, one after another in
+	 * input order, as `vm-assign | vm-start` would: placement and session
+	 * numbers do not depend on which thread runs first.
+	 */
+	for (size_t t = 0; users && b->db && t < n; t++) {
+		struct vdi_assign_result res;
+		struct vdi_session cur;
+		if (m.task_of[t] != t || vdi_name_check("user", users[t], &m.errs[t]) < 0)
+			continue;
+		if (vdi_session_of_user(b->db, users[t], &cur, &m.errs[t]) == 0) {
+			vdi_session_clear(&cur);
+			continue;
+		}
+		if (m.errs[t].code == VDI_ENOTFOUND) {
+			vdi_err_reset(&m.errs[t]);
+			if (vdi_assign(b->db, users[t], &o->assign, &res, &m.errs[t]) == 0)
+				vdi_assign_result_clear(&res);
+		}
+		if (m.errs[t].code)
+			vdi_err_object(&m.errs[t], "%s", users[t]);
+	}
+	pthread_mutex_init(&m.mu, NULL);
+	vdi_gate_init(&m.gate, b->per_host);
+	vdi_batch_run(n, parallel, many_job, &m);
+	vdi_gate_destroy(&m.gate);
+	pthread_mutex_destroy(&m.mu);
+	for (int w = 0; w < parallel; w++) {
+		vdi_conns_free(m.conns[w]);
+		vdi_db_close(m.dbs[w]);
+	}
+	for (size_t t = 0; t < n; t++)
+		vdi_session_clear(&m.res[t]);
+	free(m.task_of);
+	free(m.res);
+	free(m.errs);
+	free(m.done);
+	free(m.dbs);
+	free(m.conns);
+	free(m.rngs);
 }

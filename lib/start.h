@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "assign.h"
+#include "batch.h"
 #include "conns.h"
 #include "db.h"
 #include "err.h"
@@ -35,9 +36,10 @@ struct vdi_start_opts {
 	struct vdi_assign_opts assign;  /* how a host is picked (exclude is the workflow's) */
 	int64_t retries;                /* other hosts to try after one fails */
 	struct vdi_conns *conns;        /* borrowed */
-	/* Told each host failure after which another host is tried (may be NULL). */
+	/* Told each host failure after which another host is tried (may be NULL; may be called from any thread). */
 	void (*host_failed)(void *ctx, const struct vdi_err *e);
 	void *ctx;
+	struct vdi_gate *host_gate;     /* storm control: starts in flight per host (NULL: no limit) */
 };
 
 /*
@@ -47,6 +49,30 @@ struct vdi_start_opts {
  */
 int vdi_start(struct vdi_db *db, const char *user, int64_t id, const struct vdi_start_opts *o,
 	      struct vdi_session *s, struct vdi_err *err);
+
+/*
+ * A batch: users (or, with users NULL, session ids), n of them, started
+ * with at most b->parallel in flight overall and b->per_host on one host
+ * (as Horizon's "max concurrent power operations").  Each worker thread
+ * has its own VMDB handle and libvirt connections (o->conns is not used).
+ * The same user twice is started once.  Users without a session are
+ * assigned first, one after another in input order, so placement does not
+ * depend on which thread runs first.  Rules 1 and 2 hold per start: no
+ * write transaction across a libvirt call, state committed before each
+ * slow step.  b->done is told each result in input order, as soon as it
+ * and all before it are known (s NULL and e set on failure), under a lock.
+ */
+struct vdi_start_batch {
+	struct vdi_db *db;              /* the caller's: users without a session are assigned on it first, in order */
+	const char *db_path, *program;
+	int64_t busy_ms;
+	int64_t timeout_ms;             /* per host connect */
+	int parallel, per_host;
+	void (*done)(void *ctx, size_t i, const struct vdi_session *s, const struct vdi_err *e);
+	void *ctx;
+};
+void vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vdi_start_opts *o,
+		    const struct vdi_start_batch *b);
 
 /* The virt-viewer file for a running session (new string): SPICE, host, port, password. */
 char *vdi_start_vv(const struct vdi_session *s);

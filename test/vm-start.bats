@@ -130,3 +130,19 @@ teardown() {
 	[ "$(sql "select count(*) from host_usage_check where sessions <> sessions_real or mem_used <> mem_used_real")" = 0 ]
 	[ "$(sql "select count(*) from (select uservm_id from sessions where state <> 'ended' group by uservm_id having count(*) > 1)")" = 0 ]
 }
+
+@test "a batch starts in parallel under storm control: output in input order, one error line per bad user, the same user once" {
+	vm-copy -q --master m u1 u2 u3 u4 u5 u6 u7 u8
+	printf 'start_parallel = 4\nstart_parallel_host = 1\n' >"$VDI_CONFIG"
+	run_vdi 3 vm-start -o tsv u1 u2 nobody u3 u4 u5 u6 u1 u7 u8
+	[ "$(grep -v ': error: ' <<<"$output" | cut -f1 | paste -sd' ')" = "u1 u2 u3 u4 u5 u6 u1 u7 u8" ]
+	[ "$(grep -c ': error: ' <<<"$output")" = 1 ]
+	assert_output --partial "vm-start: error: nobody: "
+	# u1 twice is one session, printed twice.
+	[ "$(sql "select count(*) from sessions")" = 8 ]
+	[ "$(sql "select count(*) from sessions where state = 'running'")" = 8 ]
+	[ "$(grep -c $'^u1\t' <<<"$output")" = 2 ]
+	[ "$(grep $'^u1\t' <<<"$output" | sort -u | wc -l)" = 1 ]
+	# Every host got its share; the counters are the sessions' (assert_agree in teardown).
+	[ "$(running_domains h1 | wc -l)" -ge 2 ] && [ "$(running_domains h2 | wc -l)" -ge 2 ]
+}
