@@ -317,6 +317,8 @@ static int
 check_ours(struct vdi_db *db, bool *fresh, struct vdi_err *err)
 {
 	int64_t app = 0, v = 0, objects = 0, ours = 0;
+	bool began;
+	int rc;
 
 	*fresh = false;
 	/* The common case costs one read of the header, on every command. */
@@ -324,11 +326,23 @@ check_ours(struct vdi_db *db, bool *fresh, struct vdi_err *err)
 		return -1;
 	if (app == VDI_APP_ID)
 		return 0;
-	if (query_int(db, "PRAGMA user_version", &v, err) < 0 ||
-	    query_int(db, "SELECT count(*) FROM sqlite_master", &objects, err) < 0 ||
-	    query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-		      "('hosts', 'masters', 'uservms', 'sessions', 'events')", &ours, err) < 0)
+	/*
+	 * One snapshot for all the questions: another command may be making
+	 * this new VMDB right now, and its schema and its application_id
+	 * appear together, in one commit.
+	 */
+	if (vdi_db_read_begin(db, &began, err) < 0)
 		return -1;
+	rc = query_int(db, "PRAGMA application_id", &app, err) < 0 ||
+	     query_int(db, "PRAGMA user_version", &v, err) < 0 ||
+	     query_int(db, "SELECT count(*) FROM sqlite_master", &objects, err) < 0 ||
+	     query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+		       "('hosts', 'masters', 'uservms', 'sessions', 'events')", &ours, err) < 0 ? -1 : 0;
+	vdi_db_read_end(db, began);
+	if (rc < 0)
+		return -1;
+	if (app == VDI_APP_ID)
+		return 0;
 	if (app == 0 && v == 0 && objects == 0) {
 		*fresh = true;
 		return 0;

@@ -205,3 +205,11 @@ lab_clean() {
 running_domains() {
 	virsh -q -c "$(lab_uri "$1")" list --name | grep . || true
 }
+
+# lab_test_setup: for setup: a fresh VMDB, every lab host added, and master
+# m (64M, 1 vCPU) imported from $IMG/m.qcow2.
+lab_test_setup() {
+	common_setup
+	add_lab_hosts
+	vm-master -q add m --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
+}

@@ -17,9 +17,7 @@ teardown_file() {
 }
 
 setup() {
-	common_setup
-	add_lab_hosts
-	vm-master -q add m --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
+	lab_test_setup
 }
 
 teardown() {

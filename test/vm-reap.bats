@@ -15,9 +15,7 @@ teardown_file() {
 }
 
 setup() {
-	common_setup
-	add_lab_hosts
-	vm-master -q add m --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
+	lab_test_setup
 	seq -f 'u%g' 1 6 | vm-copy -q --master m
 }
 
