@@ -160,6 +160,7 @@ struct job {
 	int64_t deadline;
 	virConnectPtr conn;           /* JOB_CONNECT result */
 	struct vdi_node_report rep;   /* JOB_PROBE result; rep.err for both */
+	pthread_t thread;             /* joined when done in time, detached when given up */
 };
 
 static void
@@ -171,6 +172,28 @@ job_free(struct job *j)
 	free(j->uri);
 	free(j->pool);
 	free(j);
+}
+
+/*
+ * The waiter lets go of a job: joins its thread if it is done (it only has
+ * to return), else detaches it to finish on its own.  Caller holds jobs_mu.
+ */
+static void job_unref_locked(struct job *j);
+
+static void
+job_release_locked(struct job *j)
+{
+	pthread_t t = j->thread;
+	bool done = j->done;
+
+	job_unref_locked(j);
+	if (done) {
+		pthread_mutex_unlock(&jobs_mu);
+		pthread_join(t, NULL);
+		pthread_mutex_lock(&jobs_mu);
+	} else {
+		pthread_detach(t);
+	}
 }
 
 /* Drop one reference; the last one frees. Caller holds jobs_mu. */
@@ -206,8 +229,6 @@ job_start(enum job_kind kind, const char *uri, const struct vdi_probe_req *req,
 	  int64_t timeout_ms, struct vdi_err *err)
 {
 	struct job *j;
-	pthread_t t;
-	pthread_attr_t a;
 	int rc;
 
 	pthread_once(&cv_once, cv_init);
@@ -221,10 +242,11 @@ job_start(enum job_kind kind, const char *uri, const struct vdi_probe_req *req,
 	}
 	j->refs = 2;
 	j->deadline = now_ms() + timeout_ms;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &a, job_run, j);
-	pthread_attr_destroy(&a);
+	/*
+	 * Joinable: a job done in time is joined, so no thread of ours is still
+	 * exiting when the process does; one given up on is detached.
+	 */
+	rc = pthread_create(&j->thread, NULL, job_run, j);
 	if (rc != 0) {
 		job_free(j);
 		vdi_err_set(err, VDI_EFAIL, "cannot start a thread: %s", strerror(rc));
@@ -266,7 +288,7 @@ vdi_virt_connect(const char *uri, int64_t timeout_ms, struct vdi_err *err)
 		vdi_err_set(err, VDI_ETEMP, "cannot connect: no answer within %.1f s",
 			    (double)timeout_ms / 1000);
 	}
-	job_unref_locked(j);
+	job_release_locked(j);
 	pthread_mutex_unlock(&jobs_mu);
 	return c;
 }
@@ -465,10 +487,10 @@ vdi_virt_probe_many(const struct vdi_probe_req *reqs, size_t n, int64_t timeout_
 					wake = j->deadline;
 				continue;
 			}
-			job_unref_locked(j);
 			jobs[i] = NULL;
 			running--;
 			left--;
+			job_release_locked(j);
 		}
 		if (left > 0 && (running >= parallel || next == n))
 			wait_until(wake);
