@@ -219,8 +219,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 			return vdi_err_prefix(err, "ending its session");
 		ret = -1;
 	}
-	vdi_err_clear(err);
-	vdi_err_object(err, "%s", user);
+	vdi_err_clear(err); /* "no session" is no error here; the object stays */
 	if (vdi_uservm_rm_begin(db, user, &u, err) < 0)
 		return -1;
 	if (o->dry_run) {
@@ -228,8 +227,8 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 		goto out;
 	}
 	/* Volumes first: a crash after them leaves a row that rm simply removes next time. */
-	if (!(conn = vdi_conns_for_pool(o->conns, db, u.pool, o->host, err)) || vdi_vol_delete(conn, u.pool, u.volume, err) < 0 ||
-	    vdi_vol_delete(conn, u.pool, u.seed, err) < 0)
+	if (!(conn = vdi_conns_for_pool(o->conns, db, u.pool, o->host, err)) ||
+	    vdi_vol_delete(conn, u.pool, u.volume, err) < 0 || vdi_vol_delete(conn, u.pool, u.seed, err) < 0)
 		goto out;
 	ret = vdi_uservm_rm_row(db, u.id, user, err);
 out:
