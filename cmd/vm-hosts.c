@@ -21,10 +21,10 @@ static const char usage[] =
 	"usage: vm-hosts [--db PATH] [-o table|tsv|json] [-q] [-v] COMMAND [ARGS]\n"
 	"       vm-hosts add NAME URI [--pool POOL] [--max-sessions N] [--cpu-ratio R]\n"
 	"                [--ram-ratio R] [--reserve-mem SIZE] [--tag TAG]...\n"
-	"                [--display-address ADDR] [--no-check] [-n]\n"
+	"                [--display-address ADDR] [--network NET | --bridge BR] [--no-check] [-n]\n"
 	"       vm-hosts set NAME [--pool POOL] [--max-sessions N|none] [--cpu-ratio R]\n"
 	"                [--ram-ratio R] [--reserve-mem SIZE] [--tag TAG]... [--no-tags]\n"
-	"                [--display-address ADDR] [-n]\n"
+	"                [--display-address ADDR] [--network NET | --bridge BR] [-n]\n"
 	"       vm-hosts list\n"
 	"       vm-hosts show NAME\n"
 	"       vm-hosts drain|undrain|maintenance [-n] [NAME...]\n"
@@ -45,6 +45,8 @@ enum {
 	OPT_TAG,
 	OPT_NO_TAGS,
 	OPT_DISPLAY,
+	OPT_NETWORK,
+	OPT_BRIDGE,
 	OPT_NO_CHECK,
 	OPT_FORCE,
 };
@@ -60,6 +62,8 @@ static const struct option opts[] = {
 	{ "tag", required_argument, NULL, OPT_TAG },
 	{ "no-tags", no_argument, NULL, OPT_NO_TAGS },
 	{ "display-address", required_argument, NULL, OPT_DISPLAY },
+	{ "network", required_argument, NULL, OPT_NETWORK },
+	{ "bridge", required_argument, NULL, OPT_BRIDGE },
 	{ "no-check", no_argument, NULL, OPT_NO_CHECK },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ NULL, 0, NULL, 0 },
@@ -119,6 +123,15 @@ parse_spec_opt(struct vdi_cli *c, int opt, const char *arg)
 		break;
 	case OPT_NO_TAGS:
 		spec.has_tags = true;
+		break;
+	case OPT_NETWORK:
+	case OPT_BRIDGE:
+		if (spec.has_network)
+			vdi_cli_usage_error(c, "give one of --network and --bridge");
+		if (*arg && (opt == OPT_NETWORK ? vdi_name_check("network", arg, &err) : vdi_bridge_check(arg, &err)) < 0)
+			vdi_cli_usage_error(c, "--%s: %s", opt == OPT_NETWORK ? "network" : "bridge", err.msg);
+		spec.has_network = true;
+		*(opt == OPT_NETWORK ? &spec.network : &spec.bridge) = arg;
 		break;
 	case OPT_DISPLAY:
 		if (*arg && vdi_display_address_check(arg, &err) < 0)
@@ -204,6 +217,9 @@ put_fields(struct vdi_out *o, const struct vdi_host *h, bool full)
 	vdi_out_real(o, "ram_ratio", h->ram_ratio, 2);
 	vdi_out_size(o, "reserve_mem", h->reserve_mem);
 	vdi_out_str(o, "display_address", h->display_address);
+	vdi_out_str(o, "network", h->network ? h->network : h->bridge ? h->bridge : NULL);
+	if (h->network || h->bridge)
+		vdi_out_str(o, "network_type", h->network ? "network" : "bridge");
 	vdi_out_int(o, "domains", h->domains_total);
 	vdi_out_int(o, "domains_ours", h->domains_ours);
 	vdi_out_time(o, "last_ok", h->last_ok);
@@ -472,9 +488,9 @@ cmd_poll(struct vdi_cli *c, int argc, char **argv)
 }
 
 static const int add_opts[] = { OPT_POOL, OPT_MAX_SESSIONS, OPT_CPU_RATIO, OPT_RAM_RATIO, OPT_RESERVE_MEM,
-				OPT_TAG, OPT_DISPLAY, OPT_NO_CHECK, 0 };
+				OPT_TAG, OPT_DISPLAY, OPT_NETWORK, OPT_BRIDGE, OPT_NO_CHECK, 0 };
 static const int set_opts[] = { OPT_POOL, OPT_MAX_SESSIONS, OPT_CPU_RATIO, OPT_RAM_RATIO, OPT_RESERVE_MEM,
-				OPT_TAG, OPT_NO_TAGS, OPT_DISPLAY, 0 };
+				OPT_TAG, OPT_NO_TAGS, OPT_DISPLAY, OPT_NETWORK, OPT_BRIDGE, 0 };
 static const int rm_opts[] = { OPT_FORCE, 0 };
 static const int no_opts[] = { 0 };
 

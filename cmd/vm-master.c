@@ -20,7 +20,10 @@
 static const char usage[] =
 	"usage: vm-master [--db PATH] [-o table|tsv|json] [-q] [-v] COMMAND [ARGS]\n"
 	"       vm-master add NAME --image PATH|URL [--os OS] [--app APP]... [--sha256 HEX]\n"
-	"                 [--pool POOL] [--host HOST] [--mem SIZE] [--vcpus N] [--disk SIZE] [-n]\n"
+	"                 [--pool POOL] [--host HOST] [--mem SIZE] [--vcpus N] [--disk SIZE]\n"
+	"                 [--profile linux|windows|windows11] [--firmware bios|efi]\n"
+	"                 [--disk-bus virtio|sata|scsi] [--nic virtio|e1000e|rtl8139]\n"
+	"                 [--video virtio|qxl|vga] [--prepare cloud-init|none] [--rdp] [-n]\n"
 	"       vm-master list\n"
 	"       vm-master show NAME\n"
 	"       vm-master retire [-n] NAME...\n"
@@ -41,6 +44,13 @@ enum {
 	OPT_MEM,
 	OPT_VCPUS,
 	OPT_DISK,
+	OPT_PROFILE,
+	OPT_FIRMWARE,
+	OPT_DISK_BUS,
+	OPT_NIC,
+	OPT_VIDEO,
+	OPT_PREPARE,
+	OPT_RDP,
 };
 
 static const struct option opts[] = {
@@ -55,6 +65,13 @@ static const struct option opts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
 	{ "vcpus", required_argument, NULL, OPT_VCPUS },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ "firmware", required_argument, NULL, OPT_FIRMWARE },
+	{ "disk-bus", required_argument, NULL, OPT_DISK_BUS },
+	{ "nic", required_argument, NULL, OPT_NIC },
+	{ "video", required_argument, NULL, OPT_VIDEO },
+	{ "prepare", required_argument, NULL, OPT_PREPARE },
+	{ "rdp", no_argument, NULL, OPT_RDP },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -125,6 +142,30 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 		if (vdi_disk_parse(arg, &io.spec.disk, &err) < 0)
 			vdi_cli_usage_error(c, "--%s", err.msg);
 		break;
+	case OPT_PROFILE:
+	case OPT_FIRMWARE:
+	case OPT_DISK_BUS:
+	case OPT_NIC:
+	case OPT_VIDEO: {
+		struct vdi_profile p = { 0 };
+		const char **slot = o == OPT_PROFILE ? &p.name : o == OPT_FIRMWARE ? &p.firmware :
+				    o == OPT_DISK_BUS ? &p.disk_bus : o == OPT_NIC ? &p.nic : &p.video;
+		*slot = arg;
+		if (vdi_profile_check(&p, &err) < 0)
+			vdi_cli_usage_error(c, "--%s", err.msg);
+		*(o == OPT_PROFILE ? &io.spec.prof.name : o == OPT_FIRMWARE ? &io.spec.prof.firmware :
+		  o == OPT_DISK_BUS ? &io.spec.prof.disk_bus : o == OPT_NIC ? &io.spec.prof.nic :
+		  &io.spec.prof.video) = arg;
+		break;
+	}
+	case OPT_PREPARE:
+		if (strcmp(arg, "cloud-init") != 0 && strcmp(arg, "none") != 0)
+			vdi_cli_usage_error(c, "--prepare: '%s' is not cloud-init or none", arg);
+		io.spec.prepare = arg;
+		break;
+	case OPT_RDP:
+		io.spec.rdp = true;
+		break;
 	}
 }
 
@@ -140,6 +181,11 @@ fill_opts(struct vdi_cli *c)
 {
 	io.spec.apps = apps;
 	io.spec.napps = napps;
+	{
+		struct vdi_err err = { 0 };
+		if (vdi_profile_check(&io.spec.prof, &err) < 0)
+			vdi_cli_usage_error(c, "%s", err.msg);
+	}
 	if (!io.spec.pool)
 		io.spec.pool = c->cfg.pool;
 	if (io.spec.mem <= 0)
@@ -169,7 +215,16 @@ put_master(struct vdi_out *o, const struct vdi_master *m, bool full)
 	vdi_out_size(o, "mem", m->mem);
 	vdi_out_int(o, "vcpus", m->vcpus);
 	vdi_out_int(o, "uservms", m->uservms);
+	vdi_out_str(o, "profile", m->profile);
+	vdi_out_str(o, "prepare", m->prepare);
 	if (full || vdi_out_fmt(o) != VDI_FMT_TABLE) {
+		struct vdi_profile reg = vdi_master_profile(m), eff;
+		vdi_profile_resolve(&reg, &eff);
+		vdi_out_str(o, "firmware", eff.firmware);
+		vdi_out_str(o, "disk_bus", eff.disk_bus);
+		vdi_out_str(o, "nic", eff.nic);
+		vdi_out_str(o, "video", eff.video);
+		vdi_out_bool(o, "rdp", m->rdp);
 		vdi_out_str(o, "pool", m->pool);
 		vdi_out_str(o, "volume", m->volume);
 		vdi_out_str(o, "sha256", m->sha256);
@@ -302,7 +357,8 @@ cmd_rm(struct vdi_cli *c, int argc, char **argv)
 }
 
 static const int add_opts[] = { OPT_IMAGE, OPT_OS, OPT_APP, OPT_SHA256, OPT_POOL, OPT_HOST, OPT_MEM,
-				OPT_VCPUS, OPT_DISK, 0 };
+				OPT_VCPUS, OPT_DISK, OPT_PROFILE, OPT_FIRMWARE, OPT_DISK_BUS, OPT_NIC,
+				OPT_VIDEO, OPT_PREPARE, OPT_RDP, 0 };
 static const int rm_opts[] = { OPT_HOST, 0 };
 static const int no_opts[] = { 0 };
 

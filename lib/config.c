@@ -12,7 +12,7 @@
 #include "names.h"
 #include "parse.h"
 
-enum stype { S_PATH, S_NAME, S_POLICY, S_DURATION, S_SIZE, S_COUNT };
+enum stype { S_PATH, S_NAME, S_POLICY, S_DURATION, S_SIZE, S_COUNT, S_DOMTYPE, S_MAC };
 
 struct setting {
 	const char *key;
@@ -43,6 +43,11 @@ static const struct setting settings[] = {
 	{ "start_ttl", S_DURATION, OFF(start_ttl), "5m", 1000, 0 },
 	{ "stop_ttl", S_DURATION, OFF(stop_ttl), "5m", 1000, 0 },
 	{ "host_lost_after", S_DURATION, OFF(host_lost_after), "10m", 0, 0 },
+	{ "prepare_timeout", S_DURATION, OFF(prepare_timeout), "30m", 1000, 0 },
+	{ "address_timeout", S_DURATION, OFF(address_timeout), "2m", 0, 3600000 },
+	{ "domain_type", S_DOMTYPE, OFF(domain_type), "auto", 0, 0 },
+	{ "mac_prefix", S_MAC, OFF(mac_prefix), VDI_MAC_PREFIX_DEFAULT, 0, 0 },
+	{ "console_log_dir", S_PATH, OFF(console_log_dir), "/var/log/libvirt/qemu", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 
@@ -61,6 +66,9 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 	case S_PATH:
 		if (!*val)
 			return vdi_err_set(err, VDI_EUSAGE, "%s: empty path", s->key);
+		if (s->off == OFF(console_log_dir) && (val[0] != '/' || strpbrk(val, "\"'<>&")))
+			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is not an absolute path of plain characters",
+					   s->key, val);
 		break;
 	case S_NAME:
 		if (vdi_name_check(s->key, val, err) < 0)
@@ -76,6 +84,14 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 					   "least-load, round-robin, sticky, pack, random2)", s->key, val);
 		break;
 	}
+	case S_DOMTYPE:
+		if (strcmp(val, "auto") != 0 && strcmp(val, "kvm") != 0 && strcmp(val, "qemu") != 0)
+			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is not auto, kvm or qemu", s->key, val);
+		break;
+	case S_MAC:
+		if (vdi_mac_prefix_parse(val, NULL, err) < 0)
+			return vdi_err_prefix(err, "%s", s->key);
+		break;
 	case S_DURATION:
 		if (vdi_duration_parse(val, &n, err) < 0)
 			return vdi_err_prefix(err, "%s", s->key);
@@ -222,7 +238,8 @@ void
 vdi_config_clear(struct vdi_config *cfg)
 {
 	for (const struct setting *s = settings; s->key; s++) {
-		if (s->type == S_PATH || s->type == S_NAME || s->type == S_POLICY) {
+		if (s->type == S_PATH || s->type == S_NAME || s->type == S_POLICY || s->type == S_DOMTYPE ||
+		    s->type == S_MAC) {
 			char **p = (char **)((char *)cfg + s->off);
 			free(*p);
 			*p = NULL;

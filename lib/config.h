@@ -17,6 +17,8 @@
 
 #define VDI_CONFIG_DEFAULT "/etc/vdi/vdi.conf"
 #define VDI_DB_DEFAULT "/var/lib/vdi/vdi.db"
+/* Locally administered, unicast; "VD". */
+#define VDI_MAC_PREFIX_DEFAULT "02:56:44"
 
 struct vdi_config {
 	char *config_path;       /* the file read, or NULL */
@@ -35,6 +37,11 @@ struct vdi_config {
 	int64_t start_ttl;       /* start_ttl: ms a session may stay starting */
 	int64_t stop_ttl;        /* stop_ttl: ms a session may stay stopping */
 	int64_t host_lost_after; /* host_lost_after: ms down before its sessions end host-lost */
+	int64_t prepare_timeout; /* prepare_timeout: ms a user VM's first boot may take */
+	int64_t address_timeout; /* address_timeout: ms vm-start --rdp waits for the guest's address */
+	char *domain_type;       /* domain_type: auto, kvm or qemu */
+	char *mac_prefix;        /* mac_prefix: the first 3 bytes of every session's MAC */
+	char *console_log_dir;   /* console_log_dir: where hosts' libvirt logs serial consoles */
 };
 
 int vdi_config_load(struct vdi_config *cfg, struct vdi_err *err);

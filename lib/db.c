@@ -404,6 +404,20 @@ migrate(struct vdi_db *db, struct vdi_err *err)
 		if (vdi_db_exec(db, sql, err) < 0)
 			goto fail;
 	}
+	/* Foreign keys are off while tables are made again: check them all before commit. */
+	{
+		sqlite3_stmt *st = NULL;
+		int rc;
+		if (vdi_db_prepare(db, &st, "PRAGMA foreign_key_check", err) < 0)
+			goto fail;
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			vdi_err_set(err, VDI_EFAIL, "VMDB %s: upgrading the schema to version %d would break "
+				    "its references; refused, the file was not changed", db->path, target);
+			goto fail;
+		}
+	}
 	return vdi_db_commit(db, err);
 fail:
 	vdi_db_rollback(db);
@@ -471,9 +485,8 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 	db->busy_ms = busy_ms;
 	db->rng = (uint32_t)getpid() * 2654435761u | 1;
 	sqlite3_busy_handler(db->h, busy_wait, db);
-	if (vdi_db_exec(db, "PRAGMA foreign_keys=ON", err) < 0)
-		goto fail;
-	if (migrate(db, err) < 0)
+	/* Migrations run with foreign keys off (a table made again must not cascade) and check them. */
+	if (migrate(db, err) < 0 || vdi_db_exec(db, "PRAGMA foreign_keys=ON", err) < 0)
 		goto fail;
 	/* Read pages through a memory map: a pread per page is most of a short command's I/O. */
 	if (vdi_db_exec(db, "PRAGMA mmap_size=1073741824", err) < 0)

@@ -18,7 +18,7 @@
 	"h.id, h.name, h.uri, h.pool, h.admin, h.health, h.display_address, h.max_sessions, " \
 	"h.cpu_ratio, h.ram_ratio, h.reserve_mem, h.vcpus, h.mem_total, h.mem_free, h.load, " \
 	"h.domains_total, h.domains_ours, h.last_poll, h.last_ok, h.down_since, h.created, " \
-	"h.last_error, h.sessions, h.vcpus_used, h.mem_used"
+	"h.last_error, h.sessions, h.vcpus_used, h.mem_used, h.network, h.bridge"
 
 const char *
 vdi_host_state(const struct vdi_host *h)
@@ -134,6 +134,12 @@ spec_detail(const struct vdi_host_spec *s, const char *uri, char *buf, size_t le
 		PUT("reserve_mem=%lld ", (long long)s->reserve_mem);
 	if (s->has_display_address)
 		PUT("display_address=%s ", s->display_address ? s->display_address : "");
+	if (s->has_network && s->network && *s->network)
+		PUT("network=%s ", s->network);
+	else if (s->has_network && s->bridge && *s->bridge)
+		PUT("bridge=%s ", s->bridge);
+	else if (s->has_network)
+		PUT("network=none ");
 	if (s->has_tags) {
 		PUT("tags=");
 		for (size_t i = 0; i < s->ntags; i++)
@@ -158,7 +164,9 @@ apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct 
 			   " cpu_ratio = CASE WHEN ?5 THEN ?6 ELSE cpu_ratio END,"
 			   " ram_ratio = CASE WHEN ?7 THEN ?8 ELSE ram_ratio END,"
 			   " reserve_mem = CASE WHEN ?9 THEN ?10 ELSE reserve_mem END,"
-			   " display_address = CASE WHEN ?11 THEN nullif(?12, '') ELSE display_address END"
+			   " display_address = CASE WHEN ?11 THEN nullif(?12, '') ELSE display_address END,"
+			   " network = CASE WHEN ?13 THEN nullif(?14, '') ELSE network END,"
+			   " bridge = CASE WHEN ?13 THEN nullif(?15, '') ELSE bridge END"
 			   " WHERE id = ?1", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
@@ -175,6 +183,9 @@ apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct 
 	sqlite3_bind_int64(st, 10, s->reserve_mem);
 	sqlite3_bind_int(st, 11, s->has_display_address);
 	sqlite3_bind_text(st, 12, s->display_address ? s->display_address : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 13, s->has_network);
+	sqlite3_bind_text(st, 14, s->network ? s->network : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, s->network && *s->network ? "" : s->bridge ? s->bridge : "", -1, SQLITE_STATIC);
 	if (vdi_db_step(db, st, "updating host", err) < 0)
 		goto out;
 	if (s->has_tags && set_tags(db, id, s->tags, s->ntags, err) < 0)
@@ -315,6 +326,19 @@ read_row(sqlite3_stmt *st, struct vdi_host *h)
 	h->sessions = sqlite3_column_int64(st, 22);
 	h->vcpus_used = sqlite3_column_int64(st, 23);
 	h->mem_used = sqlite3_column_int64(st, 24);
+	h->network = vdi_db_col_strdup(st, 25);
+	h->bridge = vdi_db_col_strdup(st, 26);
+}
+
+int
+vdi_bridge_check(const char *name, struct vdi_err *err)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 15 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n ||
+	    name[0] == '-' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return vdi_err_set(err, VDI_EUSAGE, "invalid bridge name '%.40s': 1 to 15 of A-Z a-z 0-9 . _ -", name);
+	return 0;
 }
 
 int
@@ -395,6 +419,8 @@ vdi_host_clear(struct vdi_host *h)
 	free(h->admin);
 	free(h->health);
 	free(h->display_address);
+	free(h->network);
+	free(h->bridge);
 	free(h->last_error);
 	vdi_strv_free(h->tags, h->ntags);
 	memset(h, 0, sizeof(*h));

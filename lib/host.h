@@ -29,6 +29,7 @@ struct vdi_host {
 	char *admin;           /* active, draining, maintenance */
 	char *health;          /* unknown, up, down */
 	char *display_address; /* NULL: the URI's host name, else 127.0.0.1 */
+	char *network, *bridge; /* what sessions' NIC joins (NULL both: no NIC) */
 	int64_t max_sessions;  /* -1: no limit */
 	double cpu_ratio, ram_ratio;
 	int64_t reserve_mem;
@@ -60,7 +61,12 @@ struct vdi_host_spec {
 	size_t ntags;
 	bool has_display_address;
 	const char *display_address; /* NULL or "": back to the default */
+	bool has_network;            /* set network or bridge (one of them; both NULL or "": no NIC) */
+	const char *network, *bridge;
 };
+
+/* Check a bridge's interface name: 1 to 15 of [A-Za-z0-9._-], as Linux takes it. */
+int vdi_bridge_check(const char *name, struct vdi_err *err);
 
 /* The one state people see: maintenance, down, draining, unknown or up. */
 const char *vdi_host_state(const struct vdi_host *h);

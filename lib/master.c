@@ -59,8 +59,16 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id
 			 takeover, err) < 0)
 		goto fail;
 	if (vdi_db_prepare(db, &st, "INSERT INTO masters (name, state, os, pool, volume, source, mem, vcpus, "
-			   "disk, pid, created) VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
+			   "disk, pid, created, profile, firmware, disk_bus, nic_model, video, prepare, rdp) "
+			   "VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
 		goto fail;
+	sqlite3_bind_text(st, 11, m->prof.name ? m->prof.name : vdi_profile_for_os(m->os), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, m->prof.firmware, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, m->prof.disk_bus, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 14, m->prof.nic, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, m->prof.video, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 16, m->prepare ? m->prepare : "cloud-init", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 17, m->rdp);
 	sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, m->os, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, m->pool, -1, SQLITE_STATIC);
@@ -138,7 +146,8 @@ vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 
 #define MASTER_COLS "m.id, m.name, m.state, m.os, m.pool, m.volume, m.format, m.sha256, m.source, " \
 	"m.virtual_size, m.mem, m.vcpus, m.disk, m.created, m.pid, " \
-	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id)"
+	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id), " \
+	"m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.prepare, m.rdp"
 
 static void
 read_master(sqlite3_stmt *st, struct vdi_master *m)
@@ -160,6 +169,21 @@ read_master(sqlite3_stmt *st, struct vdi_master *m)
 	m->created = sqlite3_column_int64(st, 13);
 	m->pid = sqlite3_column_int64(st, 14);
 	m->uservms = sqlite3_column_int64(st, 15);
+	m->profile = vdi_db_col_strdup(st, 16);
+	m->firmware = vdi_db_col_strdup(st, 17);
+	m->disk_bus = vdi_db_col_strdup(st, 18);
+	m->nic = vdi_db_col_strdup(st, 19);
+	m->video = vdi_db_col_strdup(st, 20);
+	m->prepare = vdi_db_col_strdup(st, 21);
+	m->rdp = sqlite3_column_int(st, 22) != 0;
+}
+
+struct vdi_profile
+vdi_master_profile(const struct vdi_master *m)
+{
+	struct vdi_profile p = { .name = m->profile, .firmware = m->firmware, .disk_bus = m->disk_bus,
+				 .nic = m->nic, .video = m->video };
+	return p;
 }
 
 static int
@@ -247,6 +271,12 @@ vdi_master_clear(struct vdi_master *m)
 	free(m->format);
 	free(m->sha256);
 	free(m->source);
+	free(m->profile);
+	free(m->firmware);
+	free(m->disk_bus);
+	free(m->nic);
+	free(m->video);
+	free(m->prepare);
 	vdi_strv_free(m->apps, m->napps);
 	memset(m, 0, sizeof(*m));
 }

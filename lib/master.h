@@ -17,6 +17,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "profile.h"
 
 /* What an import asks for: borrowed strings, none owned. */
 struct vdi_master_spec {
@@ -24,6 +25,9 @@ struct vdi_master_spec {
 	char *const *apps;
 	size_t napps;
 	int64_t mem, vcpus, disk;  /* disk <= 0: the image's virtual size */
+	struct vdi_profile prof;   /* prof.name NULL: from os (profile.h) */
+	const char *prepare;       /* cloud-init (the default) or none */
+	bool rdp;                  /* the guest serves RDP */
 };
 
 /* A master as the VMDB holds it: owns its strings (vdi_master_clear). */
@@ -34,7 +38,14 @@ struct vdi_master {
 	char **apps;
 	size_t napps;
 	int64_t uservms; /* user VMs made from it */
+	/* the device profile as registered (NULL overrides: the profile's own) */
+	char *profile, *firmware, *disk_bus, *nic, *video;
+	char *prepare;   /* cloud-init or none */
+	bool rdp;
 };
+
+/* m's profile as registered, borrowed from m (resolve it with vdi_profile_resolve). */
+struct vdi_profile vdi_master_profile(const struct vdi_master *m);
 
 /* The volume name for a master. */
 void vdi_master_volume(const char *name, char *buf, size_t len);

@@ -271,3 +271,35 @@ vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
 	}
 	return vdi_err_set(err, VDI_EUSAGE, "'%.40s': expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", s);
 }
+
+int
+vdi_mac_prefix_parse(const char *s, unsigned char out[3], struct vdi_err *err)
+{
+	unsigned char b[3];
+
+	for (int i = 0; i < 3; i++) {
+		const char *p = s + i * 3;
+		int hi, lo;
+		if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
+		    p[2] != (i < 2 ? ':' : '\0'))
+			return vdi_err_set(err, VDI_EUSAGE, "'%.40s' is not a MAC prefix like 02:56:44", s);
+		hi = isdigit((unsigned char)p[0]) ? p[0] - '0' : (tolower((unsigned char)p[0]) - 'a' + 10);
+		lo = isdigit((unsigned char)p[1]) ? p[1] - '0' : (tolower((unsigned char)p[1]) - 'a' + 10);
+		b[i] = (unsigned char)(hi << 4 | lo);
+	}
+	if (b[0] & 1)
+		return vdi_err_set(err, VDI_EUSAGE, "'%.40s' is a multicast prefix (its first byte must be even)", s);
+	if (out)
+		memcpy(out, b, 3);
+	return 0;
+}
+
+void
+vdi_mac_make(const char *prefix, int64_t id, char *buf, size_t len)
+{
+	unsigned char b[3] = { 0x02, 0x56, 0x44 };
+
+	vdi_mac_prefix_parse(prefix, b, NULL);
+	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], (unsigned)(id >> 16) & 0xff,
+		 (unsigned)(id >> 8) & 0xff, (unsigned)id & 0xff);
+}

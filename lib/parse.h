@@ -38,6 +38,13 @@ int vdi_vcpus_parse(const char *s, int64_t *out, struct vdi_err *err);
  * A date in the future: YYYY-MM-DD (midnight UTC), YYYY-MM-DDTHH:MMZ or
  * YYYY-MM-DDTHH:MM:SSZ.  Dates that do not exist (2027-02-30) are refused.
  */
+/*
+ * A MAC prefix: three bytes "xx:xx:xx" of a unicast address (the first
+ * byte even).  out (may be NULL) gets them.
+ */
+int vdi_mac_prefix_parse(const char *s, unsigned char out[3], struct vdi_err *err);
+/* The stable MAC of user VM id under prefix (checked): prefix + the id's low 24 bits. */
+void vdi_mac_make(const char *prefix, int64_t id, char *buf, size_t len);
 int vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err);
 
 #endif

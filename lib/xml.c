@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -69,11 +70,168 @@ prop(xmlNodePtr n, const char *name, const char *val)
 	xmlNewProp(n, (const xmlChar *)name, (const xmlChar *)val);
 }
 
+static void
+add_disk(xmlNodePtr dev, const char *device, const char *format, const char *path, const char *target,
+	 const char *bus)
+{
+	xmlNodePtr disk = child(dev, "disk", NULL), n;
+
+	prop(disk, "type", "file");
+	prop(disk, "device", device);
+	n = child(disk, "driver", NULL);
+	prop(n, "name", "qemu");
+	prop(n, "type", format);
+	if (strcmp(device, "disk") == 0)
+		prop(n, "discard", "unmap");
+	prop(child(disk, "source", NULL), "file", path);
+	n = child(disk, "target", NULL);
+	prop(n, "dev", target);
+	prop(n, "bus", bus);
+	if (strcmp(device, "cdrom") == 0)
+		child(disk, "readonly", NULL);
+}
+
+/* <os>: q35; UEFI by firmware autoselection (secure boot with enrolled keys for a TPM profile). */
+static void
+add_os(xmlNodePtr root, const struct vdi_domain_spec *d)
+{
+	xmlNodePtr os = child(root, "os", NULL), t;
+
+	t = child(os, "type", "hvm");
+	prop(t, "arch", "x86_64");
+	prop(t, "machine", "q35");
+	if (strcmp(d->prof.firmware, "efi") == 0) {
+		bool sb = vdi_profile_tpm(&d->prof);
+		xmlNodePtr fw, f;
+		prop(os, "firmware", "efi");
+		fw = child(os, "firmware", NULL);
+		f = child(fw, "feature", NULL);
+		prop(f, "enabled", sb ? "yes" : "no");
+		prop(f, "name", "enrolled-keys");
+		f = child(fw, "feature", NULL);
+		prop(f, "enabled", sb ? "yes" : "no");
+		prop(f, "name", "secure-boot");
+		if (sb)
+			prop(child(os, "loader", NULL), "secure", "yes");
+	}
+	prop(child(os, "boot", NULL), "dev", "hd");
+}
+
+/* <features> and <clock>: for windows a localtime clock, and under KVM Hyper-V enlightenments. */
+static void
+add_features(xmlNodePtr root, const struct vdi_domain_spec *d)
+{
+	static const char *const hv[] = { "relaxed", "vapic", "spinlocks", "vpindex", "runtime", "synic",
+					  "stimer", "reset", "frequencies", NULL };
+	bool win = vdi_profile_windows(&d->prof);
+	/* The enlightenments and the hypervclock are KVM's: QEMU's TCG refuses them. */
+	bool hyperv = win && strcmp(d->type, "kvm") == 0;
+	xmlNodePtr f = child(root, "features", NULL), clock, n;
+
+	child(f, "acpi", NULL);
+	child(f, "apic", NULL);
+	if (hyperv) {
+		xmlNodePtr h = child(f, "hyperv", NULL);
+		prop(h, "mode", "custom");
+		for (size_t i = 0; hv[i]; i++) {
+			n = child(h, hv[i], NULL);
+			prop(n, "state", "on");
+			if (strcmp(hv[i], "spinlocks") == 0)
+				prop(n, "retries", "8191");
+		}
+	}
+	if (vdi_profile_tpm(&d->prof))
+		prop(child(f, "smm", NULL), "state", "on");
+	clock = child(root, "clock", NULL);
+	prop(clock, "offset", win ? "localtime" : "utc");
+	n = child(clock, "timer", NULL);
+	prop(n, "name", "rtc");
+	prop(n, "tickpolicy", "catchup");
+	n = child(clock, "timer", NULL);
+	prop(n, "name", "pit");
+	prop(n, "tickpolicy", "delay");
+	n = child(clock, "timer", NULL);
+	prop(n, "name", "hpet");
+	prop(n, "present", "no");
+	if (hyperv) {
+		n = child(clock, "timer", NULL);
+		prop(n, "name", "hypervclock");
+		prop(n, "present", "yes");
+	}
+}
+
+/* The devices every profile has: USB, tablet, agent channel, redirection, sound, video, rng, console. */
+static void
+add_desktop_devices(xmlNodePtr dev, const struct vdi_domain_spec *d)
+{
+	xmlNodePtr n, m;
+
+	n = child(dev, "controller", NULL);
+	prop(n, "type", "usb");
+	prop(n, "model", "qemu-xhci");
+	prop(n, "ports", "15");
+	if (d->console_log) {
+		n = child(dev, "serial", NULL);
+		prop(n, "type", "pty");
+		m = child(n, "log", NULL);
+		prop(m, "file", d->console_log);
+		prop(m, "append", "off");
+		prop(child(n, "target", NULL), "port", "0");
+		n = child(dev, "console", NULL);
+		prop(n, "type", "pty");
+		m = child(n, "target", NULL);
+		prop(m, "type", "serial");
+		prop(m, "port", "0");
+	}
+	n = child(dev, "channel", NULL);
+	prop(n, "type", "spicevmc");
+	m = child(n, "target", NULL);
+	prop(m, "type", "virtio");
+	prop(m, "name", "com.redhat.spice.0");
+	n = child(dev, "input", NULL);
+	prop(n, "type", "tablet");
+	prop(n, "bus", "usb");
+	n = child(dev, "graphics", NULL);
+	prop(n, "type", "spice");
+	prop(n, "autoport", "yes");
+	prop(n, "passwd", d->password);
+	m = child(n, "listen", NULL);
+	prop(m, "type", "address");
+	prop(m, "address", d->listen);
+	n = child(dev, "sound", NULL);
+	prop(n, "model", "ich9");
+	prop(child(n, "audio", NULL), "id", "1");
+	n = child(dev, "audio", NULL);
+	prop(n, "id", "1");
+	prop(n, "type", "spice");
+	n = child(child(dev, "video", NULL), "model", NULL);
+	prop(n, "type", d->prof.video);
+	prop(n, "heads", "1");
+	prop(n, "primary", "yes");
+	for (int i = 0; i < 2; i++) {
+		n = child(dev, "redirdev", NULL);
+		prop(n, "bus", "usb");
+		prop(n, "type", "spicevmc");
+	}
+	n = child(dev, "rng", NULL);
+	prop(n, "model", "virtio");
+	prop(child(n, "backend", "/dev/urandom"), "model", "random");
+	if (vdi_profile_tpm(&d->prof)) {
+		/* A transient domain's TPM state goes with it (persistent_state defaults to no). */
+		n = child(dev, "tpm", NULL);
+		prop(n, "model", "tpm-crb");
+		m = child(n, "backend", NULL);
+		prop(m, "type", "emulator");
+		prop(m, "version", "2.0");
+	}
+}
+
 char *
 vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err)
 {
 	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
-	xmlNodePtr root, n, dev, disk, md, ses;
+	xmlNodePtr root, n, dev, md, ses;
+	const char *bus = d->prof.disk_bus, *disk_bus, *cd_target;
 	xmlNsPtr ns;
 	char num[32];
 	char *s;
@@ -96,47 +254,32 @@ vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err)
 	prop(n, "unit", "bytes");
 	snprintf(num, sizeof(num), "%lld", (long long)d->vcpus);
 	child(root, "vcpu", num);
-	n = child(root, "os", NULL);
-	prop(child(n, "type", "hvm"), "arch", "x86_64");
-	prop(child(n, "boot", NULL), "dev", "hd");
-	child(child(root, "features", NULL), "acpi", NULL);
+	add_os(root, d);
+	add_features(root, d);
 	child(root, "on_poweroff", "destroy");
 	child(root, "on_reboot", "restart");
 	child(root, "on_crash", "destroy");
 	dev = child(root, "devices", NULL);
-	disk = child(dev, "disk", NULL);
-	prop(disk, "type", "file");
-	prop(disk, "device", "disk");
-	n = child(disk, "driver", NULL);
-	prop(n, "name", "qemu");
-	prop(n, "type", "qcow2");
-	prop(child(disk, "source", NULL), "file", d->disk_path);
-	n = child(disk, "target", NULL);
-	prop(n, "dev", "vda");
-	prop(n, "bus", "virtio");
-	if (d->seed_path) {
-		disk = child(dev, "disk", NULL);
-		prop(disk, "type", "file");
-		prop(disk, "device", "cdrom");
-		n = child(disk, "driver", NULL);
-		prop(n, "name", "qemu");
-		prop(n, "type", "raw");
-		prop(child(disk, "source", NULL), "file", d->seed_path);
-		n = child(disk, "target", NULL);
-		prop(n, "dev", "hdc");
-		prop(n, "bus", "ide");
-		child(disk, "readonly", NULL);
+	/* The disk, then the seed on a SATA cdrom (q35 has no IDE). */
+	disk_bus = strcmp(bus, "virtio") == 0 ? "virtio" : strcmp(bus, "scsi") == 0 ? "scsi" : "sata";
+	if (strcmp(bus, "scsi") == 0) {
+		n = child(dev, "controller", NULL);
+		prop(n, "type", "scsi");
+		prop(n, "model", "virtio-scsi");
 	}
-	n = child(dev, "graphics", NULL);
-	prop(n, "type", "spice");
-	prop(n, "autoport", "yes");
-	prop(n, "passwd", d->password);
-	{
-		xmlNodePtr l = child(n, "listen", NULL);
-		prop(l, "type", "address");
-		prop(l, "address", d->listen);
+	add_disk(dev, "disk", "qcow2", d->disk_path, strcmp(bus, "virtio") == 0 ? "vda" : "sda", disk_bus);
+	cd_target = strcmp(bus, "virtio") == 0 ? "sda" : "sdb";
+	if (d->seed_path)
+		add_disk(dev, "cdrom", "raw", d->seed_path, cd_target, "sata");
+	if (d->network || d->bridge) {
+		n = child(dev, "interface", NULL);
+		prop(n, "type", d->network ? "network" : "bridge");
+		if (d->mac)
+			prop(child(n, "mac", NULL), "address", d->mac);
+		prop(child(n, "source", NULL), d->network ? "network" : "bridge", d->network ? d->network : d->bridge);
+		prop(child(n, "model", NULL), "type", d->prof.nic);
 	}
-	prop(child(child(dev, "video", NULL), "model", NULL), "type", "vga");
+	add_desktop_devices(dev, d);
 	s = dump(doc, err);
 	xmlFreeDoc(doc);
 	return s;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "profile.h"
 
 struct vdi_volume_spec {
 	const char *name;
@@ -35,9 +36,17 @@ struct vdi_domain_spec {
 	const char *listen;        /* SPICE listen address */
 	const char *password;      /* SPICE password */
 	const struct vdi_meta *meta;
+	struct vdi_profile prof;   /* resolved (vdi_profile_resolve): every value set */
+	const char *network;       /* the NIC joins this libvirt network, */
+	const char *bridge;        /* or this bridge; neither: no NIC */
+	const char *mac;           /* the NIC's MAC (the user VM's) */
+	const char *console_log;   /* the host's file for the serial console; NULL: none */
 };
 
-/* A transient desktop <domain>: the overlay, the seed cdrom, SPICE with a password, our metadata. */
+/*
+ * A transient desktop <domain> of the profile's devices (profile.h): the
+ * disk, the seed cdrom, SPICE with a password, a NIC, our metadata.
+ */
 char *vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err);
 
 /* The text of the first element or attribute an XPath expression finds in xml; NULL if none. */
