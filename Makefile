@@ -45,10 +45,10 @@ LIBS_NET   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
 
 # libvdi is split by dependency: programs that only use the VMDB never load libvirt.
 # libvdi.a: SQLite and libxml2; libvdi-virt.a: libvirt; libvdi-net.a: libcurl and nettle.
-CORE_SRC = lib/err.c lib/mem.c lib/strv.c lib/csv.c lib/batch.c lib/names.c lib/uri.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
+CORE_SRC = lib/profile.c lib/err.c lib/mem.c lib/strv.c lib/csv.c lib/batch.c lib/names.c lib/uri.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
            lib/file.c lib/meta.c lib/report.c lib/xml.c lib/seed.c lib/master.c lib/uservm.c \
            lib/sched.c lib/assign.c lib/session.c lib/reap.c
-VIRT_SRC = lib/virt.c lib/conns.c lib/start.c lib/reaper.c lib/poll.c lib/copy.c
+VIRT_SRC = lib/virt.c lib/conns.c lib/start.c lib/prepare.c lib/reaper.c lib/poll.c lib/copy.c
 NET_SRC  = lib/image.c lib/import.c
 CLI_SRC  = cmd/cli.c
 PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls
@@ -56,7 +56,7 @@ PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap
 NET_PROGS  = vm-master
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch
+UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)
@@ -128,7 +128,7 @@ bench: deps
 	$(Q)O=$(O) test/bench/run
 
 lint:
-	shellcheck scripts/vdi-lab scripts/install-deps scripts/demo scripts/embed-schema test/run .ci/run \
+	shellcheck scripts/vdi-lab scripts/mkguest scripts/install-deps scripts/demo scripts/embed-schema test/run .ci/run \
 		test/bench/run test/bench/copy
 	shellcheck -s bash scripts/vdi-tools.bash-completion
 	for m in man/*.[157]; do mandoc -T lint -W warning $$m || exit 1; done
@@ -143,6 +143,7 @@ install: all
 		$(DESTDIR)$(COMPDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 0755 scripts/vdi-lab $(DESTDIR)$(BINDIR)/vdi-lab
+	install -m 0755 scripts/mkguest $(DESTDIR)$(BINDIR)/mkguest
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/*.7 $(DESTDIR)$(MANDIR)/man7/

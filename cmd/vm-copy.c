@@ -12,12 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "copy.h"
 #include "csv.h"
 #include "names.h"
 #include "parse.h"
+#include "prepare.h"
+#include "sched.h"
 #include "strv.h"
 
 static const char usage[] =
@@ -78,6 +81,14 @@ static struct {
 } a = { .base = { .mem = -1, .vcpus = -1, .disk = -1 } };
 
 static volatile sig_atomic_t interrupted;
+
+/* User VMs whose first boot comes after the copies (prepare.h), and what their copy made. */
+static struct {
+	char **users;
+	struct vdi_copy_result *res;
+	size_t n;
+	int code;
+} prep;
 
 static void
 on_signal(int sig)
@@ -147,6 +158,23 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 	}
 }
 
+static void
+put(struct vdi_cli *c, const char *user, const struct vdi_copy_result *res)
+{
+	if (c->quiet)
+		return;
+	vdi_out_obj_begin(c->out);
+	vdi_out_str(c->out, "user", user);
+	vdi_out_str(c->out, "master", res->master);
+	vdi_out_size(c->out, "disk", res->disk);
+	vdi_out_size(c->out, "mem", res->mem);
+	vdi_out_int(c->out, "vcpus", res->vcpus);
+	vdi_out_str(c->out, "volume", res->volume);
+	vdi_out_str(c->out, "state", "ready");
+	vdi_out_strv(c->out, "apps_added", res->apps_added, res->napps_added);
+	vdi_out_obj_end(c->out);
+}
+
 /* One user: copy (or remove), print, and return the exit code. */
 static int
 do_one(struct vdi_cli *c, const struct vdi_copy_req *q, int done, int total)
@@ -167,19 +195,57 @@ do_one(struct vdi_cli *c, const struct vdi_copy_req *q, int done, int total)
 	}
 	if (c->dry_run)
 		vdi_cli_info(c, "would copy master %s for %s as %s", res.master, q->user, res.volume);
-	if (!c->quiet && !c->dry_run) {
-		vdi_out_obj_begin(c->out);
-		vdi_out_str(c->out, "user", q->user);
-		vdi_out_str(c->out, "master", res.master);
-		vdi_out_size(c->out, "disk", res.disk);
-		vdi_out_size(c->out, "mem", res.mem);
-		vdi_out_int(c->out, "vcpus", res.vcpus);
-		vdi_out_str(c->out, "volume", res.volume);
-		vdi_out_strv(c->out, "apps_added", res.apps_added, res.napps_added);
-		vdi_out_obj_end(c->out);
+	if (res.prepare) {
+		/* Printed when its first boot has ended. */
+		vdi_strv_push_copy(&prep.users, &prep.n, q->user);
+		prep.res = vdi_grow(prep.res, prep.n - 1, sizeof(*prep.res));
+		prep.res[prep.n - 1] = res;
+		return 0;
 	}
+	if (!c->dry_run)
+		put(c, q->user, &res);
 	vdi_copy_result_clear(&res);
 	return 0;
+}
+
+/* Each first boot as it ends. */
+static void
+prepared(void *ctx, size_t i, const struct vdi_err *e)
+{
+	struct vdi_cli *c = ctx;
+
+	if (e)
+		prep.code = vdi_code_worst(prep.code, vdi_cli_fail(c, e));
+	else
+		put(c, prep.users[i], &prep.res[i]);
+	vdi_cli_progress(c, "preparing", (int64_t)i + 1, (int64_t)prep.n, false);
+}
+
+/* The first boots of the user VMs that prepare themselves, all at once as far as the hosts take them. */
+static int
+run_prepare(struct vdi_cli *c)
+{
+	struct vdi_prepare_opts po = { 0 };
+	uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+
+	if (!prep.n)
+		return 0;
+	vdi_start_opts_config(&po.start, &c->cfg);
+	if (vdi_policy_parse(c->cfg.policy, &po.start.assign.policy) < 0)
+		po.start.assign.policy = VDI_POLICY_LEAST_SESSIONS;
+	po.start.assign.rng = &rng;
+	po.start.conns = a.o.conns;
+	po.timeout = c->cfg.prepare_timeout / 1000;
+	po.poll_ms = 500;
+	po.interrupted = &interrupted;
+	po.done = prepared;
+	po.ctx = c;
+	vdi_prepare_run(c->db, prep.users, prep.n, &po);
+	for (size_t i = 0; i < prep.n; i++)
+		vdi_copy_result_clear(&prep.res[i]);
+	vdi_strv_free(prep.users, prep.n);
+	free(prep.res);
+	return prep.code;
 }
 
 /* CSV on stdin: each record's fields override the options. */
@@ -280,6 +346,8 @@ main(int argc, char **argv)
 			code = vdi_code_worst(code, do_one(&c, &q, (int)i + 1, (int)n));
 		}
 	}
+	vdi_cli_progress(&c, NULL, -1, 0, false);
+	code = vdi_code_worst(code, run_prepare(&c));
 	vdi_cli_progress(&c, NULL, -1, 0, false);
 	if (!a.rm)
 		vdi_out_list_end(c.out);

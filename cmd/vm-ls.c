@@ -91,6 +91,8 @@ list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const
 		vdi_out_time(c->out, "created", s->created);
 		vdi_out_time(c->out, "since", s->changed);
 		vdi_out_str(c->out, "display", disp[0] ? disp : NULL);
+		vdi_out_str(c->out, "address", s->address);
+		vdi_out_str(c->out, "kind", s->kind);
 		vdi_out_obj_end(c->out);
 	}
 	vdi_out_list_end(c->out);
@@ -134,6 +136,8 @@ list_uservms(struct vdi_cli *c, char **users, size_t n, const char *host, const 
 		vdi_out_str(c->out, "host", u->session_host);
 		vdi_out_time(c->out, "since", s.changed);
 		vdi_out_str(c->out, "display", disp[0] ? disp : NULL);
+		vdi_out_str(c->out, "address", s.address);
+		vdi_out_str(c->out, "vm", u->state);
 		vdi_out_obj_end(c->out);
 		vdi_session_clear(&s);
 	}

@@ -139,6 +139,7 @@ main(int argc, char **argv)
 	ro.plan.start_ttl = c.cfg.start_ttl / 1000;
 	ro.plan.stop_ttl = c.cfg.stop_ttl / 1000;
 	ro.plan.host_lost_after = c.cfg.host_lost_after / 1000;
+	ro.plan.prepare_timeout = c.cfg.prepare_timeout / 1000;
 	ro.plan.users = users;
 	ro.plan.nusers = nusers;
 	ro.plan.ids = ids;

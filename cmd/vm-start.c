@@ -16,14 +16,16 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "conns.h"
+#include "session.h"
 #include "names.h"
 #include "parse.h"
 #include "start.h"
 #include "strv.h"
 
 static const char usage[] =
-	"usage: vm-start [--db PATH] [-o table|tsv|json] [-q] [-v] [--vv DIR] [--show-password]\n"
-	"                [-p POLICY] [USER...]\n"
+	"usage: vm-start [--db PATH] [-o table|tsv|json] [-q] [-v] [--vv DIR] [--rdp DIR]\n"
+	"                [--show-password] [-p POLICY] [USER...]\n"
 	"       vm-start [options as above] --session ID...\n"
 	"       vm-start -h | --help | --version\n"
 	"\n"
@@ -38,6 +40,7 @@ enum {
 	OPT_VV = VDI_OPT_FIRST_PRIVATE,
 	OPT_SHOW_PASSWORD,
 	OPT_SESSION,
+	OPT_RDP,
 };
 
 static const struct option opts[] = {
@@ -46,6 +49,7 @@ static const struct option opts[] = {
 	{ "vv", required_argument, NULL, OPT_VV },
 	{ "show-password", no_argument, NULL, OPT_SHOW_PASSWORD },
 	{ "session", required_argument, NULL, OPT_SESSION },
+	{ "rdp", required_argument, NULL, OPT_RDP },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -74,6 +78,8 @@ host_failed(void *ctx, const struct vdi_err *e)
 struct batch {
 	struct vdi_cli *c;
 	const char *vv;
+	char **started;    /* for --rdp: the users whose session runs */
+	size_t nstarted;
 	bool show_password;
 	int code;
 };
@@ -91,6 +97,7 @@ done(void *ctx, size_t i, const struct vdi_session *s, const struct vdi_err *e)
 		return;
 	}
 	put(b->c, s, b->show_password);
+	vdi_strv_push_copy(&b->started, &b->nstarted, s->user);
 	if (b->vv && vdi_start_write_vv(s, b->vv, &err) < 0)
 		b->code = vdi_code_worst(b->code, vdi_cli_fail(b->c, &err));
 }
@@ -103,7 +110,7 @@ main(int argc, char **argv)
 	struct vdi_start_opts so = { 0 };
 	struct vdi_start_batch sb = { 0 };
 	struct batch b = { 0 };
-	const char *vv = NULL, *policy = NULL;
+	const char *vv = NULL, *rdp = NULL, *policy = NULL;
 	bool show_password = false;
 	char **users = NULL;
 	int64_t *ids = NULL;
@@ -126,6 +133,13 @@ main(int argc, char **argv)
 			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode))
 				vdi_cli_usage_error(&c, "--vv: '%s' is not a folder", optarg);
 			vv = optarg;
+			break;
+		}
+		case OPT_RDP: {
+			struct stat st;
+			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode))
+				vdi_cli_usage_error(&c, "--rdp: '%s' is not a folder", optarg);
+			rdp = optarg;
 			break;
 		}
 		case OPT_SHOW_PASSWORD:
@@ -153,11 +167,9 @@ main(int argc, char **argv)
 	}
 	if (!policy && vdi_policy_parse(c.cfg.policy, &so.assign.policy) < 0)
 		so.assign.policy = VDI_POLICY_LEAST_SESSIONS;
-	so.assign.fallback = VDI_POLICY_LEAST_SESSIONS;
-	so.assign.max_age = c.cfg.poll_max_age / 1000;
+	vdi_start_opts_config(&so, &c.cfg);
 	rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	so.assign.rng = &rng;
-	so.retries = c.cfg.start_retries;
 	so.host_failed = host_failed;
 	so.ctx = &c;
 	sb.db = c.db;
@@ -176,7 +188,29 @@ main(int argc, char **argv)
 	vdi_start_many(nids ? NULL : users, nids ? ids : NULL, nids ? nids : n, &so, &sb);
 	vdi_out_list_end(c.out);
 	code = b.code;
+	/* --rdp: the guests boot in parallel; wait for each one's address in turn. */
+	if (rdp && b.nstarted) {
+		struct vdi_conns *cs = vdi_conns_new(c.cfg.poll_timeout);
+		for (size_t i = 0; i < b.nstarted; i++) {
+			struct vdi_session s;
+			vdi_err_reset(&err);
+			vdi_err_object(&err, "%s", b.started[i]);
+			if (vdi_session_of_user(c.db, b.started[i], &s, &err) < 0) {
+				code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
+				continue;
+			}
+			if (!s.rdp)
+				vdi_cli_warn(&c, "%s: master %s does not serve RDP (vm-master add --rdp): no .rdp written",
+					     s.user, s.master);
+			else if (vdi_start_address(c.db, cs, &s, c.cfg.address_timeout, &err) < 0 ||
+				 vdi_start_write_rdp(&s, rdp, &err) < 0)
+				code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
+			vdi_session_clear(&s);
+		}
+		vdi_conns_free(cs);
+	}
 out:
+	vdi_strv_free(b.started, b.nstarted);
 	vdi_strv_free(users, n);
 	free(ids);
 	return vdi_cli_finish(&c, code);

@@ -14,7 +14,7 @@ struct uvm {
 };
 
 static int
-load_uservm(struct vdi_db *db, const char *user, struct uvm *u, struct vdi_err *err)
+load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -38,9 +38,17 @@ load_uservm(struct vdi_db *db, const char *user, struct uvm *u, struct vdi_err *
 		return vdi_err_set(err, VDI_ENOTFOUND, "user '%s' has no user VM (see vm-copy)", user);
 	if (rc != SQLITE_ROW)
 		return vdi_db_fail(db, "looking up user VM", err);
-	if (strcmp(u->state, "ready") != 0)
-		return vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is still being made", user);
-	return 0;
+	if (prepare ? strcmp(u->state, "preparing") == 0 : strcmp(u->state, "ready") == 0)
+		return 0;
+	if (prepare)
+		return vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is %s, not waiting for its first boot",
+				   user, u->state);
+	if (strcmp(u->state, "preparing") == 0)
+		return vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is being prepared (its first boot)", user);
+	if (strcmp(u->state, "failed") == 0)
+		return vdi_err_set(err, VDI_ECONFLICT, "the first boot of the user VM of '%s' failed "
+				   "(vm-copy %s again retries it)", user, user);
+	return vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is still being made", user);
 }
 
 /* The user's session that is not ended: 1 found, 0 none, -1 error. */
@@ -261,7 +269,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	memset(res, 0, sizeof(*res));
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (load_uservm(db, user, &u, err) < 0)
+	if (load_uservm(db, user, o->prepare, &u, err) < 0)
 		goto fail;
 	rc = live_session(db, u.id, res, err);
 	if (rc < 0)
@@ -353,9 +361,10 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		free(rr);
 		return 0;
 	}
-	if (vdi_db_prepare(db, &st, "INSERT INTO sessions (uservm_id, host_id, state, mem, vcpus, created, changed) "
-			   "VALUES (?, ?, 'assigned', ?, ?, ?, ?)", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO sessions (uservm_id, host_id, state, mem, vcpus, created, changed, "
+			   "kind) VALUES (?, ?, 'assigned', ?, ?, ?, ?, ?)", err) < 0)
 		goto fail;
+	sqlite3_bind_text(st, 7, o->prepare ? "prepare" : "desktop", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 1, u.id);
 	sqlite3_bind_int64(st, 2, res->hosts[win].id);
 	sqlite3_bind_int64(st, 3, u.mem);
@@ -377,7 +386,8 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	else
 		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
 			 o->host ? "chosen by hand" : vdi_policy_name(o->policy));
-	if (vdi_event_add(db, user, res->forced ? "session-assign-forced" : "session-assign", detail, err) < 0)
+	if (vdi_event_add(db, user, o->prepare ? "prepare-assign" : res->forced ? "session-assign-forced" :
+			  "session-assign", detail, err) < 0)
 		goto fail;
 	free(rr);
 	return vdi_db_commit(db, err);

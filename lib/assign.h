@@ -25,6 +25,7 @@ struct vdi_assign_opts {
 	bool explain;              /* rank every host and fill each one's detail */
 	const int64_t *exclude;    /* hosts not to pick (vm-start's retries after a failure) */
 	size_t nexclude;
+	bool prepare;              /* reserve for the user VM's first boot (it must be preparing), not a desktop */
 };
 
 struct vdi_assign_result {

@@ -92,6 +92,11 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 	seed.hostname = u->hostname;
 	seed.packages = u->apps;
 	seed.npackages = u->napps;
+	seed.poweroff = m->prepare && strcmp(m->prepare, "none") != 0;
+	{
+		struct vdi_profile p = vdi_master_profile(m);
+		seed.windows = vdi_profile_windows(&p);
+	}
 	if (vdi_seed_build(&seed, &iso, &tmpdir, err) < 0 || upload_file(conn, m->pool, seedvol, iso, err) < 0)
 		goto out;
 	if (o->interrupted && *o->interrupted) {
@@ -106,6 +111,57 @@ out:
 	}
 	vdi_seed_cleanup(iso, tmpdir);
 	free(mpath);
+	return ret;
+}
+
+/*
+ * A user VM whose first boot failed (or was abandoned) is made again from
+ * its master as recorded, with the sizes it was asked for: its claim is
+ * back to creating (vdi_uservm_retry), its volumes are remade.
+ */
+static int
+copy_again(struct vdi_db *db, const char *user, int64_t id, const struct vdi_copy_opts *o,
+	   struct vdi_copy_result *res, struct vdi_err *err)
+{
+	struct vdi_uservm uv = { 0 };
+	struct vdi_master m = { 0 };
+	struct vdi_uservm_spec u = { 0 };
+	virConnectPtr conn;
+	char detail[256];
+	bool prepare;
+	int ret = -1;
+
+	if (vdi_uservm_get(db, user, &uv, err) < 0 || vdi_master_get(db, uv.master, &m, err) < 0)
+		goto out;
+	u.user = uv.user;
+	u.pool = uv.pool;
+	u.hostname = uv.hostname;
+	u.master_id = m.id;
+	u.mem = uv.mem;
+	u.vcpus = uv.vcpus;
+	u.disk = uv.disk;
+	u.apps = uv.apps;
+	u.napps = uv.napps;
+	prepare = strcmp(m.prepare, "none") != 0;
+	if (!(conn = vdi_conns_for_pool(o->conns, db, uv.pool, o->host, err)) ||
+	    make_volumes(conn, &m, &u, id, uv.volume, uv.seed, o, err) < 0)
+		goto out;
+	snprintf(detail, sizeof(detail), "again from master=%s", m.name);
+	if (vdi_uservm_made(db, id, prepare, detail, err) < 0)
+		goto out;
+	res->master = vdi_xstrdup(m.name);
+	res->volume = vdi_xstrdup(uv.volume);
+	res->disk = uv.disk;
+	res->mem = uv.mem;
+	res->vcpus = uv.vcpus;
+	res->prepare = prepare;
+	res->again = true;
+	ret = 0;
+out:
+	if (ret < 0)
+		vdi_uservm_fail(db, id, err->msg, NULL);
+	vdi_uservm_clear(&uv);
+	vdi_master_clear(&m);
 	return ret;
 }
 
@@ -127,6 +183,11 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	if (vdi_name_check("user", q->user, err) < 0)
 		goto out;
 	vdi_err_object(err, "%s", q->user);
+	if (!o->dry_run) {
+		int rc = vdi_uservm_retry(db, q->user, &id, err);
+		if (rc != 0)
+			return rc < 0 ? -1 : copy_again(db, q->user, id, o, res, err);
+	}
 	if (q->master)
 		mname = vdi_xstrdup(q->master);
 	else if (!q->os)
@@ -172,7 +233,8 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 			goto out;
 		snprintf(detail, sizeof(detail), "master=%s disk=%lld mem=%lld vcpus=%lld", m.name,
 			 (long long)u.disk, (long long)u.mem, (long long)u.vcpus);
-		if (vdi_uservm_ready(db, id, detail, err) < 0) {
+		res->prepare = strcmp(m.prepare, "none") != 0;
+		if (vdi_uservm_made(db, id, res->prepare, detail, err) < 0) {
 			vdi_vol_delete(conn, m.pool, disk, NULL);
 			vdi_vol_delete(conn, m.pool, seedvol, NULL);
 			goto out;

@@ -5,7 +5,10 @@
  * apps; the 'creating' claim is committed before any volume is made (rule
  * 2); leftovers of a copy that died are deleted; then the thin qcow2
  * overlay on the master and the cloud-init seed are made, and the user VM
- * is ready.  Any failure undoes the volumes and the claim.  With dry_run
+ * is ready, or preparing when its master prepares itself on first boot
+ * (then prepare.h runs that boot).  Any failure undoes the volumes and
+ * the claim.  A user VM whose first boot failed is made again from its
+ * master, as it was asked for, and is preparing again.  With dry_run
  * everything up to the claim runs (and is rolled back), nothing is made.
  *
  * vdi_copy_rm() removes a user VM; with force its session is ended for
@@ -51,6 +54,8 @@ struct vdi_copy_result {
 	int64_t disk, mem, vcpus;
 	char **apps_added;         /* requested apps the master lacks, put in the seed */
 	size_t napps_added;
+	bool prepare;              /* it is preparing: its first boot comes next (prepare.h) */
+	bool again;                /* a failed user VM made again from its master */
 };
 
 int vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_opts *o,

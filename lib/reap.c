@@ -103,6 +103,7 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 		size_t hi = 0;
 		char obj[160];
 		bool busy = o->pid_alive && s->pid && o->pid_alive(s->pid);
+		bool prep = vdi_session_is_prepare(s);
 
 		snprintf(obj, sizeof(obj), "session %lld (%s on %s)", (long long)s->id, s->user,
 			 s->host ? s->host : "no host");
@@ -118,7 +119,7 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "admin", obj);
 			else if (o->now - s->created > o->assign_ttl)
 				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
-			else if (o->max_age > 0 && o->now - s->created > o->max_age)
+			else if (!prep && o->max_age > 0 && o->now - s->created > o->max_age)
 				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
 			continue;
 		}
@@ -134,11 +135,17 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 		if (has_str(o->users, o->nusers, s->user) || has_id(o->ids, o->nids, s->id) ||
 		    has_id(o->hosts, o->nhosts, s->host_id)) {
 			add(&v, &n, VDI_REAP_END, s->id, hi, "admin", obj);
-		} else if (o->max_age > 0 && o->now - s->created > o->max_age) {
+		} else if (!prep && o->max_age > 0 && o->now - s->created > o->max_age) {
 			add(&v, &n, VDI_REAP_END, s->id, hi, "expired", obj);
 		} else if (strcmp(s->state, "running") == 0) {
-			/* Domain gone: the user powered off; overlay gone too: deleted behind our back. */
-			if (!d)
+			/*
+			 * Domain gone: the user powered off (a first boot: it is done);
+			 * overlay gone too: deleted behind our back.  A first boot that
+			 * runs past prepare_timeout fails.
+			 */
+			if (d && prep && o->prepare_timeout > 0 && o->now - s->changed > o->prepare_timeout)
+				add(&v, &n, VDI_REAP_END, s->id, hi, "expired", obj);
+			else if (!d)
 				add(&v, &n, VDI_REAP_END, s->id, hi,
 				    h->volumes && s->overlay && !has_str(h->volumes, count(h->volumes), s->overlay) ?
 				    "orphan" : "poweroff", obj);

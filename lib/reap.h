@@ -47,6 +47,7 @@ struct vdi_reap_host {
 struct vdi_reap_opts {
 	int64_t now;                     /* seconds */
 	int64_t assign_ttl, start_ttl, stop_ttl, host_lost_after, max_age; /* seconds; max_age 0: none */
+	int64_t prepare_timeout;         /* seconds a first boot may run (0: no limit); max_age is not for them */
 	bool orphans;
 	/* end now, reason admin: sessions of these users, these ids, on these hosts */
 	char *const *users;

@@ -28,7 +28,9 @@ vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session
 		vdi_session_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay));
 		if (!(conn = vdi_conns_get(cs, s->host, s->host_uri, err)) ||
 		    vdi_domain_destroy(conn, s->domain ? s->domain : domain, err) < 0 ||
-		    vdi_vol_delete(conn, s->pool, s->overlay ? s->overlay : overlay, err) < 0)
+		    /* A first boot runs on the user VM's own disk: there is no overlay to delete. */
+		    (!vdi_session_is_prepare(s) &&
+		     vdi_vol_delete(conn, s->pool, s->overlay ? s->overlay : overlay, err) < 0))
 			return -1;
 	}
 	rc = vdi_session_end(db, s->id, "stopping", reason, NULL, err);

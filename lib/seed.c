@@ -68,6 +68,18 @@ vdi_seed_user_data(const struct vdi_seed *s)
 		for (size_t i = 0; i < s->npackages; i++)
 			fprintf(fp, "  - \"%s\"\n", s->packages[i]);
 	}
+	if (s->windows)
+		fprintf(fp, "set_hostname: \"%s\"\n", s->hostname);
+	/*
+	 * Last: the first boot ends by powering off, which tells vdi-tools the
+	 * user VM is prepared.  cloud-init runs power_state once per instance;
+	 * cloudbase-init has no power_state, but runs runcmd once per instance.
+	 */
+	if (s->poweroff && s->windows)
+		fprintf(fp, "runcmd:\n  - \"shutdown /s /t 10 /c vdi-tools-prepared\"\n");
+	else if (s->poweroff)
+		fprintf(fp, "power_state:\n  mode: poweroff\n  message: \"vdi-tools: user VM prepared\"\n"
+			"  condition: true\n");
 	fclose(fp);
 	return buf;
 }

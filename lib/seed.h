@@ -11,6 +11,7 @@
 #ifndef VDI_SEED_H
 #define VDI_SEED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ struct vdi_seed {
 	const char *hostname;
 	char *const *packages;
 	size_t npackages;
+	bool poweroff;   /* the first boot powers off at its end (the user VM's preparation) */
+	bool windows;    /* written for cloudbase-init (set_hostname, runcmd shutdown) */
 };
 
 /* A hostname (RFC 1123 label) for a user name: "Alice_B" -> "alice-b". */

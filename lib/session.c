@@ -20,7 +20,9 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"SELECT s.id, s.uservm_id, coalesce(s.host_id, 0), s.state, s.reason, u.user, h.name, h.uri, " \
 	"h.display_address, u.pool, u.volume, u.seed, s.domain, s.overlay, s.display_address, " \
 	"s.display_password, coalesce(s.display_port, 0), s.mem, s.vcpus, s.created, s.changed, " \
-	"coalesce(s.pid, 0) FROM sessions s JOIN uservms u ON u.id = s.uservm_id " \
+	"coalesce(s.pid, 0), s.kind, m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.rdp, " \
+	"h.network, h.bridge, s.address, coalesce(s.address_seen, 0), m.name " \
+	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
 	"LEFT JOIN hosts h ON h.id = s.host_id "
 
 static void
@@ -49,6 +51,32 @@ read_session(sqlite3_stmt *st, struct vdi_session *s)
 	s->created = sqlite3_column_int64(st, 19);
 	s->changed = sqlite3_column_int64(st, 20);
 	s->pid = sqlite3_column_int64(st, 21);
+	s->kind = vdi_db_col_strdup(st, 22);
+	s->profile = vdi_db_col_strdup(st, 23);
+	s->firmware = vdi_db_col_strdup(st, 24);
+	s->disk_bus = vdi_db_col_strdup(st, 25);
+	s->nic = vdi_db_col_strdup(st, 26);
+	s->video = vdi_db_col_strdup(st, 27);
+	s->rdp = sqlite3_column_int(st, 28) != 0;
+	s->network = vdi_db_col_strdup(st, 29);
+	s->bridge = vdi_db_col_strdup(st, 30);
+	s->address = vdi_db_col_strdup(st, 31);
+	s->address_seen = sqlite3_column_int64(st, 32);
+	s->master = vdi_db_col_strdup(st, 33);
+}
+
+bool
+vdi_session_is_prepare(const struct vdi_session *s)
+{
+	return s->kind && strcmp(s->kind, "prepare") == 0;
+}
+
+struct vdi_profile
+vdi_session_profile(const struct vdi_session *s)
+{
+	struct vdi_profile p = { .name = s->profile, .firmware = s->firmware, .disk_bus = s->disk_bus,
+				 .nic = s->nic, .video = s->video };
+	return p;
 }
 
 static int
@@ -107,6 +135,16 @@ vdi_session_clear(struct vdi_session *s)
 	free(s->overlay);
 	free(s->display_address);
 	free(s->display_password);
+	free(s->kind);
+	free(s->profile);
+	free(s->firmware);
+	free(s->disk_bus);
+	free(s->nic);
+	free(s->video);
+	free(s->network);
+	free(s->bridge);
+	free(s->address);
+	free(s->master);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -340,5 +378,23 @@ out:
 	if (ret != 0)
 		vdi_db_rollback(db);
 	vdi_session_clear(&s);
+	return ret;
+}
+
+int
+vdi_session_set_address(struct vdi_db *db, int64_t id, const char *address, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	/* Not an audited state change: no event; a plain autocommit statement. */
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET address = ?2, address_seen = ?3 "
+			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, address, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+	ret = vdi_db_step(db, st, "recording the address", err);
+	sqlite3_finalize(st);
 	return ret;
 }

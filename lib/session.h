@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "profile.h"
 #include "err.h"
 
 struct vdi_session {
@@ -26,7 +27,21 @@ struct vdi_session {
 	char *domain, *overlay;
 	char *display_address, *display_password;
 	int64_t display_port, mem, vcpus, created, changed, pid;
+	char *kind;                            /* desktop, or prepare (a user VM's first boot, on its own disk) */
+	char *master;                          /* the user VM's master and its device profile */
+	char *profile, *firmware, *disk_bus, *nic, *video;
+	bool rdp;                              /* the master's guest serves RDP */
+	char *network, *bridge;                /* the host's network for sessions (NULL: none) */
+	char *address;                         /* the guest's address as last seen (NULL: not yet) */
+	int64_t address_seen;
 };
+
+/* Record the guest's address as libvirt reported it (no-op once the session ended). */
+int vdi_session_set_address(struct vdi_db *db, int64_t id, const char *address, struct vdi_err *err);
+/* A first boot that prepares the user VM, not a desktop? */
+bool vdi_session_is_prepare(const struct vdi_session *s);
+/* s's device profile as registered, borrowed from s. */
+struct vdi_profile vdi_session_profile(const struct vdi_session *s);
 
 void vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen);
 

@@ -4,8 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "batch.h"
+#include "config.h"
+#include "parse.h"
 #include "file.h"
 #include "mem.h"
 #include "meta.h"
@@ -32,13 +35,44 @@ make_password(char *buf, size_t len, struct vdi_err *err)
 	return 0;
 }
 
-/* Make the overlay and the domain of claimed session s; *port gets its SPICE port. */
+/* The domain XML of claimed session s, on disk (the overlay, or for a first boot the user VM's own disk). */
+static char *
+domain_xml(virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o, const char *disk,
+	   const char *seed, struct vdi_err *err)
+{
+	struct vdi_profile reg = vdi_session_profile(s);
+	char mac[32], log[4200];
+	struct vdi_meta meta;
+	struct vdi_domain_spec d = { .name = s->domain, .type = vdi_domain_type(conn, o->domain_type),
+				     .mem = s->mem, .vcpus = s->vcpus, .disk_path = disk, .seed_path = seed,
+				     .listen = s->display_address, .password = s->display_password,
+				     .meta = &meta, .network = s->network, .bridge = s->network ? NULL : s->bridge,
+				     .mac = mac };
+
+	meta.session_id = s->id;
+	meta.uservm_id = s->uservm_id;
+	meta.user = s->user;
+	vdi_profile_resolve(&reg, &d.prof);
+	vdi_mac_make(o->mac_prefix ? o->mac_prefix : VDI_MAC_PREFIX_DEFAULT, s->uservm_id, mac, sizeof(mac));
+	if (o->console_log_dir) {
+		/* Named as the domain, beside libvirt's own DOMAIN.log (logrotate takes both). */
+		snprintf(log, sizeof(log), "%s/%s.console.log", o->console_log_dir, s->domain);
+		d.console_log = log;
+	}
+	return vdi_xml_domain(&d, err);
+}
+
+/*
+ * Make the overlay and the domain of claimed session s; *port gets its
+ * SPICE port.  A first boot (kind prepare) runs on the user VM's own disk:
+ * no overlay, so what the guest applies stays.
+ */
 static int
-make_desktop(virConnectPtr conn, const struct vdi_session *s, int64_t *port, struct vdi_err *err)
+make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o, int64_t *port,
+	     struct vdi_err *err)
 {
 	char *disk = NULL, *seed = NULL, *ovpath = NULL, *xml = NULL;
 	int64_t cap = 0, alloc = 0;
-	struct vdi_meta meta;
 	int ret = -1;
 
 	disk = vdi_vol_path(conn, s->pool, s->disk, err);
@@ -51,29 +85,20 @@ make_desktop(virConnectPtr conn, const struct vdi_session *s, int64_t *port, str
 	if (!disk || vdi_vol_info(conn, s->pool, s->disk, &cap, &alloc, err) < 0)
 		goto out;
 	seed = vdi_vol_path(conn, s->pool, s->seed, err);
-	/* Our claim is held: an overlay of this name is a leftover of a starter that died. */
-	if (!seed || vdi_vol_delete(conn, s->pool, s->overlay, err) < 0)
+	if (!seed)
 		goto out;
-	{
+	if (s->overlay) {
+		/* Our claim is held: an overlay of this name is a leftover of a starter that died. */
 		struct vdi_volume_spec v = { .name = s->overlay, .capacity = cap, .format = "qcow2",
 					     .backing_path = disk, .backing_format = "qcow2" };
-		if (vdi_vol_create(conn, s->pool, &v, err) < 0)
+		if (vdi_vol_delete(conn, s->pool, s->overlay, err) < 0 || vdi_vol_create(conn, s->pool, &v, err) < 0)
+			goto out;
+		vdi_file_test_stop("overlay");
+		ovpath = vdi_vol_path(conn, s->pool, s->overlay, err);
+		if (!ovpath)
 			goto out;
 	}
-	vdi_file_test_stop("overlay");
-	ovpath = vdi_vol_path(conn, s->pool, s->overlay, err);
-	if (!ovpath)
-		goto out;
-	meta.session_id = s->id;
-	meta.uservm_id = s->uservm_id;
-	meta.user = s->user;
-	{
-		struct vdi_domain_spec d = { .name = s->domain, .type = vdi_domain_type(conn), .mem = s->mem,
-					     .vcpus = s->vcpus, .disk_path = ovpath, .seed_path = seed,
-					     .listen = s->display_address, .password = s->display_password,
-					     .meta = &meta };
-		xml = vdi_xml_domain(&d, err);
-	}
+	xml = domain_xml(conn, s, o, ovpath ? ovpath : disk, seed, err);
 	if (!xml || vdi_domain_start(conn, xml, port, err) < 0)
 		goto out;
 	vdi_file_test_stop("domain");
@@ -107,7 +132,7 @@ run_on_host(struct vdi_db *db, const struct vdi_start_opts *o, struct vdi_sessio
 		if (err->code != VDI_ENOTFOUND)
 			goto undo;
 		vdi_err_clear(err);
-		if (make_desktop(conn, s, &port, err) < 0)
+		if (make_desktop(conn, s, o, &port, err) < 0)
 			goto undo;
 	}
 	if (vdi_session_set_running(db, s->id, port, err) == 0)
@@ -116,7 +141,8 @@ run_on_host(struct vdi_db *db, const struct vdi_start_opts *o, struct vdi_sessio
 	ret = 1;
 undo:
 	vdi_domain_destroy(conn, s->domain, NULL);
-	vdi_vol_delete(conn, s->pool, s->overlay, NULL);
+	if (s->overlay)
+		vdi_vol_delete(conn, s->pool, s->overlay, NULL);
 	return ret;
 }
 
@@ -143,7 +169,8 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 		snprintf(addr, sizeof(addr), "127.0.0.1");
 	if (make_password(pw, sizeof(pw), err) < 0)
 		goto not_host;
-	rc = vdi_session_claim_start(db, id, domain, overlay, addr, pw, err);
+	/* A first boot runs on the user VM's own disk: no overlay. */
+	rc = vdi_session_claim_start(db, id, domain, vdi_session_is_prepare(s) ? NULL : overlay, addr, pw, err);
 	vdi_session_clear(s);
 	if (rc < 0 || vdi_session_get(db, id, s, err) < 0)
 		goto not_host;
@@ -184,8 +211,14 @@ vdi_start(struct vdi_db *db, const char *user, int64_t id, const struct vdi_star
 		if (vdi_name_check("user", user, err) < 0)
 			return -1;
 		snprintf(who, sizeof(who), "%s", user);
-		if (vdi_session_of_user(db, user, s, err) == 0)
+		if (vdi_session_of_user(db, user, s, err) == 0) {
+			if (vdi_session_is_prepare(s) && !o->assign.prepare) {
+				vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is being prepared (its first boot, "
+					    "session %lld)", user, (long long)s->id);
+				goto out;
+			}
 			id = s->id;
+		}
 		else if (err->code != VDI_ENOTFOUND)
 			goto out;
 		vdi_session_clear(s);
@@ -383,4 +416,76 @@ vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vd
 	free(m.dbs);
 	free(m.conns);
 	free(m.rngs);
+}
+
+void
+vdi_start_opts_config(struct vdi_start_opts *o, const struct vdi_config *cfg)
+{
+	o->assign.fallback = VDI_POLICY_LEAST_SESSIONS;
+	o->assign.max_age = cfg->poll_max_age / 1000;
+	o->retries = cfg->start_retries;
+	o->domain_type = cfg->domain_type;
+	o->mac_prefix = cfg->mac_prefix;
+	o->console_log_dir = cfg->console_log_dir;
+}
+
+int
+vdi_start_address(struct vdi_db *db, struct vdi_conns *cs, struct vdi_session *s, int64_t timeout_ms,
+		  struct vdi_err *err)
+{
+	struct timespec t0, now, nap = { 0, 250 * 1000000L };
+	virConnectPtr conn;
+	char addr[64];
+	int r;
+
+	if (!s->network && !s->bridge)
+		return vdi_err_set(err, VDI_EFAIL, "host %s gives sessions no network (vm-hosts set --network "
+				   "or --bridge)", s->host);
+	if (!(conn = vdi_conns_get(cs, s->host, s->host_uri, err)))
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		r = vdi_domain_address(conn, s->domain, addr, sizeof(addr), err);
+		if (r < 0)
+			return -1;
+		if (r == 1)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >= timeout_ms)
+			return vdi_err_set(err, VDI_ETEMP, "the guest has no address after %lld s (address_timeout): "
+					   "no DHCP lease or ARP entry yet", (long long)timeout_ms / 1000);
+		nanosleep(&nap, NULL);
+	}
+	if (vdi_session_set_address(db, s->id, addr, err) < 0)
+		return -1;
+	free(s->address);
+	s->address = vdi_xstrdup(addr);
+	return 0;
+}
+
+char *
+vdi_start_rdp(const struct vdi_session *s)
+{
+	char *rdp;
+
+	/* The values are a checked address and a checked name: nothing to escape. */
+	if (asprintf(&rdp, "full address:s:%s\r\nusername:s:%s\r\nprompt for credentials:i:1\r\n"
+		     "screen mode id:i:2\r\nauthentication level:i:2\r\n", s->address, s->user) < 0)
+		vdi_oom();
+	return rdp;
+}
+
+int
+vdi_start_write_rdp(const struct vdi_session *s, const char *dir, struct vdi_err *err)
+{
+	char name[VDI_NAME_MAX + 8], *rdp;
+	int ret;
+
+	if (!s->address)
+		return vdi_err_set(err, VDI_EFAIL, "session %lld has no address yet", (long long)s->id);
+	rdp = vdi_start_rdp(s);
+	snprintf(name, sizeof(name), "%s.rdp", s->user);
+	ret = vdi_file_write_private(dir, name, rdp, strlen(rdp), err);
+	free(rdp);
+	return ret;
 }

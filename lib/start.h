@@ -40,6 +40,9 @@ struct vdi_start_opts {
 	void (*host_failed)(void *ctx, const struct vdi_err *e);
 	void *ctx;
 	struct vdi_gate *host_gate;     /* storm control: starts in flight per host (NULL: no limit) */
+	const char *domain_type;        /* auto, kvm, qemu (NULL: auto) */
+	const char *mac_prefix;         /* of every NIC's MAC (NULL: the default) */
+	const char *console_log_dir;    /* on the host, for DIR/DOMAIN.console.log (NULL: no serial log) */
 };
 
 /*
@@ -73,6 +76,22 @@ struct vdi_start_batch {
 };
 void vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vdi_start_opts *o,
 		    const struct vdi_start_batch *b);
+
+/* The settings of cfg that starts use (placement policy aside). */
+struct vdi_config;
+void vdi_start_opts_config(struct vdi_start_opts *o, const struct vdi_config *cfg);
+
+/*
+ * Wait up to timeout_ms for running session s's guest to have an address
+ * (vdi_domain_address: DHCP lease or ARP, no agent), record it in the
+ * VMDB and in s->address.  0 found; 75 not within the time; -1 error.
+ */
+int vdi_start_address(struct vdi_db *db, struct vdi_conns *cs, struct vdi_session *s, int64_t timeout_ms,
+		      struct vdi_err *err);
+/* The .rdp file for s (new string): its address and its user, for mstsc, xfreerdp, Remmina. */
+char *vdi_start_rdp(const struct vdi_session *s);
+/* Write DIR/USER.rdp privately (0600): 5 when something not ours is in the way. */
+int vdi_start_write_rdp(const struct vdi_session *s, const char *dir, struct vdi_err *err);
 
 /* The virt-viewer file for a running session (new string): SPICE, host, port, password. */
 char *vdi_start_vv(const struct vdi_session *s);

@@ -84,17 +84,19 @@ fail:
 }
 
 int
-vdi_uservm_ready(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err)
+vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail, struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	char user[128];
 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'ready', pid = NULL "
-			   "WHERE id = ? AND state = 'creating' RETURNING user", err) < 0)
+	/* Preparing keeps this process's pid: it waits for the first boot. */
+	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = ?2, pid = CASE WHEN ?2 = 'ready' THEN NULL ELSE pid END "
+			   "WHERE id = ?1 AND state = 'creating' RETURNING user", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, prepare ? "preparing" : "ready", -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		vdi_err_set(err, VDI_ECONFLICT, "the user VM's claim was lost (taken over or removed)");
 		goto fail;
@@ -112,12 +114,91 @@ fail:
 }
 
 int
+vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t pid = 0;
+	const char *state;
+	bool retry = false;
+	int rc;
+
+	*id = 0;
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "SELECT id, state, coalesce(pid, 0), EXISTS (SELECT 1 FROM sessions s WHERE "
+			   "s.uservm_id = u.id AND s.state <> 'ended') FROM uservms u WHERE user = ?", err) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		state = (const char *)sqlite3_column_text(st, 1);
+		pid = sqlite3_column_int64(st, 2);
+		/* Failed, or preparing with nobody left to wait for it and no first boot running. */
+		retry = strcmp(state, "failed") == 0 ||
+			(strcmp(state, "preparing") == 0 && !sqlite3_column_int(st, 3) && !vdi_pid_alive(pid));
+	} else if (rc != SQLITE_DONE) {
+		vdi_db_fail(db, "reading user VM", err);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (!retry) {
+		vdi_db_rollback(db);
+		return 0;
+	}
+	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'creating', pid = ?2 WHERE id = ?1", err) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, *id);
+	sqlite3_bind_int64(st, 2, (int64_t)getpid());
+	if (vdi_db_step(db, st, "claiming user VM", err) < 0 ||
+	    vdi_event_add(db, user, "uservm-retry", "its disk is made again from the master", err) < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	return vdi_db_commit(db, err) < 0 ? -1 : 1;
+fail:
+	sqlite3_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_uservm_fail(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'failed', pid = NULL WHERE id = ? AND "
+			   "state IN ('creating', 'preparing') RETURNING user", err) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		char user[128];
+		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		st = NULL;
+		if (vdi_event_add(db, user, "uservm-failed", detail, err) < 0)
+			goto out;
+	}
+	ret = vdi_db_commit(db, err);
+out:
+	sqlite3_finalize(st);
+	if (ret < 0)
+		vdi_db_rollback(db);
+	return ret;
+}
+
+int
 vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int ret;
 
-	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ? AND state = 'creating'", err) < 0)
+	/* A row with history (a retry) is not forgotten: it is failed (vdi_uservm_fail). */
+	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ? AND state = 'creating' AND NOT EXISTS "
+			   "(SELECT 1 FROM sessions s WHERE s.uservm_id = uservms.id)", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	ret = vdi_db_step(db, st, "forgetting failed user VM", err);

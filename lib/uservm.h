@@ -3,7 +3,8 @@
  *
  * Made in two steps like masters (rule 2): vdi_uservm_claim() commits a
  * 'creating' row with the creating process's pid; the volumes are made;
- * vdi_uservm_ready() marks it usable.  A claim whose process died is
+ * vdi_uservm_made() marks it ready, or preparing when its master prepares
+ * itself on first boot (prepare.h: preparing -> ready or failed).  A claim whose process died is
  * taken over by the next vm-copy of that user, which deletes the partial
  * volumes first.  Volumes: user-USER.qcow2 (disk), user-USER-seed.iso.
  */
@@ -46,7 +47,17 @@ void vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, s
 /* Claim u->user: a 'creating' row with this pid, committed. */
 int vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id, bool *takeover,
 		     struct vdi_err *err);
-int vdi_uservm_ready(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err);
+/* Its volumes are made: creating -> ready, or -> preparing (its first boot comes next: prepare.h). */
+int vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail, struct vdi_err *err);
+/*
+ * Take USER's user VM back to creating under this pid when its first boot
+ * failed (or was left preparing by a process that died, with no first boot
+ * running): 1 taken (*id set; its volumes must be made again), 0 nothing to
+ * retry, -1 error.
+ */
+int vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_err *err);
+/* creating or preparing -> failed (no-op in any other state). */
+int vdi_uservm_fail(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err);
 int vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err);
 
 int vdi_uservm_get(struct vdi_db *db, const char *user, struct vdi_uservm *u, struct vdi_err *err);

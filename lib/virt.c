@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -753,10 +754,14 @@ vdi_upload_abort(struct vdi_upload *u)
 /* ---- domains ---- */
 
 const char *
-vdi_domain_type(virConnectPtr c)
+vdi_domain_type(virConnectPtr c, const char *want)
 {
-	char *caps = virConnectGetCapabilities(c), *kvm = NULL;
+	char *caps, *kvm = NULL;
 	struct vdi_err e = { 0 };
+
+	if (want && strcmp(want, "auto") != 0)
+		return strcmp(want, "kvm") == 0 ? "kvm" : "qemu";
+	caps = virConnectGetCapabilities(c);
 
 	if (caps)
 		kvm = vdi_xml_xpath_string(caps, "/capabilities/guest[arch/@name='x86_64']/arch/domain[@type='kvm']/@type", &e);
@@ -853,4 +858,69 @@ vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err)
 		return rc < 0 ? -1 : 0;
 	}
 	return 1;
+}
+
+int
+vdi_domain_alive(virConnectPtr c, const char *name, struct vdi_err *err)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	int r;
+
+	if (!d) {
+		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+			return 0;
+		return vdi_virt_fail(VDI_EFAIL, "looking up a domain", err);
+	}
+	r = virDomainIsActive(d);
+	if (r < 0)
+		vdi_virt_fail(VDI_EFAIL, "reading a domain's state", err);
+	virDomainFree(d);
+	return r < 0 ? -1 : r == 1;
+}
+
+/* The first IPv4 address libvirt knows for d from source src: 1 found, 0 none, -1 error. */
+static int
+address_from(virDomainPtr d, unsigned int src, char *buf, size_t len)
+{
+	virDomainInterfacePtr *ifs = NULL;
+	int n = virDomainInterfaceAddresses(d, &ifs, src, 0), found = 0;
+
+	for (int i = 0; i < n; i++) {
+		for (unsigned int k = 0; !found && k < ifs[i]->naddrs; k++) {
+			if (ifs[i]->addrs[k].type == VIR_IP_ADDR_TYPE_IPV4 && ifs[i]->addrs[k].addr) {
+				snprintf(buf, len, "%s", ifs[i]->addrs[k].addr);
+				found = 1;
+			}
+		}
+		virDomainInterfaceFree(ifs[i]);
+	}
+	free(ifs);
+	return n < 0 ? -1 : found;
+}
+
+int
+vdi_domain_address(virConnectPtr c, const char *name, char *buf, size_t len, struct vdi_err *err)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	int r;
+
+	if (!d)
+		return vdi_virt_fail(virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? VDI_ENOTFOUND : VDI_EFAIL,
+				     "looking up a domain", err);
+	/*
+	 * The DHCP lease of a libvirt network, else the host's ARP table (a
+	 * bridge): no agent in the guest.  Only when both sources fail is it
+	 * an error (libvirt 9.0 cannot read the ARP table of some kernels).
+	 */
+	r = address_from(d, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, buf, len);
+	if (r != 1) {
+		int lease = r;
+		r = address_from(d, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP, buf, len);
+		if (r < 0 && lease == 0)
+			r = 0;
+	}
+	if (r < 0)
+		vdi_virt_fail(VDI_EFAIL, "reading the domain's addresses", err);
+	virDomainFree(d);
+	return r;
 }

@@ -85,7 +85,8 @@ char **vdi_pool_volumes(virConnectPtr c, const char *pool, struct vdi_err *err);
 
 /* Domains. */
 /* "kvm" when the host can, else "qemu" (TCG). */
-const char *vdi_domain_type(virConnectPtr c);
+/* The domain type to run: want (kvm, qemu), or with auto (or NULL) kvm when the host has it. */
+const char *vdi_domain_type(virConnectPtr c, const char *want);
 /* Start a transient domain from xml; *port gets its SPICE port. */
 int vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi_err *err);
 /*
@@ -96,5 +97,13 @@ int vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi
 int vdi_domain_port(virConnectPtr c, const char *name, int64_t session, int64_t *port, struct vdi_err *err);
 /* Destroy a domain: 1 destroyed, 0 there was none, -1 error. */
 int vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err);
+/* Does domain name run? 1 yes, 0 it is gone (or shut off), -1 libvirt did not say. */
+int vdi_domain_alive(virConnectPtr c, const char *name, struct vdi_err *err);
+/*
+ * The guest's IPv4 address, agentless: the DHCP lease on a libvirt
+ * network, else the host's ARP table.  1 found (in buf), 0 not yet, -1
+ * error (3: no such domain).
+ */
+int vdi_domain_address(virConnectPtr c, const char *name, char *buf, size_t len, struct vdi_err *err);
 
 #endif

@@ -34,7 +34,7 @@ static void
 test_user_data(void **state)
 {
 	char *pk[] = { "vlc", "yes" };
-	struct vdi_seed s = { 7, "bob", "bob", pk, 2 };
+	struct vdi_seed s = { .uservm_id = 7, .user = "bob", .hostname = "bob", .packages = pk, .npackages = 2 };
 	char *ud, *md;
 
 	(void)state;
@@ -50,6 +50,20 @@ test_user_data(void **state)
 	s.npackages = 0;
 	ud = vdi_seed_user_data(&s);
 	assert_null(strstr(ud, "packages"));
+	assert_null(strstr(ud, "power_state"));
+	free(ud);
+	/* Prepared once: the first boot ends by powering off, last thing. */
+	s.poweroff = true;
+	ud = vdi_seed_user_data(&s);
+	assert_non_null(strstr(ud, "power_state:\n  mode: poweroff\n"));
+	assert_null(strstr(ud, "runcmd"));
+	free(ud);
+	/* cloudbase-init: set_hostname, and a shutdown in runcmd (it has no power_state). */
+	s.windows = true;
+	ud = vdi_seed_user_data(&s);
+	assert_non_null(strstr(ud, "set_hostname: \"bob\"\n"));
+	assert_non_null(strstr(ud, "runcmd:\n  - \"shutdown /s /t 10"));
+	assert_null(strstr(ud, "power_state"));
 	free(ud);
 }
 
