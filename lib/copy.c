@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "copy.h"
+#include "file.h"
 #include "host.h"
 #include "master.h"
 #include "mem.h"
@@ -239,6 +240,8 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 			vdi_vol_delete(conn, m.pool, seedvol, NULL);
 			goto out;
 		}
+		if (res->prepare)
+			vdi_file_test_stop("preparing");
 		claimed = false;
 	}
 	res->master = vdi_xstrdup(m.name);

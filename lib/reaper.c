@@ -95,6 +95,31 @@ act(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *h
 	return 0;
 }
 
+/* User VMs whose preparation nobody will carry on: failed, for vm-copy to retry. */
+static void
+reap_unwatched(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst)
+{
+	struct vdi_uservm *us = NULL;
+	struct vdi_err e = { 0 };
+	size_t n = 0;
+
+	if (vdi_uservm_list_unwatched(db, &us, &n, &e) < 0) {
+		*worst = vdi_code_worst(*worst, e.code);
+		o->report(o->ctx, "fail", "user VMs", "abandoned", &e);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char obj[160];
+		snprintf(obj, sizeof(obj), "user VM %s", us[i].user);
+		vdi_err_reset(&e);
+		if (!o->dry_run && vdi_uservm_fail(db, us[i].id, "its preparation was abandoned (no first boot, "
+						   "its vm-copy gone)", &e) < 0)
+			*worst = vdi_code_worst(*worst, e.code);
+		o->report(o->ctx, "fail", obj, "abandoned", e.code ? &e : NULL);
+	}
+	vdi_uservms_free(us, n);
+}
+
 /* --expired: user VMs past their expiry with no session: volumes, then the row. */
 static void
 reap_expired(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *hs, size_t nhs,
@@ -264,6 +289,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 			*worst = vdi_code_worst(*worst, e.code ? e.code : VDI_EFAIL);
 		o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, rc < 0 ? &e : NULL);
 	}
+	reap_unwatched(db, o, worst);
 	if (o->expired)
 		reap_expired(db, o, hs, nhs, worst);
 	ret = 0;

@@ -394,3 +394,25 @@ fail:
 	vdi_db_rollback(db);
 	return -1;
 }
+
+int
+vdi_uservm_list_unwatched(struct vdi_db *db, struct vdi_uservm **out, size_t *n, struct vdi_err *err)
+{
+	struct vdi_uservm *all = NULL;
+	size_t nall = 0, k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (vdi_uservm_list(db, NULL, 0, &all, &nall, err) < 0)
+		return -1;
+	/* Preparing, no first boot that is not ended, and nobody alive waiting to start one. */
+	for (size_t i = 0; i < nall; i++) {
+		if (strcmp(all[i].state, "preparing") == 0 && !all[i].session_id && !vdi_pid_alive(all[i].pid))
+			all[k++] = all[i];
+		else
+			vdi_uservm_clear(&all[i]);
+	}
+	*out = all;
+	*n = k;
+	return 0;
+}

@@ -56,6 +56,12 @@ int vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *det
  * retry, -1 error.
  */
 int vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_err *err);
+/*
+ * User VMs left preparing with no first boot and no live process to start
+ * one (a vm-copy killed between its copy and its first boot): vm-reap fails
+ * them, so vm-copy's retry and vm-ls say what happened.
+ */
+int vdi_uservm_list_unwatched(struct vdi_db *db, struct vdi_uservm **out, size_t *n, struct vdi_err *err);
 /* creating or preparing -> failed (no-op in any other state). */
 int vdi_uservm_fail(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err);
 int vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err);
