@@ -12,7 +12,7 @@ programs() {
 
 @test "every program has a man page that lints clean with the required sections" {
 	local p page
-	for p in $(programs) vdi-lab; do
+	for p in $(programs) vdi-lab mkguest; do
 		page=$TOP/man/$p.1
 		[ -f "$page" ] || fail "no man page for $p"
 		run mandoc -T lint -W warning "$page"

@@ -211,5 +211,46 @@ running_domains() {
 lab_test_setup() {
 	common_setup
 	add_lab_hosts
-	vm-master -q add m --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
+	vm-master -q add m --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
+}
+
+# guest_image: the lab's real guest (scripts/mkguest) in $GUEST, built once
+# per version of mkguest and kept in $VDI_GUEST_CACHE (/var/tmp/vdi-tools).
+guest_image() {
+	local dir=${VDI_GUEST_CACHE:-/var/tmp/vdi-tools} sum
+	sum=$(sha256sum "$TOP/scripts/mkguest" | cut -c1-12)
+	GUEST="$dir/guest-$sum.qcow2"
+	export GUEST
+	[ -s "$GUEST" ] && return 0
+	mkdir -p "$dir"
+	mkguest "$GUEST" >"$dir/mkguest.log" 2>&1 3>&- || { cat "$dir/mkguest.log" >&3; return 1; }
+}
+
+# console_of USER [N]: the serial console log of USER's Nth-newest domain (1: the newest).
+console_of() {
+	local f
+	f=$(ls -t "$LAB"/h*/log/qemu/vdi-s*-"$1".console.log 2>/dev/null | sed -n "${2:-1}p")
+	[ -n "$f" ] && printf '%s\n' "$f"
+}
+
+# wait_console USER PATTERN [SECONDS]: wait until USER's newest console shows PATTERN (grep -E).
+wait_console() {
+	local i f
+	for ((i = 0; i < ${3:-90} * 4; i++)); do
+		f=$(console_of "$1") && grep -qE "$2" "$f" 2>/dev/null && return 0
+		sleep 0.25
+	done
+	echo "# no '$2' on the console of $1 within ${3:-90} s: ${f:-no console log}" >&3
+	[ -n "${f:-}" ] && sed 's/^/#   /' "$f" | tail -n 20 >&3
+	return 1
+}
+
+# wait_gone HOST DOMAIN [SECONDS]: wait until DOMAIN no longer runs on lab HOST.
+wait_domain_gone() {
+	local i
+	for ((i = 0; i < ${3:-60} * 4; i++)); do
+		virsh -q -c "$(lab_uri "$1")" domstate "$2" >/dev/null 2>&1 || return 0
+		sleep 0.25
+	done
+	return 1
 }

@@ -15,7 +15,7 @@ teardown_file() {
 setup() {
 	common_setup
 	add_lab_hosts
-	vm-master -q add m --image "$IMG/m.qcow2" --os linux --mem 256M --vcpus 1
+	vm-master -q add m --prepare none --image "$IMG/m.qcow2" --os linux --mem 256M --vcpus 1
 }
 
 teardown() {

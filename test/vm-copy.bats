@@ -18,7 +18,7 @@ teardown_file() {
 setup() {
 	common_setup
 	add_lab_hosts
-	vm-master -q add win11 --image "$IMG/m.qcow2" --os win11 --app office --mem 64M --vcpus 2
+	vm-master -q add win11 --prepare none --image "$IMG/m.qcow2" --os win11 --app office --mem 64M --vcpus 2
 }
 
 teardown() {
@@ -56,9 +56,9 @@ seed_user_data() {
 }
 
 @test "--os/--app picks the covering master with the fewest extra apps, newest first; apps it lacks go in the seed" {
-	vm-master -q add big --image "$IMG/m.qcow2" --os win11 --app office --app chrome --app gimp
-	vm-master -q add oc --image "$IMG/m.qcow2" --os win11 --app office --app chrome
-	vm-master -q add oc2 --image "$IMG/m.qcow2" --os win11 --app office --app chrome
+	vm-master -q add big --prepare none --image "$IMG/m.qcow2" --os win11 --app office --app chrome --app gimp
+	vm-master -q add oc --prepare none --image "$IMG/m.qcow2" --os win11 --app office --app chrome
+	vm-master -q add oc2 --prepare none --image "$IMG/m.qcow2" --os win11 --app office --app chrome
 	run_vdi vm-copy --os win11 --app office u1 -o tsv
 	assert_output --regexp $'^u1\twin11\t'
 	run_vdi vm-copy --os win11 --app chrome --app office u2 -o tsv
@@ -108,7 +108,7 @@ USERS
 }
 
 @test "50 users from a CSV in one command, each thin; bad lines reported by number and skipped" {
-	vm-master -q add lin --image "$IMG/m.qcow2" --os linux --app vim --app git --mem 256M
+	vm-master -q add lin --prepare none --image "$IMG/m.qcow2" --os linux --app vim --app git --mem 256M
 	{
 		echo "user,os,apps,mem,vcpus,disk"
 		for i in $(seq 1 50); do

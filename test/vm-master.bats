@@ -202,7 +202,7 @@ print("ok")' "$output" "$sha"
 }
 
 @test "retire stops new copies but keeps existing user VMs; rm is refused while user VMs use it" {
-	vm-master -q add m1 --image "$(url win11.qcow2)" --os win11 --mem 64M
+	vm-master -q add m1 --image "$(url win11.qcow2)" --os win11 --mem 64M --prepare none
 	vm-copy -q --master m1 alice
 	run_vdi vm-master retire m1
 	run_vdi 5 vm-copy --master m1 bob
