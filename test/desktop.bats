@@ -27,6 +27,13 @@ teardown() {
 	lab_clean
 }
 
+# running_session: dom and host of the one running session.
+running_session() {
+	dom=$(sql "select domain from sessions where state = 'running'")
+	host=$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.state = 'running'")
+	[ -n "$dom" ] && [ -n "$host" ]
+}
+
 @test "a user VM is prepared once: its first boot runs on its own disk, powers off, and the hostname stays there" {
 	run_vdi vm-copy --master guest -o json alice
 	assert_equal "$(jq -r '.[0].state' <<<"$output")" ready
@@ -54,8 +61,7 @@ teardown() {
 	local i dom host
 	for i in 1 2; do
 		run_vdi vm-start alice
-		dom=$(sql "select domain from sessions where state = 'running'")
-		host=$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.state = 'running'")
+		running_session
 		wait_console alice "vdi-guest: ready hostname=alice ip=[0-9.]+"
 		run cat "$(console_of alice)"
 		assert_output --partial "instance vdi-uservm-1 already applied: skipping first-boot steps"
@@ -86,8 +92,7 @@ teardown() {
 	assert_equal "$(jq -r '.[0].address' <<<"$output")" "$ip"
 	# The MAC is the user VM's: 02:56:44 and its id, on every host and in every session.
 	id=$(sql "select id from uservms where user = 'alice'")
-	dom=$(sql "select domain from sessions where state = 'running'")
-	host=$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.state = 'running'")
+	running_session
 	virsh -q -c "$(lab_uri "$host")" dumpxml "$dom" | grep -q "<mac address='02:56:44:00:00:0$id'/>"
 }
 
@@ -121,8 +126,7 @@ teardown() {
 	vm-copy -q --master win wendy
 	run_vdi vm-start wendy
 	wait_console wendy "vdi-guest: ready hostname=wendy ip=[0-9.]+" 120
-	dom=$(sql "select domain from sessions where state = 'running'")
-	host=$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.state = 'running'")
+	running_session
 	xml=$(virsh -q -c "$(lab_uri "$host")" dumpxml "$dom")
 	grep -q "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE" <<<"$xml"
 	grep -q "<target dev='sda' bus='sata'/>" <<<"$xml"
@@ -136,8 +140,7 @@ teardown() {
 	vm-master -q add w11 --image "$GUEST" --os win11 --profile windows11 --mem 192M --prepare none
 	vm-copy -q --master w11 wanda
 	run_vdi vm-start wanda
-	dom=$(sql "select domain from sessions where state = 'running'")
-	host=$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.state = 'running'")
+	running_session
 	xml=$(virsh -q -c "$(lab_uri "$host")" dumpxml "$dom")
 	grep -q "<tpm model='tpm-crb'>" <<<"$xml"
 	grep -q "<backend type='emulator' version='2.0'" <<<"$xml"
@@ -187,8 +190,7 @@ teardown() {
 	wait "$pid" || true
 	assert_equal "$(sql "select state from uservms where user = 'erin'")" preparing
 	wait_console erin "power_state: powering off"
-	dom=$(sql "select domain from sessions where state = 'running'")
-	host=$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.state = 'running'")
+	running_session
 	wait_domain_gone "$host" "$dom"
 	run_vdi vm-reap -q
 	assert_equal "$(sql "select state from uservms where user = 'erin'")" ready
@@ -206,8 +208,7 @@ teardown() {
 	sleep 1
 	DISPLAY=$disp remote-viewer --full-screen "$d/alice.vv" </dev/null >"$d/viewer.log" 2>&1 3>&- &
 	echo $! >"$d/viewer.pid"
-	dom=$(sql "select domain from sessions where state = 'running'")
-	host=$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.state = 'running'")
+	running_session
 	# SPICE says a client is connected, with its display channel.
 	for ((i = 0; i < 80; i++)); do
 		virsh -q -c "$(lab_uri "$host")" qemu-monitor-command --hmp "$dom" 'info spice' >"$d/spice" 2>&1 || true
