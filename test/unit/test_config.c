@@ -108,6 +108,50 @@ test_file_errors(void **state)
 	vdi_config_clear(&c);
 }
 
+/* The desktop settings: defaults, good values, and each bad one refused with its line. */
+static void
+test_desktop_settings(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "domain_type = xen\n", "domain_type: 'xen' is not auto, kvm or qemu" },
+		{ "mac_prefix = 03:00:00\n", "mac_prefix: '03:00:00' is a multicast prefix" },
+		{ "mac_prefix = 02:56\n", "mac_prefix: '02:56' is not a MAC prefix" },
+		{ "mac_prefix = 02:56:44:01\n", "is not a MAC prefix" },
+		{ "console_log_dir = var/log\n", "console_log_dir: 'var/log' is not an absolute path" },
+		{ "console_log_dir = /var/log/x'y\n", "is not an absolute path of plain characters" },
+		{ "prepare_timeout = 0s\n", "prepare_timeout: '0s' is out of range" },
+		{ "address_timeout = 2h\n", "address_timeout: '2h' is out of range" },
+	};
+	struct vdi_config c;
+	struct vdi_err err = { 0 };
+
+	(void)state;
+	write_conf("");
+	assert_int_equal(vdi_config_load(&c, &err), 0);
+	assert_string_equal(c.domain_type, "auto");
+	assert_string_equal(c.mac_prefix, "02:56:44");
+	assert_string_equal(c.console_log_dir, "/var/log/libvirt/qemu");
+	assert_int_equal(c.prepare_timeout, 30 * 60 * 1000);
+	assert_int_equal(c.address_timeout, 2 * 60 * 1000);
+	vdi_config_clear(&c);
+	write_conf("domain_type = qemu\nmac_prefix = 52:54:01\nprepare_timeout = 5m\nconsole_log_dir = /srv/log\n");
+	assert_int_equal(vdi_config_load(&c, &err), 0);
+	assert_string_equal(c.domain_type, "qemu");
+	assert_string_equal(c.mac_prefix, "52:54:01");
+	assert_int_equal(c.prepare_timeout, 5 * 60 * 1000);
+	assert_string_equal(c.console_log_dir, "/srv/log");
+	vdi_config_clear(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_conf(bad[i][0]);
+		vdi_err_reset(&err);
+		assert_int_equal(vdi_config_load(&c, &err), -1);
+		assert_int_equal(err.code, VDI_EUSAGE);
+		if (!strstr(err.msg, bad[i][1]) || !strstr(err.msg, ":1: "))
+			fail_msg("%s: got '%s'", bad[i][0], err.msg);
+		vdi_config_clear(&c);
+	}
+}
+
 int
 main(void)
 {
@@ -115,6 +159,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_then_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_desktop_settings, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
