@@ -20,7 +20,6 @@
 #include "names.h"
 #include "parse.h"
 #include "prepare.h"
-#include "sched.h"
 #include "strv.h"
 
 static const char usage[] =
@@ -231,8 +230,6 @@ run_prepare(struct vdi_cli *c)
 	if (!prep.n)
 		return 0;
 	vdi_start_opts_config(&po.start, &c->cfg);
-	if (vdi_policy_parse(c->cfg.policy, &po.start.assign.policy) < 0)
-		po.start.assign.policy = VDI_POLICY_LEAST_SESSIONS;
 	po.start.assign.rng = &rng;
 	po.start.conns = a.o.conns;
 	po.timeout = c->cfg.prepare_timeout / 1000;

@@ -165,9 +165,9 @@ main(int argc, char **argv)
 		code = rc;
 		goto out;
 	}
-	if (!policy && vdi_policy_parse(c.cfg.policy, &so.assign.policy) < 0)
-		so.assign.policy = VDI_POLICY_LEAST_SESSIONS;
 	vdi_start_opts_config(&so, &c.cfg);
+	if (policy)
+		vdi_policy_parse(policy, &so.assign.policy); /* checked when parsed */
 	rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	so.assign.rng = &rng;
 	so.host_failed = host_failed;

@@ -421,6 +421,8 @@ vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vd
 void
 vdi_start_opts_config(struct vdi_start_opts *o, const struct vdi_config *cfg)
 {
+	if (vdi_policy_parse(cfg->policy, &o->assign.policy) < 0)
+		o->assign.policy = VDI_POLICY_LEAST_SESSIONS;
 	o->assign.fallback = VDI_POLICY_LEAST_SESSIONS;
 	o->assign.max_age = cfg->poll_max_age / 1000;
 	o->retries = cfg->start_retries;

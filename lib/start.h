@@ -77,7 +77,7 @@ struct vdi_start_batch {
 void vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vdi_start_opts *o,
 		    const struct vdi_start_batch *b);
 
-/* The settings of cfg that starts use (placement policy aside). */
+/* The settings of cfg that starts use, the placement policy included (a -p overrides it after). */
 struct vdi_config;
 void vdi_start_opts_config(struct vdi_start_opts *o, const struct vdi_config *cfg);
 

@@ -398,21 +398,35 @@ fail:
 int
 vdi_uservm_list_unwatched(struct vdi_db *db, struct vdi_uservm **out, size_t *n, struct vdi_err *err)
 {
-	struct vdi_uservm *all = NULL;
-	size_t nall = 0, k = 0;
+	sqlite3_stmt *st = NULL;
+	struct vdi_uservm *us = NULL;
+	size_t k = 0;
+	int rc;
 
 	*out = NULL;
 	*n = 0;
-	if (vdi_uservm_list(db, NULL, 0, &all, &nall, err) < 0)
+	/* Only the few preparing rows: vm-reap runs this every time, on every user VM there is. */
+	if (vdi_db_prepare(db, &st, "SELECT id, user, state, coalesce(pid, 0) FROM uservms u WHERE state = 'preparing' "
+			   "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.uservm_id = u.id AND s.state <> 'ended')",
+			   err) < 0)
 		return -1;
-	/* Preparing, no first boot that is not ended, and nobody alive waiting to start one. */
-	for (size_t i = 0; i < nall; i++) {
-		if (strcmp(all[i].state, "preparing") == 0 && !all[i].session_id && !vdi_pid_alive(all[i].pid))
-			all[k++] = all[i];
-		else
-			vdi_uservm_clear(&all[i]);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct vdi_uservm u = { 0 };
+		/* ... and nobody alive waiting to start its first boot. */
+		if (vdi_pid_alive(sqlite3_column_int64(st, 3)))
+			continue;
+		u.id = sqlite3_column_int64(st, 0);
+		u.user = vdi_db_col_strdup(st, 1);
+		u.state = vdi_db_col_strdup(st, 2);
+		us = vdi_grow(us, k, sizeof(*us));
+		us[k++] = u;
 	}
-	*out = all;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		vdi_uservms_free(us, k);
+		return vdi_db_fail(db, "reading user VMs", err);
+	}
+	*out = us;
 	*n = k;
 	return 0;
 }
