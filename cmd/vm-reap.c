@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "host.h"
 #include "names.h"
 #include "parse.h"
 #include "reaper.h"
@@ -140,6 +141,9 @@ main(int argc, char **argv)
 	ro.plan.stop_ttl = c.cfg.stop_ttl / 1000;
 	ro.plan.host_lost_after = c.cfg.host_lost_after / 1000;
 	ro.plan.prepare_timeout = c.cfg.prepare_timeout / 1000;
+	ro.plan.disconnect_timeout = c.cfg.disconnect_timeout / 1000;
+	ro.plan.connect_timeout = c.cfg.connect_timeout / 1000;
+	ro.plan.watch_stale = VDI_WATCH_STALE;
 	ro.plan.users = users;
 	ro.plan.nusers = nusers;
 	ro.plan.ids = ids;

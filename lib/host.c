@@ -719,3 +719,98 @@ vdi_host_domains_free(struct vdi_host_domain *d, size_t n)
 	}
 	free(d);
 }
+
+/* Health changes of one host by id, with its event when it changed. */
+static int
+set_health(struct vdi_db *db, int64_t id, const char *sql, int64_t now, const char *why, const char *health,
+	   const char *action, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char name[128] = "", before[16] = "";
+	int rc, ret = -1;
+
+	if (vdi_db_prepare(db, &st, "SELECT name, health FROM hosts WHERE id = ?", err) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(before, sizeof(before), "%s", (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_ROW) {
+		ret = rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading host", err); /* removed meanwhile */
+		goto out;
+	}
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	if (why)
+		sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+	if (vdi_db_step(db, st, "recording the watch", err) < 0)
+		goto out;
+	if (health && strcmp(before, health) != 0 && vdi_event_add(db, name, action, why, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+vdi_host_watch_begin(struct vdi_db *db, int64_t id, int64_t now, struct vdi_err *err)
+{
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (set_health(db, id, "UPDATE hosts SET watch_since = ?2, watch_seen = ?2, health = 'up', "
+		       "down_since = NULL, last_error = NULL, last_ok = ?2 WHERE id = ?1", now, NULL, "up",
+		       "host-up", err) < 0) {
+		vdi_db_rollback(db);
+		return -1;
+	}
+	return vdi_db_commit(db, err);
+}
+
+int
+vdi_host_watch_end(struct vdi_db *db, int64_t id, bool down, const char *why, struct vdi_err *err)
+{
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (set_health(db, id, down ? "UPDATE hosts SET watch_since = NULL, watch_seen = NULL, health = 'down', "
+		       "down_since = coalesce(down_since, ?2), last_error = ?3 WHERE id = ?1" :
+		       "UPDATE hosts SET watch_since = NULL, watch_seen = NULL WHERE id = ?1 AND ?2 IS NOT NULL",
+		       (int64_t)time(NULL), down ? why : NULL, down ? "down" : NULL, "host-down", err) < 0) {
+		vdi_db_rollback(db);
+		return -1;
+	}
+	return vdi_db_commit(db, err);
+}
+
+int
+vdi_host_watch_seen(struct vdi_db *db, const int64_t *ids, size_t n, int64_t now, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "UPDATE hosts SET watch_seen = ?2 WHERE id = ?1 AND watch_since IS NOT NULL",
+			   err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_bind_int64(st, 2, now);
+		if (vdi_db_step(db, st, "affirming the watch", err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (ret == 0)
+		return vdi_db_commit(db, err);
+	vdi_db_rollback(db);
+	return -1;
+}

@@ -115,6 +115,19 @@ int vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 			  const struct vdi_node_report *reps, size_t n, struct vdi_err *err);
 
 /* The domains a host's last successful poll saw. */
+/*
+ * vm-watch's view of a host (schema 3).  begin: every event of the host
+ * is seen from now on (its callbacks are registered and it was
+ * reconciled); the host is up.  seen: the watch of these hosts is still
+ * live (a heartbeat; a watch not affirmed for VDI_WATCH_STALE seconds is
+ * no watch, e.g. after kill -9 of vm-watch).  end: the watch stopped;
+ * with down, the connection broke and the host is marked down with why.
+ */
+#define VDI_WATCH_STALE 30
+int vdi_host_watch_begin(struct vdi_db *db, int64_t id, int64_t now, struct vdi_err *err);
+int vdi_host_watch_seen(struct vdi_db *db, const int64_t *ids, size_t n, int64_t now, struct vdi_err *err);
+int vdi_host_watch_end(struct vdi_db *db, int64_t id, bool down, const char *why, struct vdi_err *err);
+
 struct vdi_host_domain {
 	char *name, *uuid, *state, *user, *session_state;
 	bool ours;

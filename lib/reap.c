@@ -89,6 +89,27 @@ overlay_session(const char *name)
 	return id;
 }
 
+static int64_t
+max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Why a desktop's viewers say it should end (NULL: they do not). */
+static const char *
+viewer_reason(const struct vdi_session *s, const struct vdi_reap_opts *o)
+{
+	if (s->watch_since <= 0 || o->now - s->watch_seen > o->watch_stale)
+		return NULL; /* nobody watches its host: what is recorded may be stale */
+	if (s->disconnected_since > 0 && o->disconnect_timeout > 0 &&
+	    o->now - max64(s->disconnected_since, s->watch_since) > o->disconnect_timeout)
+		return "disconnected";
+	if (s->connected_since == 0 && o->connect_timeout > 0 &&
+	    o->now - max64(s->started ? s->started : s->changed, s->watch_since) > o->connect_timeout)
+		return "never-connected";
+	return NULL;
+}
+
 int
 vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
 	      const struct vdi_reap_opts *o, struct vdi_reap_item **items, size_t *nitems)
@@ -143,8 +164,11 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 			 * overlay gone too: deleted behind our back.  A first boot that
 			 * runs past prepare_timeout fails.
 			 */
+			const char *why = d && !prep ? viewer_reason(s, o) : NULL;
 			if (d && prep && o->prepare_timeout > 0 && o->now - s->changed > o->prepare_timeout)
 				add(&v, &n, VDI_REAP_END, s->id, hi, "expired", obj);
+			else if (why)
+				add(&v, &n, VDI_REAP_END, s->id, hi, why, obj);
 			else if (!d)
 				add(&v, &n, VDI_REAP_END, s->id, hi,
 				    h->volumes && s->overlay && !has_str(h->volumes, count(h->volumes), s->overlay) ?

@@ -48,6 +48,15 @@ struct vdi_reap_opts {
 	int64_t now;                     /* seconds */
 	int64_t assign_ttl, start_ttl, stop_ttl, host_lost_after, max_age; /* seconds; max_age 0: none */
 	int64_t prepare_timeout;         /* seconds a first boot may run (0: no limit); max_age is not for them */
+	/*
+	 * Viewers, as vm-watch recorded them (session.h), trusted only while
+	 * the watch of the session's host is live (affirmed within
+	 * watch_stale seconds), and timed from no earlier than the watch's
+	 * start (events before it may have been missed).  0: no limit.
+	 */
+	int64_t disconnect_timeout;      /* seconds a desktop may have no viewer: "disconnected" */
+	int64_t connect_timeout;         /* seconds a started desktop may wait for one: "never-connected" */
+	int64_t watch_stale;
 	bool orphans;
 	/* end now, reason admin: sessions of these users, these ids, on these hosts */
 	char *const *users;

@@ -21,7 +21,9 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"h.display_address, u.pool, u.volume, u.seed, s.domain, s.overlay, s.display_address, " \
 	"s.display_password, coalesce(s.display_port, 0), s.mem, s.vcpus, s.created, s.changed, " \
 	"coalesce(s.pid, 0), s.kind, m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.rdp, " \
-	"h.network, h.bridge, s.address, coalesce(s.address_seen, 0), m.name " \
+	"h.network, h.bridge, s.address, coalesce(s.address_seen, 0), m.name, " \
+	"coalesce(s.started, 0), coalesce(s.connected_since, 0), coalesce(s.disconnected_since, 0), " \
+	"coalesce(s.ticket_expires, 0), coalesce(h.watch_since, 0), coalesce(h.watch_seen, 0) " \
 	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
 	"LEFT JOIN hosts h ON h.id = s.host_id "
 
@@ -63,6 +65,12 @@ read_session(sqlite3_stmt *st, struct vdi_session *s)
 	s->address = vdi_db_col_strdup(st, 31);
 	s->address_seen = sqlite3_column_int64(st, 32);
 	s->master = vdi_db_col_strdup(st, 33);
+	s->started = sqlite3_column_int64(st, 34);
+	s->connected_since = sqlite3_column_int64(st, 35);
+	s->disconnected_since = sqlite3_column_int64(st, 36);
+	s->ticket_expires = sqlite3_column_int64(st, 37);
+	s->watch_since = sqlite3_column_int64(st, 38);
+	s->watch_seen = sqlite3_column_int64(st, 39);
 }
 
 bool
@@ -211,7 +219,7 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'running', changed = ?2, pid = NULL, "
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'running', changed = ?2, started = ?2, pid = NULL, "
 			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' AND pid = ?4 "
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id), domain", err) < 0)
 		goto fail;
@@ -395,6 +403,73 @@ vdi_session_set_address(struct vdi_db *db, int64_t id, const char *address, stru
 	sqlite3_bind_text(st, 2, address, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
 	ret = vdi_db_step(db, st, "recording the address", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+bool
+vdi_session_connected(const struct vdi_session *s)
+{
+	return s->connected_since > 0 && s->disconnected_since == 0;
+}
+
+int
+vdi_session_set_viewer(struct vdi_db *db, int64_t id, bool connected, int64_t at, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char detail[96], user[128] = "";
+	int rc, ret = -1;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	/* Only a change is an event: a second client, or a second "gone", is not. */
+	if (vdi_db_prepare(db, &st, connected ?
+			   "UPDATE sessions SET connected_since = ?2, disconnected_since = NULL "
+			   "WHERE id = ?1 AND state <> 'ended' AND (connected_since IS NULL OR disconnected_since IS NOT NULL) "
+			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)" :
+			   "UPDATE sessions SET disconnected_since = ?2 "
+			   "WHERE id = ?1 AND state <> 'ended' AND connected_since IS NOT NULL AND disconnected_since IS NULL "
+			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, at);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		vdi_db_fail(db, "recording the viewer", err);
+		goto out;
+	}
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "session=%lld", (long long)id);
+	if (vdi_event_add(db, user, connected ? "viewer-connected" : "viewer-disconnected", detail, err) < 0)
+		goto out;
+	if (vdi_db_commit(db, err) < 0)
+		return -1;
+	return 1;
+out:
+	vdi_db_rollback(db);
+	return ret;
+}
+
+int
+vdi_session_set_ticket(struct vdi_db *db, int64_t id, const char *password, int64_t expires,
+		       struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET display_password = ?2, ticket_expires = nullif(?3, 0) "
+			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, password, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, expires);
+	ret = vdi_db_step(db, st, "recording the display password", err);
 	sqlite3_finalize(st);
 	return ret;
 }

@@ -34,7 +34,26 @@ struct vdi_session {
 	char *network, *bridge;                /* the host's network for sessions (NULL: none) */
 	char *address;                         /* the guest's address as last seen (NULL: not yet) */
 	int64_t address_seen;
+	int64_t started;                       /* when it became running (0: not yet) */
+	/* What vm-watch saw of its viewers (0: nothing): see vdi_session_set_viewer(). */
+	int64_t connected_since, disconnected_since;
+	int64_t ticket_expires;                /* the display password's end (0: none) */
+	int64_t watch_since, watch_seen;       /* its host's watch (host.h: vdi_host_watch_begin) */
 };
+
+/*
+ * A session's viewer, as vm-watch saw it: connected (the first client
+ * got past authentication) sets connected_since and clears
+ * disconnected_since; disconnected (the last one left) sets
+ * disconnected_since.  at is the time of the event.  No-op once the
+ * session is ended.  1: changed, 0: nothing to change.
+ */
+int vdi_session_set_viewer(struct vdi_db *db, int64_t id, bool connected, int64_t at, struct vdi_err *err);
+/* Record a new display password and when it stops working (0: never). */
+int vdi_session_set_ticket(struct vdi_db *db, int64_t id, const char *password, int64_t expires,
+			   struct vdi_err *err);
+/* Is the session's viewer connected now (by what vm-watch recorded)? */
+bool vdi_session_connected(const struct vdi_session *s);
 
 /* Record the guest's address as libvirt reported it (no-op once the session ended). */
 int vdi_session_set_address(struct vdi_db *db, int64_t id, const char *address, struct vdi_err *err);

@@ -1,0 +1,108 @@
+/*
+ * vm-watch - follow libvirt's events on every host, so sessions end when
+ * their desktop powers off and the VMDB knows who is connected (a
+ * systemd service; one per VMDB).
+ *
+ * A thin main: the work is vdi_watch_run() (lib/watch.c).  Each state
+ * change is one line on stderr, which systemd puts in the journal.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "host.h"
+#include "parse.h"
+#include "watch.h"
+
+static const char usage[] =
+	"usage: vm-watch [--db PATH] [-q] [-v] [--rescan DURATION]\n"
+	"       vm-watch -h | --help | --version\n"
+	"\n"
+	"Runs until SIGTERM or SIGINT, logging one line per state change on stderr.\n"
+	"Exit: 0 stopped by a signal, 1 failure, 2 usage, 5 another vm-watch watches\n"
+	"this VMDB.  See vm-watch(1).\n";
+
+enum {
+	OPT_RESCAN = VDI_OPT_FIRST_PRIVATE,
+};
+
+static const struct option opts[] = {
+	VDI_CLI_OPTS,
+	{ "rescan", required_argument, NULL, OPT_RESCAN },
+	{ NULL, 0, NULL, 0 },
+};
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void
+log_line(void *ctx, const char *line)
+{
+	struct vdi_cli *c = ctx;
+
+	if (!c->quiet)
+		fprintf(stderr, "%s: %s\n", c->prog, line);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct vdi_cli c;
+	struct vdi_err err = { 0 };
+	struct vdi_watch_opts wo = { .rescan_ms = 5000, .backoff_max_ms = 60000 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	int o, rc, code = 0, lockfd = -1;
+
+	vdi_cli_init(&c, "vm-watch", usage);
+	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT, opts, NULL)) != -1) {
+		if (vdi_cli_option(&c, o, optarg))
+			continue;
+		switch (o) {
+		case OPT_RESCAN:
+			if (vdi_duration_parse(optarg, &wo.rescan_ms, &err) < 0 || wo.rescan_ms < 100 ||
+			    wo.rescan_ms > VDI_WATCH_STALE * 1000 / 3)
+				vdi_cli_usage_error(&c, "--rescan: %s", err.msg[0] ? err.msg :
+						    "between 100ms and a third of 30s");
+			break;
+		default:
+			vdi_cli_usage_error(&c, "unknown option");
+		}
+	}
+	if (optind < argc)
+		vdi_cli_usage_error(&c, "unexpected argument '%s'", argv[optind]);
+	if ((rc = vdi_cli_open(&c)) != 0) {
+		code = rc;
+		goto out;
+	}
+	rc = vdi_watch_lock(c.cfg.db, &lockfd, &err);
+	if (rc <= 0) {
+		if (rc == 0)
+			vdi_err_set(&err, VDI_ECONFLICT, "another vm-watch watches %s", c.cfg.db);
+		code = vdi_cli_fail(&c, &err);
+		goto out;
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	wo.connect_timeout_ms = c.cfg.poll_timeout;
+	wo.stop = &stop;
+	wo.log = log_line;
+	wo.ctx = &c;
+	log_line(&c, "started");
+	if (vdi_watch_run(c.db, &wo, &err) < 0)
+		code = vdi_cli_fail(&c, &err);
+	else
+		log_line(&c, "stopped");
+out:
+	if (lockfd >= 0)
+		close(lockfd);
+	return vdi_cli_finish(&c, code);
+}

@@ -1,0 +1,697 @@
+/* watch.c - vm-watch's event loop over every host (see watch.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt-qemu.h>
+
+#include "conns.h"
+#include "file.h"
+#include "host.h"
+#include "mem.h"
+#include "reaper.h"
+#include "session.h"
+#include "strv.h"
+#include "virt.h"
+#include "watch.h"
+
+enum ev_kind { EV_STOPPED, EV_GFX, EV_CLOSED };
+
+/* What a callback saw, queued for the watcher's thread. */
+struct ev {
+	enum ev_kind kind;
+	int64_t host, gen;
+	char domain[160];
+	int detail;              /* EV_STOPPED: virDomainEventStoppedDetailType; EV_CLOSED: the reason */
+	int phase;               /* EV_GFX: virDomainEventGraphicsPhase */
+	char client[128];        /* EV_GFX: "HOST PORT" of the client socket */
+};
+
+/* A callback's opaque: freed by libvirt when the callback is gone for good. */
+struct cbctx {
+	struct watch *w;
+	int64_t host, gen;       /* gen: which connection of the host (a late event of an old one is dropped) */
+};
+
+struct whost {
+	int64_t id;
+	char *name, *uri;
+	virConnectPtr conn;
+	int cb_life, cb_gfx;
+	bool cb_close, present, failing;
+	int64_t gen;                 /* connections made so far */
+	int64_t next_try, backoff;   /* ms, monotonic */
+};
+
+/* The sockets of one session that got past authentication. */
+struct clients {
+	int64_t session;
+	char **keys;
+	size_t n;
+};
+
+struct watch {
+	pthread_mutex_t mu;
+	struct ev *q;            /* under mu */
+	size_t nq;
+	int pipe[2];             /* callbacks wake the loop */
+	struct whost **hosts;
+	size_t nhosts;
+	struct clients *cl;
+	size_t ncl;
+	struct vdi_db *db;
+	struct vdi_conns *conns; /* for ending sessions (vdi_reaper_end) */
+	const struct vdi_watch_opts *o;
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+say(struct watch *w, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!w->o->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	w->o->log(w->o->ctx, line);
+}
+
+int
+vdi_watch_lock(const char *db_path, int *fd, struct vdi_err *err)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s.watch.lock", db_path);
+	return vdi_file_lock(path, fd, err);
+}
+
+/* ---- the callbacks: libvirt's event thread; they only queue ---- */
+
+static void
+push(struct watch *w, const struct ev *e)
+{
+	char b = 1;
+
+	pthread_mutex_lock(&w->mu);
+	w->q = vdi_grow(w->q, w->nq, sizeof(*w->q));
+	w->q[w->nq++] = *e;
+	pthread_mutex_unlock(&w->mu);
+	/* A full pipe already wakes the loop. */
+	if (write(w->pipe[1], &b, 1) < 0 && errno != EAGAIN)
+		return;
+}
+
+static int
+on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque)
+{
+	struct cbctx *x = opaque;
+	struct ev e = { .kind = EV_STOPPED, .host = x->host, .gen = x->gen, .detail = detail };
+
+	(void)c;
+	if (event != VIR_DOMAIN_EVENT_STOPPED)
+		return 0;
+	snprintf(e.domain, sizeof(e.domain), "%s", virDomainGetName(d));
+	push(x->w, &e);
+	return 0;
+}
+
+static void
+on_graphics(virConnectPtr c, virDomainPtr d, int phase, const virDomainEventGraphicsAddress *local,
+	    const virDomainEventGraphicsAddress *remote, const char *scheme,
+	    const virDomainEventGraphicsSubject *subject, void *opaque)
+{
+	struct cbctx *x = opaque;
+	struct ev e = { .kind = EV_GFX, .host = x->host, .gen = x->gen, .phase = phase };
+
+	(void)c;
+	(void)local;
+	(void)scheme;
+	(void)subject;
+	snprintf(e.domain, sizeof(e.domain), "%s", virDomainGetName(d));
+	snprintf(e.client, sizeof(e.client), "%s %s", remote && remote->node ? remote->node : "?",
+		 remote && remote->service ? remote->service : "?");
+	push(x->w, &e);
+}
+
+static void
+on_close(virConnectPtr c, int reason, void *opaque)
+{
+	struct cbctx *x = opaque;
+	struct ev e = { .kind = EV_CLOSED, .host = x->host, .gen = x->gen, .detail = reason };
+
+	(void)c;
+	push(x->w, &e);
+}
+
+/* ---- per-session client sets ---- */
+
+static struct clients *
+clients_of(struct watch *w, int64_t session, bool make)
+{
+	for (size_t i = 0; i < w->ncl; i++)
+		if (w->cl[i].session == session)
+			return &w->cl[i];
+	if (!make)
+		return NULL;
+	w->cl = vdi_grow(w->cl, w->ncl, sizeof(*w->cl));
+	memset(&w->cl[w->ncl], 0, sizeof(*w->cl));
+	w->cl[w->ncl].session = session;
+	return &w->cl[w->ncl++];
+}
+
+static void
+clients_forget(struct watch *w, int64_t session)
+{
+	for (size_t i = 0; i < w->ncl; i++)
+		if (w->cl[i].session == session) {
+			vdi_strv_free(w->cl[i].keys, w->cl[i].n);
+			w->cl[i] = w->cl[--w->ncl];
+			return;
+		}
+}
+
+/* The session a domain of ours is named for ("vdi-s42-alice" -> 42), or 0. */
+static int64_t
+domain_session(const char *name)
+{
+	char *end;
+	long long id;
+
+	if (strncmp(name, "vdi-s", 5) != 0 || name[5] < '1' || name[5] > '9')
+		return 0;
+	id = strtoll(name + 5, &end, 10);
+	return *end == '-' ? id : 0;
+}
+
+/* The live session that domain (on host) belongs to: 0 found, 1 none (not ours, ended, elsewhere). */
+static int
+session_of(struct watch *w, int64_t host, const char *domain, struct vdi_session *s, struct vdi_err *err)
+{
+	int64_t id = domain_session(domain);
+
+	memset(s, 0, sizeof(*s));
+	if (!id)
+		return 1;
+	if (vdi_session_get(w->db, id, s, err) < 0) {
+		if (err->code == VDI_ENOTFOUND) {
+			vdi_err_reset(err);
+			return 1;
+		}
+		return -1;
+	}
+	if (strcmp(s->state, "ended") == 0 || s->host_id != host || !s->domain || strcmp(s->domain, domain) != 0) {
+		vdi_session_clear(s);
+		return 1;
+	}
+	return 0;
+}
+
+static const char *
+stopped_why(int detail)
+{
+	switch (detail) {
+	case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: return "the guest shut down";
+	case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: return "it was destroyed";
+	case VIR_DOMAIN_EVENT_STOPPED_CRASHED: return "it crashed";
+	case VIR_DOMAIN_EVENT_STOPPED_FAILED: return "QEMU failed";
+	case VIR_DOMAIN_EVENT_STOPPED_SAVED: return "it was saved";
+	default: return "it stopped";
+	}
+}
+
+/*
+ * A running session's domain is gone: end it the way vm-reap does.  A
+ * failure is logged, not fatal: vm-reap ends it later (a busy VMDB, a host
+ * that broke mid-call).
+ */
+static int
+end_poweroff(struct watch *w, const struct vdi_session *s, const char *why, struct vdi_err *err)
+{
+	struct vdi_err e = { 0 };
+	int rc;
+
+	rc = vdi_reaper_end(w->db, w->conns, s, "running", "poweroff", &e);
+	clients_forget(w, s->id);
+	if (rc == 0)
+		say(w, "session %lld (%s on %s): %s; ended poweroff, %lld MiB back on %s", (long long)s->id, s->user,
+		    s->host, why, (long long)(s->mem >> 20), s->host);
+	else if (rc < 0)
+		say(w, "session %lld (%s on %s): %s, but ending it failed: %s (vm-reap will)", (long long)s->id,
+		    s->user, s->host, why, e.msg);
+	return 0;
+}
+
+static int
+viewer(struct watch *w, const struct vdi_session *s, bool in, const char *client, struct vdi_err *err)
+{
+	int rc = vdi_session_set_viewer(w->db, s->id, in, (int64_t)time(NULL), err);
+
+	if (rc > 0)
+		say(w, "session %lld (%s on %s): viewer %s (%s)", (long long)s->id, s->user, s->host,
+		    in ? "connected" : "disconnected", client);
+	return rc < 0 ? -1 : 0;
+}
+
+static int
+on_gfx(struct watch *w, const struct ev *e, struct vdi_session *s, struct vdi_err *err)
+{
+	struct clients *c = clients_of(w, s->id, true);
+	bool had = vdi_strv_has(c->keys, c->n, e->client);
+
+	if (e->phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE && !had) {
+		vdi_strv_push_copy(&c->keys, &c->n, e->client);
+		return c->n == 1 ? viewer(w, s, true, e->client, err) : 0;
+	}
+	if (e->phase != VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT)
+		return 0;
+	if (!had) {
+		say(w, "session %lld (%s on %s): client %s left without authenticating (wrong or expired password)",
+		    (long long)s->id, s->user, s->host, e->client);
+		return 0;
+	}
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->keys[i], e->client) == 0) {
+			free(c->keys[i]);
+			c->keys[i] = c->keys[--c->n];
+			break;
+		}
+	return c->n == 0 ? viewer(w, s, false, e->client, err) : 0;
+}
+
+static struct whost *
+host_by_id(struct watch *w, int64_t id)
+{
+	for (size_t i = 0; i < w->nhosts; i++)
+		if (w->hosts[i]->id == id)
+			return w->hosts[i];
+	return NULL;
+}
+
+static void
+host_disconnect(struct watch *w, struct whost *h)
+{
+	if (!h->conn)
+		return;
+	/* On a broken connection these fail; the connection is let go all the same. */
+	if (h->cb_life >= 0)
+		virConnectDomainEventDeregisterAny(h->conn, h->cb_life);
+	if (h->cb_gfx >= 0)
+		virConnectDomainEventDeregisterAny(h->conn, h->cb_gfx);
+	if (h->cb_close)
+		virConnectUnregisterCloseCallback(h->conn, on_close);
+	h->cb_life = h->cb_gfx = -1;
+	h->cb_close = false;
+	virConnectClose(h->conn);
+	h->conn = NULL;
+	vdi_conns_drop(w->conns, h->name);
+}
+
+static const char *
+close_why(int reason)
+{
+	switch (reason) {
+	case VIR_CONNECT_CLOSE_REASON_ERROR: return "connection error";
+	case VIR_CONNECT_CLOSE_REASON_EOF: return "libvirtd closed the connection";
+	case VIR_CONNECT_CLOSE_REASON_KEEPALIVE: return "keepalive timed out";
+	default: return "connection closed";
+	}
+}
+
+static int
+handle(struct watch *w, const struct ev *e, struct vdi_err *err)
+{
+	struct whost *h = host_by_id(w, e->host);
+	struct vdi_session s;
+	int rc = 0;
+
+	if (!h || !h->conn || e->gen != h->gen)
+		return 0; /* removed since, or from a connection that is gone */
+	if (e->kind == EV_CLOSED) {
+		char why[128];
+		snprintf(why, sizeof(why), "watch lost: %s", close_why(e->detail));
+		host_disconnect(w, h);
+		h->backoff = 1000;
+		h->next_try = mono_ms() + h->backoff;
+		say(w, "host %s: %s; marked down, reconnecting", h->name, close_why(e->detail));
+		return vdi_host_watch_end(w->db, h->id, true, why, err);
+	}
+	switch (session_of(w, h->id, e->domain, &s, err)) {
+	case -1:
+		return -1;
+	case 1:
+		return 0;
+	}
+	if (e->kind == EV_STOPPED) {
+		if (e->detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED || strcmp(s.state, "running") != 0)
+			rc = 0; /* moved away, or whoever is starting or ending it owns it */
+		else
+			rc = end_poweroff(w, &s, stopped_why(e->detail), err);
+	} else {
+		rc = on_gfx(w, e, &s, err);
+	}
+	vdi_session_clear(&s);
+	return rc;
+}
+
+/* ---- connecting, and making the record true again ---- */
+
+static char *
+json_str(const char *p, const char *end, const char *key)
+{
+	char pat[32];
+	const char *v, *q;
+
+	snprintf(pat, sizeof(pat), "\"%s\"", key);
+	for (v = strstr(p, pat); v && v < end; v = strstr(v + 1, pat)) {
+		v += strlen(pat);
+		while (*v == ' ' || *v == ':')
+			v++;
+		if (*v != '"')
+			continue;
+		q = strchr(++v, '"');
+		if (!q || q > end)
+			return NULL;
+		return vdi_xstrndup(v, (size_t)(q - v));
+	}
+	return NULL;
+}
+
+char **
+vdi_watch_clients(virDomainPtr dom, struct vdi_err *err)
+{
+	char *res = NULL, **keys = NULL;
+	size_t n = 0;
+	const char *p, *end;
+
+	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-spice\"}", &res, 0) < 0) {
+		vdi_virt_fail(VDI_EFAIL, "query-spice", err);
+		return NULL;
+	}
+	/* {"return": {..., "channels": [{"host": "127.0.0.1", "port": "51374", ...}, ...]}}: flat objects. */
+	p = strstr(res, "\"channels\"");
+	for (p = p ? strchr(p, '[') : NULL; p && (p = strchr(p, '{')); p = end) {
+		char *host, *port;
+		if (!(end = strchr(p, '}')))
+			break;
+		host = json_str(p, end, "host");
+		port = json_str(p, end, "port");
+		if (host && port) {
+			char *k;
+			if (asprintf(&k, "%s %s", host, port) < 0)
+				vdi_oom();
+			if (!vdi_strv_has(keys, n, k))
+				vdi_strv_push(&keys, &n, k);
+			else
+				free(k);
+		}
+		free(host);
+		free(port);
+	}
+	free(res);
+	vdi_strv_push(&keys, &n, NULL);
+	return keys;
+}
+
+/* After (re)connecting: what happened while nobody listened. */
+static int
+reconcile(struct watch *w, struct whost *h, struct vdi_err *err)
+{
+	struct vdi_session *ss = NULL;
+	size_t n = 0;
+	int ret = -1;
+
+	if (vdi_session_list(w->db, h->name, "running", &ss, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct vdi_session *s = &ss[i];
+		struct vdi_err e = { 0 };
+		virDomainPtr d;
+		char **keys;
+		struct clients *c;
+		int alive = s->domain ? vdi_domain_alive(h->conn, s->domain, &e) : 0;
+
+		if (alive == 0) {
+			if (end_poweroff(w, s, "its domain is gone", err) < 0)
+				goto out;
+			continue;
+		}
+		if (alive < 0 || vdi_session_is_prepare(s))
+			continue;
+		if (!(d = virDomainLookupByName(h->conn, s->domain)))
+			continue;
+		keys = vdi_watch_clients(d, &e);
+		virDomainFree(d);
+		if (!keys) {
+			say(w, "session %lld (%s on %s): cannot read its viewers: %s", (long long)s->id, s->user,
+			    h->name, e.msg);
+			continue;
+		}
+		clients_forget(w, s->id);
+		c = clients_of(w, s->id, true);
+		for (size_t k = 0; keys[k]; k++)
+			vdi_strv_push(&c->keys, &c->n, keys[k]);
+		free(keys);
+		if ((c->n > 0) != vdi_session_connected(s) &&
+		    viewer(w, s, c->n > 0, c->n ? c->keys[0] : "none left", err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	vdi_sessions_free(ss, n);
+	return ret;
+}
+
+static void
+cb_free(void *opaque)
+{
+	free(opaque);
+}
+
+static struct cbctx *
+cbctx(struct watch *w, const struct whost *h)
+{
+	struct cbctx *x = vdi_xcalloc(1, sizeof(*x));
+
+	x->w = w;
+	x->host = h->id;
+	x->gen = h->gen;
+	return x;
+}
+
+static int
+host_connect(struct watch *w, struct whost *h, struct vdi_err *err)
+{
+	struct vdi_err e = { 0 };
+	struct cbctx *x;
+
+	h->gen++;
+	h->conn = vdi_virt_connect(h->uri, w->o->connect_timeout_ms, &e);
+	if (!h->conn)
+		goto fail;
+	/* Callbacks first, then the reconcile: nothing falls between the two. */
+	x = cbctx(w, h);
+	if (virConnectRegisterCloseCallback(h->conn, on_close, x, cb_free) < 0) {
+		free(x);
+		vdi_virt_fail(VDI_ETEMP, "close callback", &e);
+		goto fail;
+	}
+	h->cb_close = true;
+	h->cb_life = virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+						      VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), cbctx(w, h),
+						      cb_free);
+	h->cb_gfx = virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_GRAPHICS,
+						     VIR_DOMAIN_EVENT_CALLBACK(on_graphics), cbctx(w, h),
+						     cb_free);
+	if (h->cb_life < 0 || h->cb_gfx < 0) {
+		vdi_virt_fail(VDI_ETEMP, "registering for events", &e);
+		goto fail;
+	}
+	if (reconcile(w, h, err) < 0 || vdi_host_watch_begin(w->db, h->id, (int64_t)time(NULL), err) < 0)
+		return -1;
+	say(w, "host %s: watching (%s)", h->name, h->uri);
+	h->failing = false;
+	h->backoff = 1000;
+	return 0;
+fail:
+	host_disconnect(w, h);
+	if (!h->failing)
+		say(w, "host %s: cannot watch: %s; retrying with backoff", h->name, e.msg);
+	h->failing = true;
+	h->backoff = h->backoff ? h->backoff * 2 : 1000;
+	if (h->backoff > w->o->backoff_max_ms)
+		h->backoff = w->o->backoff_max_ms;
+	h->next_try = mono_ms() + h->backoff;
+	return 0;
+}
+
+static void
+host_free(struct whost *h)
+{
+	free(h->name);
+	free(h->uri);
+	free(h);
+}
+
+/* Hosts added to or removed from the VMDB since the last look. */
+static int
+rescan(struct watch *w, struct vdi_err *err)
+{
+	struct vdi_host *hs = NULL;
+	size_t n = 0;
+
+	if (vdi_host_list(w->db, NULL, 0, &hs, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < w->nhosts; i++)
+		w->hosts[i]->present = false;
+	for (size_t k = 0; k < n; k++) {
+		struct whost *h = host_by_id(w, hs[k].id);
+		if (h && strcmp(h->uri, hs[k].uri) != 0)
+			h->present = false; /* a new URI: a new host to us */
+		else if (h)
+			h->present = true;
+		if (h && h->present)
+			continue;
+		h = vdi_xcalloc(1, sizeof(*h));
+		h->id = hs[k].id;
+		h->name = vdi_xstrdup(hs[k].name);
+		h->uri = vdi_xstrdup(hs[k].uri);
+		h->cb_life = h->cb_gfx = -1;
+		h->present = true;
+		w->hosts = vdi_grow(w->hosts, w->nhosts, sizeof(*w->hosts));
+		w->hosts[w->nhosts++] = h;
+	}
+	vdi_hosts_free(hs, n);
+	for (size_t i = 0; i < w->nhosts;) {
+		struct whost *h = w->hosts[i];
+		if (h->present) {
+			i++;
+			continue;
+		}
+		say(w, "host %s: no longer in the VMDB; not watched", h->name);
+		host_disconnect(w, h);
+		host_free(h);
+		w->hosts[i] = w->hosts[--w->nhosts];
+	}
+	return 0;
+}
+
+static int
+tick(struct watch *w, struct vdi_err *err)
+{
+	int64_t *ids = vdi_xcalloc(w->nhosts + 1, sizeof(*ids));
+	size_t n = 0;
+	int ret = -1;
+
+	if (rescan(w, err) < 0)
+		goto out;
+	for (size_t i = 0; i < w->nhosts && !*w->o->stop; i++) {
+		struct whost *h = w->hosts[i];
+		if (!h->conn && mono_ms() >= h->next_try && host_connect(w, h, err) < 0)
+			goto out;
+		if (h->conn)
+			ids[n++] = h->id;
+	}
+	ret = vdi_host_watch_seen(w->db, ids, n, (int64_t)time(NULL), err);
+out:
+	free(ids);
+	return ret;
+}
+
+static int
+drain(struct watch *w, struct vdi_err *err)
+{
+	struct ev *q;
+	size_t n;
+	char buf[256];
+	int ret = 0;
+
+	while (read(w->pipe[0], buf, sizeof(buf)) > 0)
+		;
+	pthread_mutex_lock(&w->mu);
+	q = w->q;
+	n = w->nq;
+	w->q = NULL;
+	w->nq = 0;
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = handle(w, &q[i], err);
+	free(q);
+	return ret;
+}
+
+int
+vdi_watch_run(struct vdi_db *db, const struct vdi_watch_opts *o, struct vdi_err *err)
+{
+	struct watch w = { .db = db, .o = o, .pipe = { -1, -1 } };
+	int64_t next_tick = 0;
+	int ret = -1;
+
+	if (vdi_virt_init(err) < 0)
+		return -1;
+	pthread_mutex_init(&w.mu, NULL);
+	if (pipe2(w.pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		vdi_err_set(err, VDI_EFAIL, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	w.conns = vdi_conns_new(o->connect_timeout_ms);
+	while (!*o->stop) {
+		struct pollfd p = { .fd = w.pipe[0], .events = POLLIN };
+		int64_t now = mono_ms();
+
+		if (now >= next_tick) {
+			if (tick(&w, err) < 0)
+				goto out;
+			next_tick = mono_ms() + o->rescan_ms;
+		}
+		if (poll(&p, 1, 500) < 0 && errno != EINTR) {
+			vdi_err_set(err, VDI_EFAIL, "poll: %s", strerror(errno));
+			goto out;
+		}
+		if (drain(&w, err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < w.nhosts; i++) {
+		struct vdi_err e = { 0 };
+		if (w.hosts[i]->conn)
+			vdi_host_watch_end(db, w.hosts[i]->id, false, NULL, &e);
+		host_disconnect(&w, w.hosts[i]);
+		host_free(w.hosts[i]);
+	}
+	free(w.hosts);
+	for (size_t i = 0; i < w.ncl; i++)
+		vdi_strv_free(w.cl[i].keys, w.cl[i].n);
+	free(w.cl);
+	vdi_conns_free(w.conns);
+	/* Callbacks may still be queued by libvirt's thread until their connections are closed: now they are. */
+	pthread_mutex_lock(&w.mu);
+	free(w.q);
+	w.q = NULL;
+	w.nq = 0;
+	pthread_mutex_unlock(&w.mu);
+	if (w.pipe[0] >= 0) {
+		close(w.pipe[0]);
+		close(w.pipe[1]);
+	}
+	pthread_mutex_destroy(&w.mu);
+	return ret;
+}
