@@ -20,6 +20,7 @@
 #include "names.h"
 #include "parse.h"
 #include "prepare.h"
+#include "request.h"
 #include "strv.h"
 
 static const char usage[] =
@@ -29,6 +30,7 @@ static const char usage[] =
 	"               [--host HOST] [USER...]\n"
 	"       vm-copy --csv [options as above] < REQUESTS.csv\n"
 	"       vm-copy --rm [--force] [--host HOST] [-n] [USER...]\n"
+	"       vm-copy --requests [--approve | --reject] [--all] [-n] [USER...]\n"
 	"       vm-copy -h | --help | --version\n"
 	"\n"
 	"Users are read one per line from standard input when none are given.  CSV lines\n"
@@ -50,6 +52,10 @@ enum {
 	OPT_CSV,
 	OPT_RM,
 	OPT_FORCE,
+	OPT_REQUESTS,
+	OPT_APPROVE,
+	OPT_REJECT,
+	OPT_ALL,
 };
 
 static const struct option opts[] = {
@@ -68,6 +74,10 @@ static const struct option opts[] = {
 	{ "csv", no_argument, NULL, OPT_CSV },
 	{ "rm", no_argument, NULL, OPT_RM },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "requests", no_argument, NULL, OPT_REQUESTS },
+	{ "approve", no_argument, NULL, OPT_APPROVE },
+	{ "reject", no_argument, NULL, OPT_REJECT },
+	{ "all", no_argument, NULL, OPT_ALL },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -77,6 +87,7 @@ static struct {
 	char **apps, **tags;       /* borrowed from argv */
 	size_t napps, ntags;
 	bool csv, rm;
+	bool requests, approve, reject, all;
 } a = { .base = { .mem = -1, .vcpus = -1, .disk = -1 } };
 
 static volatile sig_atomic_t interrupted;
@@ -153,6 +164,18 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 		break;
 	case OPT_FORCE:
 		a.o.force = true;
+		break;
+	case OPT_REQUESTS:
+		a.requests = true;
+		break;
+	case OPT_APPROVE:
+		a.approve = true;
+		break;
+	case OPT_REJECT:
+		a.reject = true;
+		break;
+	case OPT_ALL:
+		a.all = true;
 		break;
 	}
 }
@@ -245,6 +268,73 @@ run_prepare(struct vdi_cli *c)
 	return prep.code;
 }
 
+/*
+ * --requests: the desktops users asked for on the web page (vm-connect).
+ * Alone it lists the pending ones; --approve makes each user's VM as
+ * asked (then the request is done, or failed with why; a temporary
+ * failure leaves it pending), --reject turns it down.
+ */
+static int
+run_requests(struct vdi_cli *c, char **users, size_t n)
+{
+	struct vdi_request *r = NULL;
+	struct vdi_err err = { 0 };
+	size_t nr = 0;
+	int code = 0, done = 0;
+
+	if (vdi_request_list(c->db, "pending", NULL, &r, &nr, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	for (size_t k = 0; k < n; k++) {
+		size_t i;
+		for (i = 0; i < nr && strcmp(r[i].user, users[k]) != 0; i++)
+			;
+		if (i == nr) {
+			vdi_err_set(&err, VDI_ENOTFOUND, "no pending request");
+			vdi_err_object(&err, "%s", users[k]);
+			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+			vdi_err_reset(&err);
+		}
+	}
+	for (size_t i = 0; i < nr; i++) {
+		struct vdi_copy_req q = { .user = r[i].user, .master = r[i].master, .mem = r[i].mem,
+					  .vcpus = r[i].vcpus, .disk = r[i].disk };
+		int rc;
+		if (!a.all && !vdi_strv_has(users, n, r[i].user))
+			continue;
+		if (!a.approve && !a.reject) {
+			vdi_out_obj_begin(c->out);
+			vdi_out_str(c->out, "user", r[i].user);
+			vdi_out_str(c->out, "master", r[i].master);
+			vdi_out_size(c->out, "mem", r[i].mem);
+			vdi_out_int(c->out, "vcpus", r[i].vcpus);
+			vdi_out_size(c->out, "disk", r[i].disk);
+			vdi_out_time(c->out, "requested", r[i].created);
+			vdi_out_obj_end(c->out);
+			continue;
+		}
+		if (a.reject) {
+			if (!c->dry_run && vdi_request_finish(c->db, r[i].id, "rejected", NULL, &err) < 0) {
+				vdi_err_object(&err, "%s", r[i].user);
+				code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+				vdi_err_reset(&err);
+			} else {
+				vdi_cli_info(c, "%s the request of %s", c->dry_run ? "would reject" : "rejected", r[i].user);
+			}
+			continue;
+		}
+		rc = do_one(c, &q, ++done, 0);
+		code = vdi_code_worst(code, rc);
+		if (!c->dry_run && rc != VDI_ETEMP &&
+		    vdi_request_finish(c->db, r[i].id, rc ? "failed" : "done", rc ? "vm-copy failed; see its error" : NULL,
+				       &err) < 0) {
+			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+			vdi_err_reset(&err);
+		}
+	}
+	vdi_requests_free(r, nr);
+	return code;
+}
+
 /* CSV on stdin: each record's fields override the options. */
 static int
 run_csv(struct vdi_cli *c)
@@ -307,13 +397,32 @@ main(int argc, char **argv)
 	if (a.rm && (a.csv || a.base.master || a.base.os || a.napps || a.base.mem > 0 || a.base.vcpus > 0 ||
 		     a.base.disk > 0 || a.ntags))
 		vdi_cli_usage_error(&c, "--rm takes only users (and --force, --host, -n)");
+	if (a.requests && (a.rm || a.csv || a.base.master || a.base.os || a.napps || a.base.mem > 0 ||
+			   a.base.vcpus > 0 || a.base.disk > 0))
+		vdi_cli_usage_error(&c, "--requests takes only users (and --approve, --reject, --all, -n)");
+	if ((a.approve || a.reject || a.all) && !a.requests)
+		vdi_cli_usage_error(&c, "--approve, --reject and --all go with --requests");
+	if (a.approve && a.reject)
+		vdi_cli_usage_error(&c, "--approve and --reject exclude each other");
+	if (a.all && optind < argc)
+		vdi_cli_usage_error(&c, "--all or users, not both");
+	if ((a.approve || a.reject) && !a.all && optind >= argc)
+		vdi_cli_usage_error(&c, "name the users whose requests to %s, or give --all",
+				    a.approve ? "approve" : "reject");
 	if (a.o.force && !a.rm)
 		vdi_cli_usage_error(&c, "--force goes with --rm");
-	if (!a.rm && !a.csv && !a.base.master && !a.base.os)
+	if (!a.rm && !a.csv && !a.requests && !a.base.master && !a.base.os)
 		vdi_cli_usage_error(&c, "give --master NAME, or --os OS (and --app), or --csv");
 	if (a.csv && optind < argc)
 		vdi_cli_usage_error(&c, "--csv reads requests from standard input, not arguments");
-	if (!a.csv) {
+	if (a.requests) {
+		for (int i = optind; i < argc; i++)
+			if (vdi_name_check("user", argv[i], NULL) < 0)
+				vdi_cli_usage_error(&c, "bad user name '%s'", argv[i]);
+		for (int i = optind; i < argc; i++)
+			vdi_strv_push_copy(&users, &n, argv[i]);
+		a.all |= !a.approve && !a.reject && n == 0;
+	} else if (!a.csv) {
 		vdi_cli_args(&c, argc, argv, &users, &n);
 		if (n == 0)
 			vdi_cli_usage_error(&c, "no users given (as arguments or on standard input)");
@@ -334,7 +443,9 @@ main(int argc, char **argv)
 	a.o.interrupted = &interrupted;
 	if (!a.rm)
 		vdi_out_list_begin(c.out);
-	if (a.csv) {
+	if (a.requests) {
+		code = run_requests(&c, users, n);
+	} else if (a.csv) {
 		code = run_csv(&c);
 	} else {
 		for (size_t i = 0; i < n; i++) {

@@ -57,6 +57,18 @@ wanted(char **users, size_t n, const char *user)
 	return false;
 }
 
+/* The viewer as vm-watch recorded it, and since when (NULL: the session does not run). */
+static void
+out_viewer(struct vdi_cli *c, const struct vdi_session *s)
+{
+	bool run = s->state && strcmp(s->state, "running") == 0 && !vdi_session_is_prepare(s);
+
+	vdi_out_str(c->out, "viewer", !run ? NULL : vdi_session_connected(s) ? "connected" :
+		    s->disconnected_since ? "disconnected" : "none-yet");
+	vdi_out_time(c->out, "viewer_since", !run ? 0 : vdi_session_connected(s) ? s->connected_since :
+		     s->disconnected_since ? s->disconnected_since : s->started);
+}
+
 static int
 list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const char *state)
 {
@@ -93,6 +105,7 @@ list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const
 		vdi_out_str(c->out, "display", disp[0] ? disp : NULL);
 		vdi_out_str(c->out, "address", s->address);
 		vdi_out_str(c->out, "kind", s->kind);
+		out_viewer(c, s);
 		vdi_out_obj_end(c->out);
 	}
 	vdi_out_list_end(c->out);
@@ -138,6 +151,7 @@ list_uservms(struct vdi_cli *c, char **users, size_t n, const char *host, const 
 		vdi_out_str(c->out, "display", disp[0] ? disp : NULL);
 		vdi_out_str(c->out, "address", s.address);
 		vdi_out_str(c->out, "vm", u->state);
+		out_viewer(c, &s);
 		vdi_out_obj_end(c->out);
 		vdi_session_clear(&s);
 	}

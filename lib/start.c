@@ -19,8 +19,8 @@
 
 #define MAX_EXCLUDE 64
 
-static int
-make_password(char *buf, size_t len, struct vdi_err *err)
+int
+vdi_start_password(char *buf, size_t len, struct vdi_err *err)
 {
 	static const char alpha[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 	unsigned char r[32];
@@ -167,7 +167,7 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 		vdi_uri_host(s->host_uri, addr, sizeof(addr));
 	if (!addr[0])
 		snprintf(addr, sizeof(addr), "127.0.0.1");
-	if (make_password(pw, sizeof(pw), err) < 0)
+	if (vdi_start_password(pw, sizeof(pw), err) < 0)
 		goto not_host;
 	/* A first boot runs on the user VM's own disk: no overlay. */
 	rc = vdi_session_claim_start(db, id, domain, vdi_session_is_prepare(s) ? NULL : overlay, addr, pw, err);

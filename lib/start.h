@@ -93,6 +93,8 @@ char *vdi_start_rdp(const struct vdi_session *s);
 /* Write DIR/USER.rdp privately (0600): 5 when something not ours is in the way. */
 int vdi_start_write_rdp(const struct vdi_session *s, const char *dir, struct vdi_err *err);
 
+/* A fresh display password of len - 1 characters (unambiguous letters and digits) in buf. */
+int vdi_start_password(char *buf, size_t len, struct vdi_err *err);
 /* The virt-viewer file for a running session (new string): SPICE, host, port, password. */
 char *vdi_start_vv(const struct vdi_session *s);
 /* Write DIR/USER.vv privately (file.h): 5 when something not ours is in the way. */
