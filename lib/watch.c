@@ -283,7 +283,7 @@ on_gfx(struct watch *w, const struct ev *e, struct vdi_session *s, struct vdi_er
 	if (e->phase != VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT)
 		return 0;
 	if (!had) {
-		say(w, "session %lld (%s on %s): client %s left without authenticating (wrong or expired password)",
+		say(w, "session %lld (%s on %s): client %s left without getting in (a wrong or expired password, or a channel the viewer gave up)",
 		    (long long)s->id, s->user, s->host, e->client);
 		return 0;
 	}

@@ -1,0 +1,377 @@
+#!/usr/bin/env bats
+# connect.bats - users come and go on their own: vm-connect behind a real
+# web server (lighttpd, basic auth from an htpasswd file), remote-viewer
+# under Xvfb and headless chromium as the users' clients, vm-watch
+# following libvirt's events, vm-reap applying the disconnect policy.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	lab_suite_start 2
+}
+
+teardown_file() {
+	lab_suite_stop
+}
+
+setup() {
+	lab_test_setup
+	W=$BATS_TEST_TMPDIR
+	# Short timeouts so the policy shows within a test; the defaults are in vdi.conf(5).
+	printf 'ticket_ttl = 8s\n' >"$VDI_CONFIG"
+	vm-copy -q --master m alice bob
+}
+
+teardown() {
+	stop_pidfile "$W/viewer.pid"
+	stop_pidfile "$W/xvfb.pid"
+	stop_pidfile "$W/watch.pid"
+	stop_pidfile "$W/web.pid"
+	assert_agree
+	lab_clean
+}
+
+# web_start: lighttpd on a free port of 127.0.0.1 runs vm-connect at /desktop
+# for alice, bob and carol (password "pw-USER"); sets WEB.
+web_start() {
+	local port u i
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	for u in alice bob carol; do
+		printf '%s:%s\n' "$u" "$(openssl passwd -apr1 "pw-$u")"
+	done >"$W/htpasswd"
+	mkdir -p "$W/www"
+	cat >"$W/lighttpd.conf" <<-CONF
+	server.document-root = "$W/www"
+	server.bind = "127.0.0.1"
+	server.port = $port
+	server.errorlog = "$W/web.err"
+	server.breakagelog = "$W/cgi.err"
+	server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_setenv", "mod_cgi")
+	auth.backend = "htpasswd"
+	auth.backend.htpasswd.userfile = "$W/htpasswd"
+	auth.require = ("/" => ("method" => "basic", "realm" => "desktops", "require" => "valid-user"))
+	alias.url = ("/desktop" => "$TOP/$O/bin/vm-connect")
+	cgi.assign = ("/vm-connect" => "")
+	setenv.add-environment = ("VDI_DB" => "$VDI_DB", "VDI_CONFIG" => "$VDI_CONFIG")
+	CONF
+	lighttpd -D -f "$W/lighttpd.conf" </dev/null >"$W/web.out" 2>&1 3>&- &
+	echo $! >"$W/web.pid"
+	WEB=http://127.0.0.1:$port/desktop
+	for ((i = 0; i < 100; i++)); do
+		curl -s -o /dev/null "$WEB" && return 0
+		sleep 0.05
+	done
+	cat "$W/web.out" "$W/web.err" >&3
+	return 1
+}
+
+# watch_start: vm-watch in the background, its log in $W/watch.log; waits until it watches every host.
+watch_start() {
+	local i
+	vm-watch --rescan 1s </dev/null >>"$W/watch.log" 2>&1 3>&- &
+	echo $! >"$W/watch.pid"
+	for ((i = 0; i < 100; i++)); do
+		[ "$(sql "select count(*) from hosts where watch_since is null")" = 0 ] && return 0
+		sleep 0.1
+	done
+	cat "$W/watch.log" >&3
+	return 1
+}
+
+# wait_sql QUERY VALUE [SECONDS]: until the query answers VALUE.
+wait_sql() {
+	local i
+	for ((i = 0; i < ${3:-20} * 10; i++)); do
+		[ "$(sql "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "# '$1' is '$(sql "$1")', not '$2'" >&3
+	return 1
+}
+
+# page USER: GET the page as USER, into $W/page.html; sets TOKEN to its Connect token.
+page() {
+	curl -sS -u "$1:pw-$1" -o "$W/page.html" -w '%{http_code}' "$WEB" >"$W/code"
+	TOKEN=$(grep -o 'name="action" value="connect"><input type="hidden" name="token" value="[^"]*"' \
+		"$W/page.html" | sed 's/.*value="//; s/"$//')
+}
+
+# post USER BODY: POST a form as USER; the status in $code, headers in $W/h, body in $W/b.
+post() {
+	code=$(curl -sS -u "$1:pw-$1" -D "$W/h" -o "$W/b" -w '%{http_code}' --data-raw "$2" "$WEB")
+}
+
+# viewer VV: remote-viewer on VV under Xvfb.
+viewer() {
+	[ -s "$W/xvfb.pid" ] || {
+		XDISP=:$((100 + RANDOM % 100))
+		Xvfb "$XDISP" -screen 0 800x600x24 -nolisten tcp </dev/null >"$W/xvfb.log" 2>&1 3>&- &
+		echo $! >"$W/xvfb.pid"
+		sleep 1
+	}
+	DISPLAY=$XDISP remote-viewer --debug "$1" </dev/null >>"$W/viewer.log" 2>&1 3>&- &
+	echo $! >"$W/viewer.pid"
+}
+
+@test "no authentication gets 401; each user sees and starts only their own desktop" {
+	web_start
+	run curl -s -o /dev/null -w '%{http_code}' "$WEB"
+	assert_output 401
+	page alice
+	assert_equal "$(cat "$W/code")" 200
+	grep -q '<b id="user">alice</b>' "$W/page.html"
+	grep -q 'Your desktop is ready' "$W/page.html"
+	post alice "action=connect&token=$TOKEN"
+	assert_equal "$code" 200
+	grep -qi '^Content-Type: application/x-virt-viewer' "$W/h"
+	grep -qi '^Content-Disposition: attachment' "$W/h"
+	grep -qi '^Cache-Control: no-store' "$W/h"
+	grep -qx 'delete-this-file=1' "$W/b"
+	grep -qx 'title=alice (session 1 on h[12])' "$W/b"
+	# The ticket: the .vv's password is the domain's, with an end 8 s from now.
+	running_session_of alice
+	pw=$(sed -n 's/^password=//p' "$W/b")
+	virsh -q -c "$(lab_uri "$host")" dumpxml --security-info "$dom" >"$W/dom.xml"
+	grep -q "passwd='$pw'" "$W/dom.xml"
+	grep -q "passwdValidTo=" "$W/dom.xml"
+	assert_equal "$(sql "select ticket_expires - strftime('%s','now') between 5 and 8 from sessions where id = 1")" 1
+	# bob's page shows bob's desktop only, and his Connect starts his, not alice's.
+	page bob
+	grep -q '<b id="user">bob</b>' "$W/page.html"
+	grep -q 'Your desktop is ready' "$W/page.html"
+	! grep -q alice "$W/page.html"
+	post bob "action=connect&token=$TOKEN"
+	assert_equal "$code" 200
+	grep -q '^title=bob ' "$W/b"
+	assert_equal "$(sql "select group_concat(u.user) from sessions s join uservms u on u.id = s.uservm_id
+		where s.state = 'running' order by s.id")" alice,bob
+	# A REMOTE_USER that is no user name, or none: 403, never a default user.
+	run --separate-stderr env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET VDI_DB="$VDI_DB" VDI_CONFIG="$VDI_CONFIG" "$TOP/$O/bin/vm-connect"
+	assert_line --index 0 $'Status: 403 Forbidden\r'
+	run --separate-stderr env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET REMOTE_USER=$'<b>\x1b[31m' VDI_DB="$VDI_DB" \
+		VDI_CONFIG="$VDI_CONFIG" "$TOP/$O/bin/vm-connect"
+	assert_line --index 0 $'Status: 403 Forbidden\r'
+	[[ $stderr == *'REMOTE_USER is not a valid user name'* ]]
+}
+
+# running_session_of USER: dom and host of USER's running session.
+running_session_of() {
+	dom=$(sql "select s.domain from sessions s join uservms u on u.id = s.uservm_id
+		where u.user = '$1' and s.state = 'running'")
+	host=$(sql "select h.name from sessions s join uservms u on u.id = s.uservm_id join hosts h on h.id = s.host_id
+		where u.user = '$1' and s.state = 'running'")
+	[ -n "$dom" ] && [ -n "$host" ]
+}
+
+@test "a replayed, cross-user, tokenless or malformed POST is refused with its status and changes nothing" {
+	web_start
+	page alice
+	alice_token=$TOKEN
+	before=$(sql "select count(*) from sessions")
+	post bob "action=connect&token=$alice_token"
+	assert_equal "$code" 403
+	grep -q 'not sent from your own page' "$W/b"
+	post bob "action=connect"
+	assert_equal "$code" 403
+	post bob "action=connect&token=${alice_token%?}0"
+	assert_equal "$code" 403
+	post bob "action=connect&token=x&token=y"
+	assert_equal "$code" 400
+	post bob "action=connect&evil=1&token=$alice_token"
+	assert_equal "$code" 400
+	post bob "action=rm&token=$alice_token"
+	assert_equal "$code" 400
+	post bob "action=connect%00&token=$alice_token"
+	assert_equal "$code" 400
+	code=$(curl -sS -u bob:pw-bob -o /dev/null -w '%{http_code}' -X PUT --data-raw x "$WEB")
+	assert_equal "$code" 405
+	code=$(curl -sS -u bob:pw-bob -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' --data-raw x "$WEB")
+	assert_equal "$code" 415
+	code=$(curl -sS -u bob:pw-bob -o /dev/null -w '%{http_code}' --data-raw "action=connect&token=$(head -c 5000 /dev/zero | tr '\0' a)" "$WEB")
+	assert_equal "$code" 413
+	assert_equal "$(sql "select count(*) from sessions")" "$before"
+	# alice's own token works once; the same POST again is refused.
+	post alice "action=connect&token=$alice_token"
+	assert_equal "$code" 200
+	post alice "action=connect&token=$alice_token"
+	assert_equal "$code" 403
+	grep -q 'sent twice' "$W/b"
+	assert_equal "$(sql "select count(*) from sessions")" $((before + 1))
+	grep -q 'vm-connect: bob: refused connect: the form token is not yours' "$W/cgi.err"
+}
+
+@test "the errors a user meets are said in words: no desktop yet (404), being prepared and no room (503, Retry-After)" {
+	web_start
+	page carol
+	grep -q 'You have no desktop yet' "$W/page.html"
+	! grep -q 'id="connect"' "$W/page.html"
+	# A page still open after the desktop was removed.
+	page bob
+	vm-copy -q --rm bob
+	post bob "action=connect&token=$TOKEN"
+	assert_equal "$code" 404
+	grep -q 'You have no desktop yet' "$W/b"
+	# No host has room.
+	vm-hosts -q set h1 --max-sessions 0
+	vm-hosts -q set h2 --max-sessions 0
+	page alice
+	post alice "action=connect&token=$TOKEN"
+	assert_equal "$code" 503
+	grep -qi '^Retry-After: 60' "$W/h"
+	grep -q 'No host has room' "$W/b"
+	assert_equal "$(sql "select count(*) from sessions where state <> 'ended'")" 0
+	# Being prepared (its first boot runs).
+	vm-copy -q --master m bob
+	sql "update uservms set state = 'preparing' where user = 'bob'"
+	page bob
+	grep -q 'being prepared' "$W/page.html"
+	! grep -q 'id="connect"' "$W/page.html"
+}
+
+@test "a desktop request from the page is validated and recorded; vm-copy --requests lists and makes it" {
+	web_start
+	page carol
+	tok=$(grep -o 'value="request"><input type="hidden" name="token" value="[^"]*"' "$W/page.html" | sed 's/.*value="//; s/"$//')
+	[ -n "$tok" ]
+	grep -q '<option value="m">m (linux' "$W/page.html"
+	post carol "action=request&token=$tok&master=m&mem=lots&disk="
+	assert_equal "$code" 400
+	grep -q 'mem' "$W/b"
+	assert_equal "$(sql "select count(*) from requests")" 0
+	page carol
+	tok=$(grep -o 'value="request"><input type="hidden" name="token" value="[^"]*"' "$W/page.html" | sed 's/.*value="//; s/"$//')
+	post carol "action=request&token=$tok&master=m&mem=128M&disk=1G"
+	assert_equal "$code" 303
+	grep -qi '^Location: /desktop' "$W/h"
+	page carol
+	grep -q 'Your request for a m desktop is waiting' "$W/page.html"
+	run_vdi vm-copy --requests -o json
+	assert_equal "$(jq -r '.[0].user + " " + .[0].master + " " + (.[0].mem|tostring) + " " + (.[0].disk|tostring)' <<<"$output")" \
+		"carol m 134217728 1073741824"
+	run_vdi 3 vm-copy --requests --approve dave
+	assert_output --partial 'dave: no pending request'
+	run_vdi vm-copy --requests --approve carol
+	assert_equal "$(sql "select state from requests where user = 'carol'")" done
+	assert_equal "$(sql "select mem || ' ' || disk from uservms where user = 'carol'")" "134217728 1073741824"
+	page carol
+	grep -q 'Your desktop is ready' "$W/page.html"
+}
+
+@test "remote-viewer opens the page's .vv: vm-watch records connect and disconnect; a reconnect keeps the session, a viewer gone past disconnect_timeout ends it; an expired ticket is refused" {
+	printf 'ticket_ttl = 8s\ndisconnect_timeout = 4s\nconnect_timeout = 0\n' >"$VDI_CONFIG"
+	web_start
+	watch_start
+	page alice
+	post alice "action=connect&token=$TOKEN"
+	cp "$W/b" "$W/alice.vv"
+	viewer "$W/alice.vv"
+	wait_sql "select connected_since is not null and disconnected_since is null from sessions where id = 1" 1
+	run_vdi vm-ls -o json alice
+	assert_equal "$(jq -r '.[0].viewer' <<<"$output")" connected
+	grep -q 'session 1 (alice on h[12]): viewer connected' "$W/watch.log"
+	# The viewer closes: disconnected.  It comes back within the timeout: the session stays.
+	stop_pidfile "$W/viewer.pid"
+	wait_sql "select disconnected_since is not null from sessions where id = 1" 1
+	page alice
+	post alice "action=connect&token=$TOKEN"
+	cp "$W/b" "$W/alice.vv"
+	viewer "$W/alice.vv"
+	wait_sql "select disconnected_since is null from sessions where id = 1" 1
+	sleep 5
+	run_vdi vm-reap
+	assert_equal "$(sql "select state from sessions where id = 1")" running
+	# Gone for good: past disconnect_timeout, vm-reap ends it "disconnected" and the host has its memory back.
+	stop_pidfile "$W/viewer.pid"
+	wait_sql "select disconnected_since is not null from sessions where id = 1" 1
+	sleep 5
+	run_vdi vm-reap
+	assert_equal "$(sql "select state || ' ' || reason from sessions where id = 1")" "ended disconnected"
+	assert_equal "$(sql "select sum(sessions) || ' ' || sum(mem_used) from hosts")" "0 0"
+	# A .vv opened after its ticket expired is refused: the client never gets past authentication.
+	page alice
+	post alice "action=connect&token=$TOKEN"
+	cp "$W/b" "$W/late.vv"
+	sleep 9
+	: >"$W/viewer.log"
+	viewer "$W/late.vv"
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'main channel: auth failure' "$W/viewer.log" && break
+		sleep 0.1
+	done
+	grep -q 'main channel: auth failure' "$W/viewer.log"
+	grep -q 'session 2 (alice on h[12]): client .* left without getting in' "$W/watch.log"
+	# The same viewer program with a fresh ticket gets in: it was the ticket, not the viewer.
+	stop_pidfile "$W/viewer.pid"
+	page alice
+	post alice "action=connect&token=$TOKEN"
+	cp "$W/b" "$W/alice.vv"
+	viewer "$W/alice.vv"
+	wait_sql "select connected_since is not null from sessions where id = 2" 1
+}
+
+@test "a real browser: headless chromium signs in, clicks Connect and gets the .vv" {
+	web_start
+	mkdir -p "$W/chromium" "$W/downloads"
+	run timeout -k 5 90 python3 "$TOP/test/browser.py" "$W/chromium" "$W/downloads" "$WEB" alice pw-alice
+	[ "$status" -eq 0 ] || { echo "$output" >&3; tail -n 20 "$W/chromium/chromium.log" >&3; false; }
+	assert_output --partial 'Signed in as alice.'
+	assert_line --regexp '^downloaded .*\.vv$'
+	f=$(ls "$W/downloads"/*.vv)
+	grep -qx '\[virt-viewer\]' "$f"
+	grep -q '^title=alice (session 1 on h[12])' "$f"
+	assert_equal "$(sql "select state from sessions where id = 1")" running
+}
+
+@test "vm-watch: a destroyed domain ends its session within seconds, without vm-reap; a second vm-watch is refused" {
+	watch_start
+	run_vdi 5 vm-watch
+	assert_output --partial 'another vm-watch watches'
+	run_vdi vm-start alice
+	running_session_of alice
+	virsh -q -c "$(lab_uri "$host")" destroy "$dom" >/dev/null
+	wait_sql "select state || ' ' || reason from sessions where id = 1" "ended poweroff" 10
+	grep -q "session 1 (alice on $host): it was destroyed; ended poweroff" "$W/watch.log"
+	assert_equal "$(sql "select sum(sessions) from hosts")" 0
+	# A started session nobody connects to ends never-connected (vm-reap, from what vm-watch saw).
+	printf 'connect_timeout = 2s\n' >"$VDI_CONFIG"
+	run_vdi vm-start bob
+	sleep 4
+	run_vdi vm-reap
+	assert_equal "$(sql "select reason from sessions where id = 2")" never-connected
+	# SIGTERM: it stops, and says the hosts are no longer watched.
+	stop_pidfile "$W/watch.pid"
+	assert_equal "$(sql "select count(*) from hosts where watch_since is not null")" 0
+}
+
+@test "vm-watch: a host's libvirtd killed marks it down; restarted, it is watched again and its events are seen" {
+	watch_start
+	run_vdi vm-start alice
+	running_session_of alice
+	vdi-lab restart "$LAB" "$host" --kill 2>/dev/null
+	wait_sql "select health || ' ' || (watch_since is null) from hosts where name = '$host'" "up 0" 30
+	grep -q "host $host: libvirtd closed the connection; marked down" "$W/watch.log"
+	assert_equal "$(sql "select count(*) from events where object = '$host' and action = 'host-down'")" 1
+	# The session survived libvirtd's restart, and the next event is seen.
+	assert_equal "$(sql "select state from sessions where id = 1")" running
+	virsh -q -c "$(lab_uri "$host")" destroy "$dom" >/dev/null
+	wait_sql "select reason from sessions where id = 1" poweroff 10
+}
+
+@test "vm-watch killed -9: nothing is lost; what it missed vm-reap converges, and a new vm-watch reconciles" {
+	watch_start
+	run_vdi vm-start alice bob
+	kill -9 "$(cat "$W/watch.pid")"
+	rm -f "$W/watch.pid"
+	running_session_of alice
+	virsh -q -c "$(lab_uri "$host")" destroy "$dom" >/dev/null
+	# Its watch goes stale: vm-reap does not trust viewers it recorded, and ends what is gone.
+	run_vdi vm-reap
+	assert_equal "$(sql "select reason from sessions where id = 1")" poweroff
+	assert_equal "$(sql "select state from sessions where id = 2")" running
+	# A new watcher reconciles: bob's session is there, and watched again.
+	running_session_of bob
+	watch_start
+	virsh -q -c "$(lab_uri "$host")" destroy "$dom" >/dev/null
+	wait_sql "select reason from sessions where id = 2" poweroff 10
+}
