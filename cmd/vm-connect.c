@@ -34,7 +34,7 @@ static const char usage[] =
 	"A CGI program: the web server runs it with REMOTE_USER set by its\n"
 	"authentication.  GET shows the user's desktop; POST action=connect answers\n"
 	"with a .vv file whose password works for ticket_ttl; POST action=request\n"
-	"asks for a desktop (vm-copy --requests).\n"
+	"asks for a desktop, which an administrator makes with vm-copy(1).\n"
 	"Exit: 0 an answer was sent (whatever its HTTP status), 1 none could be,\n"
 	"2 usage.  See vm-connect(1).\n";
 
