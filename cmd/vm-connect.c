@@ -198,7 +198,7 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 	} else if (strcmp(st.desktop, "failed") == 0) {
 		fputs("Your desktop could not be prepared. Your administrator can make it again.", a->b);
 	} else if (st.session && strcmp(st.session, "running") == 0) {
-		fprintf(a->b, "Your desktop is running on %s", "");
+		fputs("Your desktop is running on ", a->b);
 		esc(a->b, st.host);
 		fputs(st.since ? (st.connected ? ", connected" : ", disconnected") : ", not connected yet", a->b);
 		esc(a->b, since(st.since, tbuf, sizeof(tbuf)));
@@ -308,7 +308,7 @@ form_parse(char *body, struct form *f, const char **why)
 }
 
 static void
-connect_user(struct answer *a, bool head)
+connect_user(struct answer *a)
 {
 	struct vdi_start_opts so = { 0 };
 	struct vdi_session s;
@@ -316,7 +316,6 @@ connect_user(struct answer *a, bool head)
 	uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	char *vv;
 
-	(void)head;
 	vdi_start_opts_config(&so, &c.cfg);
 	so.assign.rng = &rng;
 	so.conns = vdi_conns_new(c.cfg.poll_timeout);
@@ -450,7 +449,7 @@ post(struct answer *a)
 	}
 	explicit_bzero(key, sizeof(key));
 	if (strcmp(f.action, "connect") == 0)
-		connect_user(a, false);
+		connect_user(a);
 	else
 		request_desktop(a, &f);
 }

@@ -122,6 +122,15 @@ vdi_db_commit(struct vdi_db *db, struct vdi_err *err)
 	return 0;
 }
 
+int
+vdi_db_finish(struct vdi_db *db, int ret, struct vdi_err *err)
+{
+	if (ret == 0)
+		return vdi_db_commit(db, err);
+	vdi_db_rollback(db);
+	return -1;
+}
+
 void
 vdi_db_rollback(struct vdi_db *db)
 {

@@ -71,6 +71,8 @@ void vdi_db_read_end(struct vdi_db *db, bool began);
 /* COMMIT; with db->dry_run, ROLLBACK and report success (the change was checked, not made). */
 int vdi_db_commit(struct vdi_db *db, struct vdi_err *err);
 void vdi_db_rollback(struct vdi_db *db);
+/* End the caller's write transaction: commit when ret is 0, else roll back and return -1. */
+int vdi_db_finish(struct vdi_db *db, int ret, struct vdi_err *err);
 
 /* Column text as a new string (NULL for SQL NULL); aborts on no memory. */
 char *vdi_db_col_strdup(sqlite3_stmt *st, int col);

@@ -661,10 +661,7 @@ out:
 	sqlite3_finalize(up);
 	sqlite3_finalize(down);
 	sqlite3_finalize(was);
-	if (ret == 0)
-		return vdi_db_commit(db, err);
-	vdi_db_rollback(db);
-	return -1;
+	return vdi_db_finish(db, ret, err);
 }
 
 int
@@ -764,13 +761,9 @@ vdi_host_watch_begin(struct vdi_db *db, int64_t id, int64_t now, struct vdi_err 
 {
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (set_health(db, id, "UPDATE hosts SET watch_since = ?2, watch_seen = ?2, health = 'up', "
-		       "down_since = NULL, last_error = NULL, last_ok = ?2 WHERE id = ?1", now, NULL, "up",
-		       "host-up", err) < 0) {
-		vdi_db_rollback(db);
-		return -1;
-	}
-	return vdi_db_commit(db, err);
+	return vdi_db_finish(db, set_health(db, id, "UPDATE hosts SET watch_since = ?2, watch_seen = ?2, "
+					    "health = 'up', down_since = NULL, last_error = NULL, last_ok = ?2 "
+					    "WHERE id = ?1", now, NULL, "up", "host-up", err), err);
 }
 
 int
@@ -778,14 +771,11 @@ vdi_host_watch_end(struct vdi_db *db, int64_t id, bool down, const char *why, st
 {
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (set_health(db, id, down ? "UPDATE hosts SET watch_since = NULL, watch_seen = NULL, health = 'down', "
-		       "down_since = coalesce(down_since, ?2), last_error = ?3 WHERE id = ?1" :
-		       "UPDATE hosts SET watch_since = NULL, watch_seen = NULL WHERE id = ?1 AND ?2 IS NOT NULL",
-		       (int64_t)time(NULL), down ? why : NULL, down ? "down" : NULL, "host-down", err) < 0) {
-		vdi_db_rollback(db);
-		return -1;
-	}
-	return vdi_db_commit(db, err);
+	return vdi_db_finish(db, set_health(db, id, down ?
+		"UPDATE hosts SET watch_since = NULL, watch_seen = NULL, health = 'down', "
+		"down_since = coalesce(down_since, ?2), last_error = ?3 WHERE id = ?1" :
+		"UPDATE hosts SET watch_since = NULL, watch_seen = NULL WHERE id = ?1 AND ?2 IS NOT NULL",
+		(int64_t)time(NULL), down ? why : NULL, down ? "down" : NULL, "host-down", err), err);
 }
 
 int
@@ -809,8 +799,5 @@ vdi_host_watch_seen(struct vdi_db *db, const int64_t *ids, size_t n, int64_t now
 	ret = 0;
 out:
 	sqlite3_finalize(st);
-	if (ret == 0)
-		return vdi_db_commit(db, err);
-	vdi_db_rollback(db);
-	return -1;
+	return vdi_db_finish(db, ret, err);
 }

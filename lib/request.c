@@ -60,10 +60,7 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 out:
 	sqlite3_finalize(st);
 	vdi_master_clear(&m);
-	if (ret == 0)
-		return vdi_db_commit(db, err);
-	vdi_db_rollback(db);
-	return -1;
+	return vdi_db_finish(db, ret, err);
 }
 
 int
@@ -143,10 +140,7 @@ vdi_request_finish(struct vdi_db *db, int64_t id, const char *state, const char 
 	ret = 0;
 out:
 	sqlite3_finalize(st);
-	if (ret == 0)
-		return vdi_db_commit(db, err);
-	vdi_db_rollback(db);
-	return -1;
+	return vdi_db_finish(db, ret, err);
 }
 
 void

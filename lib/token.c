@@ -167,8 +167,5 @@ vdi_token_spend(struct vdi_db *db, const char *tok, int64_t now, struct vdi_err 
 	ret = 0;
 out:
 	sqlite3_finalize(st);
-	if (ret == 0)
-		return vdi_db_commit(db, err);
-	vdi_db_rollback(db);
-	return -1;
+	return vdi_db_finish(db, ret, err);
 }

@@ -242,8 +242,8 @@ stopped_why(int detail)
  * failure is logged, not fatal: vm-reap ends it later (a busy VMDB, a host
  * that broke mid-call).
  */
-static int
-end_poweroff(struct watch *w, const struct vdi_session *s, const char *why, struct vdi_err *err)
+static void
+end_poweroff(struct watch *w, const struct vdi_session *s, const char *why)
 {
 	struct vdi_err e = { 0 };
 	int rc;
@@ -256,7 +256,6 @@ end_poweroff(struct watch *w, const struct vdi_session *s, const char *why, stru
 	else if (rc < 0)
 		say(w, "session %lld (%s on %s): %s, but ending it failed: %s (vm-reap will)", (long long)s->id,
 		    s->user, s->host, why, e.msg);
-	return 0;
 }
 
 static int
@@ -359,14 +358,11 @@ handle(struct watch *w, const struct ev *e, struct vdi_err *err)
 	case 1:
 		return 0;
 	}
-	if (e->kind == EV_STOPPED) {
-		if (e->detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED || strcmp(s.state, "running") != 0)
-			rc = 0; /* moved away, or whoever is starting or ending it owns it */
-		else
-			rc = end_poweroff(w, &s, stopped_why(e->detail), err);
-	} else {
+	/* A domain that moved away, or a session someone is starting or ending, is not ours to end. */
+	if (e->kind == EV_STOPPED && e->detail != VIR_DOMAIN_EVENT_STOPPED_MIGRATED && strcmp(s.state, "running") == 0)
+		end_poweroff(w, &s, stopped_why(e->detail));
+	else if (e->kind == EV_GFX)
 		rc = on_gfx(w, e, &s, err);
-	}
 	vdi_session_clear(&s);
 	return rc;
 }
@@ -449,8 +445,7 @@ reconcile(struct watch *w, struct whost *h, struct vdi_err *err)
 		int alive = s->domain ? vdi_domain_alive(h->conn, s->domain, &e) : 0;
 
 		if (alive == 0) {
-			if (end_poweroff(w, s, "its domain is gone", err) < 0)
-				goto out;
+			end_poweroff(w, s, "its domain is gone");
 			continue;
 		}
 		if (alive < 0 || vdi_session_is_prepare(s))
@@ -496,6 +491,18 @@ cbctx(struct watch *w, const struct whost *h)
 	return x;
 }
 
+/* A domain event callback on h's connection; its opaque is freed by libvirt, or here if it was refused. */
+static int
+register_event(struct watch *w, const struct whost *h, int id, virConnectDomainEventGenericCallback cb)
+{
+	struct cbctx *x = cbctx(w, h);
+	int r = virConnectDomainEventRegisterAny(h->conn, NULL, id, cb, x, cb_free);
+
+	if (r < 0)
+		free(x);
+	return r;
+}
+
 static int
 host_connect(struct watch *w, struct whost *h, struct vdi_err *err)
 {
@@ -514,13 +521,10 @@ host_connect(struct watch *w, struct whost *h, struct vdi_err *err)
 		goto fail;
 	}
 	h->cb_close = true;
-	h->cb_life = virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-						      VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), cbctx(w, h),
-						      cb_free);
-	h->cb_gfx = virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_GRAPHICS,
-						     VIR_DOMAIN_EVENT_CALLBACK(on_graphics), cbctx(w, h),
-						     cb_free);
-	if (h->cb_life < 0 || h->cb_gfx < 0) {
+	if ((h->cb_life = register_event(w, h, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+					 VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle))) < 0 ||
+	    (h->cb_gfx = register_event(w, h, VIR_DOMAIN_EVENT_ID_GRAPHICS,
+					VIR_DOMAIN_EVENT_CALLBACK(on_graphics))) < 0) {
 		vdi_virt_fail(VDI_ETEMP, "registering for events", &e);
 		goto fail;
 	}
