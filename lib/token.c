@@ -33,6 +33,28 @@ unhex(const char *s, unsigned char *b, size_t n)
 	return s[2 * n] == '\0' ? 0 : -1;
 }
 
+/* The stored key into key: 1 read, 0 none yet, -1 error (damaged). */
+static int
+key_read(struct vdi_db *db, unsigned char key[VDI_TOKEN_KEY], struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1;
+
+	if (vdi_db_prepare(db, &st, "SELECT value FROM kv WHERE key = 'form-key'", err) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		ret = 0;
+	else if (rc != SQLITE_ROW)
+		vdi_db_fail(db, "reading the form key", err);
+	else if (!sqlite3_column_text(st, 0) || unhex((const char *)sqlite3_column_text(st, 0), key, VDI_TOKEN_KEY) < 0)
+		vdi_err_set(err, VDI_EFAIL, "the form key in the VMDB is damaged");
+	else
+		ret = 1;
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int
 vdi_token_key(struct vdi_db *db, unsigned char key[VDI_TOKEN_KEY], struct vdi_err *err)
 {
@@ -41,6 +63,10 @@ vdi_token_key(struct vdi_db *db, unsigned char key[VDI_TOKEN_KEY], struct vdi_er
 	char fresh_hex[2 * VDI_TOKEN_KEY + 1];
 	int ret = -1;
 
+	/* Every page load reads it: a read, no write lock, once it exists. */
+	if ((ret = key_read(db, key, err)) != 0)
+		return ret < 0 ? -1 : 0;
+	ret = -1;
 	if (getrandom(fresh, sizeof(fresh), 0) != (ssize_t)sizeof(fresh))
 		return vdi_err_set(err, VDI_EFAIL, "no random bytes for the form key: %s", strerror(errno));
 	hex(fresh, sizeof(fresh), fresh_hex);
@@ -50,15 +76,10 @@ vdi_token_key(struct vdi_db *db, unsigned char key[VDI_TOKEN_KEY], struct vdi_er
 	sqlite3_bind_text(st, 1, fresh_hex, -1, SQLITE_STATIC);
 	if (vdi_db_step(db, st, "storing the form key", err) < 0)
 		goto out;
-	sqlite3_finalize(st);
-	if (vdi_db_prepare(db, &st, "SELECT value FROM kv WHERE key = 'form-key'", err) < 0)
-		goto out;
-	if (sqlite3_step(st) != SQLITE_ROW || !sqlite3_column_text(st, 0) ||
-	    unhex((const char *)sqlite3_column_text(st, 0), key, VDI_TOKEN_KEY) < 0) {
-		vdi_err_set(err, VDI_EFAIL, "the form key in the VMDB is damaged");
-		goto out;
-	}
-	ret = 0;
+	if (key_read(db, key, err) == 1)
+		ret = 0;
+	else if (!err->code)
+		vdi_err_set(err, VDI_EFAIL, "the form key was not stored");
 out:
 	sqlite3_finalize(st);
 	explicit_bzero(fresh, sizeof(fresh));
