@@ -8,9 +8,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "host.h"
+#include "migrate.h"
 #include "names.h"
 #include "parse.h"
 #include "poll.h"
@@ -21,13 +24,17 @@ static const char usage[] =
 	"usage: vm-hosts [--db PATH] [-o table|tsv|json] [-q] [-v] COMMAND [ARGS]\n"
 	"       vm-hosts add NAME URI [--pool POOL] [--max-sessions N] [--cpu-ratio R]\n"
 	"                [--ram-ratio R] [--reserve-mem SIZE] [--tag TAG]...\n"
-	"                [--display-address ADDR] [--network NET | --bridge BR] [--no-check] [-n]\n"
+	"                [--display-address ADDR] [--network NET | --bridge BR]\n"
+	"                [--migration-uri URI] [--no-check] [-n]\n"
 	"       vm-hosts set NAME [--pool POOL] [--max-sessions N|none] [--cpu-ratio R]\n"
 	"                [--ram-ratio R] [--reserve-mem SIZE] [--tag TAG]... [--no-tags]\n"
-	"                [--display-address ADDR] [--network NET | --bridge BR] [-n]\n"
+	"                [--display-address ADDR] [--network NET | --bridge BR]\n"
+	"                [--migration-uri URI] [-n]\n"
 	"       vm-hosts list\n"
 	"       vm-hosts show NAME\n"
-	"       vm-hosts drain|undrain|maintenance [-n] [NAME...]\n"
+	"       vm-hosts drain [--migrate] [-n] [NAME...]\n"
+	"       vm-hosts maintenance [--migrate | --force] [-n] [NAME...]\n"
+	"       vm-hosts undrain [-n] [NAME...]\n"
 	"       vm-hosts rm [--force] [-n] NAME\n"
 	"       vm-hosts poll [-n] [NAME...]\n"
 	"       vm-hosts -h | --help | --version\n"
@@ -49,6 +56,8 @@ enum {
 	OPT_BRIDGE,
 	OPT_NO_CHECK,
 	OPT_FORCE,
+	OPT_MIGRATION_URI,
+	OPT_MIGRATE,
 };
 
 static const struct option opts[] = {
@@ -66,11 +75,18 @@ static const struct option opts[] = {
 	{ "bridge", required_argument, NULL, OPT_BRIDGE },
 	{ "no-check", no_argument, NULL, OPT_NO_CHECK },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "migration-uri", required_argument, NULL, OPT_MIGRATION_URI },
+	{ "migrate", no_argument, NULL, OPT_MIGRATE },
 	{ NULL, 0, NULL, 0 },
 };
 
+struct moves {
+	struct vdi_cli *c;
+	int code;
+};
+
 static struct vdi_host_spec spec;
-static bool no_check, force;
+static bool no_check, force, migrate;
 static char **tags;
 static size_t ntags;
 
@@ -133,6 +149,12 @@ parse_spec_opt(struct vdi_cli *c, int opt, const char *arg)
 		spec.has_network = true;
 		*(opt == OPT_NETWORK ? &spec.network : &spec.bridge) = arg;
 		break;
+	case OPT_MIGRATION_URI:
+		if (*arg && vdi_migration_uri_check(arg, &err) < 0)
+			vdi_cli_usage_error(c, "--migration-uri: %s", err.msg);
+		spec.migration_uri = arg;
+		spec.has_migration_uri = true;
+		break;
 	case OPT_DISPLAY:
 		if (*arg && vdi_display_address_check(arg, &err) < 0)
 			vdi_cli_usage_error(c, "--display-address: %s", err.msg);
@@ -141,6 +163,9 @@ parse_spec_opt(struct vdi_cli *c, int opt, const char *arg)
 		break;
 	case OPT_NO_CHECK:
 		no_check = true;
+		break;
+	case OPT_MIGRATE:
+		migrate = true;
 		break;
 	case OPT_FORCE:
 		force = true;
@@ -217,6 +242,7 @@ put_fields(struct vdi_out *o, const struct vdi_host *h, bool full)
 	vdi_out_real(o, "ram_ratio", h->ram_ratio, 2);
 	vdi_out_size(o, "reserve_mem", h->reserve_mem);
 	vdi_out_str(o, "display_address", h->display_address);
+	vdi_out_str(o, "migration_uri", h->migration_uri);
 	vdi_out_str(o, "network", h->network ? h->network : h->bridge ? h->bridge : NULL);
 	if (h->network || h->bridge)
 		vdi_out_str(o, "network_type", h->network ? "network" : "bridge");
@@ -363,6 +389,63 @@ cmd_show(struct vdi_cli *c, int argc, char **argv)
 	return 0;
 }
 
+/* One result of a drain's moves. */
+static void
+moved(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_err *e)
+{
+	struct moves *m = ctx;
+	char secs[32];
+
+	(void)i;
+	if (e) {
+		/* It stays: said, with why; the worst code is the command's. */
+		vdi_cli_warn_err(m->c, e);
+		m->code = vdi_code_worst(m->code, e->code);
+		return;
+	}
+	if (m->c->quiet && !m->c->dry_run)
+		return;
+	vdi_out_obj_begin(m->c->out);
+	vdi_out_str(m->c->out, "user", r->user);
+	vdi_out_int(m->c->out, "session", r->session);
+	vdi_out_str(m->c->out, "from", r->from);
+	vdi_out_str(m->c->out, "to", r->to);
+	if (!m->c->dry_run) {
+		snprintf(secs, sizeof(secs), "%lld.%03lld", (long long)(r->ms / 1000), (long long)(r->ms % 1000));
+		vdi_out_str(m->c->out, "seconds", secs);
+	}
+	vdi_out_obj_end(m->c->out);
+}
+
+/* Move every running desktop off host name; its admin state is set by the caller first. */
+static int
+move_away(struct vdi_cli *c, const char *name, int64_t *left, struct vdi_err *err)
+{
+	struct vdi_migrate_opts mo = { 0 };
+	struct vdi_migrate_batch mb = { 0 };
+	struct moves m = { .c = c };
+	uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	struct vdi_conns *cs = vdi_conns_new(c->cfg.poll_timeout);
+	int rc;
+
+	vdi_migrate_opts_config(&mo, &c->cfg);
+	mo.rng = &rng;
+	mo.conns = cs;
+	mo.dry_run = c->dry_run;
+	mb.db_path = c->cfg.db;
+	mb.program = c->prog;
+	mb.busy_ms = c->cfg.busy_timeout;
+	mb.timeout_ms = c->cfg.poll_timeout;
+	mb.parallel = (int)c->cfg.migrate_parallel;
+	mb.done = moved;
+	mb.ctx = &m;
+	rc = vdi_migrate_away(c->db, name, &mo, &mb, left, err);
+	vdi_conns_free(cs);
+	if (rc < 0)
+		return -1;
+	return m.code;
+}
+
 static int
 admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char *admin)
 {
@@ -374,19 +457,46 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 	vdi_cli_args(c, argc, argv, &names, &n);
 	if (n == 0)
 		vdi_cli_usage_error(c, "%s: missing host name", cmd);
+	if (migrate && force)
+		vdi_cli_usage_error(c, "%s: give one of --migrate and --force", cmd);
 	for (size_t i = 0; i < n; i++)
 		check_host_name(c, names[i]);
 	if ((rc = vdi_cli_open(c)) != 0) {
 		vdi_cli_args_free(names, n);
 		return rc;
 	}
+	if (migrate)
+		vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < n; i++) {
+		int64_t left = 0;
 		vdi_err_reset(&err);
-		if (vdi_host_set_admin(c->db, names[i], admin, &err) < 0)
+		/* With --migrate, no new sessions first; then the moves; then (maintenance) the mark. */
+		if (migrate && !c->dry_run && vdi_host_set_admin(c->db, names[i], "draining", false, &err) < 0) {
+			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+			continue;
+		}
+		if (migrate) {
+			rc = move_away(c, names[i], &left, &err);
+			if (rc < 0) {
+				code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+				continue;
+			}
+			code = vdi_code_worst(code, rc);
+			if (left > 0)
+				vdi_cli_warn(c, "%s: %lld session%s stay%s there (see above, and vm-ls --host %s)", names[i],
+					     (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", names[i]);
+			if (strcmp(admin, "draining") == 0)
+				continue;
+		}
+		if (c->dry_run && migrate)
+			continue;
+		if (vdi_host_set_admin(c->db, names[i], admin, force, &err) < 0)
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
 		else if (c->dry_run)
 			vdi_cli_info(c, "would mark host %s %s", names[i], admin);
 	}
+	if (migrate)
+		vdi_out_list_end(c->out);
 	vdi_cli_args_free(names, n);
 	return code;
 }
@@ -488,10 +598,12 @@ cmd_poll(struct vdi_cli *c, int argc, char **argv)
 }
 
 static const int add_opts[] = { OPT_POOL, OPT_MAX_SESSIONS, OPT_CPU_RATIO, OPT_RAM_RATIO, OPT_RESERVE_MEM,
-				OPT_TAG, OPT_DISPLAY, OPT_NETWORK, OPT_BRIDGE, OPT_NO_CHECK, 0 };
+				OPT_TAG, OPT_DISPLAY, OPT_NETWORK, OPT_BRIDGE, OPT_MIGRATION_URI, OPT_NO_CHECK, 0 };
 static const int set_opts[] = { OPT_POOL, OPT_MAX_SESSIONS, OPT_CPU_RATIO, OPT_RAM_RATIO, OPT_RESERVE_MEM,
-				OPT_TAG, OPT_NO_TAGS, OPT_DISPLAY, OPT_NETWORK, OPT_BRIDGE, 0 };
+				OPT_TAG, OPT_NO_TAGS, OPT_DISPLAY, OPT_NETWORK, OPT_BRIDGE, OPT_MIGRATION_URI, 0 };
 static const int rm_opts[] = { OPT_FORCE, 0 };
+static const int drain_opts[] = { OPT_MIGRATE, 0 };
+static const int maint_opts[] = { OPT_MIGRATE, OPT_FORCE, 0 };
 static const int no_opts[] = { 0 };
 
 static const struct vdi_cli_cmd cmds[] = {
@@ -499,9 +611,9 @@ static const struct vdi_cli_cmd cmds[] = {
 	{ "set", cmd_set, set_opts, true },
 	{ "list", cmd_list, no_opts, false },
 	{ "show", cmd_show, no_opts, false },
-	{ "drain", cmd_drain, no_opts, true },
+	{ "drain", cmd_drain, drain_opts, true },
 	{ "undrain", cmd_undrain, no_opts, true },
-	{ "maintenance", cmd_maintenance, no_opts, true },
+	{ "maintenance", cmd_maintenance, maint_opts, true },
 	{ "rm", cmd_rm, rm_opts, true },
 	{ "poll", cmd_poll, no_opts, true },
 	{ NULL, NULL, NULL, false },

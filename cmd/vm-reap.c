@@ -60,7 +60,7 @@ report(void *ctx, const char *action, const char *object, const char *reason, co
 	if (e) {
 		struct vdi_err msg = *e;
 		snprintf(msg.object, sizeof(msg.object), "%s", object);
-		if (e->code == VDI_ETEMP && strcmp(action, "wait") == 0) {
+		if (e->code == VDI_ETEMP && (strcmp(action, "wait") == 0 || strcmp(action, "settle") == 0)) {
 			if (!c->quiet)
 				vdi_cli_warn_err(c, &msg);
 		} else {

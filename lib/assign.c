@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mem.h"
 #include "assign.h"
@@ -74,6 +75,42 @@ live_session(struct vdi_db *db, int64_t uvm, struct vdi_assign_result *res, stru
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return vdi_db_fail(db, "looking up sessions", err);
 	return rc == SQLITE_ROW;
+}
+
+/* With move: the session must be the user's running desktop; its host goes to *from. */
+static int
+movable(struct vdi_db *db, int64_t uvm, int64_t id, int64_t *host, char **from, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char state[16] = "", kind[16] = "";
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "SELECT s.state, s.kind, coalesce(s.host_id, 0), h.name FROM sessions s "
+			   "LEFT JOIN hosts h ON h.id = s.host_id WHERE s.id = ?1 AND s.uservm_id = ?2", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, uvm);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(kind, sizeof(kind), "%s", (const char *)sqlite3_column_text(st, 1));
+		*host = sqlite3_column_int64(st, 2);
+		*from = vdi_db_col_strdup(st, 3);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return vdi_err_set(err, VDI_ENOTFOUND, "no session %lld", (long long)id);
+	if (rc != SQLITE_ROW)
+		return vdi_db_fail(db, "reading the session", err);
+	if (strcmp(kind, "desktop") != 0)
+		return vdi_err_set(err, VDI_ECONFLICT, "session %lld is a user VM's first boot; it is not moved",
+				   (long long)id);
+	if (strcmp(state, "migrating") == 0)
+		return vdi_err_set(err, VDI_ECONFLICT, "session %lld is being moved already", (long long)id);
+	if (strcmp(state, "running") != 0 || !*from)
+		return vdi_err_set(err, VDI_ECONFLICT, "session %lld is %s; only a running desktop moves",
+				   (long long)id, state);
+	return 0;
 }
 
 /* The hosts that have every tag the user VM needs, as a sorted array of ids. */
@@ -254,6 +291,25 @@ last_host(struct vdi_db *db, int64_t uvm)
 	return id;
 }
 
+/* running -> migrating to host, held by this process: the triggers reserve its room there. */
+static int
+move_session(struct vdi_db *db, int64_t id, int64_t host, int64_t now, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'migrating', migrate_to = ?2, pid = ?3, changed = ?4 "
+			   "WHERE id = ?1 AND state = 'running'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, host);
+	sqlite3_bind_int64(st, 3, (int64_t)getpid());
+	sqlite3_bind_int64(st, 4, now);
+	rc = vdi_db_step(db, st, "reserving the destination", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int
 vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	   struct vdi_assign_result *res, struct vdi_err *err)
@@ -264,16 +320,20 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	sqlite3_stmt *st = NULL;
 	char *rr = NULL, detail[512];
 	int win = -1, rc;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = (int64_t)time(NULL), source = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (load_uservm(db, user, o->prepare, &u, err) < 0)
 		goto fail;
-	rc = live_session(db, u.id, res, err);
-	if (rc < 0)
+	if (o->move) {
+		if (movable(db, u.id, o->move, &source, &res->from, err) < 0)
+			goto fail;
+		rc = 0;
+	} else if ((rc = live_session(db, u.id, res, err)) < 0) {
 		goto fail;
+	}
 	if (rc == 1) {
 		/* The broker reconnects the user: same session, nothing new reserved. */
 		vdi_db_rollback(db);
@@ -303,6 +363,9 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 			for (size_t k = 0; k < o->nexclude; k++)
 				if (res->hosts[i].id == o->exclude[k])
 					res->hosts[i].reject = "failed";
+		for (size_t i = 0; i < res->nhosts; i++)
+			if (res->hosts[i].id == source)
+				res->hosts[i].reject = "source";
 		if (o->host) {
 			for (size_t i = 0; i < res->nhosts; i++)
 				if (strcmp(res->hosts[i].name, o->host) == 0)
@@ -360,6 +423,18 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		vdi_db_rollback(db);
 		free(rr);
 		return 0;
+	}
+	if (o->move) {
+		if (move_session(db, o->move, res->hosts[win].id, now, err) < 0)
+			goto fail;
+		res->session_id = o->move;
+		snprintf(detail, sizeof(detail), "session=%lld from=%s to=%s %s%s", (long long)o->move, res->from,
+			 res->host, o->host ? "chosen by hand" : vdi_policy_name(o->policy),
+			 res->forced ? " FORCED past the filters" : "");
+		if (vdi_event_add(db, user, "session-migrate-begin", detail, err) < 0)
+			goto fail;
+		free(rr);
+		return vdi_db_commit(db, err);
 	}
 	if (vdi_db_prepare(db, &st, "INSERT INTO sessions (uservm_id, host_id, state, mem, vcpus, created, changed, "
 			   "kind) VALUES (?, ?, 'assigned', ?, ?, ?, ?, ?)", err) < 0)
@@ -419,5 +494,6 @@ vdi_assign_result_clear(struct vdi_assign_result *res)
 {
 	vdi_assign_result_hosts_clear(res);
 	free(res->host);
+	free(res->from);
 	memset(res, 0, sizeof(*res));
 }

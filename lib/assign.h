@@ -26,12 +26,19 @@ struct vdi_assign_opts {
 	const int64_t *exclude;    /* hosts not to pick (vm-start's retries after a failure) */
 	size_t nexclude;
 	bool prepare;              /* reserve for the user VM's first boot (it must be preparing), not a desktop */
+	/*
+	 * Move this running desktop session of the user (vm-migrate): reserve
+	 * room for it on another host (its own fails filter "source"), and
+	 * commit it migrating there, with this process's pid.
+	 */
+	int64_t move;
 };
 
 struct vdi_assign_result {
 	char *host;
 	int64_t session_id;        /* 0 with dry_run */
 	bool existing;             /* the user's session that was not ended */
+	char *from;                /* with move: the host it runs on */
 	bool forced;
 	char why[256];
 	/* every host as the decision saw it, for --explain */

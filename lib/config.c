@@ -12,7 +12,7 @@
 #include "names.h"
 #include "parse.h"
 
-enum stype { S_PATH, S_NAME, S_POLICY, S_DURATION, S_SIZE, S_COUNT, S_DOMTYPE, S_MAC };
+enum stype { S_PATH, S_NAME, S_POLICY, S_DURATION, S_SIZE, S_COUNT, S_DOMTYPE, S_MAC, S_BOOL };
 
 struct setting {
 	const char *key;
@@ -51,6 +51,11 @@ static const struct setting settings[] = {
 	{ "disconnect_timeout", S_DURATION, OFF(disconnect_timeout), "2h", 0, 0 },
 	{ "connect_timeout", S_DURATION, OFF(connect_timeout), "15m", 0, 0 },
 	{ "ticket_ttl", S_DURATION, OFF(ticket_ttl), "60s", 1000, 3600000 },
+	{ "migrate_timeout", S_DURATION, OFF(migrate_timeout), "5m", 1000, 0 },
+	{ "migrate_parallel", S_COUNT, OFF(migrate_parallel), "2", 1, 64 },
+	{ "migrate_unsafe", S_BOOL, OFF(migrate_unsafe), "no", 0, 0 },
+	{ "rebalance_threshold", S_COUNT, OFF(rebalance_threshold), "10", 0, 100 },
+	{ "rebalance_rest", S_DURATION, OFF(rebalance_rest), "30m", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 
@@ -110,6 +115,14 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is too small (at least %lld bytes)", s->key,
 					   val, (long long)s->min);
 		*(int64_t *)base = (int64_t)u;
+		return 0;
+	case S_BOOL:
+		if (strcmp(val, "yes") == 0 || strcmp(val, "true") == 0 || strcmp(val, "1") == 0)
+			*(int64_t *)base = 1;
+		else if (strcmp(val, "no") == 0 || strcmp(val, "false") == 0 || strcmp(val, "0") == 0)
+			*(int64_t *)base = 0;
+		else
+			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is not yes or no", s->key, val);
 		return 0;
 	case S_COUNT:
 		if (vdi_int_parse(val, s->min, s->max, &n, err) < 0)

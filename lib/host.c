@@ -18,7 +18,7 @@
 	"h.id, h.name, h.uri, h.pool, h.admin, h.health, h.display_address, h.max_sessions, " \
 	"h.cpu_ratio, h.ram_ratio, h.reserve_mem, h.vcpus, h.mem_total, h.mem_free, h.load, " \
 	"h.domains_total, h.domains_ours, h.last_poll, h.last_ok, h.down_since, h.created, " \
-	"h.last_error, h.sessions, h.vcpus_used, h.mem_used, h.network, h.bridge"
+	"h.last_error, h.sessions, h.vcpus_used, h.mem_used, h.network, h.bridge, h.migration_uri"
 
 const char *
 vdi_host_state(const struct vdi_host *h)
@@ -134,6 +134,8 @@ spec_detail(const struct vdi_host_spec *s, const char *uri, char *buf, size_t le
 		PUT("reserve_mem=%lld ", (long long)s->reserve_mem);
 	if (s->has_display_address)
 		PUT("display_address=%s ", s->display_address ? s->display_address : "");
+	if (s->has_migration_uri)
+		PUT("migration_uri=%s ", s->migration_uri && *s->migration_uri ? s->migration_uri : "default");
 	if (s->has_network && s->network && *s->network)
 		PUT("network=%s ", s->network);
 	else if (s->has_network && s->bridge && *s->bridge)
@@ -166,7 +168,8 @@ apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct 
 			   " reserve_mem = CASE WHEN ?9 THEN ?10 ELSE reserve_mem END,"
 			   " display_address = CASE WHEN ?11 THEN nullif(?12, '') ELSE display_address END,"
 			   " network = CASE WHEN ?13 THEN nullif(?14, '') ELSE network END,"
-			   " bridge = CASE WHEN ?13 THEN nullif(?15, '') ELSE bridge END"
+			   " bridge = CASE WHEN ?13 THEN nullif(?15, '') ELSE bridge END,"
+			   " migration_uri = CASE WHEN ?16 THEN nullif(?17, '') ELSE migration_uri END"
 			   " WHERE id = ?1", err) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
@@ -186,6 +189,8 @@ apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct 
 	sqlite3_bind_int(st, 13, s->has_network);
 	sqlite3_bind_text(st, 14, s->network ? s->network : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 15, s->network && *s->network ? "" : s->bridge ? s->bridge : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 16, s->has_migration_uri);
+	sqlite3_bind_text(st, 17, s->migration_uri ? s->migration_uri : "", -1, SQLITE_STATIC);
 	if (vdi_db_step(db, st, "updating host", err) < 0)
 		goto out;
 	if (s->has_tags && set_tags(db, id, s->tags, s->ntags, err) < 0)
@@ -328,6 +333,41 @@ read_row(sqlite3_stmt *st, struct vdi_host *h)
 	h->mem_used = sqlite3_column_int64(st, 24);
 	h->network = vdi_db_col_strdup(st, 25);
 	h->bridge = vdi_db_col_strdup(st, 26);
+	h->migration_uri = vdi_db_col_strdup(st, 27);
+}
+
+int
+vdi_migration_uri_check(const char *u, struct vdi_err *err)
+{
+	const char *a = NULL, *colon;
+	char host[256];
+
+	if (strncmp(u, "tcp://", 6) == 0)
+		a = u + 6;
+	else if (strncmp(u, "rdma://", 7) == 0)
+		a = u + 7;
+	if (!a)
+		return vdi_err_set(err, VDI_EUSAGE, "invalid migration URI '%.80s': expected tcp://ADDRESS[:PORT]", u);
+	/* ADDRESS, or [IPv6], then an optional :PORT */
+	colon = a[0] == '[' ? strchr(a, ']') : strrchr(a, ':');
+	if (a[0] == '[' && (!colon || (colon[1] && colon[1] != ':')))
+		return vdi_err_set(err, VDI_EUSAGE, "invalid migration URI '%.80s': expected tcp://ADDRESS[:PORT]", u);
+	if (a[0] == '[') {
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - a - 1), a + 1);
+		colon = colon[1] ? colon + 1 : NULL;
+	} else {
+		snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - a) : (int)strlen(a), a);
+	}
+	if (vdi_display_address_check(host, err) < 0)
+		return vdi_err_set(err, VDI_EUSAGE, "invalid migration URI '%.80s': '%.80s' is not a host name or "
+				   "an address", u, host);
+	if (colon) {
+		char *end;
+		long port = strtol(colon + 1, &end, 10);
+		if (!colon[1] || *end || port < 1 || port > 65535)
+			return vdi_err_set(err, VDI_EUSAGE, "invalid migration URI '%.80s': bad port", u);
+	}
+	return 0;
 }
 
 int
@@ -421,6 +461,7 @@ vdi_host_clear(struct vdi_host *h)
 	free(h->display_address);
 	free(h->network);
 	free(h->bridge);
+	free(h->migration_uri);
 	free(h->last_error);
 	vdi_strv_free(h->tags, h->ntags);
 	memset(h, 0, sizeof(*h));
@@ -468,10 +509,10 @@ vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **
 }
 
 int
-vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, struct vdi_err *err)
+vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool force, struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t id;
+	int64_t id, live = 0;
 	int rc;
 
 	if (vdi_db_begin(db, true, err) < 0)
@@ -479,6 +520,23 @@ vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, struc
 	id = host_id(db, name, err);
 	if (id < 0)
 		goto fail;
+	if (strcmp(admin, "maintenance") == 0 && !force) {
+		/* Counted in the same transaction that marks it: no session slips in between. */
+		if (vdi_db_prepare(db, &st, "SELECT count(*) FROM sessions WHERE (host_id = ?1 OR migrate_to = ?1) "
+				   "AND state <> 'ended'", err) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			live = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (live > 0) {
+			vdi_err_set(err, VDI_ECONFLICT, "host '%s' has %lld session%s that %s not ended (--migrate "
+				    "moves them first, vm-reap --host ends them, --force marks it anyway)", name,
+				    (long long)live, live == 1 ? "" : "s", live == 1 ? "is" : "are");
+			goto fail;
+		}
+	}
 	if (vdi_db_prepare(db, &st, "UPDATE hosts SET admin = ? WHERE id = ? AND admin <> ?1", err) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, admin, -1, SQLITE_STATIC);

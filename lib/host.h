@@ -30,6 +30,7 @@ struct vdi_host {
 	char *health;          /* unknown, up, down */
 	char *display_address; /* NULL: the URI's host name, else 127.0.0.1 */
 	char *network, *bridge; /* what sessions' NIC joins (NULL both: no NIC) */
+	char *migration_uri;   /* where its libvirtd takes migrations (NULL: libvirt's choice) */
 	int64_t max_sessions;  /* -1: no limit */
 	double cpu_ratio, ram_ratio;
 	int64_t reserve_mem;
@@ -63,7 +64,12 @@ struct vdi_host_spec {
 	const char *display_address; /* NULL or "": back to the default */
 	bool has_network;            /* set network or bridge (one of them; both NULL or "": no NIC) */
 	const char *network, *bridge;
+	bool has_migration_uri;
+	const char *migration_uri;   /* NULL or "": libvirt's choice */
 };
+
+/* Check a migration URI: tcp://ADDRESS[:PORT] (or rdma://). */
+int vdi_migration_uri_check(const char *uri, struct vdi_err *err);
 
 /* Check a bridge's interface name: 1 to 15 of [A-Za-z0-9._-], as Linux takes it. */
 int vdi_bridge_check(const char *name, struct vdi_err *err);
@@ -104,8 +110,12 @@ void vdi_hosts_free(struct vdi_host *hs, size_t n);
 int vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **name, char **uri,
 		      struct vdi_err *err);
 
-/* admin: "active", "draining" or "maintenance". */
-int vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, struct vdi_err *err);
+/*
+ * admin: "active", "draining" or "maintenance".  Maintenance is refused (5)
+ * while sessions that are not ended are there (or moving there), unless
+ * force.
+ */
+int vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool force, struct vdi_err *err);
 
 /* Remove a host; refused (5) while it has sessions that are not ended, unless force. */
 int vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err);

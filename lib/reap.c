@@ -16,6 +16,7 @@ vdi_reap_action_name(enum vdi_reap_action a)
 	case VDI_REAP_DESTROY_DOMAIN: return "destroy";
 	case VDI_REAP_DELETE_OVERLAY: return "delete";
 	case VDI_REAP_WAIT: return "wait";
+	case VDI_REAP_SETTLE: return "settle";
 	}
 	return "?";
 }
@@ -144,6 +145,12 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
 			continue;
 		}
+		/* A move is settled first, by asking both hosts (whatever else it is due for comes next run). */
+		if (strcmp(s->state, "migrating") == 0) {
+			if (!busy)
+				add(&v, &n, VDI_REAP_SETTLE, s->id, hi, "mover-gone", obj);
+			continue;
+		}
 		if (!h || !h->rep || h->rep->err.code) {
 			/* The host does not answer: its sessions wait, until it is lost. */
 			if (h && h->down_since > 0 && o->now - h->down_since > o->host_lost_after)
@@ -194,7 +201,7 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 			if (!d->ours)
 				continue;
 			for (size_t i = 0; i < nss; i++)
-				owned |= ss[i].id == d->session_id && ss[i].host_id == h->id;
+				owned |= ss[i].id == d->session_id && (ss[i].host_id == h->id || ss[i].migrate_to == h->id);
 			if (!owned)
 				add(&v, &n, VDI_REAP_DESTROY_DOMAIN, d->session_id, hi, "orphan", d->name);
 		}

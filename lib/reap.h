@@ -25,6 +25,7 @@ enum vdi_reap_action {
 	VDI_REAP_DESTROY_DOMAIN, /* ours, but no session that is not ended owns it */
 	VDI_REAP_DELETE_OVERLAY, /* a session overlay in the pool that no live session owns */
 	VDI_REAP_WAIT,           /* its host does not answer: left alone for now */
+	VDI_REAP_SETTLE,         /* left migrating by a process that died: finish or undo the move (migrate.h) */
 };
 
 struct vdi_reap_item {

@@ -8,6 +8,7 @@
 #include "host.h"
 #include "master.h"
 #include "mem.h"
+#include "migrate.h"
 #include "reaper.h"
 #include "uservm.h"
 #include "virt.h"
@@ -67,6 +68,10 @@ act(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *h
 	switch (it->action) {
 	case VDI_REAP_WAIT:
 		return 0;
+	case VDI_REAP_SETTLE: {
+		bool moved;
+		return vdi_migrate_settle(db, o->conns, s->id, &moved, err) < 0 ? -1 : 0;
+	}
 	case VDI_REAP_END_DB:
 		/* Only while it is still what the plan saw: a vm-start may have claimed it since. */
 		return vdi_session_end(db, s->id, s->state, it->reason, NULL, err);

@@ -296,7 +296,7 @@ void
 vdi_sched_why_none(const struct vdi_sched_host *hs, size_t n, char *buf, size_t len)
 {
 	static const char *const order[] = { "down", "maintenance", "draining", "unknown", "stale", "pool",
-					     "tags", "sessions", "memory", "vcpus", "failed", NULL };
+					     "tags", "sessions", "memory", "vcpus", "failed", "source", NULL };
 	size_t o = 0;
 
 	if (n == 0) {
@@ -318,6 +318,8 @@ vdi_sched_why_none(const struct vdi_sched_host *hs, size_t n, char *buf, size_t 
 					      strcmp(order[k], "pool") == 0 ? "pool" : "tags");
 		else if (strcmp(order[k], "failed") == 0)
 			o += (size_t)snprintf(buf + o, len - o, "%s %d failed to start it", o > 8 ? "," : "", c);
+		else if (strcmp(order[k], "source") == 0)
+			o += (size_t)snprintf(buf + o, len - o, "%s %d where it runs", o > 8 ? "," : "", c);
 		else
 			o += (size_t)snprintf(buf + o, len - o, "%s %d %s", o > 8 ? "," : "", c, order[k]);
 	}

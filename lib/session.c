@@ -8,6 +8,18 @@
 #include "mem.h"
 #include "master.h"
 #include "session.h"
+#include "names.h"
+
+void
+vdi_session_listen(const char *display, const char *uri, char *addr, size_t len)
+{
+	if (display)
+		snprintf(addr, len, "%s", display);
+	else
+		vdi_uri_host(uri, addr, len);
+	if (!addr[0])
+		snprintf(addr, len, "127.0.0.1");
+}
 
 void
 vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen)
@@ -23,9 +35,11 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"coalesce(s.pid, 0), s.kind, m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.rdp, " \
 	"h.network, h.bridge, s.address, coalesce(s.address_seen, 0), m.name, " \
 	"coalesce(s.started, 0), coalesce(s.connected_since, 0), coalesce(s.disconnected_since, 0), " \
-	"coalesce(s.ticket_expires, 0), coalesce(h.watch_since, 0), coalesce(h.watch_seen, 0) " \
+	"coalesce(s.ticket_expires, 0), coalesce(h.watch_since, 0), coalesce(h.watch_seen, 0), " \
+	"coalesce(s.migrate_to, 0), t.name, t.uri, t.display_address, t.migration_uri, t.network, t.bridge, " \
+	"coalesce(s.migrated, 0) " \
 	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
-	"LEFT JOIN hosts h ON h.id = s.host_id "
+	"LEFT JOIN hosts h ON h.id = s.host_id LEFT JOIN hosts t ON t.id = s.migrate_to "
 
 static void
 read_session(sqlite3_stmt *st, struct vdi_session *s)
@@ -71,6 +85,14 @@ read_session(sqlite3_stmt *st, struct vdi_session *s)
 	s->ticket_expires = sqlite3_column_int64(st, 37);
 	s->watch_since = sqlite3_column_int64(st, 38);
 	s->watch_seen = sqlite3_column_int64(st, 39);
+	s->migrate_to = sqlite3_column_int64(st, 40);
+	s->to_host = vdi_db_col_strdup(st, 41);
+	s->to_uri = vdi_db_col_strdup(st, 42);
+	s->to_display = vdi_db_col_strdup(st, 43);
+	s->to_migration_uri = vdi_db_col_strdup(st, 44);
+	s->to_network = vdi_db_col_strdup(st, 45);
+	s->to_bridge = vdi_db_col_strdup(st, 46);
+	s->migrated = sqlite3_column_int64(st, 47);
 }
 
 bool
@@ -153,6 +175,12 @@ vdi_session_clear(struct vdi_session *s)
 	free(s->bridge);
 	free(s->address);
 	free(s->master);
+	free(s->to_host);
+	free(s->to_uri);
+	free(s->to_display);
+	free(s->to_migration_uri);
+	free(s->to_network);
+	free(s->to_bridge);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -178,6 +206,11 @@ vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const
 	if (strcmp(s.state, "starting") == 0 && vdi_pid_alive(s.pid) && s.pid != getpid()) {
 		vdi_err_set(err, VDI_ECONFLICT, "session %lld is being started by process %lld", (long long)id,
 			    (long long)s.pid);
+		goto fail_clear;
+	}
+	if (strcmp(s.state, "migrating") == 0) {
+		vdi_err_set(err, VDI_ETEMP, "session %lld is moving from %s to %s; try again in a moment",
+			    (long long)id, s.host, s.to_host);
 		goto fail_clear;
 	}
 	if (strcmp(s.state, "assigned") != 0 && strcmp(s.state, "starting") != 0) {
@@ -260,7 +293,7 @@ vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *r
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = ?3, changed = ?2, ended = ?2, "
-			   "pid = NULL WHERE id = ?1 AND state <> 'ended' AND (?4 IS NULL OR state = ?4) "
+			   "pid = NULL, migrate_to = NULL WHERE id = ?1 AND state <> 'ended' AND (?4 IS NULL OR state = ?4) "
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
@@ -368,6 +401,16 @@ vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct
 			    (long long)id, (long long)s.pid);
 		goto out;
 	}
+	/* A move is finished or undone first (migrate.h): until then its domain may run on either host. */
+	if (strcmp(s.state, "migrating") == 0) {
+		if (s.pid && s.pid != getpid() && vdi_pid_alive(s.pid))
+			vdi_err_set(err, VDI_ECONFLICT, "session %lld is being moved to %s by process %lld; try again",
+				    (long long)id, s.to_host, (long long)s.pid);
+		else
+			vdi_err_set(err, VDI_ECONFLICT, "session %lld was left moving to %s; vm-reap finishes "
+				    "or undoes the move first", (long long)id, s.to_host);
+		goto out;
+	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'stopping', changed = ?2, pid = ?3 "
 			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
 		goto out;
@@ -471,5 +514,88 @@ vdi_session_set_ticket(struct vdi_db *db, int64_t id, const char *password, int6
 	sqlite3_bind_int64(st, 3, expires);
 	ret = vdi_db_step(db, st, "recording the display password", err);
 	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+vdi_session_claim_move(struct vdi_db *db, int64_t id, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct vdi_session s = { 0 };
+	int ret = -1;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_session_get(db, id, &s, err) < 0)
+		goto out;
+	if (strcmp(s.state, "migrating") != 0) {
+		ret = 1;
+		goto out;
+	}
+	if (s.pid && s.pid != getpid() && vdi_pid_alive(s.pid)) {
+		vdi_err_set(err, VDI_ECONFLICT, "session %lld is being moved to %s by process %lld; try again",
+			    (long long)id, s.to_host, (long long)s.pid);
+		goto out;
+	}
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET pid = ?2 WHERE id = ?1 AND state = 'migrating'", err) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)getpid());
+	ret = vdi_db_step(db, st, "taking over a move", err);
+	sqlite3_finalize(st);
+	if (ret == 0)
+		ret = vdi_db_commit(db, err);
+out:
+	if (ret != 0)
+		vdi_db_rollback(db);
+	vdi_session_clear(&s);
+	return ret;
+}
+
+int
+vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, const char *display_address,
+		     const char *detail, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char user[128] = "";
+	int rc, ret = -1;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, moved ?
+			   "UPDATE sessions SET state = 'running', host_id = migrate_to, migrate_to = NULL, pid = NULL, "
+			   "changed = ?2, migrated = ?2, display_port = ?3, display_address = coalesce(?4, display_address), "
+			   "address = NULL, address_seen = NULL "
+			   "WHERE id = ?1 AND state = 'migrating' AND pid = ?5 "
+			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)" :
+			   "UPDATE sessions SET state = 'running', migrate_to = NULL, pid = NULL, changed = ?2 "
+			   "WHERE id = ?1 AND state = 'migrating' AND pid = ?5 "
+			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	if (moved) {
+		sqlite3_bind_int64(st, 3, port);
+		sqlite3_bind_text(st, 4, display_address, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(st, 5, (int64_t)getpid());
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE) {
+		vdi_err_set(err, VDI_ECONFLICT, "session %lld is no longer this process's to move", (long long)id);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		vdi_db_fail(db, "recording the move", err);
+		goto out;
+	}
+	if (vdi_event_add(db, user, moved ? "session-migrate" : "session-migrate-undone", detail, err) < 0)
+		goto out;
+	ret = vdi_db_commit(db, err);
+out:
+	if (ret < 0)
+		vdi_db_rollback(db);
 	return ret;
 }

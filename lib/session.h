@@ -39,6 +39,10 @@ struct vdi_session {
 	int64_t connected_since, disconnected_since;
 	int64_t ticket_expires;                /* the display password's end (0: none) */
 	int64_t watch_since, watch_seen;       /* its host's watch (host.h: vdi_host_watch_begin) */
+	/* While migrating: the host it goes to (0: none), as the VMDB names it (migrate.h). */
+	int64_t migrate_to;
+	char *to_host, *to_uri, *to_display, *to_migration_uri, *to_network, *to_bridge;
+	int64_t migrated;                      /* when it last moved (0: never) */
 };
 
 /*
@@ -61,6 +65,9 @@ int vdi_session_set_address(struct vdi_db *db, int64_t id, const char *address, 
 bool vdi_session_is_prepare(const struct vdi_session *s);
 /* s's device profile as registered, borrowed from s. */
 struct vdi_profile vdi_session_profile(const struct vdi_session *s);
+
+/* The address a host's sessions listen on: its display address, else its URI's host, else 127.0.0.1. */
+void vdi_session_listen(const char *display, const char *uri, char *addr, size_t len);
 
 void vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen);
 
@@ -103,5 +110,19 @@ int vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, st
  */
 int vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *reason,
 		    const char *detail, struct vdi_err *err);
+
+/*
+ * Moves (migrate.h).  vdi_assign with move set takes a running session to
+ * migrating, with the host it goes to reserved.  A process that finds one
+ * left migrating by a dead process takes it over: 0 taken, 1 it is not
+ * migrating any more, -1 error (5 while its mover lives).  The mover then
+ * records where the domain runs: moved (on migrate_to, whose SPICE port
+ * and listen address are port and display_address; the source's share of
+ * capacity is given back) or not (it stays; the destination's reservation
+ * is given back).  Only while this process holds it: else 5.
+ */
+int vdi_session_claim_move(struct vdi_db *db, int64_t id, struct vdi_err *err);
+int vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, const char *display_address,
+			 const char *detail, struct vdi_err *err);
 
 #endif

@@ -161,12 +161,7 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 	if (vdi_session_get(db, id, s, err) < 0)
 		return -1;
 	vdi_session_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay));
-	if (s->host_display)
-		snprintf(addr, sizeof(addr), "%s", s->host_display);
-	else
-		vdi_uri_host(s->host_uri, addr, sizeof(addr));
-	if (!addr[0])
-		snprintf(addr, sizeof(addr), "127.0.0.1");
+	vdi_session_listen(s->host_display, s->host_uri, addr, sizeof(addr));
 	if (vdi_start_password(pw, sizeof(pw), err) < 0)
 		goto not_host;
 	/* A first boot runs on the user VM's own disk: no overlay. */

@@ -53,6 +53,7 @@ struct whost {
 /* The sockets of one session that got past authentication. */
 struct clients {
 	int64_t session;
+	int64_t host;            /* where they were seen: a desktop that moved is read again there */
 	char **keys;
 	size_t n;
 };
@@ -269,11 +270,48 @@ viewer(struct watch *w, const struct vdi_session *s, bool in, const char *client
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * The clients of session s were seen on another host (it moved: vm-migrate
+ * recorded who followed it): start again from who QEMU says is connected
+ * here now.
+ */
 static int
-on_gfx(struct watch *w, const struct ev *e, struct vdi_session *s, struct vdi_err *err)
+clients_moved(struct watch *w, struct whost *h, struct clients *c, const struct vdi_session *s,
+	      struct vdi_err *err)
+{
+	struct vdi_err e = { 0 };
+	virDomainPtr d;
+	char **keys = NULL;
+
+	vdi_strv_free(c->keys, c->n);
+	c->keys = NULL;
+	c->n = 0;
+	c->host = h->id;
+	if ((d = virDomainLookupByName(h->conn, s->domain))) {
+		keys = vdi_watch_clients(d, &e);
+		virDomainFree(d);
+	}
+	if (!keys)
+		return 0; /* the events that follow are counted from nothing */
+	for (size_t k = 0; keys[k]; k++)
+		vdi_strv_push(&c->keys, &c->n, keys[k]);
+	free(keys);
+	if ((c->n > 0) != vdi_session_connected(s))
+		return viewer(w, s, c->n > 0, c->n ? c->keys[0] : "none left", err);
+	return 0;
+}
+
+static int
+on_gfx(struct watch *w, struct whost *h, const struct ev *e, struct vdi_session *s, struct vdi_err *err)
 {
 	struct clients *c = clients_of(w, s->id, true);
-	bool had = vdi_strv_has(c->keys, c->n, e->client);
+	bool had;
+
+	if (c->host == 0)
+		c->host = h->id;
+	else if (c->host != h->id && clients_moved(w, h, c, s, err) < 0)
+		return -1;
+	had = vdi_strv_has(c->keys, c->n, e->client);
 
 	if (e->phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE && !had) {
 		vdi_strv_push_copy(&c->keys, &c->n, e->client);
@@ -358,11 +396,15 @@ handle(struct watch *w, const struct ev *e, struct vdi_err *err)
 	case 1:
 		return 0;
 	}
-	/* A domain that moved away, or a session someone is starting or ending, is not ours to end. */
+	/*
+	 * A domain that moved away, or a session someone is starting, moving
+	 * or ending, is not ours to end.  While it moves, its viewers are the
+	 * mover's to record (it reads them on the destination when done).
+	 */
 	if (e->kind == EV_STOPPED && e->detail != VIR_DOMAIN_EVENT_STOPPED_MIGRATED && strcmp(s.state, "running") == 0)
 		end_poweroff(w, &s, stopped_why(e->detail));
-	else if (e->kind == EV_GFX)
-		rc = on_gfx(w, e, &s, err);
+	else if (e->kind == EV_GFX && strcmp(s.state, "migrating") != 0)
+		rc = on_gfx(w, h, e, &s, err);
 	vdi_session_clear(&s);
 	return rc;
 }
@@ -461,6 +503,7 @@ reconcile(struct watch *w, struct whost *h, struct vdi_err *err)
 		}
 		clients_forget(w, s->id);
 		c = clients_of(w, s->id, true);
+		c->host = h->id;
 		for (size_t k = 0; keys[k]; k++)
 			vdi_strv_push(&c->keys, &c->n, keys[k]);
 		free(keys);

@@ -314,3 +314,49 @@ vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err)
 	xmlFreeDoc(doc);
 	return s;
 }
+
+/* Set attribute name on every node xpath finds in doc (no-op where it finds none). */
+static void
+set_all(xmlXPathContextPtr ctx, const char *xpath, const char *name, const char *value)
+{
+	xmlXPathObjectPtr obj = xmlXPathEvalExpression((const xmlChar *)xpath, ctx);
+
+	if (obj && obj->type == XPATH_NODESET && obj->nodesetval)
+		for (int i = 0; i < obj->nodesetval->nodeNr; i++)
+			xmlSetProp(obj->nodesetval->nodeTab[i], (const xmlChar *)name, (const xmlChar *)value);
+	xmlXPathFreeObject(obj);
+}
+
+char *
+vdi_xml_domain_move(const char *xml, const char *listen, const char *network, const char *bridge,
+		    struct vdi_err *err)
+{
+	xmlDocPtr doc;
+	xmlXPathContextPtr ctx;
+	char *s = NULL;
+
+	doc = xmlReadMemory(xml, (int)strlen(xml), "libvirt.xml", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (!doc) {
+		vdi_err_set(err, VDI_EFAIL, "libvirt returned XML that does not parse");
+		return NULL;
+	}
+	if (!(ctx = xmlXPathNewContext(doc))) {
+		vdi_err_set(err, VDI_EFAIL, "cannot read XML");
+		goto out;
+	}
+	if (listen) {
+		set_all(ctx, "/domain/devices/graphics[@listen]", "listen", listen);
+		set_all(ctx, "/domain/devices/graphics/listen[@type='address']", "address", listen);
+	}
+	if (network) {
+		set_all(ctx, "/domain/devices/interface[@type='network']/source", "network", network);
+	} else if (bridge) {
+		set_all(ctx, "/domain/devices/interface[@type='bridge']/source", "bridge", bridge);
+	}
+	xmlXPathFreeContext(ctx);
+	s = dump(doc, err);
+out:
+	xmlFreeDoc(doc);
+	return s;
+}

@@ -52,4 +52,12 @@ char *vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err);
 /* The text of the first element or attribute an XPath expression finds in xml; NULL if none. */
 char *vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err);
 
+/*
+ * The migratable XML of a running desktop, made fit for the host it moves
+ * to: its SPICE listens on listen, its NIC joins network (or bridge) there.
+ * NULL leaves that part as it is.  A new string, the caller's to free.
+ */
+char *vdi_xml_domain_move(const char *xml, const char *listen, const char *network, const char *bridge,
+			  struct vdi_err *err);
+
 #endif
