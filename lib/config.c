@@ -53,8 +53,9 @@ static const struct setting settings[] = {
 	{ "ticket_ttl", S_DURATION, OFF(ticket_ttl), "60s", 1000, 3600000 },
 	{ "migrate_timeout", S_DURATION, OFF(migrate_timeout), "5m", 1000, 0 },
 	{ "migrate_parallel", S_COUNT, OFF(migrate_parallel), "2", 1, 64 },
+	{ "migrate_bandwidth", S_COUNT, OFF(migrate_bandwidth), "0", 0, 1000000 },
 	{ "migrate_unsafe", S_BOOL, OFF(migrate_unsafe), "no", 0, 0 },
-	{ "rebalance_threshold", S_COUNT, OFF(rebalance_threshold), "10", 0, 100 },
+	{ "rebalance_threshold", S_COUNT, OFF(rebalance_threshold), "5", 0, 1000 },
 	{ "rebalance_rest", S_DURATION, OFF(rebalance_rest), "30m", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };

@@ -47,6 +47,7 @@ struct vdi_config {
 	int64_t ticket_ttl;      /* ticket_ttl: ms vm-connect's one-time display password works */
 	int64_t migrate_timeout; /* migrate_timeout: ms one live migration may take before it is aborted */
 	int64_t migrate_parallel; /* migrate_parallel: moves in flight in one drain or rebalance */
+	int64_t migrate_bandwidth; /* migrate_bandwidth: MiB/s one migration may use (0: no limit) */
 	int64_t migrate_unsafe;  /* migrate_unsafe: 1 if the pool is shared storage libvirt cannot tell */
 	int64_t rebalance_threshold; /* rebalance_threshold: points of spread vm-rebalance tolerates */
 	int64_t rebalance_rest;  /* rebalance_rest: ms a moved session is left where it went */

@@ -271,6 +271,11 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 	    (s->to_migration_uri &&
 	     add_param(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_URI, s->to_migration_uri, err) < 0))
 		goto undo;
+	if (o->bandwidth > 0 && virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_BANDWIDTH,
+							(unsigned long long)o->bandwidth) < 0) {
+		vdi_virt_fail(VDI_EFAIL, "building the migration's parameters", err);
+		goto undo;
+	}
 	/* The viewer is told where to follow: the destination's SPICE address (its port from libvirt). */
 	snprintf(gfx, sizeof(gfx), "spice://%s", listen);
 	if (add_param(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_GRAPHICS_URI, gfx, err) < 0)
@@ -501,6 +506,7 @@ vdi_migrate_opts_config(struct vdi_migrate_opts *o, const struct vdi_config *cfg
 	o->max_age = cfg->poll_max_age / 1000;
 	o->timeout_ms = cfg->migrate_timeout;
 	o->unsafe = cfg->migrate_unsafe != 0;
+	o->bandwidth = cfg->migrate_bandwidth;
 }
 
 int

@@ -52,6 +52,7 @@ struct vdi_migrate_opts {
 	bool dry_run;              /* choose the destination, reserve and move nothing */
 	int64_t timeout_ms;        /* migrate_timeout: abort the job past it (0: no limit) */
 	bool unsafe;               /* migrate_unsafe: the pool is shared storage libvirt cannot recognise */
+	int64_t bandwidth;         /* migrate_bandwidth: MiB/s (0: no limit) */
 };
 
 struct vdi_migrate_result {
