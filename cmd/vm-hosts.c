@@ -482,7 +482,7 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 				continue;
 			}
 			code = vdi_code_worst(code, rc);
-			if (left > 0)
+			if (left > 0 && !c->dry_run)
 				vdi_cli_warn(c, "%s: %lld session%s stay%s there (see above, and vm-ls --host %s)", names[i],
 					     (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", names[i]);
 			if (strcmp(admin, "draining") == 0)

@@ -66,30 +66,6 @@ web_start() {
 	return 1
 }
 
-# watch_start: vm-watch in the background, its log in $W/watch.log; waits until it watches every host.
-watch_start() {
-	local i
-	vm-watch --rescan 1s </dev/null >>"$W/watch.log" 2>&1 3>&- &
-	echo $! >"$W/watch.pid"
-	for ((i = 0; i < 100; i++)); do
-		[ "$(sql "select count(*) from hosts where watch_since is null")" = 0 ] && return 0
-		sleep 0.1
-	done
-	cat "$W/watch.log" >&3
-	return 1
-}
-
-# wait_sql QUERY VALUE [SECONDS]: until the query answers VALUE.
-wait_sql() {
-	local i
-	for ((i = 0; i < ${3:-20} * 10; i++)); do
-		[ "$(sql "$1")" = "$2" ] && return 0
-		sleep 0.1
-	done
-	echo "# '$1' is '$(sql "$1")', not '$2'" >&3
-	return 1
-}
-
 # page USER: GET the page as USER, into $W/page.html; sets TOKEN to its Connect token.
 page() {
 	curl -sS -u "$1:pw-$1" -o "$W/page.html" -w '%{http_code}' "$WEB" >"$W/code"
@@ -100,18 +76,6 @@ page() {
 # post USER BODY: POST a form as USER; the status in $code, headers in $W/h, body in $W/b.
 post() {
 	code=$(curl -sS -u "$1:pw-$1" -D "$W/h" -o "$W/b" -w '%{http_code}' --data-raw "$2" "$WEB")
-}
-
-# viewer VV: remote-viewer on VV under Xvfb.
-viewer() {
-	[ -s "$W/xvfb.pid" ] || {
-		XDISP=:$((100 + RANDOM % 100))
-		Xvfb "$XDISP" -screen 0 800x600x24 -nolisten tcp </dev/null >"$W/xvfb.log" 2>&1 3>&- &
-		echo $! >"$W/xvfb.pid"
-		sleep 1
-	}
-	DISPLAY=$XDISP remote-viewer --debug "$1" </dev/null >>"$W/viewer.log" 2>&1 3>&- &
-	echo $! >"$W/viewer.pid"
 }
 
 @test "no authentication gets 401; each user sees and starts only their own desktop" {

@@ -254,3 +254,41 @@ wait_domain_gone() {
 	done
 	return 1
 }
+
+# The helpers below use $W (the test's folder) for their logs and pid files.
+
+# watch_start: vm-watch in the background, its log in $W/watch.log; waits until it watches every host.
+watch_start() {
+	local i
+	vm-watch --rescan 1s </dev/null >>"$W/watch.log" 2>&1 3>&- &
+	echo $! >"$W/watch.pid"
+	for ((i = 0; i < 100; i++)); do
+		[ "$(sql "select count(*) from hosts where watch_since is null")" = 0 ] && return 0
+		sleep 0.1
+	done
+	cat "$W/watch.log" >&3
+	return 1
+}
+
+# wait_sql QUERY VALUE [SECONDS]: until the query answers VALUE.
+wait_sql() {
+	local i
+	for ((i = 0; i < ${3:-20} * 10; i++)); do
+		[ "$(sql "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "# '$1' is '$(sql "$1")', not '$2'" >&3
+	return 1
+}
+
+# viewer VV: remote-viewer on VV under Xvfb.
+viewer() {
+	[ -s "$W/xvfb.pid" ] || {
+		XDISP=:$((100 + RANDOM % 100))
+		Xvfb "$XDISP" -screen 0 800x600x24 -nolisten tcp </dev/null >"$W/xvfb.log" 2>&1 3>&- &
+		echo $! >"$W/xvfb.pid"
+		sleep 1
+	}
+	DISPLAY=$XDISP remote-viewer --debug "$1" </dev/null >>"$W/viewer.log" 2>&1 3>&- &
+	echo $! >"$W/viewer.pid"
+}
