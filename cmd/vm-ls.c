@@ -18,7 +18,7 @@ static const char usage[] =
 	"             [--state STATE] [USER...]\n"
 	"       vm-ls -h | --help | --version\n"
 	"\n"
-	"States: assigned, starting, running, stopping, ended (default: all but ended).\n"
+	"States: assigned, starting, running, migrating, stopping, ended (default: all but ended).\n"
 	"Exit: 0 ok, 1 failure, 2 usage, 3 no such user VM.  See vm-ls(1).\n";
 
 enum {
@@ -35,7 +35,7 @@ static const struct option opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static const char *const states[] = { "assigned", "starting", "running", "stopping", "ended", NULL };
+static const char *const states[] = { "assigned", "starting", "running", "migrating", "stopping", "ended", NULL };
 
 static void
 display(char *buf, size_t len, const struct vdi_session *s)
@@ -190,7 +190,7 @@ main(int argc, char **argv)
 				;
 			if (!states[i])
 				vdi_cli_usage_error(&c, "--state: unknown state '%s' (assigned, starting, running, "
-						    "stopping, ended)", optarg);
+						    "migrating, stopping, ended)", optarg);
 			state = optarg;
 			break;
 		}
