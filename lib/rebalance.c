@@ -100,7 +100,6 @@ by_value_desc(const void *a, const void *b, void *ctx)
 	return strcmp(p->hosts[*(const size_t *)a].name, p->hosts[*(const size_t *)b].name);
 }
 
-#define SOURCES 3   /* the fullest hosts a move may come from */
 #define TARGETS 8   /* per session, the emptiest hosts that fit that are tried */
 
 void
@@ -136,7 +135,12 @@ vdi_rebalance_compute(struct vdi_rebalance_plan *p, const struct vdi_rebalance_o
 			if (p->hosts[i].eligible)
 				order[ne++] = i;
 		qsort_r(order, ne, sizeof(*order), by_value_desc, p);
-		for (size_t k = 0; k < ne && k < SOURCES; k++) {
+		/*
+		 * From the fullest host that has a move to make: each move lowers the
+		 * top (taking the best of the three fullest measured worse in
+		 * test/bench/migrate).
+		 */
+		for (size_t k = 0; k < ne && !found; k++) {
 			struct vdi_rebalance_host *a = &p->hosts[order[k]];
 			double va = value(p, a);
 			for (size_t j = 0; j < p->nsessions; j++) {

@@ -15,8 +15,8 @@
  *
  * The plan is greedy, one move at a time, each the one that lowers the
  * sum of squared deviations (the standard deviation, as OpenStack
- * Watcher's workload_stabilization) the most, from one of the fullest
- * hosts to one of the emptiest that passes every filter.  Hysteresis,
+ * Watcher's workload_stabilization) the most, from the fullest
+ * host to one of the emptiest that passes every filter.  Hysteresis,
  * so hosts do not ping-pong:
  *   - nothing moves unless the spread exceeds threshold;
  *   - a move must leave its destination below where its source was
