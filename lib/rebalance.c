@@ -111,7 +111,7 @@ vdi_rebalance_compute(struct vdi_rebalance_plan *p, const struct vdi_rebalance_o
 	for (size_t i = 0; i < p->nhosts; i++)
 		p->hosts[i].before = value(p, &p->hosts[i]);
 	p->spread_before = spread(p, &mean, &n);
-	snprintf(p->why, sizeof(p->why), "no move lowers the spread further within the filters and hysteresis");
+	snprintf(p->why, sizeof(p->why), "no move lowers the spread further within the filters, the hysteresis and rebalance_rest");
 	for (;;) {
 		double best_gain = o->min_gain > 0 ? o->min_gain : 1e-9;
 		size_t bs = 0, bt = 0, ne = 0;
