@@ -425,12 +425,10 @@ move_away(struct vdi_cli *c, const char *name, int64_t *left, struct vdi_err *er
 	struct vdi_migrate_batch mb = { 0 };
 	struct moves m = { .c = c };
 	uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	struct vdi_conns *cs = vdi_conns_new(c->cfg.poll_timeout);
 	int rc;
 
 	vdi_migrate_opts_config(&mo, &c->cfg);
 	mo.rng = &rng;
-	mo.conns = cs;
 	mo.dry_run = c->dry_run;
 	mb.db_path = c->cfg.db;
 	mb.program = c->prog;
@@ -440,7 +438,6 @@ move_away(struct vdi_cli *c, const char *name, int64_t *left, struct vdi_err *er
 	mb.done = moved;
 	mb.ctx = &m;
 	rc = vdi_migrate_away(c->db, name, &mo, &mb, left, err);
-	vdi_conns_free(cs);
 	if (rc < 0)
 		return -1;
 	return m.code;

@@ -43,7 +43,7 @@
 #include "sched.h"
 
 struct vdi_migrate_opts {
-	struct vdi_conns *conns;   /* borrowed */
+	struct vdi_conns *conns;   /* borrowed (the batch calls give each worker its own) */
 	const char *to;            /* the destination chosen by hand; NULL: the scheduler's pick */
 	bool force;                /* with to: past the filters (never onto its own host) */
 	enum vdi_policy policy, fallback;

@@ -305,11 +305,11 @@ static int
 on_gfx(struct watch *w, struct whost *h, const struct ev *e, struct vdi_session *s, struct vdi_err *err)
 {
 	struct clients *c = clients_of(w, s->id, true);
-	bool had;
+	bool had, moved = c->host != 0 && c->host != h->id;
 
 	if (c->host == 0)
 		c->host = h->id;
-	else if (c->host != h->id && clients_moved(w, h, c, s, err) < 0)
+	else if (moved && clients_moved(w, h, c, s, err) < 0)
 		return -1;
 	had = vdi_strv_has(c->keys, c->n, e->client);
 
@@ -319,6 +319,8 @@ on_gfx(struct watch *w, struct whost *h, const struct ev *e, struct vdi_session 
 	}
 	if (e->phase != VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT)
 		return 0;
+	if (!had && moved)
+		return 0; /* a client of before the move: QEMU's own list, just read, has the truth */
 	if (!had) {
 		say(w, "session %lld (%s on %s): client %s left without getting in (a wrong or expired password, or a channel the viewer gave up)",
 		    (long long)s->id, s->user, s->host, e->client);

@@ -175,7 +175,7 @@ add_desktop_devices(xmlNodePtr dev, const struct vdi_domain_spec *d)
 		prop(n, "type", "pty");
 		m = child(n, "log", NULL);
 		prop(m, "file", d->console_log);
-		prop(m, "append", "on");
+		prop(m, "append", "off");
 		prop(child(n, "target", NULL), "port", "0");
 		n = child(dev, "console", NULL);
 		prop(n, "type", "pty");
@@ -349,7 +349,10 @@ vdi_xml_domain_move(const char *xml, const char *listen, const char *network, co
 		set_all(ctx, "/domain/devices/graphics[@listen]", "listen", listen);
 		set_all(ctx, "/domain/devices/graphics/listen[@type='address']", "address", listen);
 	}
-	/* The serial console's log goes on where it went before a move (the file is the session's own). */
+	/*
+	 * The serial console's log goes on where it went before a move (the
+	 * file is the session's own): a start begins it afresh, a move appends.
+	 */
 	set_all(ctx, "/domain/devices/serial/log", "append", "on");
 	if (network) {
 		set_all(ctx, "/domain/devices/interface[@type='network']/source", "network", network);

@@ -305,7 +305,7 @@ running_session_of() {
 	assert_equal "$(sql "select reason from sessions where id = 2")" never-connected
 	# SIGTERM: it stops, and says the hosts are no longer watched.
 	stop_pidfile "$W/watch.pid"
-	assert_equal "$(sql "select count(*) from hosts where watch_since is not null")" 0
+	wait_sql "select count(*) from hosts where watch_since is not null" 0 5
 }
 
 @test "vm-watch: a host's libvirtd killed marks it down; restarted, it is watched again and its events are seen" {

@@ -198,6 +198,8 @@ lab_clean() {
 		done
 	done <"$LAB/hosts.tsv"
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]*
+	# Session numbers start again with each test's VMDB: so would the consoles' logs.
+	rm -f "$LAB"/h*/log/qemu/*.console.log
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
 }
 
