@@ -508,6 +508,25 @@ vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **
 	return ret;
 }
 
+/* Sessions that are not ended on host id, or moving there; -1 on error. */
+static int64_t
+live_sessions(struct vdi_db *db, int64_t id, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	if (vdi_db_prepare(db, &st, "SELECT count(*) FROM sessions WHERE (host_id = ?1 OR migrate_to = ?1) "
+			   "AND state <> 'ended'", err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		vdi_db_fail(db, "counting sessions", err);
+	sqlite3_finalize(st);
+	return n;
+}
+
 int
 vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool force, struct vdi_err *err)
 {
@@ -522,14 +541,8 @@ vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool 
 		goto fail;
 	if (strcmp(admin, "maintenance") == 0 && !force) {
 		/* Counted in the same transaction that marks it: no session slips in between. */
-		if (vdi_db_prepare(db, &st, "SELECT count(*) FROM sessions WHERE (host_id = ?1 OR migrate_to = ?1) "
-				   "AND state <> 'ended'", err) < 0)
+		if ((live = live_sessions(db, id, err)) < 0)
 			goto fail;
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			live = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-		st = NULL;
 		if (live > 0) {
 			vdi_err_set(err, VDI_ECONFLICT, "host '%s' has %lld session%s that %s not ended (--migrate "
 				    "moves them first, vm-reap --host ends them, --force marks it anyway)", name,
@@ -567,13 +580,8 @@ vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err
 	id = host_id(db, name, err);
 	if (id < 0)
 		goto fail;
-	if (vdi_db_prepare(db, &st, "SELECT count(*) FROM sessions WHERE host_id = ? AND state <> 'ended'", err) < 0)
+	if ((live = live_sessions(db, id, err)) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		live = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	st = NULL;
 	if (live > 0 && !force) {
 		vdi_err_set(err, VDI_ECONFLICT, "host '%s' has %lld session%s that %s not ended "
 			    "(end them with vm-reap, or use --force)", name, (long long)live,
