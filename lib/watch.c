@@ -645,12 +645,14 @@ rescan(struct watch *w, struct vdi_err *err)
 static int
 tick(struct watch *w, struct vdi_err *err)
 {
-	int64_t *ids = vdi_xcalloc(w->nhosts + 1, sizeof(*ids));
+	int64_t *ids = NULL;
 	size_t n = 0;
 	int ret = -1;
 
 	if (rescan(w, err) < 0)
 		goto out;
+	/* Sized after the rescan: it may have added hosts. */
+	ids = vdi_xcalloc(w->nhosts + 1, sizeof(*ids));
 	for (size_t i = 0; i < w->nhosts && !*w->o->stop; i++) {
 		struct whost *h = w->hosts[i];
 		if (!h->conn && mono_ms() >= h->next_try && host_connect(w, h, err) < 0)
