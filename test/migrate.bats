@@ -61,6 +61,9 @@ ready_lines() {
 	assert_equal "$(host_of alice) $(sql "select state from sessions")" "h2 running"
 	assert_equal "$(running_domains h1)" ""
 	assert_equal "$(running_domains h2)" "$dom"
+	# Still transient there: nothing of it is defined on either host.
+	virsh -q -c "$(lab_uri h2)" dominfo "$dom" | grep -qE '^Persistent: +no'
+	assert_equal "$(virsh -q -c "$(lab_uri h1)" list --all --name | grep -c . || true)" 0
 	# The port the VMDB gives viewers is the one QEMU listens on there (h2's display ports).
 	virsh -q -c "$(lab_uri h2)" domdisplay "$dom" | grep -q ":$port"
 	[ "$port" -ge 6000 ]
@@ -236,6 +239,15 @@ ready_lines() {
 	for id in $planned; do
 		assert_equal "$(sql "select migrated is null from sessions where id = $id")" 1
 	done
+	# A move that fails is recorded and not tried again in the same run; the desktop stays.
+	vm-hosts -q set h2 --network nope
+	mark=$(sql "select max(id) from events")
+	run_vdi 1 vm-rebalance -p least-sessions --threshold 0
+	assert_output --partial "migrating: "
+	assert_equal "$(sql "select count(*) || ' ' || count(distinct object) from events
+		where id > $mark and action = 'session-migrate-begin'")" "2 2"
+	assert_equal "$(sql "select count(*) from events where id > $mark and action = 'session-migrate-undone'")" 2
+	assert_equal "$(sql "select group_concat(sessions, ' ') from hosts order by name")" "5 0"
 	run_vdi 2 vm-rebalance -p pack
 	assert_output --partial "policy pack fills hosts on purpose"
 }
