@@ -160,17 +160,29 @@ resolve(struct vdi_db *db, struct vdi_conns *conns, const struct vdi_session *s,
 	*moved = false;
 	vdi_session_listen(s->to_display, s->to_uri, listen, sizeof(listen));
 	*port = s->display_port;
+	if (!(dst = vdi_conns_get(conns, s->to_host, s->to_uri, err)) ||
+	    (wd = where_is(dst, s->to_host, s->domain, err)) < 0)
+		return -1;
+	/*
+	 * A domain running on the destination has been handed over (libvirt
+	 * resumes it only after the source finished sending): it wins even when
+	 * the source does not answer.  A copy left there later is an orphan to
+	 * vm-reap --orphans, as it is on no host the VMDB names for it.
+	 */
 	if (!(src = vdi_conns_get(conns, s->host, s->host_uri, err)) ||
-	    !(dst = vdi_conns_get(conns, s->to_host, s->to_uri, err)))
-		return -1;
-	if ((ws = where_is(src, s->host, s->domain, err)) < 0 || (wd = where_is(dst, s->to_host, s->domain, err)) < 0)
-		return -1;
+	    (ws = where_is(src, s->host, s->domain, err)) < 0) {
+		if (wd != W_RUNNING)
+			return -1;
+		vdi_err_reset(err);
+		src = NULL;
+		ws = W_GONE;
+	}
 	if (ws == W_BUSY || wd == W_BUSY)
 		return vdi_err_set(err, VDI_ETEMP, "a migration job of session %lld still runs on %s; try again later",
 				   (long long)s->id, ws == W_BUSY ? s->host : s->to_host);
 	if (wd == W_RUNNING || (wd == W_PAUSED && ws == W_GONE)) {
 		/* It got there: the source is a paused leftover (or already gone). */
-		if (ws != W_GONE && vdi_domain_destroy(src, s->domain, err) < 0)
+		if (src && ws != W_GONE && vdi_domain_destroy(src, s->domain, err) < 0)
 			return -1;
 		if (wd == W_PAUSED && resume(dst, s->to_host, s->domain, err) < 0)
 			return -1;
@@ -186,7 +198,7 @@ resolve(struct vdi_db *db, struct vdi_conns *conns, const struct vdi_session *s,
 	}
 	snprintf(detail, sizeof(detail), "session=%lld %s (settled: the domain was %s on %s, %s on %s)",
 		 (long long)s->id, *moved ? s->to_host : s->host,
-		 ws == W_RUNNING ? "running" : ws == W_PAUSED ? "paused" : "gone", s->host,
+		 !src ? "unknown (no answer)" : ws == W_RUNNING ? "running" : ws == W_PAUSED ? "paused" : "gone", s->host,
 		 wd == W_RUNNING ? "running" : wd == W_PAUSED ? "paused" : "gone", s->to_host);
 	return vdi_session_end_move(db, s->id, *moved, *port, listen, detail, err);
 }

@@ -294,6 +294,15 @@ ready_lines() {
 	assert_equal "$(host_of u1) $(sql "select state from sessions where id = 1")" "h2 running"
 	sed -i '/migrate_bandwidth/d' "$VDI_CONFIG"
 	run_vdi vm-migrate --to h1 u1
+	# Left half-moved, with its source host silent: the copy running on the destination wins.
+	VDI_TEST_STOP_AT=migrate-done run_vdi 137 vm-migrate --to h2 u1
+	uri=$(sql "select uri from hosts where name = 'h1'")
+	sql "update hosts set uri = 'qemu+unix:///system?socket=$W/silent' where name = 'h1'"
+	run_vdi '?' vm-reap
+	assert_equal "$(host_of u1) $(sql "select state from sessions where id = 1")" "h2 running"
+	sql "select detail from events order by id desc limit 1" | grep -q "unknown (no answer) on h1, running on h2"
+	sql "update hosts set uri = '$uri' where name = 'h1'"
+	run_vdi vm-migrate --to h1 u1
 	# A destination that does not take the migration (its sessions' network is not there):
 	# it fails, the desktop stays where it runs.
 	vm-hosts -q set h2 --network nope
