@@ -275,10 +275,11 @@ load_host_tags(struct vdi_db *db, struct vdi_rebalance_plan *p, struct vdi_err *
 		if (i == p->nhosts)
 			continue;
 		vdi_strv_push(&p->hosts[i].tags, &count[i], vdi_db_col_strdup(st, 1));
-		vdi_strv_push(&p->hosts[i].tags, &count[i], NULL);
-		count[i]--; /* kept NULL-terminated: the next push overwrites the NULL */
 	}
 	sqlite3_finalize(st);
+	for (size_t i = 0; i < p->nhosts; i++)
+		if (count[i])
+			vdi_strv_push(&p->hosts[i].tags, &count[i], NULL);
 	free(count);
 	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading host tags", err);
 }

@@ -270,29 +270,37 @@ viewer(struct watch *w, const struct vdi_session *s, bool in, const char *client
 	return rc < 0 ? -1 : 0;
 }
 
+/* The SPICE clients QEMU lists for domain on conn (vdi_watch_clients), or NULL with e. */
+static char **
+clients_read(virConnectPtr conn, const char *domain, struct vdi_err *e)
+{
+	virDomainPtr d = virDomainLookupByName(conn, domain);
+	char **keys;
+
+	if (!d) {
+		vdi_virt_fail(VDI_ETEMP, "looking up the domain", e);
+		return NULL;
+	}
+	keys = vdi_watch_clients(d, e);
+	virDomainFree(d);
+	return keys;
+}
+
 /*
- * The clients of session s were seen on another host (it moved: vm-migrate
- * recorded who followed it): start again from who QEMU says is connected
- * here now.
+ * Session s's clients on host are keys (taken, NULL-terminated; NULL:
+ * unknown, counted from nothing): kept in c, and recorded in the VMDB
+ * when that changes whether a viewer is connected.
  */
 static int
-clients_moved(struct watch *w, struct whost *h, struct clients *c, const struct vdi_session *s,
-	      struct vdi_err *err)
+clients_set(struct watch *w, struct clients *c, int64_t host, char **keys, const struct vdi_session *s,
+	    struct vdi_err *err)
 {
-	struct vdi_err e = { 0 };
-	virDomainPtr d;
-	char **keys = NULL;
-
 	vdi_strv_free(c->keys, c->n);
 	c->keys = NULL;
 	c->n = 0;
-	c->host = h->id;
-	if ((d = virDomainLookupByName(h->conn, s->domain))) {
-		keys = vdi_watch_clients(d, &e);
-		virDomainFree(d);
-	}
+	c->host = host;
 	if (!keys)
-		return 0; /* the events that follow are counted from nothing */
+		return 0;
 	for (size_t k = 0; keys[k]; k++)
 		vdi_strv_push(&c->keys, &c->n, keys[k]);
 	free(keys);
@@ -306,10 +314,12 @@ on_gfx(struct watch *w, struct whost *h, const struct ev *e, struct vdi_session 
 {
 	struct clients *c = clients_of(w, s->id, true);
 	bool had, moved = c->host != 0 && c->host != h->id;
+	struct vdi_err ve = { 0 };
 
 	if (c->host == 0)
 		c->host = h->id;
-	else if (moved && clients_moved(w, h, c, s, err) < 0)
+	/* It moved here (vm-migrate recorded who followed it): start again from who QEMU says is in now. */
+	else if (moved && clients_set(w, c, h->id, clients_read(h->conn, s->domain, &ve), s, err) < 0)
 		return -1;
 	had = vdi_strv_has(c->keys, c->n, e->client);
 
@@ -483,9 +493,7 @@ reconcile(struct watch *w, struct whost *h, struct vdi_err *err)
 	for (size_t i = 0; i < n; i++) {
 		struct vdi_session *s = &ss[i];
 		struct vdi_err e = { 0 };
-		virDomainPtr d;
 		char **keys;
-		struct clients *c;
 		int alive = s->domain ? vdi_domain_alive(h->conn, s->domain, &e) : 0;
 
 		if (alive == 0) {
@@ -494,23 +502,12 @@ reconcile(struct watch *w, struct whost *h, struct vdi_err *err)
 		}
 		if (alive < 0 || vdi_session_is_prepare(s))
 			continue;
-		if (!(d = virDomainLookupByName(h->conn, s->domain)))
-			continue;
-		keys = vdi_watch_clients(d, &e);
-		virDomainFree(d);
-		if (!keys) {
+		if (!(keys = clients_read(h->conn, s->domain, &e))) {
 			say(w, "session %lld (%s on %s): cannot read its viewers: %s", (long long)s->id, s->user,
 			    h->name, e.msg);
 			continue;
 		}
-		clients_forget(w, s->id);
-		c = clients_of(w, s->id, true);
-		c->host = h->id;
-		for (size_t k = 0; keys[k]; k++)
-			vdi_strv_push(&c->keys, &c->n, keys[k]);
-		free(keys);
-		if ((c->n > 0) != vdi_session_connected(s) &&
-		    viewer(w, s, c->n > 0, c->n ? c->keys[0] : "none left", err) < 0)
+		if (clients_set(w, clients_of(w, s->id, true), h->id, keys, s, err) < 0)
 			goto out;
 	}
 	ret = 0;
