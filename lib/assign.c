@@ -153,16 +153,51 @@ has_id(const int64_t *ids, size_t n, int64_t id)
 	return false;
 }
 
-/*
- * The hosts, in name order.  full: every host with everything people see
- * in --explain.  Otherwise only the hosts that pass the state, freshness
- * and pool filters, without their names: the quick path of one login,
- * where reading and copying 1,000 hosts' text would cost more than the
- * decision.  Capacity and tags are judged in C either way (sched.c).
- */
+/* The columns every host read starts with (read_host), then full's names and states. */
+#define HOST_COLS "id, sessions, mem_used, vcpus_used, mem_total, reserve_mem, ram_ratio, vcpus, cpu_ratio, " \
+	"coalesce(max_sessions, -1), load, name > ?3, coalesce(last_ok, 0)"
+
+static struct vdi_sched_host *
+push_host(struct vdi_assign_result *res, size_t *cap)
+{
+	struct vdi_sched_host *h;
+
+	if (res->nhosts == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		res->hosts = vdi_grow(res->hosts, *cap - 1, sizeof(*h));
+	}
+	h = &res->hosts[res->nhosts++];
+	memset(h, 0, offsetof(struct vdi_sched_host, detail));
+	return h;
+}
+
+static void
+read_host(sqlite3_stmt *st, struct vdi_sched_host *h, const struct uvm *u, const int64_t *tagged, size_t ntagged)
+{
+	h->id = sqlite3_column_int64(st, 0);
+	h->sessions = sqlite3_column_int64(st, 1);
+	h->mem_used = sqlite3_column_int64(st, 2);
+	h->vcpus_used = sqlite3_column_int64(st, 3);
+	h->mem_total = sqlite3_column_int64(st, 4);
+	h->reserve_mem = sqlite3_column_int64(st, 5);
+	h->ram_ratio = sqlite3_column_double(st, 6);
+	h->vcpus = sqlite3_column_int64(st, 7);
+	h->cpu_ratio = sqlite3_column_double(st, 8);
+	h->max_sessions = sqlite3_column_int64(st, 9);
+	h->load_known = sqlite3_column_type(st, 10) != SQLITE_NULL;
+	h->load = sqlite3_column_double(st, 10);
+	h->rr_after = sqlite3_column_int(st, 11);
+	h->last_ok = sqlite3_column_int64(st, 12);
+	h->tags_ok = u->ntags == 0 || has_id(tagged, ntagged, h->id);
+	h->pool_ok = true;
+	h->admin = "active";
+	h->health = "up";
+}
+
+/* Every host in name order, with everything people see in --explain. */
 static int
-load_hosts(struct vdi_db *db, const struct uvm *u, const char *rr_last, int64_t min_ok, bool full,
-	   struct vdi_assign_result *res, struct vdi_err *err)
+load_hosts(struct vdi_db *db, const struct uvm *u, const char *rr_last, struct vdi_assign_result *res,
+	   struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t *tagged = NULL;
@@ -171,58 +206,24 @@ load_hosts(struct vdi_db *db, const struct uvm *u, const char *rr_last, int64_t 
 
 	if (u->ntags > 0 && tagged_hosts(db, u, &tagged, &ntagged, err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st, full ?
-			   "SELECT id, sessions, mem_used, vcpus_used, mem_total, reserve_mem, ram_ratio, vcpus, "
-			   "cpu_ratio, coalesce(max_sessions, -1), load, name > ?3, coalesce(last_ok, 0), pool = ?1, "
-			   "name, admin, health FROM hosts ORDER BY name" :
-			   "SELECT id, sessions, mem_used, vcpus_used, mem_total, reserve_mem, ram_ratio, vcpus, "
-			   "cpu_ratio, coalesce(max_sessions, -1), load, name > ?3, last_ok FROM hosts "
-			   "WHERE admin = 'active' AND health = 'up' AND pool = ?1 AND last_ok >= ?2 ORDER BY name",
+	if (vdi_db_prepare(db, &st, "SELECT " HOST_COLS ", pool = ?1, name, admin, health FROM hosts ORDER BY name",
 			   err) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, u->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, min_ok);
 	sqlite3_bind_text(st, 3, rr_last ? rr_last : "", -1, SQLITE_STATIC);
+	res->full = true; /* from the first row on: the clear frees names */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vdi_sched_host *h;
-		if (res->nhosts == cap) {
-			cap = cap ? cap * 2 : 256;
-			h = vdi_grow(res->hosts, cap - 1, sizeof(*h));
-			res->hosts = h;
-		}
-		h = &res->hosts[res->nhosts++];
-		memset(h, 0, offsetof(struct vdi_sched_host, detail));
-		h->id = sqlite3_column_int64(st, 0);
-		h->sessions = sqlite3_column_int64(st, 1);
-		h->mem_used = sqlite3_column_int64(st, 2);
-		h->vcpus_used = sqlite3_column_int64(st, 3);
-		h->mem_total = sqlite3_column_int64(st, 4);
-		h->reserve_mem = sqlite3_column_int64(st, 5);
-		h->ram_ratio = sqlite3_column_double(st, 6);
-		h->vcpus = sqlite3_column_int64(st, 7);
-		h->cpu_ratio = sqlite3_column_double(st, 8);
-		h->max_sessions = sqlite3_column_int64(st, 9);
-		h->load_known = sqlite3_column_type(st, 10) != SQLITE_NULL;
-		h->load = sqlite3_column_double(st, 10);
-		h->rr_after = sqlite3_column_int(st, 11);
-		h->last_ok = sqlite3_column_int64(st, 12);
-		h->tags_ok = u->ntags == 0 || has_id(tagged, ntagged, h->id);
-		if (full) {
-			h->pool_ok = sqlite3_column_int(st, 13);
-			h->name = vdi_db_col_strdup(st, 14);
-			h->admin = vdi_db_col_strdup(st, 15);
-			h->health = vdi_db_col_strdup(st, 16);
-		} else {
-			h->pool_ok = true;
-			h->admin = "active";
-			h->health = "up";
-		}
+		struct vdi_sched_host *h = push_host(res, &cap);
+		read_host(st, h, u, tagged, ntagged);
+		h->pool_ok = sqlite3_column_int(st, 13);
+		h->name = vdi_db_col_strdup(st, 14);
+		h->admin = vdi_db_col_strdup(st, 15);
+		h->health = vdi_db_col_strdup(st, 16);
 	}
 	if (rc != SQLITE_DONE) {
 		vdi_db_fail(db, "reading hosts", err);
 		goto out;
 	}
-	res->full = full;
 	ret = 0;
 out:
 	sqlite3_finalize(st);
@@ -230,19 +231,279 @@ out:
 	return ret;
 }
 
-static char *
-host_name(struct vdi_db *db, int64_t id)
+/*
+ * ---- the quick path of one login ----
+ *
+ * Only the hosts that can take sessions at all (active, up, the user VM's
+ * pool, fresh) are read, in the order of the policy's key, from the
+ * partial indexes of schema 5, and a walk stops as soon as the rest cannot
+ * win, so a login reads a few rows however many hosts there are:
+ *   least-sessions  (sessions, name): the first eligible host wins.
+ *   round-robin     (name) after the last pick, then from the start: the
+ *                   first eligible host wins.
+ *   least-load      one mem_cap at a time, largest first, in (mem_key,
+ *                   name) order: a host's score after placing is at least
+ *                   its memory share after placing plus a tenth of its
+ *                   load, which only grows along the walk, so the walk of
+ *                   a size stops at the first host that cannot beat the
+ *                   best score found.
+ *   pack            one mem_cap at a time, (mem_room, name) from the
+ *                   request's size up: the first eligible host is that
+ *                   size's fullest after placing; the fullest of those wins.
+ *   sticky          the user's last host; if it fails, the fallback's walk.
+ *   random2         two distinct hosts drawn uniformly: an id drawn from
+ *                   the id range, drawn again while it is no candidate or
+ *                   fails a filter (uniform over the eligible hosts).
+ * The hosts kept are put in name order, then scored and ranked by sched.c,
+ * as in the full pass, so ties break by name.  (One tie can be missed: a
+ * host whose vCPUs, not memory, dominate its score, tied with a host of
+ * its size that comes later in the walk and has a smaller name.)  More than QUICK_SIZES sizes of hosts, QUICK_ROWS
+ * hosts read that fail a filter, or a draw that keeps missing: the quick
+ * path gives up (*win -1), and the full pass decides and says why.
+ */
+#define QUICK_SIZES 64
+#define QUICK_ROWS 2048
+#define QUICK_DRAWS 64
+
+struct quick {
+	struct vdi_db *db;
+	const struct uvm *u;
+	const struct vdi_sched_req *req;
+	const struct vdi_assign_opts *o;
+	const char *rr_last;
+	int64_t source, min_ok;
+	int64_t *tagged;
+	size_t ntagged;
+	struct vdi_assign_result *res;
+	size_t cap;
+	size_t rejected;           /* rows read that failed a filter */
+};
+
+/* Filter one host as vdi_sched_filter, exclusions and the mover's source too. */
+static bool
+eligible(struct quick *q, struct vdi_sched_host *h)
+{
+	vdi_sched_filter(h, 1, q->req);
+	for (size_t k = 0; k < q->o->nexclude && !h->reject; k++)
+		if (h->id == q->o->exclude[k])
+			h->reject = "failed";
+	if (!h->reject && h->id == q->source)
+		h->reject = "source";
+	if (h->reject)
+		q->rejected++;
+	return h->reject == NULL;
+}
+
+/*
+ * The candidates in an index's order (INDEXED BY: a plan that cannot use
+ * it fails loudly rather than reading every host); ?4 and ?5 are bound by
+ * the caller.
+ */
+static int
+quick_prepare(struct quick *q, sqlite3_stmt **st, const char *index, const char *where, const char *order,
+	      struct vdi_err *err)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS ", name FROM hosts%s%s WHERE admin = 'active' "
+		 "AND health = 'up' AND pool = ?1 AND last_ok >= ?2%s ORDER BY %s", index ? " INDEXED BY " : "",
+		 index ? index : "", where, order);
+	if (vdi_db_prepare(q->db, st, sql, err) < 0)
+		return -1;
+	sqlite3_bind_text(*st, 1, q->u->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(*st, 2, q->min_ok);
+	sqlite3_bind_text(*st, 3, q->rr_last ? q->rr_last : "", -1, SQLITE_STATIC);
+	return 0;
+}
+
+/* The next row of st into h: 1, or 0 at the end (or when too many rows failed), -1 on error. */
+static int
+quick_row(struct quick *q, sqlite3_stmt *st, struct vdi_sched_host *h, struct vdi_err *err)
+{
+	int rc;
+
+	if (q->rejected >= QUICK_ROWS)
+		return 0;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return vdi_db_fail(q->db, "reading hosts", err);
+	memset(h, 0, offsetof(struct vdi_sched_host, detail));
+	read_host(st, h, q->u, q->tagged, q->ntagged);
+	return 1;
+}
+
+static void
+quick_keep(struct quick *q, sqlite3_stmt *st, struct vdi_sched_host *h)
+{
+	h->name = vdi_db_col_strdup(st, 13);
+	*push_host(q->res, &q->cap) = *h;
+}
+
+/* Walk an index in order and keep its first eligible host (least-sessions, round-robin, sticky). */
+static int
+quick_first(struct quick *q, const char *index, const char *where, const char *order, int64_t arg,
+	    struct vdi_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	char *name = NULL;
+	struct vdi_sched_host h;
+	int rc;
 
-	if (sqlite3_prepare_v2(db->h, "SELECT name FROM hosts WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		return NULL;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		name = vdi_db_col_strdup(st, 0);
+	if (quick_prepare(q, &st, index, where, order, err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 4, arg);
+	while ((rc = quick_row(q, st, &h, err)) > 0) {
+		if (eligible(q, &h)) {
+			quick_keep(q, st, &h);
+			break;
+		}
+	}
 	sqlite3_finalize(st);
-	return name;
+	return rc < 0 ? -1 : 0;
+}
+
+/* least-load and pack: each size of host (mem_cap), largest first, walked as the comment above says. */
+static int
+quick_sizes(struct quick *q, enum vdi_policy p, struct vdi_err *err)
+{
+	bool pack = p == VDI_POLICY_PACK;
+	const char *index = pack ? "hosts_by_room" : "hosts_by_load";
+	sqlite3_stmt *sizes = NULL, *st = NULL;
+	struct vdi_sched_host h;
+	int64_t size = INT64_MAX;
+	double best = 0, sc;
+	bool have = false, mine;
+	int n = 0, rc, ret = -1;
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT mem_cap FROM hosts INDEXED BY %s WHERE admin = 'active' AND health = 'up' "
+		 "AND pool = ?1 AND mem_cap < ?2 ORDER BY mem_cap DESC LIMIT 1", index);
+	if (vdi_db_prepare(q->db, &sizes, sql, err) < 0 ||
+	    quick_prepare(q, &st, index, pack ? " AND mem_cap = ?4 AND mem_room >= ?5" : " AND mem_cap = ?4",
+			  pack ? "mem_room, name" : "mem_key, name", err) < 0)
+		goto out;
+	sqlite3_bind_text(sizes, 1, q->u->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, q->req->mem);
+	for (;;) {
+		sqlite3_bind_int64(sizes, 2, size);
+		rc = sqlite3_step(sizes);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			vdi_db_fail(q->db, "reading host sizes", err);
+			goto out;
+		}
+		size = sqlite3_column_int64(sizes, 0);
+		sqlite3_reset(sizes);
+		if (++n > QUICK_SIZES) {
+			vdi_assign_result_hosts_clear(q->res); /* too many sizes: the full pass */
+			break;
+		}
+		sqlite3_bind_int64(st, 4, size);
+		mine = false;
+		while ((rc = quick_row(q, st, &h, err)) > 0) {
+			if (!pack && have) {
+				/*
+				 * The memory part of the score: no later host of this size
+				 * scores below it.  A tie is walked on only while the best
+				 * is another size's (it may lose the tie by name).
+				 */
+				double least = (size > 0 ? (double)(h.mem_used + q->req->mem) / (double)size : 1) +
+					       0.1 * (h.load_known ? h.load : 0);
+				if (least > best + 1e-12 || (mine && least >= best - 1e-12))
+					break;
+			}
+			if (!eligible(q, &h))
+				continue;
+			sc = vdi_sched_score(&h, q->req, p);
+			if (!have || sc < best - 1e-12)
+				mine = false;
+			if (!have || sc < best)
+				best = sc;
+			if (sc <= best + 1e-12)
+				mine = true;
+			have = true;
+			quick_keep(q, st, &h);
+			if (pack)
+				break;
+		}
+		sqlite3_reset(st);
+		if (rc < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(sizes);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * random2: host ids drawn uniformly from the id range, drawn again while
+ * the id is not a candidate or fails a filter, which is uniform over the
+ * eligible hosts (ids are dense where hosts are rarely removed).
+ */
+static int
+quick_random2(struct quick *q, struct vdi_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct vdi_sched_host h;
+	int64_t lo = 0, hi = -1;
+	int rc = 0;
+
+	if (vdi_db_prepare(q->db, &st, "SELECT min(id), max(id) FROM hosts", err) < 0)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		lo = sqlite3_column_int64(st, 0);
+		hi = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (quick_prepare(q, &st, NULL, " AND id = ?4", "id", err) < 0)
+		return -1;
+	for (int k = 0; k < QUICK_DRAWS && hi > lo && q->res->nhosts < 2 && rc >= 0; k++) {
+		sqlite3_bind_int64(st, 4, lo + (int64_t)(vdi_rand_next(q->o->rng) % (uint64_t)(hi - lo + 1)));
+		rc = quick_row(q, st, &h, err);
+		if (rc > 0 && eligible(q, &h) && !(q->res->nhosts == 1 && q->res->hosts[0].id == h.id))
+			quick_keep(q, st, &h);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return -1;
+	if (q->res->nhosts == 2 && strcmp(q->res->hosts[0].name, q->res->hosts[1].name) > 0) {
+		/* Ties break by name, as in the full pass: put the two in name order. */
+		struct vdi_sched_host t = q->res->hosts[0];
+		q->res->hosts[0] = q->res->hosts[1];
+		q->res->hosts[1] = t;
+	}
+	if (q->res->nhosts < 2)
+		vdi_assign_result_hosts_clear(q->res); /* fewer than two eligible, or unlucky: the full pass draws */
+	return 0;
+}
+
+static int
+quick_hosts(struct quick *q, enum vdi_policy p, int64_t sticky, struct vdi_err *err)
+{
+	switch (p) {
+	case VDI_POLICY_LEAST_SESSIONS:
+		return quick_first(q, "hosts_by_sessions", "", "sessions, name", 0, err);
+	case VDI_POLICY_LEAST_LOAD:
+	case VDI_POLICY_PACK:
+		return quick_sizes(q, p, err);
+	case VDI_POLICY_ROUND_ROBIN:
+		if (q->rr_last && quick_first(q, "hosts_by_name", " AND name > ?3", "name", 0, err) < 0)
+			return -1;
+		return q->res->nhosts ? 0 : quick_first(q, "hosts_by_name", "", "name", 0, err);
+	case VDI_POLICY_RANDOM2:
+		return quick_random2(q, err);
+	case VDI_POLICY_STICKY:
+		/* One host, by its id (no index walk). */
+		if (sticky && quick_first(q, NULL, " AND id = ?4", "id", sticky, err) < 0)
+			return -1;
+		return q->res->nhosts ? 0 : quick_hosts(q, q->o->fallback, 0, err);
+	}
+	return 0;
 }
 
 static char *
@@ -310,17 +571,65 @@ move_session(struct vdi_db *db, int64_t id, int64_t host, int64_t now, struct vd
 	return rc;
 }
 
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct vdi_sched_host *)a)->name, ((const struct vdi_sched_host *)b)->name);
+}
+
+static void
+sched_ctx(struct vdi_db *db, const struct uvm *u, const struct vdi_assign_opts *o, const char *rr, bool rank_all,
+	  struct vdi_sched_ctx *ctx)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->policy = o->policy;
+	ctx->fallback = o->fallback;
+	ctx->rng = o->rng;
+	ctx->rank_all = rank_all;
+	ctx->rr_last = rr;
+	if (o->policy == VDI_POLICY_STICKY)
+		ctx->sticky_host = last_host(db, u->id);
+}
+
+/* The quick path's pick into res (the hosts it kept), or *win -1 when it leaves the decision to the full pass. */
+static int
+quick_pick(struct vdi_db *db, const struct uvm *u, const struct vdi_sched_req *req, const struct vdi_assign_opts *o,
+	   const char *rr, int64_t source, int64_t min_ok, struct vdi_assign_result *res, int *win, struct vdi_err *err)
+{
+	struct quick q = { .db = db, .u = u, .req = req, .o = o, .rr_last = rr, .source = source,
+			   .min_ok = min_ok, .res = res };
+	struct vdi_sched_ctx ctx;
+	int ret = -1;
+
+	*win = -1;
+	if (u->ntags > 0 && tagged_hosts(db, u, &q.tagged, &q.ntagged, err) < 0)
+		return -1;
+	sched_ctx(db, u, o, rr, false, &ctx);
+	if (quick_hosts(&q, o->policy, ctx.sticky_host, err) < 0)
+		goto out;
+	if (res->nhosts > 0) {
+		/* Ties break by name, as in the full pass. */
+		qsort(res->hosts, res->nhosts, sizeof(*res->hosts), by_name);
+		*win = vdi_sched_pick(res->hosts, res->nhosts, req, &ctx);
+		snprintf(res->why, sizeof(res->why), "%s", ctx.why);
+	}
+	ret = 0;
+out:
+	free(q.tagged);
+	return ret;
+}
+
 int
 vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	   struct vdi_assign_result *res, struct vdi_err *err)
 {
 	struct uvm u;
 	struct vdi_sched_req req;
-	struct vdi_sched_ctx ctx = { 0 };
+	struct vdi_sched_ctx ctx;
 	sqlite3_stmt *st = NULL;
 	char *rr = NULL, detail[512];
 	int win = -1, rc;
-	int64_t now = (int64_t)time(NULL), source = 0;
+	int64_t now = (int64_t)time(NULL), source = 0, min_ok;
 
 	memset(res, 0, sizeof(*res));
 	if (vdi_db_begin(db, true, err) < 0)
@@ -347,25 +656,26 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	req.max_age = o->max_age;
 	if (o->policy == VDI_POLICY_ROUND_ROBIN)
 		rr = kv_get(db, "rr_last");
+	min_ok = o->max_age > 0 ? now - o->max_age : INT64_MIN;
 	/*
-	 * A quick pass over the hosts that can take sessions at all (its SQL
-	 * filter lets through exactly the hosts that pass the state, freshness
-	 * and pool filters, so its eligible hosts, in the same order, are the
-	 * full pass's); the full pass only when asked to explain, or to say why
-	 * no host fits.
+	 * The quick path reads the best few candidates (see above); the full
+	 * pass reads every host, when asked to explain or to place by hand,
+	 * or when the quick path finds nothing and the refusal must say why.
 	 */
-	for (int full = o->explain || o->host; full < 2 && win < 0; full++) {
+	if (!o->explain && !o->host && quick_pick(db, &u, &req, o, rr, source, min_ok, res, &win, err) < 0)
+		goto fail;
+	if (win < 0) {
 		vdi_assign_result_hosts_clear(res);
-		if (load_hosts(db, &u, rr, o->max_age > 0 ? now - o->max_age : INT64_MIN, full, res, err) < 0)
+		if (load_hosts(db, &u, rr, res, err) < 0)
 			goto fail;
 		vdi_sched_filter(res->hosts, res->nhosts, &req);
-		for (size_t i = 0; i < res->nhosts; i++)
+		for (size_t i = 0; i < res->nhosts; i++) {
 			for (size_t k = 0; k < o->nexclude; k++)
 				if (res->hosts[i].id == o->exclude[k])
 					res->hosts[i].reject = "failed";
-		for (size_t i = 0; i < res->nhosts; i++)
 			if (res->hosts[i].id == source)
 				res->hosts[i].reject = "source";
+		}
 		if (o->host) {
 			for (size_t i = 0; i < res->nhosts; i++)
 				if (strcmp(res->hosts[i].name, o->host) == 0)
@@ -386,17 +696,11 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 			res->hosts[win].rank = 1;
 			snprintf(res->why, sizeof(res->why), "chosen by hand%s",
 				 res->forced ? ", forced past the filters" : "");
-			break;
+		} else {
+			sched_ctx(db, &u, o, rr, true, &ctx);
+			win = vdi_sched_pick(res->hosts, res->nhosts, &req, &ctx);
+			snprintf(res->why, sizeof(res->why), "%s", ctx.why);
 		}
-		ctx.policy = o->policy;
-		ctx.fallback = o->fallback;
-		ctx.rng = o->rng;
-		ctx.rank_all = full;
-		ctx.rr_last = rr;
-		if (o->policy == VDI_POLICY_STICKY)
-			ctx.sticky_host = last_host(db, u.id);
-		win = vdi_sched_pick(res->hosts, res->nhosts, &req, &ctx);
-		snprintf(res->why, sizeof(res->why), "%s", ctx.why);
 	}
 	if (win < 0) {
 		char why[256];
@@ -411,11 +715,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		vdi_db_rollback(db);
 		return -1;
 	}
-	res->host = res->full ? vdi_xstrdup(res->hosts[win].name) : host_name(db, res->hosts[win].id);
-	if (!res->host) {
-		vdi_err_set(err, VDI_EFAIL, "host %lld vanished", (long long)res->hosts[win].id);
-		goto fail;
-	}
+	res->host = vdi_xstrdup(res->hosts[win].name);
 	if (o->explain)
 		for (size_t i = 0; i < res->nhosts; i++)
 			vdi_sched_detail(&res->hosts[i], &req);
@@ -476,9 +776,9 @@ fail:
 void
 vdi_assign_result_hosts_clear(struct vdi_assign_result *res)
 {
-	if (res->full) {
-		for (size_t i = 0; i < res->nhosts; i++) {
-			free((char *)res->hosts[i].name);
+	for (size_t i = 0; i < res->nhosts; i++) {
+		free((char *)res->hosts[i].name);
+		if (res->full) {
 			free((char *)res->hosts[i].admin);
 			free((char *)res->hosts[i].health);
 		}

@@ -44,7 +44,7 @@ struct vdi_assign_result {
 	/* every host as the decision saw it, for --explain */
 	struct vdi_sched_host *hosts;
 	size_t nhosts;
-	bool full;                 /* hosts holds every host, with names (else only the candidates) */
+	bool full;                 /* hosts holds every host (else only the candidates the quick path kept) */
 	int64_t mem, vcpus;
 };
 

@@ -168,6 +168,23 @@ by_score(const void *pa, const void *pb)
 	return ia < ib ? -1 : ia > ib;
 }
 
+double
+vdi_sched_score(const struct vdi_sched_host *h, const struct vdi_sched_req *r, enum vdi_policy p)
+{
+	switch (p) {
+	case VDI_POLICY_LEAST_SESSIONS:
+		return (double)h->sessions;
+	case VDI_POLICY_LEAST_LOAD:
+	case VDI_POLICY_RANDOM2:
+		return load_score(h, r);
+	case VDI_POLICY_PACK:
+		/* Fullest first: the least room left after placing. */
+		return -mem_util(h, r);
+	default:
+		return 0;
+	}
+}
+
 static void
 score_all(struct vdi_sched_host *hs, const size_t *el, size_t ne, const struct vdi_sched_req *r,
 	  enum vdi_policy p, const struct vdi_sched_ctx *ctx)
@@ -176,15 +193,10 @@ score_all(struct vdi_sched_host *hs, const size_t *el, size_t ne, const struct v
 		struct vdi_sched_host *h = &hs[el[k]];
 		switch (p) {
 		case VDI_POLICY_LEAST_SESSIONS:
-			h->score = (double)h->sessions;
-			break;
 		case VDI_POLICY_LEAST_LOAD:
 		case VDI_POLICY_RANDOM2:
-			h->score = load_score(h, r);
-			break;
 		case VDI_POLICY_PACK:
-			/* Fullest first: the least room left after placing. */
-			h->score = -mem_util(h, r);
+			h->score = vdi_sched_score(h, r, p);
 			break;
 		case VDI_POLICY_ROUND_ROBIN:
 			/* The next name after the last one picked, wrapping around. */

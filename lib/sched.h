@@ -76,6 +76,8 @@ int64_t vdi_sched_vcpu_cap(const struct vdi_sched_host *h);
 
 /* Give each host its first failing filter (reject), or none. */
 void vdi_sched_filter(struct vdi_sched_host *hs, size_t n, const struct vdi_sched_req *r);
+/* A host's score under least-sessions, least-load, random2 or pack (lower is better). */
+double vdi_sched_score(const struct vdi_sched_host *h, const struct vdi_sched_req *r, enum vdi_policy p);
 /* Write the numbers behind a host's verdict into h->detail (for people: costs a few printfs). */
 void vdi_sched_detail(struct vdi_sched_host *h, const struct vdi_sched_req *r);
 
