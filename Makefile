@@ -46,7 +46,7 @@ LIBS_NET   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
 # libvdi is split by dependency: programs that only use the VMDB never load libvirt.
 # libvdi.a: SQLite and libxml2; libvdi-virt.a: libvirt; libvdi-net.a: libcurl and nettle.
 CORE_SRC = lib/profile.c lib/err.c lib/mem.c lib/strv.c lib/csv.c lib/batch.c lib/names.c lib/uri.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
-           lib/file.c lib/meta.c lib/report.c lib/xml.c lib/seed.c lib/master.c lib/uservm.c \
+           lib/file.c lib/meta.c lib/report.c lib/xml.c lib/iso.c lib/seed.c lib/master.c lib/uservm.c \
            lib/sched.c lib/assign.c lib/session.c lib/reap.c lib/request.c lib/rebalance.c
 VIRT_SRC = lib/virt.c lib/conns.c lib/start.c lib/prepare.c lib/reaper.c lib/poll.c lib/copy.c lib/watch.c lib/connect.c lib/migrate.c
 NET_SRC  = lib/image.c lib/import.c lib/token.c

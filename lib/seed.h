@@ -6,7 +6,9 @@
  * as a cdrom; cloud-init in the guest applies it on first boot.
  *
  * The documents are plain text built here (every value is a checked name,
- * quoted); the ISO is made by genisoimage (as cloud-localds does; Debian package genisoimage).
+ * quoted); the ISO is made in memory (iso.h), with the names cloud-localds
+ * gives it (Rock Ridge and Joliet), so a copy runs no process and writes
+ * no temporary file for it.
  */
 #ifndef VDI_SEED_H
 #define VDI_SEED_H
@@ -33,9 +35,7 @@ void vdi_seed_hostname(const char *user, char *buf, size_t len);
 char *vdi_seed_user_data(const struct vdi_seed *s);
 char *vdi_seed_meta_data(const struct vdi_seed *s);
 
-/* Build the ISO in a new temporary folder; *iso is its path, *dir the folder to remove. */
-int vdi_seed_build(const struct vdi_seed *s, char **iso, char **dir, struct vdi_err *err);
-/* Remove what vdi_seed_build made. */
-void vdi_seed_cleanup(char *iso, char *dir);
+/* The seed image (malloc'd, *len bytes; the caller frees it), or NULL with err. */
+unsigned char *vdi_seed_image(const struct vdi_seed *s, size_t *len, struct vdi_err *err);
 
 #endif
