@@ -197,37 +197,79 @@ put(struct vdi_cli *c, const char *user, const struct vdi_copy_result *res)
 	vdi_out_obj_end(c->out);
 }
 
-/* One user: copy (or remove), print, and return the exit code. */
+/* One user's outcome: print it (or keep it for after its first boot); the exit code. */
+static int
+report(struct vdi_cli *c, const char *user, struct vdi_copy_result *res, const struct vdi_err *err, bool *keep)
+{
+	*keep = false;
+	if (err)
+		return vdi_cli_fail(c, err);
+	if (a.rm) {
+		vdi_cli_info(c, "%s the user VM of %s", c->dry_run ? "would remove" : "removed", user);
+		return 0;
+	}
+	if (c->dry_run)
+		vdi_cli_info(c, "would copy master %s for %s as %s", res->master, user, res->volume);
+	if (res->prepare) {
+		/* Printed when its first boot has ended. */
+		vdi_strv_push_copy(&prep.users, &prep.n, user);
+		prep.res = vdi_grow(prep.res, prep.n - 1, sizeof(*prep.res));
+		prep.res[prep.n - 1] = *res;
+		*keep = true;
+		return 0;
+	}
+	if (!c->dry_run)
+		put(c, user, res);
+	return 0;
+}
+
+/* One user (a request of the web page): copy, print, and return the exit code. */
 static int
 do_one(struct vdi_cli *c, const struct vdi_copy_req *q, int done, int total)
 {
 	struct vdi_copy_result res;
 	struct vdi_err err = { 0 };
+	bool keep;
 	int rc;
 
 	if (interrupted)
 		return vdi_err_set(&err, VDI_EFAIL, "interrupted"), vdi_cli_fail(c, &err);
-	rc = a.rm ? vdi_copy_rm(c->db, q->user, &a.o, &err) : vdi_copy(c->db, q, &a.o, &res, &err);
-	vdi_cli_progress(c, a.rm ? "removing" : "copying", done, total, false);
-	if (rc < 0)
-		return vdi_cli_fail(c, &err);
-	if (a.rm) {
-		vdi_cli_info(c, "%s the user VM of %s", c->dry_run ? "would remove" : "removed", q->user);
-		return 0;
-	}
-	if (c->dry_run)
-		vdi_cli_info(c, "would copy master %s for %s as %s", res.master, q->user, res.volume);
-	if (res.prepare) {
-		/* Printed when its first boot has ended. */
-		vdi_strv_push_copy(&prep.users, &prep.n, q->user);
-		prep.res = vdi_grow(prep.res, prep.n - 1, sizeof(*prep.res));
-		prep.res[prep.n - 1] = res;
-		return 0;
-	}
-	if (!c->dry_run)
-		put(c, q->user, &res);
-	vdi_copy_result_clear(&res);
-	return 0;
+	rc = vdi_copy(c->db, q, &a.o, &res, &err);
+	vdi_cli_progress(c, "copying", done, total, false);
+	rc = report(c, q->user, rc < 0 ? NULL : &res, rc < 0 ? &err : NULL, &keep);
+	if (!keep && !err.code)
+		vdi_copy_result_clear(&res);
+	return rc;
+}
+
+struct batch_out {
+	struct vdi_cli *c;
+	const struct vdi_copy_req *reqs;
+	size_t n;
+	int code;
+};
+
+/* Each user of a batch, in input order, as soon as it and those before it are done. */
+static void
+batch_done(void *ctx, size_t i, struct vdi_copy_result *res, const struct vdi_err *err, bool *keep)
+{
+	struct batch_out *b = ctx;
+
+	b->code = vdi_code_worst(b->code, report(b->c, b->reqs[i].user, res, err, keep));
+	vdi_cli_progress(b->c, a.rm ? "removing" : "copying", (int64_t)i + 1, (int64_t)b->n, false);
+}
+
+/* Users of the arguments, standard input or --csv: copy_parallel at once, each printed in input order. */
+static int
+run_batch(struct vdi_cli *c, const struct vdi_copy_req *reqs, size_t n)
+{
+	struct batch_out out = { .c = c, .reqs = reqs, .n = n };
+	struct vdi_copy_batch b = { .db_path = c->cfg.db, .program = c->prog, .busy_ms = c->cfg.busy_timeout,
+				    .timeout_ms = c->cfg.poll_timeout, .parallel = (int)c->cfg.copy_parallel,
+				    .rm = a.rm, .done = batch_done, .ctx = &out };
+
+	vdi_copy_many(reqs, n, &a.o, &b);
+	return out.code;
 }
 
 /* Each first boot as it ends. */
@@ -335,14 +377,17 @@ run_requests(struct vdi_cli *c, char **users, size_t n)
 	return code;
 }
 
-/* CSV on stdin: each record's fields override the options. */
+/* CSV on stdin: each record's fields override the options; the records are made as one batch. */
 static int
 run_csv(struct vdi_cli *c)
 {
 	struct vdi_csv *r = vdi_csv_open(stdin);
 	struct vdi_csv_request cq;
+	struct vdi_copy_req *reqs = NULL;
+	char ***apps = NULL;
 	struct vdi_err err = { 0 };
-	int rc, code = 0, done = 0;
+	size_t n = 0;
+	int rc, code = 0;
 
 	while ((rc = vdi_csv_next(r, &cq, &err)) != 0) {
 		struct vdi_copy_req q = a.base;
@@ -351,14 +396,10 @@ run_csv(struct vdi_cli *c)
 			vdi_err_reset(&err);
 			continue;
 		}
-		q.user = cq.user;
+		q.user = vdi_xstrdup(cq.user);
 		if (cq.os) {
-			q.os = cq.os;
+			q.os = vdi_xstrdup(cq.os);
 			q.master = NULL;
-		}
-		if (cq.napps) {
-			q.apps = cq.apps;
-			q.napps = cq.napps;
 		}
 		if (cq.mem > 0)
 			q.mem = cq.mem;
@@ -369,12 +410,34 @@ run_csv(struct vdi_cli *c)
 		if (!q.os && !q.master) {
 			vdi_err_set(&err, VDI_EUSAGE, "line %d: no os given and no --master", cq.line);
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
-		} else {
-			code = vdi_code_worst(code, do_one(c, &q, ++done, 0));
+			vdi_err_reset(&err);
+			free((char *)q.user);
+			free(cq.apps);
+			continue;
 		}
+		reqs = vdi_grow(reqs, n, sizeof(*reqs));
+		apps = vdi_grow(apps, n, sizeof(*apps));
+		apps[n] = NULL;
+		if (cq.napps) {
+			size_t k = 0;
+			for (size_t j = 0; j < cq.napps; j++)
+				vdi_strv_push_copy(&apps[n], &k, cq.apps[j]);
+			q.apps = apps[n];
+			q.napps = cq.napps;
+		}
+		reqs[n++] = q;
 		free(cq.apps);
 	}
 	vdi_csv_close(r);
+	code = vdi_code_worst(code, run_batch(c, reqs, n));
+	for (size_t i = 0; i < n; i++) {
+		free((char *)reqs[i].user);
+		if (reqs[i].os != a.base.os)
+			free((char *)reqs[i].os);
+		vdi_strv_free(apps[i], apps[i] ? reqs[i].napps : 0);
+	}
+	free(reqs);
+	free(apps);
 	return code;
 }
 
@@ -448,11 +511,13 @@ main(int argc, char **argv)
 	} else if (a.csv) {
 		code = run_csv(&c);
 	} else {
+		struct vdi_copy_req *reqs = vdi_xcalloc(n + 1, sizeof(*reqs));
 		for (size_t i = 0; i < n; i++) {
-			struct vdi_copy_req q = a.base;
-			q.user = users[i];
-			code = vdi_code_worst(code, do_one(&c, &q, (int)i + 1, (int)n));
+			reqs[i] = a.base;
+			reqs[i].user = users[i];
 		}
+		code = run_batch(&c, reqs, n);
+		free(reqs);
 	}
 	vdi_cli_progress(&c, NULL, -1, 0, false);
 	code = vdi_code_worst(code, run_prepare(&c));

@@ -37,6 +37,7 @@ static const struct setting settings[] = {
 	{ "policy", S_POLICY, OFF(policy), "least-sessions", 0, 0 },
 	{ "image_max_size", S_SIZE, OFF(image_max_size), "64G", 1, 0 },
 	{ "start_retries", S_COUNT, OFF(start_retries), "2", 0, 64 },
+	{ "copy_parallel", S_COUNT, OFF(copy_parallel), "8", 1, 256 },
 	{ "start_parallel", S_COUNT, OFF(start_parallel), "32", 1, 256 },
 	{ "start_parallel_host", S_COUNT, OFF(start_parallel_host), "8", 1, 256 },
 	{ "assign_ttl", S_DURATION, OFF(assign_ttl), "10m", 1000, 0 },

@@ -31,6 +31,7 @@ struct vdi_config {
 	char *policy;            /* policy: vm-assign's default policy */
 	int64_t image_max_size;  /* image_max_size: bytes an image import may be */
 	int64_t start_retries;   /* start_retries: other hosts vm-start tries after a failure */
+	int64_t copy_parallel;   /* copy_parallel: user VMs made at once in one vm-copy */
 	int64_t start_parallel;  /* start_parallel: starts in flight in one vm-start */
 	int64_t start_parallel_host; /* start_parallel_host: of those, on one host */
 	int64_t assign_ttl;      /* assign_ttl: ms an assigned session may wait for vm-start */

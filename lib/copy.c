@@ -1,9 +1,10 @@
 /* copy.c - vm-copy's workflow: claim, overlay, seed, ready, undo (see copy.h). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "batch.h"
 #include "copy.h"
 #include "file.h"
 #include "host.h"
@@ -17,37 +18,21 @@
 #include "uservm.h"
 #include "virt.h"
 
+/* A raw volume of these bytes. */
 static int
-upload_file(virConnectPtr conn, const char *pool, const char *name, const char *path, struct vdi_err *err)
+upload(virConnectPtr conn, const char *pool, const char *name, const unsigned char *data, size_t len,
+       struct vdi_err *err)
 {
-	struct vdi_volume_spec spec = { .name = name, .format = "raw" };
-	struct vdi_upload *up;
-	struct stat sb;
-	char buf[65536];
-	size_t n;
-	FILE *fp;
-	int ret = -1;
+	struct vdi_volume_spec spec = { .name = name, .format = "raw", .capacity = (int64_t)len };
+	struct vdi_upload *up = vdi_upload_begin(conn, pool, &spec, err);
 
-	fp = fopen(path, "re");
-	if (!fp || fstat(fileno(fp), &sb) < 0) {
-		if (fp)
-			fclose(fp);
-		return vdi_err_set(err, VDI_EFAIL, "cannot read %s", path);
-	}
-	spec.capacity = sb.st_size;
-	up = vdi_upload_begin(conn, pool, &spec, err);
 	if (!up)
-		goto out;
-	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
-		if (vdi_upload_send(up, buf, n, err) < 0) {
-			vdi_upload_abort(up);
-			goto out;
-		}
+		return -1;
+	if (vdi_upload_send(up, data, len, err) < 0) {
+		vdi_upload_abort(up);
+		return -1;
 	}
-	ret = vdi_upload_finish(up, err);
-out:
-	fclose(fp);
-	return ret;
+	return vdi_upload_finish(up, err);
 }
 
 void
@@ -65,7 +50,9 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 	     const char *disk, const char *seedvol, const struct vdi_copy_opts *o, struct vdi_err *err)
 {
 	struct vdi_seed seed = { 0 };
-	char *mpath = NULL, *iso = NULL, *tmpdir = NULL;
+	char *mpath = NULL;
+	unsigned char *iso = NULL;
+	size_t isolen = 0;
 	int ret = -1;
 
 	/* Our claim is held: volumes of these names are leftovers of a copy that died. */
@@ -98,7 +85,7 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 		struct vdi_profile p = vdi_master_profile(m);
 		seed.windows = vdi_profile_windows(&p);
 	}
-	if (vdi_seed_build(&seed, &iso, &tmpdir, err) < 0 || upload_file(conn, m->pool, seedvol, iso, err) < 0)
+	if (!(iso = vdi_seed_image(&seed, &isolen, err)) || upload(conn, m->pool, seedvol, iso, isolen, err) < 0)
 		goto out;
 	if (o->interrupted && *o->interrupted) {
 		vdi_err_set(err, VDI_EFAIL, "interrupted");
@@ -110,7 +97,7 @@ out:
 		vdi_vol_delete(conn, m->pool, disk, NULL);
 		vdi_vol_delete(conn, m->pool, seedvol, NULL);
 	}
-	vdi_seed_cleanup(iso, tmpdir);
+	free(iso);
 	free(mpath);
 	return ret;
 }
@@ -299,4 +286,100 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 out:
 	vdi_uservm_clear(&u);
 	return ret;
+}
+
+/* ---- batches: several copies in flight, results in input order ---- */
+
+struct many {
+	const struct vdi_copy_req *reqs;
+	const struct vdi_copy_opts *o;
+	const struct vdi_copy_batch *b;
+	size_t n;
+	size_t *first;             /* input i -> the first input of the same user */
+	struct vdi_copy_result *res;
+	struct vdi_err *errs;
+	bool *done;
+	size_t next_out;
+	pthread_mutex_t mu;
+	struct vdi_db **dbs;       /* per worker */
+	struct vdi_conns **conns;  /* per worker */
+};
+
+static void
+many_job(void *ctx, int worker, size_t t)
+{
+	struct many *m = ctx;
+	struct vdi_copy_opts o = *m->o;
+	struct vdi_err *e = &m->errs[t];
+
+	if (m->first[t] != t) {
+		vdi_err_set(e, VDI_ECONFLICT, "named more than once in this batch (made once)");
+		vdi_err_object(e, "%s", m->reqs[t].user);
+	} else if (o.interrupted && *o.interrupted) {
+		vdi_err_set(e, VDI_EFAIL, "interrupted");
+		vdi_err_object(e, "%s", m->reqs[t].user);
+	} else if (!m->dbs[worker] && vdi_db_open(&m->dbs[worker], m->b->db_path, m->b->busy_ms, m->b->program,
+						  e) < 0) {
+		vdi_err_object(e, "%s", m->reqs[t].user);
+	} else {
+		if (!m->conns[worker])
+			m->conns[worker] = vdi_conns_new(m->b->timeout_ms);
+		m->dbs[worker]->dry_run = o.dry_run; /* -n: every commit rolls back, as on the caller's handle */
+		o.conns = m->conns[worker];
+		if (m->b->rm)
+			vdi_copy_rm(m->dbs[worker], m->reqs[t].user, &o, e);
+		else
+			vdi_copy(m->dbs[worker], &m->reqs[t], &o, &m->res[t], e);
+	}
+	pthread_mutex_lock(&m->mu);
+	m->done[t] = true;
+	while (m->next_out < m->n && m->done[m->next_out]) {
+		size_t i = m->next_out;
+		bool keep = false;
+		m->b->done(m->b->ctx, i, m->errs[i].code ? NULL : &m->res[i], m->errs[i].code ? &m->errs[i] : NULL,
+			   &keep);
+		if (keep)
+			memset(&m->res[i], 0, sizeof(m->res[i]));
+		m->next_out++;
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+void
+vdi_copy_many(const struct vdi_copy_req *reqs, size_t n, const struct vdi_copy_opts *o,
+	      const struct vdi_copy_batch *b)
+{
+	struct many m = { .reqs = reqs, .o = o, .b = b, .n = n };
+	int parallel = b->parallel < 1 ? 1 : b->parallel;
+
+	if ((size_t)parallel > n)
+		parallel = n ? (int)n : 1;
+	m.first = vdi_xcalloc(n + 1, sizeof(*m.first));
+	m.res = vdi_xcalloc(n + 1, sizeof(*m.res));
+	m.errs = vdi_xcalloc(n + 1, sizeof(*m.errs));
+	m.done = vdi_xcalloc(n + 1, sizeof(*m.done));
+	m.dbs = vdi_xcalloc((size_t)parallel, sizeof(*m.dbs));
+	m.conns = vdi_xcalloc((size_t)parallel, sizeof(*m.conns));
+	/* The same user twice is made once (the first); the others say so. */
+	for (size_t i = 0; i < n; i++) {
+		m.first[i] = i;
+		for (size_t k = 0; k < i && m.first[i] == i; k++)
+			if (strcmp(reqs[k].user, reqs[i].user) == 0)
+				m.first[i] = k;
+	}
+	pthread_mutex_init(&m.mu, NULL);
+	vdi_batch_run(n, parallel, many_job, &m);
+	pthread_mutex_destroy(&m.mu);
+	for (int w = 0; w < parallel; w++) {
+		vdi_conns_free(m.conns[w]);
+		vdi_db_close(m.dbs[w]);
+	}
+	for (size_t t = 0; t < n; t++)
+		vdi_copy_result_clear(&m.res[t]);
+	free(m.first);
+	free(m.res);
+	free(m.errs);
+	free(m.done);
+	free(m.dbs);
+	free(m.conns);
 }

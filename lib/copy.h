@@ -64,4 +64,26 @@ void vdi_copy_result_clear(struct vdi_copy_result *res);
 
 int vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, struct vdi_err *err);
 
+/*
+ * A batch: vdi_copy (or, with rm, vdi_copy_rm) of every request, at most
+ * `parallel` at once, so the libvirt round trips of one user (volume
+ * create, seed upload) overlap another's.  Each worker has its own VMDB
+ * handle and connection cache (o->conns is not used).  done() is called
+ * once per request, in input order, as soon as it and all before it are
+ * done: with res on success (the callee may keep it: it is not cleared
+ * when done() sets *keep), or with err.  A user named twice is made once:
+ * the later requests fail (5) without touching anything.
+ */
+struct vdi_copy_batch {
+	const char *db_path, *program;
+	int64_t busy_ms;
+	int64_t timeout_ms;        /* per host connect */
+	int parallel;
+	bool rm;
+	void (*done)(void *ctx, size_t i, struct vdi_copy_result *res, const struct vdi_err *err, bool *keep);
+	void *ctx;
+};
+void vdi_copy_many(const struct vdi_copy_req *reqs, size_t n, const struct vdi_copy_opts *o,
+		   const struct vdi_copy_batch *b);
+
 #endif
