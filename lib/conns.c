@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conns.h"
+#include "db.h"
 #include "host.h"
 #include "mem.h"
 #include "virt.h"
@@ -96,4 +97,40 @@ vdi_conns_free(struct vdi_conns *cs)
 	}
 	free(cs->v);
 	free(cs);
+}
+
+void
+vdi_workers_init(struct vdi_workers *w, int n)
+{
+	w->n = n < 1 ? 1 : n;
+	w->dbs = vdi_xcalloc((size_t)w->n, sizeof(*w->dbs));
+	w->conns = vdi_xcalloc((size_t)w->n, sizeof(*w->conns));
+}
+
+int
+vdi_workers_get(struct vdi_workers *w, int worker, struct vdi_db **db, struct vdi_conns **cs, struct vdi_err *err)
+{
+	if (!w->dbs[worker]) {
+		if (vdi_db_open(&w->dbs[worker], w->db_path, w->busy_ms, w->program, err) < 0)
+			return -1;
+		w->dbs[worker]->dry_run = w->dry_run; /* -n: every commit rolls back, as on the caller's handle */
+	}
+	if (!w->conns[worker])
+		w->conns[worker] = vdi_conns_new(w->timeout_ms);
+	*db = w->dbs[worker];
+	*cs = w->conns[worker];
+	return 0;
+}
+
+void
+vdi_workers_free(struct vdi_workers *w)
+{
+	for (int i = 0; i < w->n; i++) {
+		vdi_conns_free(w->conns[i]);
+		vdi_db_close(w->dbs[i]);
+	}
+	free(w->dbs);
+	free(w->conns);
+	w->dbs = NULL;
+	w->conns = NULL;
 }

@@ -11,6 +11,7 @@
 #ifndef VDI_CONNS_H
 #define VDI_CONNS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <libvirt/libvirt.h>
@@ -35,5 +36,25 @@ virConnectPtr vdi_conns_for_pool(struct vdi_conns *cs, struct vdi_db *db, const 
 void vdi_conns_drop(struct vdi_conns *cs, const char *name);
 /* Close every connection and free the cache (NULL is fine). */
 void vdi_conns_free(struct vdi_conns *cs);
+
+/*
+ * What each worker thread of a batch (batch.h) owns: a VMDB handle, opened
+ * on its first job, and a connection cache, as neither may be shared
+ * between threads.  vdi_workers_get() gives worker w its pair (opening the
+ * VMDB on first use, with dry_run as given); -1 with err if it does not
+ * open.  vdi_workers_free() closes them all.
+ */
+struct vdi_workers {
+	const char *db_path, *program;   /* borrowed */
+	int64_t busy_ms, timeout_ms;
+	bool dry_run;
+	int n;
+	struct vdi_db **dbs;
+	struct vdi_conns **conns;
+};
+void vdi_workers_init(struct vdi_workers *w, int n);
+int vdi_workers_get(struct vdi_workers *w, int worker, struct vdi_db **db, struct vdi_conns **cs,
+		    struct vdi_err *err);
+void vdi_workers_free(struct vdi_workers *w);
 
 #endif

@@ -301,8 +301,7 @@ struct many {
 	bool *done;
 	size_t next_out;
 	pthread_mutex_t mu;
-	struct vdi_db **dbs;       /* per worker */
-	struct vdi_conns **conns;  /* per worker */
+	struct vdi_workers w;
 };
 
 static void
@@ -311,6 +310,7 @@ many_job(void *ctx, int worker, size_t t)
 	struct many *m = ctx;
 	struct vdi_copy_opts o = *m->o;
 	struct vdi_err *e = &m->errs[t];
+	struct vdi_db *db;
 
 	if (m->first[t] != t) {
 		vdi_err_set(e, VDI_ECONFLICT, "named more than once in this batch (made once)");
@@ -318,18 +318,12 @@ many_job(void *ctx, int worker, size_t t)
 	} else if (o.interrupted && *o.interrupted) {
 		vdi_err_set(e, VDI_EFAIL, "interrupted");
 		vdi_err_object(e, "%s", m->reqs[t].user);
-	} else if (!m->dbs[worker] && vdi_db_open(&m->dbs[worker], m->b->db_path, m->b->busy_ms, m->b->program,
-						  e) < 0) {
+	} else if (vdi_workers_get(&m->w, worker, &db, &o.conns, e) < 0) {
 		vdi_err_object(e, "%s", m->reqs[t].user);
+	} else if (m->b->rm) {
+		vdi_copy_rm(db, m->reqs[t].user, &o, e);
 	} else {
-		if (!m->conns[worker])
-			m->conns[worker] = vdi_conns_new(m->b->timeout_ms);
-		m->dbs[worker]->dry_run = o.dry_run; /* -n: every commit rolls back, as on the caller's handle */
-		o.conns = m->conns[worker];
-		if (m->b->rm)
-			vdi_copy_rm(m->dbs[worker], m->reqs[t].user, &o, e);
-		else
-			vdi_copy(m->dbs[worker], &m->reqs[t], &o, &m->res[t], e);
+		vdi_copy(db, &m->reqs[t], &o, &m->res[t], e);
 	}
 	pthread_mutex_lock(&m->mu);
 	m->done[t] = true;
@@ -349,17 +343,18 @@ void
 vdi_copy_many(const struct vdi_copy_req *reqs, size_t n, const struct vdi_copy_opts *o,
 	      const struct vdi_copy_batch *b)
 {
-	struct many m = { .reqs = reqs, .o = o, .b = b, .n = n };
+	struct many m = { .reqs = reqs, .o = o, .b = b, .n = n,
+			  .w = { .db_path = b->db_path, .program = b->program, .busy_ms = b->busy_ms,
+				 .timeout_ms = b->timeout_ms, .dry_run = o->dry_run } };
 	int parallel = b->parallel < 1 ? 1 : b->parallel;
 
 	if ((size_t)parallel > n)
 		parallel = n ? (int)n : 1;
+	vdi_workers_init(&m.w, parallel);
 	m.first = vdi_xcalloc(n + 1, sizeof(*m.first));
 	m.res = vdi_xcalloc(n + 1, sizeof(*m.res));
 	m.errs = vdi_xcalloc(n + 1, sizeof(*m.errs));
 	m.done = vdi_xcalloc(n + 1, sizeof(*m.done));
-	m.dbs = vdi_xcalloc((size_t)parallel, sizeof(*m.dbs));
-	m.conns = vdi_xcalloc((size_t)parallel, sizeof(*m.conns));
 	/* The same user twice is made once (the first); the others say so. */
 	for (size_t i = 0; i < n; i++) {
 		m.first[i] = i;
@@ -370,16 +365,11 @@ vdi_copy_many(const struct vdi_copy_req *reqs, size_t n, const struct vdi_copy_o
 	pthread_mutex_init(&m.mu, NULL);
 	vdi_batch_run(n, parallel, many_job, &m);
 	pthread_mutex_destroy(&m.mu);
-	for (int w = 0; w < parallel; w++) {
-		vdi_conns_free(m.conns[w]);
-		vdi_db_close(m.dbs[w]);
-	}
+	vdi_workers_free(&m.w);
 	for (size_t t = 0; t < n; t++)
 		vdi_copy_result_clear(&m.res[t]);
 	free(m.first);
 	free(m.res);
 	free(m.errs);
 	free(m.done);
-	free(m.dbs);
-	free(m.conns);
 }

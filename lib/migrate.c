@@ -449,8 +449,7 @@ struct many {
 	bool *done;
 	size_t next_out;
 	pthread_mutex_t mu;
-	struct vdi_db **dbs;       /* per worker */
-	struct vdi_conns **conns;
+	struct vdi_workers w;
 };
 
 static void
@@ -459,16 +458,14 @@ many_job(void *ctx, int worker, size_t i)
 	struct many *m = ctx;
 	struct vdi_migrate_opts o = *m->o;
 	struct vdi_err *e = &m->errs[i];
+	struct vdi_db *db;
 
-	if (!m->dbs[worker] && vdi_db_open(&m->dbs[worker], m->b->db_path, m->b->busy_ms, m->b->program, e) < 0) {
+	if (vdi_workers_get(&m->w, worker, &db, &o.conns, e) < 0) {
 		vdi_err_object(e, "session %lld", (long long)m->ids[i]);
 	} else {
-		if (!m->conns[worker])
-			m->conns[worker] = vdi_conns_new(m->b->timeout_ms);
-		o.conns = m->conns[worker];
 		if (m->to && m->to[i])
 			o.to = m->to[i];
-		if (vdi_migrate(m->dbs[worker], m->ids[i], &o, &m->res[i], e) < 0)
+		if (vdi_migrate(db, m->ids[i], &o, &m->res[i], e) < 0)
 			vdi_err_object(e, "session %lld%s%s", (long long)m->ids[i], m->res[i].user ? " of " : "",
 				       m->res[i].user ? m->res[i].user : "");
 	}
@@ -485,28 +482,25 @@ void
 vdi_migrate_many(const int64_t *ids, char *const *to, size_t n, const struct vdi_migrate_opts *o,
 		 const struct vdi_migrate_batch *b)
 {
-	struct many m = { .o = o, .b = b, .ids = ids, .to = to, .n = n };
+	struct many m = { .o = o, .b = b, .ids = ids, .to = to, .n = n,
+			  .w = { .db_path = b->db_path, .program = b->program, .busy_ms = b->busy_ms,
+				 .timeout_ms = b->timeout_ms } };
 	int parallel = b->parallel < 1 ? 1 : b->parallel;
+
+	vdi_workers_init(&m.w, parallel);
 
 	m.res = vdi_xcalloc(n + 1, sizeof(*m.res));
 	m.errs = vdi_xcalloc(n + 1, sizeof(*m.errs));
 	m.done = vdi_xcalloc(n + 1, sizeof(*m.done));
-	m.dbs = vdi_xcalloc((size_t)parallel, sizeof(*m.dbs));
-	m.conns = vdi_xcalloc((size_t)parallel, sizeof(*m.conns));
 	pthread_mutex_init(&m.mu, NULL);
 	vdi_batch_run(n, parallel, many_job, &m);
 	pthread_mutex_destroy(&m.mu);
-	for (int w = 0; w < parallel; w++) {
-		vdi_conns_free(m.conns[w]);
-		vdi_db_close(m.dbs[w]);
-	}
+	vdi_workers_free(&m.w);
 	for (size_t i = 0; i < n; i++)
 		vdi_migrate_result_clear(&m.res[i]);
 	free(m.res);
 	free(m.errs);
 	free(m.done);
-	free(m.dbs);
-	free(m.conns);
 }
 
 void

@@ -312,8 +312,7 @@ struct many {
 	pthread_mutex_t mu;
 	struct vdi_gate gate;
 	/* per worker: its own VMDB handle, connections and random state */
-	struct vdi_db **dbs;
-	struct vdi_conns **conns;
+	struct vdi_workers w;
 	uint64_t *rngs;
 };
 
@@ -323,19 +322,16 @@ many_job(void *ctx, int worker, size_t t)
 	struct many *m = ctx;
 	struct vdi_start_opts o = *m->o;
 	struct vdi_err *e = &m->errs[t];
+	struct vdi_db *db;
 
 	if (m->task_of[t] == t && !e->code) {
-		if (!m->dbs[worker] && vdi_db_open(&m->dbs[worker], m->b->db_path, m->b->busy_ms, m->b->program,
-						   e) < 0) {
+		if (vdi_workers_get(&m->w, worker, &db, &o.conns, e) < 0) {
 			vdi_err_object(e, "%s", m->users ? m->users[t] : "session");
 		} else {
-			if (!m->conns[worker])
-				m->conns[worker] = vdi_conns_new(m->b->timeout_ms);
 			m->rngs[worker] = (m->o->assign.rng ? *m->o->assign.rng : 1) + (uint64_t)worker * 0x9e3779b97f4a7c15ULL;
-			o.conns = m->conns[worker];
 			o.assign.rng = &m->rngs[worker];
 			o.host_gate = &m->gate;
-			vdi_start(m->dbs[worker], m->users ? m->users[t] : NULL, m->ids ? m->ids[t] : 0, &o, &m->res[t], e);
+			vdi_start(db, m->users ? m->users[t] : NULL, m->ids ? m->ids[t] : 0, &o, &m->res[t], e);
 		}
 	}
 	pthread_mutex_lock(&m->mu);
@@ -354,15 +350,16 @@ void
 vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vdi_start_opts *o,
 	       const struct vdi_start_batch *b)
 {
-	struct many m = { .o = o, .b = b, .users = users, .ids = ids, .n = n };
+	struct many m = { .o = o, .b = b, .users = users, .ids = ids, .n = n,
+			  .w = { .db_path = b->db_path, .program = b->program, .busy_ms = b->busy_ms,
+				 .timeout_ms = b->timeout_ms } };
 	int parallel = b->parallel < 1 ? 1 : b->parallel;
 
 	m.task_of = vdi_xcalloc(n + 1, sizeof(*m.task_of));
 	m.res = vdi_xcalloc(n + 1, sizeof(*m.res));
 	m.errs = vdi_xcalloc(n + 1, sizeof(*m.errs));
 	m.done = vdi_xcalloc(n + 1, sizeof(*m.done));
-	m.dbs = vdi_xcalloc((size_t)parallel, sizeof(*m.dbs));
-	m.conns = vdi_xcalloc((size_t)parallel, sizeof(*m.conns));
+	vdi_workers_init(&m.w, parallel);
 	m.rngs = vdi_xcalloc((size_t)parallel, sizeof(*m.rngs));
 	/* The same user (or session) twice is started once: two starts of one session would race. */
 	for (size_t i = 0; i < n; i++) {
@@ -398,18 +395,13 @@ vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vd
 	vdi_batch_run(n, parallel, many_job, &m);
 	vdi_gate_destroy(&m.gate);
 	pthread_mutex_destroy(&m.mu);
-	for (int w = 0; w < parallel; w++) {
-		vdi_conns_free(m.conns[w]);
-		vdi_db_close(m.dbs[w]);
-	}
+	vdi_workers_free(&m.w);
 	for (size_t t = 0; t < n; t++)
 		vdi_session_clear(&m.res[t]);
 	free(m.task_of);
 	free(m.res);
 	free(m.errs);
 	free(m.done);
-	free(m.dbs);
-	free(m.conns);
 	free(m.rngs);
 }
 
