@@ -33,6 +33,7 @@
 #define CE_AREA 25
 #define DATA 26
 #define NAME_MAX_ISO 30
+#define ISO_PAD 150
 
 static const char er_id[] = "RRIP_1991A";
 static const char er_des[] = "THE ROCK RIDGE INTERCHANGE PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS";
@@ -258,6 +259,12 @@ vdi_iso_build(const char *volid, const struct vdi_iso_file *in, size_t n, time_t
 		lba[i] = total;
 		total += (uint32_t)((files[i].len + SEC - 1) / SEC);
 	}
+	/*
+	 * Then 150 sectors of zeros, as genisoimage pads: Linux reads a CD
+	 * ahead past the last data sector, and without the pad the guest's
+	 * kernel failed to read a seed this small.
+	 */
+	total += ISO_PAD;
 	e = ENOMEM;
 	img = calloc(total, SEC);
 	if (!img)
