@@ -108,8 +108,8 @@ post() {
 	post bob "action=connect&token=$TOKEN"
 	assert_equal "$code" 200
 	grep -q '^title=bob ' "$W/b"
-	assert_equal "$(sql "select group_concat(u.user) from sessions s join uservms u on u.id = s.uservm_id
-		where s.state = 'running' order by s.id")" alice,bob
+	assert_equal "$(sql "select group_concat(user) from (select u.user from sessions s join uservms u on u.id = s.uservm_id
+		where s.state = 'running' order by s.id)")" alice,bob
 	# A REMOTE_USER that is no user name, or none: 403, never a default user.
 	run --separate-stderr env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET VDI_DB="$VDI_DB" VDI_CONFIG="$VDI_CONFIG" "$TOP/$O/bin/vm-connect"
 	assert_line --index 0 $'Status: 403 Forbidden\r'
