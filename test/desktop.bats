@@ -23,8 +23,10 @@ setup() {
 }
 
 teardown() {
-	assert_agree
+	local rc=0
+	assert_agree || rc=1
 	lab_clean
+	return $rc
 }
 
 # running_session: dom and host of the one running session.

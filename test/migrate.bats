@@ -29,6 +29,7 @@ setup() {
 
 teardown() {
 	local rc=0
+	dump_logs_on_failure "$W/watch.log" "$W/viewer.log"
 	stop_pidfile "$W/viewer.pid"
 	stop_pidfile "$W/xvfb.pid"
 	stop_pidfile "$W/watch.pid"
