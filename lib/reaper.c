@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "file.h"
 #include "host.h"
 #include "master.h"
@@ -58,7 +59,7 @@ find_session(const struct vdi_session *ss, size_t n, int64_t id)
 
 /* Carry out one planned item; 0 done, 1 left alone (moved on meanwhile), -1 error. */
 static int
-act(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *hs, const struct vdi_reap_item *it,
+act(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_host *hs, const struct vdi_reap_item *it,
     const struct vdi_session *s, struct vdi_err *err)
 {
 	const struct vdi_host *h = &hs[it->host];
@@ -70,15 +71,15 @@ act(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *h
 		return 0;
 	case VDI_REAP_SETTLE: {
 		bool moved;
-		return vdi_migrate_settle(db, o->conns, s->id, &moved, err) < 0 ? -1 : 0;
+		return vdi_migrate_settle(db, cs, s->id, &moved, err) < 0 ? -1 : 0;
 	}
 	case VDI_REAP_END_DB:
 		/* Only while it is still what the plan saw: a vm-start may have claimed it since. */
 		return vdi_session_end(db, s->id, s->state, it->reason, NULL, err);
 	case VDI_REAP_END:
-		return vdi_reaper_end(db, o->conns, s, s->state, it->reason, err);
+		return vdi_reaper_end(db, cs, s, s->state, it->reason, err);
 	case VDI_REAP_FINISH_START:
-		if (!(conn = vdi_conns_get(o->conns, h->name, h->uri, err)) ||
+		if (!(conn = vdi_conns_get(cs, h->name, h->uri, err)) ||
 		    vdi_domain_port(conn, s->domain, s->id, &port, err) < 0)
 			return -1;
 		/* The starter is dead: take its claim, then record what runs. */
@@ -89,11 +90,11 @@ act(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *h
 		default: return vdi_session_set_running(db, s->id, port, err);
 		}
 	case VDI_REAP_DESTROY_DOMAIN:
-		if (!(conn = vdi_conns_get(o->conns, h->name, h->uri, err)))
+		if (!(conn = vdi_conns_get(cs, h->name, h->uri, err)))
 			return -1;
 		return vdi_domain_destroy(conn, it->object, err) < 0 ? -1 : 0;
 	case VDI_REAP_DELETE_OVERLAY:
-		if (!(conn = vdi_conns_get(o->conns, h->name, h->uri, err)))
+		if (!(conn = vdi_conns_get(cs, h->name, h->uri, err)))
 			return -1;
 		return vdi_vol_delete(conn, h->pool, it->object, err) < 0 ? -1 : 0;
 	}
@@ -204,6 +205,92 @@ probe_hosts(const struct vdi_reaper_opts *o, const struct vdi_session *ss, size_
 	free(reqs);
 }
 
+/*
+ * Carrying the plan out.  Items on one session are one chain, done in plan
+ * order by one worker (an orphan's domain is destroyed before its overlay
+ * is deleted); chains run o->act_parallel at once, o->act_parallel_host on
+ * one host, each worker with its own VMDB handle and connections.  Results
+ * are kept per item and reported in plan order by the caller.
+ */
+struct acts {
+	struct vdi_db *db;                 /* the caller's, when one worker does it all */
+	const struct vdi_reaper_opts *o;
+	const struct vdi_host *hs;
+	const struct vdi_session *ss;
+	size_t nss;
+	const struct vdi_reap_item *items;
+	size_t *chain;                     /* chain c: items chain[start[c]] .. chain[start[c + 1] - 1] */
+	size_t *start;
+	int *rc;                           /* per item */
+	struct vdi_err *errs;              /* per item */
+	struct vdi_workers w;
+	struct vdi_gate gate;
+};
+
+static void
+acts_job(void *ctx, int worker, size_t c)
+{
+	struct acts *a = ctx;
+	const struct vdi_reap_item *first = &a->items[a->chain[a->start[c]]];
+	int64_t host = a->hs[first->host].id;
+	struct vdi_conns *cs = a->o->conns;
+	struct vdi_db *db = a->db;
+	struct vdi_err e = { 0 };
+
+	if (a->w.n > 1 && vdi_workers_get(&a->w, worker, &db, &cs, &e) < 0) {
+		for (size_t k = a->start[c]; k < a->start[c + 1]; k++) {
+			a->rc[a->chain[k]] = -1;
+			a->errs[a->chain[k]] = e;
+		}
+		return;
+	}
+	vdi_gate_enter(&a->gate, host);
+	for (size_t k = a->start[c]; k < a->start[c + 1]; k++) {
+		size_t i = a->chain[k];
+		a->rc[i] = act(db, cs, a->hs, &a->items[i], find_session(a->ss, a->nss, a->items[i].session),
+			       &a->errs[i]);
+	}
+	vdi_gate_leave(&a->gate, host);
+}
+
+/* Run every item that acts (not WAIT) of items[0..n); rc[i] and errs[i] say how each went. */
+static void
+acts_run(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *hs, const struct vdi_session *ss,
+	 size_t nss, const struct vdi_reap_item *items, size_t n, int *rc, struct vdi_err *errs)
+{
+	struct acts a = { .db = db, .o = o, .hs = hs, .ss = ss, .nss = nss, .items = items, .rc = rc, .errs = errs,
+			  .w = { .db_path = o->db_path, .program = o->program, .busy_ms = o->busy_ms,
+				 .timeout_ms = o->timeout_ms } };
+	bool *taken = vdi_xcalloc(n + 1, sizeof(*taken));
+	size_t nchains = 0, m = 0;
+	int parallel = o->act_parallel < 1 || !o->db_path ? 1 : o->act_parallel;
+
+	a.chain = vdi_xcalloc(n + 1, sizeof(*a.chain));
+	a.start = vdi_xcalloc(n + 2, sizeof(*a.start));
+	for (size_t i = 0; i < n; i++) {
+		if (taken[i] || items[i].action == VDI_REAP_WAIT)
+			continue;
+		a.start[nchains++] = m;
+		for (size_t k = i; k < n; k++)
+			if (!taken[k] && items[k].action != VDI_REAP_WAIT &&
+			    (k == i || (items[i].session != 0 && items[k].session == items[i].session))) {
+				taken[k] = true;
+				a.chain[m++] = k;
+			}
+	}
+	a.start[nchains] = m;
+	if ((size_t)parallel > nchains)
+		parallel = nchains ? (int)nchains : 1;
+	vdi_workers_init(&a.w, parallel);
+	vdi_gate_init(&a.gate, parallel > 1 && o->act_parallel_host > 0 ? o->act_parallel_host : parallel);
+	vdi_batch_run(nchains, parallel, acts_job, &a);
+	vdi_gate_destroy(&a.gate);
+	vdi_workers_free(&a.w);
+	free(a.chain);
+	free(a.start);
+	free(taken);
+}
+
 int
 vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, struct vdi_err *err)
 {
@@ -215,6 +302,8 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	struct vdi_reap_item *items = NULL;
 	int64_t *hostids = NULL;
 	char ***vols = NULL;
+	struct vdi_err *errs = NULL;
+	int *rcs = NULL;
 	size_t nss = 0, nhs = 0, nitems = 0;
 	int ret = -1;
 
@@ -271,6 +360,10 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 		}
 	}
 	vdi_reap_plan(ss, nss, rh, nhs, &ro, &items, &nitems);
+	rcs = vdi_xcalloc(nitems + 1, sizeof(*rcs));
+	errs = vdi_xcalloc(nitems + 1, sizeof(*errs));
+	if (!o->dry_run)
+		acts_run(db, o, hs, ss, nss, items, nitems, rcs, errs);
 	for (size_t i = 0; i < nitems; i++) {
 		const struct vdi_reap_item *it = &items[i];
 		struct vdi_err e = { 0 };
@@ -287,7 +380,8 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, NULL);
 			continue;
 		}
-		rc = act(db, o, hs, it, find_session(ss, nss, it->session), &e);
+		rc = rcs[i];
+		e = errs[i];
 		if (rc == 1)
 			continue; /* moved on since we looked: whoever moved it owns it */
 		if (rc < 0)
@@ -305,6 +399,8 @@ out:
 		free(vols[k]);
 	}
 	free(vols);
+	free(rcs);
+	free(errs);
 	for (size_t k = 0; reps && k < nhs; k++)
 		vdi_node_report_clear(&reps[k]);
 	free(items);

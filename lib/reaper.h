@@ -9,8 +9,10 @@
  *
  * vdi_reaper_run() is one whole vm-reap: it reads the live sessions, asks
  * the hosts that have any (every host with --orphans) for their domains,
- * in parallel and bounded, plans with reap.h and carries the plan out.
- * Each planned item is told to o->report, with its error if it failed.
+ * in parallel and bounded, plans with reap.h and carries the plan out,
+ * several sessions at once (the items of one session in order).  Each
+ * planned item is then told to o->report, in plan order, with its error
+ * if it failed.
  * It holds no VMDB transaction across a libvirt call.
  */
 #ifndef VDI_REAPER_H
@@ -42,7 +44,15 @@ struct vdi_reaper_opts {
 	bool dry_run;                /* plan and report, change nothing */
 	int64_t timeout_ms;          /* per host */
 	int parallel;                /* hosts asked at once */
-	struct vdi_conns *conns;     /* borrowed */
+	struct vdi_conns *conns;     /* borrowed; for the plan's items too when act_parallel <= 1 */
+	/*
+	 * The plan's items on act_parallel sessions at once, act_parallel_host
+	 * of them on one host; each worker opens db_path (as program, with
+	 * busy_ms) and its own connections.  NULL db_path: one at a time on db.
+	 */
+	int act_parallel, act_parallel_host;
+	const char *db_path, *program;   /* borrowed */
+	int64_t busy_ms;
 	/* Each item: what, on what, why, and e (NULL: done, or planned with dry_run). */
 	void (*report)(void *ctx, const char *action, const char *object, const char *reason,
 		       const struct vdi_err *e);

@@ -63,6 +63,31 @@ assert_agree() {
 	assert_output ""
 }
 
+@test "a batch of ends runs start_parallel sessions at once (start_parallel_host on one host); the lines keep the plan's order" {
+	vm-start -q u1 u2 u3 u4 u5 u6
+	local h d
+	for h in h1 h2 h3; do
+		for d in $(running_domains "$h"); do
+			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null
+		done
+	done
+	run_vdi vm-reap -n -o tsv
+	local plan=$output
+	[ "$(grep -c $'\tpoweroff$' <<<"$plan")" = 6 ]
+	printf 'start_parallel = 4\nstart_parallel_host = 1\n' >"$VDI_CONFIG"
+	run_vdi vm-reap -o tsv
+	assert_output "$plan"
+	[ "$(sql "select count(*) from sessions where state = 'ended' and reason = 'poweroff'")" = 6 ]
+	[ "$(sql "select count(*) from events where action = 'session-end'")" = 6 ]
+	assert_agree
+	# One at a time gives the same story.
+	vm-start -q u1 u2
+	printf 'start_parallel = 1\n' >"$VDI_CONFIG"
+	run_vdi vm-reap --user u2 --user u1 -o tsv
+	assert_output $'end\tsession 7 (u1 on h1)\tadmin\nend\tsession 8 (u2 on h2)\tadmin'
+	assert_agree
+}
+
 @test "--user, --session and --host end sessions now (admin); unknown ones are 3" {
 	vm-start -q u1 u2 u3 u4
 	run_vdi vm-reap --user u1 --session 2 -o tsv
