@@ -452,7 +452,7 @@ quick_random2(struct quick *q, struct vdi_err *err)
 	int64_t lo = 0, hi = -1;
 	int rc = 0;
 
-	if (vdi_db_prepare(q->db, &st, "SELECT min(id), max(id) FROM hosts", err) < 0)
+	if (vdi_db_prepare(q->db, &st, "SELECT (SELECT min(id) FROM hosts), (SELECT max(id) FROM hosts)", err) < 0)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
 		lo = sqlite3_column_int64(st, 0);
