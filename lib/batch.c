@@ -1,4 +1,4 @@
-/* batch.c - a bounded pool of threads for a batch, and per-key gates (see batch.h). */
+/* batch.c - a bounded pool of threads for a batch, per-key gates, results in input order (see batch.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,4 +131,38 @@ vdi_gate_destroy(struct vdi_gate *g)
 	pthread_mutex_destroy(&g->mu);
 	pthread_cond_destroy(&g->cv);
 	free(g->keys);
+}
+
+void
+vdi_order_init(struct vdi_order *o, size_t n, const size_t *job_of, void (*say)(void *ctx, size_t i, size_t job),
+	       void *ctx)
+{
+	memset(o, 0, sizeof(*o));
+	pthread_mutex_init(&o->mu, NULL);
+	o->done = vdi_xcalloc(n + 1, sizeof(*o->done));
+	o->job_of = job_of;
+	o->n = n;
+	o->say = say;
+	o->ctx = ctx;
+}
+
+void
+vdi_order_done(struct vdi_order *o, size_t job)
+{
+	pthread_mutex_lock(&o->mu);
+	o->done[job] = true;
+	for (; o->next < o->n; o->next++) {
+		size_t j = o->job_of ? o->job_of[o->next] : o->next;
+		if (!o->done[j])
+			break;
+		o->say(o->ctx, o->next, j);
+	}
+	pthread_mutex_unlock(&o->mu);
+}
+
+void
+vdi_order_destroy(struct vdi_order *o)
+{
+	pthread_mutex_destroy(&o->mu);
+	free(o->done);
 }

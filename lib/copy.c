@@ -1,5 +1,4 @@
 /* copy.c - vm-copy's workflow: claim, overlay, seed, ready, undo (see copy.h). */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,11 +297,22 @@ struct many {
 	size_t *first;             /* input i -> the first input of the same user */
 	struct vdi_copy_result *res;
 	struct vdi_err *errs;
-	bool *done;
-	size_t next_out;
-	pthread_mutex_t mu;
+	struct vdi_order order;
 	struct vdi_workers w;
 };
+
+/* Input i's turn has come (vdi_order): tell the caller. */
+static void
+many_say(void *ctx, size_t i, size_t job)
+{
+	struct many *m = ctx;
+	bool keep = false;
+
+	(void)job;
+	m->b->done(m->b->ctx, i, m->errs[i].code ? NULL : &m->res[i], m->errs[i].code ? &m->errs[i] : NULL, &keep);
+	if (keep)
+		memset(&m->res[i], 0, sizeof(m->res[i]));
+}
 
 static void
 many_job(void *ctx, int worker, size_t t)
@@ -325,18 +335,7 @@ many_job(void *ctx, int worker, size_t t)
 	} else {
 		vdi_copy(db, &m->reqs[t], &o, &m->res[t], e);
 	}
-	pthread_mutex_lock(&m->mu);
-	m->done[t] = true;
-	while (m->next_out < m->n && m->done[m->next_out]) {
-		size_t i = m->next_out;
-		bool keep = false;
-		m->b->done(m->b->ctx, i, m->errs[i].code ? NULL : &m->res[i], m->errs[i].code ? &m->errs[i] : NULL,
-			   &keep);
-		if (keep)
-			memset(&m->res[i], 0, sizeof(m->res[i]));
-		m->next_out++;
-	}
-	pthread_mutex_unlock(&m->mu);
+	vdi_order_done(&m->order, t);
 }
 
 void
@@ -354,7 +353,6 @@ vdi_copy_many(const struct vdi_copy_req *reqs, size_t n, const struct vdi_copy_o
 	m.first = vdi_xcalloc(n + 1, sizeof(*m.first));
 	m.res = vdi_xcalloc(n + 1, sizeof(*m.res));
 	m.errs = vdi_xcalloc(n + 1, sizeof(*m.errs));
-	m.done = vdi_xcalloc(n + 1, sizeof(*m.done));
 	/* The same user twice is made once (the first); the others say so. */
 	for (size_t i = 0; i < n; i++) {
 		m.first[i] = i;
@@ -362,14 +360,13 @@ vdi_copy_many(const struct vdi_copy_req *reqs, size_t n, const struct vdi_copy_o
 			if (strcmp(reqs[k].user, reqs[i].user) == 0)
 				m.first[i] = k;
 	}
-	pthread_mutex_init(&m.mu, NULL);
+	vdi_order_init(&m.order, n, NULL, many_say, &m);
 	vdi_batch_run(n, parallel, many_job, &m);
-	pthread_mutex_destroy(&m.mu);
+	vdi_order_destroy(&m.order);
 	vdi_workers_free(&m.w);
 	for (size_t t = 0; t < n; t++)
 		vdi_copy_result_clear(&m.res[t]);
 	free(m.first);
 	free(m.res);
 	free(m.errs);
-	free(m.done);
 }

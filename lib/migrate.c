@@ -446,11 +446,19 @@ struct many {
 	size_t n;
 	struct vdi_migrate_result *res;
 	struct vdi_err *errs;
-	bool *done;
-	size_t next_out;
-	pthread_mutex_t mu;
+	struct vdi_order order;
 	struct vdi_workers w;
 };
+
+/* Input i's turn has come (vdi_order): tell the caller. */
+static void
+many_say(void *ctx, size_t i, size_t job)
+{
+	struct many *m = ctx;
+
+	(void)job;
+	m->b->done(m->b->ctx, i, &m->res[i], m->errs[i].code ? &m->errs[i] : NULL);
+}
 
 static void
 many_job(void *ctx, int worker, size_t i)
@@ -469,13 +477,7 @@ many_job(void *ctx, int worker, size_t i)
 			vdi_err_object(e, "session %lld%s%s", (long long)m->ids[i], m->res[i].user ? " of " : "",
 				       m->res[i].user ? m->res[i].user : "");
 	}
-	pthread_mutex_lock(&m->mu);
-	m->done[i] = true;
-	while (m->next_out < m->n && m->done[m->next_out]) {
-		size_t k = m->next_out++;
-		m->b->done(m->b->ctx, k, &m->res[k], m->errs[k].code ? &m->errs[k] : NULL);
-	}
-	pthread_mutex_unlock(&m->mu);
+	vdi_order_done(&m->order, i);
 }
 
 void
@@ -491,16 +493,14 @@ vdi_migrate_many(const int64_t *ids, char *const *to, size_t n, const struct vdi
 
 	m.res = vdi_xcalloc(n + 1, sizeof(*m.res));
 	m.errs = vdi_xcalloc(n + 1, sizeof(*m.errs));
-	m.done = vdi_xcalloc(n + 1, sizeof(*m.done));
-	pthread_mutex_init(&m.mu, NULL);
+	vdi_order_init(&m.order, n, NULL, many_say, &m);
 	vdi_batch_run(n, parallel, many_job, &m);
-	pthread_mutex_destroy(&m.mu);
+	vdi_order_destroy(&m.order);
 	vdi_workers_free(&m.w);
 	for (size_t i = 0; i < n; i++)
 		vdi_migrate_result_clear(&m.res[i]);
 	free(m.res);
 	free(m.errs);
-	free(m.done);
 }
 
 void

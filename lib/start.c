@@ -307,14 +307,21 @@ struct many {
 	size_t *task_of;           /* input i -> the task (the first input with the same key) */
 	struct vdi_session *res;   /* per task */
 	struct vdi_err *errs;      /* per task */
-	bool *done;                /* per task */
-	size_t next_out;
-	pthread_mutex_t mu;
+	struct vdi_order order;    /* input order, over task_of */
 	struct vdi_gate gate;
 	/* per worker: its own VMDB handle, connections and random state */
 	struct vdi_workers w;
 	uint64_t *rngs;
 };
+
+/* Input i's turn has come (vdi_order): tell the caller its task's result. */
+static void
+many_say(void *ctx, size_t i, size_t k)
+{
+	struct many *m = ctx;
+
+	m->b->done(m->b->ctx, i, m->errs[k].code ? NULL : &m->res[k], m->errs[k].code ? &m->errs[k] : NULL);
+}
 
 static void
 many_job(void *ctx, int worker, size_t t)
@@ -334,16 +341,7 @@ many_job(void *ctx, int worker, size_t t)
 			vdi_start(db, m->users ? m->users[t] : NULL, m->ids ? m->ids[t] : 0, &o, &m->res[t], e);
 		}
 	}
-	pthread_mutex_lock(&m->mu);
-	m->done[t] = true;
-	/* Say every result whose turn has come: input order, as soon as it can. */
-	while (m->next_out < m->n && m->done[m->task_of[m->next_out]]) {
-		size_t k = m->task_of[m->next_out];
-		m->b->done(m->b->ctx, m->next_out, m->errs[k].code ? NULL : &m->res[k],
-			   m->errs[k].code ? &m->errs[k] : NULL);
-		m->next_out++;
-	}
-	pthread_mutex_unlock(&m->mu);
+	vdi_order_done(&m->order, t);
 }
 
 void
@@ -358,7 +356,6 @@ vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vd
 	m.task_of = vdi_xcalloc(n + 1, sizeof(*m.task_of));
 	m.res = vdi_xcalloc(n + 1, sizeof(*m.res));
 	m.errs = vdi_xcalloc(n + 1, sizeof(*m.errs));
-	m.done = vdi_xcalloc(n + 1, sizeof(*m.done));
 	vdi_workers_init(&m.w, parallel);
 	m.rngs = vdi_xcalloc((size_t)parallel, sizeof(*m.rngs));
 	/* The same user (or session) twice is started once: two starts of one session would race. */
@@ -390,18 +387,17 @@ vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vd
 		if (m.errs[t].code)
 			vdi_err_object(&m.errs[t], "%s", users[t]);
 	}
-	pthread_mutex_init(&m.mu, NULL);
+	vdi_order_init(&m.order, n, m.task_of, many_say, &m);
 	vdi_gate_init(&m.gate, b->per_host);
 	vdi_batch_run(n, parallel, many_job, &m);
 	vdi_gate_destroy(&m.gate);
-	pthread_mutex_destroy(&m.mu);
+	vdi_order_destroy(&m.order);
 	vdi_workers_free(&m.w);
 	for (size_t t = 0; t < n; t++)
 		vdi_session_clear(&m.res[t]);
 	free(m.task_of);
 	free(m.res);
 	free(m.errs);
-	free(m.done);
 	free(m.rngs);
 }
 

@@ -83,12 +83,60 @@ test_serial(void **state)
 	pthread_mutex_destroy(&s.mu);
 }
 
+/* vdi_order: what was said, in the order it was said. */
+struct said {
+	size_t i[8], job[8], n;
+};
+
+static void
+say(void *ctx, size_t i, size_t job)
+{
+	struct said *s = ctx;
+
+	s->i[s->n] = i;
+	s->job[s->n++] = job;
+}
+
+static void
+test_order(void **state)
+{
+	static const size_t job_of[5] = { 0, 1, 0, 3, 4 }; /* input 2 shares job 0 */
+	struct vdi_order o;
+	struct said s = { 0 };
+
+	(void)state;
+	/* Jobs finish 3, 1, 0, 4: nothing before 0 is done, then 0..3 at once, then 4. */
+	vdi_order_init(&o, 5, job_of, say, &s);
+	vdi_order_done(&o, 3);
+	vdi_order_done(&o, 1);
+	assert_int_equal(s.n, 0);
+	vdi_order_done(&o, 0);
+	assert_int_equal(s.n, 4);
+	vdi_order_done(&o, 4);
+	assert_int_equal(s.n, 5);
+	for (size_t k = 0; k < 5; k++) {
+		assert_int_equal(s.i[k], k);
+		assert_int_equal(s.job[k], job_of[k]);
+	}
+	vdi_order_destroy(&o);
+	/* Without job_of, input i is job i. */
+	memset(&s, 0, sizeof(s));
+	vdi_order_init(&o, 2, NULL, say, &s);
+	vdi_order_done(&o, 1);
+	vdi_order_done(&o, 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.i[0], 0);
+	assert_int_equal(s.job[1], 1);
+	vdi_order_destroy(&o);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool_and_gate),
 		cmocka_unit_test(test_serial),
+		cmocka_unit_test(test_order),
 	};
 	return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
 }
