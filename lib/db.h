@@ -24,6 +24,13 @@
 
 /* PRAGMA application_id of a VMDB: "VDI1".  Only such a file (or a new one) is ever changed. */
 #define VDI_APP_ID 0x56444931
+/*
+ * A connection that leaves this many WAL frames or more (4 KiB pages) behind
+ * it checkpoints and truncates the WAL as it closes, if nobody else is busy.
+ */
+#ifndef VDI_WAL_FRAMES
+#define VDI_WAL_FRAMES 200
+#endif
 #define VDI_STR_(x) #x
 #define VDI_STR(x) VDI_STR_(x)
 
@@ -43,6 +50,8 @@ struct vdi_db {
 	bool dry_run;  /* every commit rolls back instead: -n runs the same code */
 	int64_t busy_ms, busy_since; /* the busy handler's timeout and start */
 	uint32_t rng;                /* its random sleeps */
+	bool no_wait;                /* busy means give up now (a checkpoint that can wait) */
+	int wal_frames;              /* frames in the WAL after our last commit */
 };
 
 int vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
