@@ -159,7 +159,8 @@ record(unsigned char *p, uint32_t lba, uint32_t size, int dir, const unsigned ch
 	both16(p + 28, 1);
 	p[32] = (unsigned char)idlen;
 	memcpy(p + 33, id, idlen);
-	memcpy(p + 33 + idlen + pad, su, sulen);
+	if (sulen) /* su may be NULL then, and memcpy's arguments may never be */
+		memcpy(p + 33 + idlen + pad, su, sulen);
 	return len;
 }
 
@@ -251,7 +252,8 @@ vdi_iso_build(const char *volid, const struct vdi_iso_file *in, size_t n, time_t
 	if (!files || !lba)
 		goto out;
 	e = EINVAL;
-	memcpy(files, in, n * sizeof(*files));
+	if (n)
+		memcpy(files, in, n * sizeof(*files));
 	qsort(files, n, sizeof(*files), by_name);
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && strcmp(files[i - 1].name, files[i].name) == 0)
