@@ -56,7 +56,7 @@ PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-watch 
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-migrate vm-rebalance
 NET_PROGS  = vm-master vm-connect
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso
+UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)

@@ -12,6 +12,7 @@
 #include "request.h"
 #include "uservm.h"
 #include "virt.h"
+#include "xml.h"
 
 int
 vdi_connect_status(struct vdi_db *db, const char *user, struct vdi_connect_status *st, struct vdi_err *err)
@@ -92,6 +93,7 @@ ticket_xml(virDomainPtr dom, const char *password, int64_t expires, struct vdi_e
 		vdi_virt_fail(VDI_EFAIL, "reading the domain", err);
 		goto out;
 	}
+	vdi_xml_init();
 	doc = xmlReadMemory(live, (int)strlen(live), "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS);
 	for (dev = doc ? xmlDocGetRootElement(doc)->children : NULL; dev; dev = dev->next)
 		if (dev->type == XML_ELEMENT_NODE && xmlStrEqual(dev->name, BAD_CAST "devices"))

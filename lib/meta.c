@@ -11,6 +11,7 @@
 #include "meta.h"
 #include "names.h"
 #include "parse.h"
+#include "xml.h"
 
 static int
 attr_int(xmlNodePtr n, const char *name, int64_t *v, struct vdi_err *err)
@@ -34,6 +35,7 @@ vdi_meta_parse(const char *xml, struct vdi_meta *m, struct vdi_err *err)
 	int ret = -1;
 
 	memset(m, 0, sizeof(*m));
+	vdi_xml_init();
 	doc = xmlReadMemory(xml, (int)strlen(xml), "metadata.xml", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc)
@@ -63,11 +65,13 @@ out:
 char *
 vdi_meta_format(const struct vdi_meta *m, struct vdi_err *err)
 {
-	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+	xmlDocPtr doc;
 	xmlNodePtr root;
 	xmlBufferPtr buf = NULL;
 	char num[32], *out = NULL;
 
+	vdi_xml_init();
+	doc = xmlNewDoc((const xmlChar *)"1.0");
 	root = xmlNewNode(NULL, (const xmlChar *)"session");
 	xmlDocSetRootElement(doc, root);
 	snprintf(num, sizeof(num), "%lld", (long long)m->session_id);

@@ -8,6 +8,7 @@
 #include <libxml/uri.h>
 
 #include "names.h"
+#include "xml.h"
 
 static const char *const uri_schemes[] = {
 	"qemu", "qemu+unix", "qemu+ssh", "qemu+tls", "qemu+tcp", "qemu+libssh2", "qemu+libssh", NULL,
@@ -30,6 +31,7 @@ vdi_uri_check(const char *uri, struct vdi_err *err)
 			return vdi_err_set(err, VDI_EUSAGE,
 					   "invalid host URI '%.80s': white space, quotes or control characters", uri);
 	}
+	vdi_xml_init();
 	u = xmlParseURI(uri);
 	if (!u || !u->scheme) {
 		vdi_err_set(err, VDI_EUSAGE, "invalid host URI '%.80s': expected qemu+TRANSPORT://[HOST]/system", uri);
@@ -57,8 +59,10 @@ out:
 void
 vdi_uri_host(const char *uri, char *buf, size_t len)
 {
-	xmlURIPtr u = xmlParseURI(uri);
+	xmlURIPtr u;
 
+	vdi_xml_init();
+	u = xmlParseURI(uri);
 	buf[0] = '\0';
 	if (u && u->server)
 		snprintf(buf, len, "%s", u->server);

@@ -1,6 +1,7 @@
 /* xml.c - building and reading libvirt XML with libxml2 (see xml.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <stdbool.h>
 
@@ -11,6 +12,20 @@
 #include "meta.h"
 #include "mem.h"
 #include "xml.h"
+
+static void
+init_once(void)
+{
+	xmlInitParser();
+}
+
+void
+vdi_xml_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, init_once);
+}
 
 /* Serialise doc's root element into a new string. */
 static char *
@@ -37,9 +52,12 @@ child(xmlNodePtr parent, const char *name, const char *text)
 char *
 vdi_xml_volume(const struct vdi_volume_spec *v, struct vdi_err *err)
 {
-	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+	xmlDocPtr doc;
 	xmlNodePtr root, n, t;
 	char num[32];
+
+	vdi_xml_init();
+	doc = xmlNewDoc((const xmlChar *)"1.0");
 	char *s;
 
 	root = xmlNewNode(NULL, (const xmlChar *)"volume");
@@ -229,13 +247,15 @@ add_desktop_devices(xmlNodePtr dev, const struct vdi_domain_spec *d)
 char *
 vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err)
 {
-	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+	xmlDocPtr doc;
 	xmlNodePtr root, n, dev, md, ses;
 	const char *bus = d->prof.disk_bus, *disk_bus, *cd_target;
 	xmlNsPtr ns;
 	char num[32];
 	char *s;
 
+	vdi_xml_init();
+	doc = xmlNewDoc((const xmlChar *)"1.0");
 	root = xmlNewNode(NULL, (const xmlChar *)"domain");
 	xmlDocSetRootElement(doc, root);
 	prop(root, "type", d->type);
@@ -293,6 +313,7 @@ vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err)
 	xmlXPathObjectPtr obj = NULL;
 	char *s = NULL;
 
+	vdi_xml_init();
 	doc = xmlReadMemory(xml, (int)strlen(xml), "libvirt.xml", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc) {
@@ -335,6 +356,7 @@ vdi_xml_domain_move(const char *xml, const char *listen, const char *network, co
 	xmlXPathContextPtr ctx;
 	char *s = NULL;
 
+	vdi_xml_init();
 	doc = xmlReadMemory(xml, (int)strlen(xml), "libvirt.xml", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc) {

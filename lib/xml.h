@@ -21,6 +21,14 @@ struct vdi_volume_spec {
 	const char *backing_format;
 };
 
+/*
+ * libxml2 must be set up once before two threads use it (its lazily made
+ * global mutexes race, and one leaks); every function here and every other
+ * user of libxml2 in lib/ calls this first.  Thread-safe, cheap after the
+ * first call.
+ */
+void vdi_xml_init(void);
+
 /* A <volume> for virStorageVolCreateXML. */
 char *vdi_xml_volume(const struct vdi_volume_spec *v, struct vdi_err *err);
 
