@@ -513,9 +513,9 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 	/*
 	 * These programs run once per request.  Keep the -wal file between
 	 * them and checkpoint only when it grows long (see wal_hook):
-	 * otherwise every
-	 * process's close would checkpoint and fsync the VMDB, then delete
-	 * and the next one re-create the -wal and -shm files.
+	 * otherwise every process's close would checkpoint and fsync the
+	 * VMDB, then delete and the next one re-create the -wal and -shm
+	 * files.
 	 */
 	{
 		int one = 1;
@@ -548,12 +548,13 @@ vdi_db_close(struct vdi_db *db)
 {
 	if (!db)
 		return;
-	if (db->h && db->wal_frames >= VDI_WAL_FRAMES) {
-		db->no_wait = true;
-		(void)sqlite3_wal_checkpoint_v2(db->h, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-	}
-	if (db->h)
+	if (db->h) {
+		if (db->wal_frames >= VDI_WAL_FRAMES) { /* see wal_hook */
+			db->no_wait = true;
+			(void)sqlite3_wal_checkpoint_v2(db->h, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		}
 		sqlite3_close(db->h);
+	}
 	free(db->path);
 	free(db->program);
 	free(db->who);

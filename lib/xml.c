@@ -55,11 +55,10 @@ vdi_xml_volume(const struct vdi_volume_spec *v, struct vdi_err *err)
 	xmlDocPtr doc;
 	xmlNodePtr root, n, t;
 	char num[32];
+	char *s;
 
 	vdi_xml_init();
 	doc = xmlNewDoc((const xmlChar *)"1.0");
-	char *s;
-
 	root = xmlNewNode(NULL, (const xmlChar *)"volume");
 	xmlDocSetRootElement(doc, root);
 	child(root, "name", v->name);
