@@ -36,7 +36,7 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-p
        -Wold-style-definition -Wpointer-arith -Wvla -Wno-unused-parameter
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_VIRT) $(PKGS_NET) 2>/dev/null)
 # -iquote, not -I: lib/sched.h must never stand in for the system <sched.h>.
-ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -DVDI_VERSION='"$(VERSION)"' -iquote lib -iquote cmd -iquote $(O) \
+ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -DVDI_VERSION='"$(VERSION)"' $(INC) -iquote $(O) \
               $(PKG_CFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -MMD -MP
 ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS) $(SANFLAGS) -pthread
 LIBS_CORE  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
@@ -45,11 +45,32 @@ LIBS_NET   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
 
 # libvdi is split by dependency: programs that only use the VMDB never load libvirt.
 # libvdi.a: SQLite and libxml2; libvdi-virt.a: libvirt; libvdi-net.a: libcurl and nettle.
-CORE_SRC = lib/profile.c lib/err.c lib/mem.c lib/strv.c lib/csv.c lib/batch.c lib/names.c lib/uri.c lib/parse.c lib/out.c lib/config.c lib/db.c lib/host.c \
-           lib/file.c lib/meta.c lib/report.c lib/xml.c lib/iso.c lib/seed.c lib/master.c lib/uservm.c \
-           lib/sched.c lib/assign.c lib/session.c lib/reap.c lib/request.c lib/rebalance.c
-VIRT_SRC = lib/virt.c lib/conns.c lib/start.c lib/prepare.c lib/reaper.c lib/poll.c lib/copy.c lib/watch.c lib/connect.c lib/migrate.c
-NET_SRC  = lib/image.c lib/import.c lib/token.c
+#
+# lib/ is in layers, each a folder that may use only itself and the layers
+# below it (see vdi-tools(7), THE CODE):
+#   base  errors, memory, names, parsing, config, output, files, XML, ISO, CSV
+#   db    the VMDB seam (db.h), its SQLite backend, the rows, the pure planners
+#   virt  adapters: libvirt connections and domains, images over HTTP
+#   flow  the workflows: start, copy, prepare, import, reap, poll, watch, connect, migrate
+# Each layer is compiled with only its own and lower include paths, so a
+# lower layer that includes a higher one does not build; scripts/check-layers
+# says the same in words, and that sqlite3_ is spoken only in lib/db/sqlite.c.
+LAYERS     = base db virt flow
+LAYER_base = base
+LAYER_db   = base db
+LAYER_virt = base db virt
+LAYER_flow = base db virt flow
+layer_inc  = $(foreach l,$(LAYER_$(1)),-iquote lib/$(l))
+ALL_INC    = $(call layer_inc,flow) -iquote cmd
+
+BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
+           config.c file.c meta.c report.c xml.c iso.c seed.c)
+DB_SRC   = $(addprefix lib/db/,db.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
+           request.c rebalance.c)
+CORE_SRC = $(BASE_SRC) $(DB_SRC)
+VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \
+           $(addprefix lib/flow/,start.c prepare.c reaper.c poll.c copy.c watch.c connect.c migrate.c)
+NET_SRC  = lib/virt/image.c lib/flow/import.c lib/db/token.c
 CLI_SRC  = cmd/cli.c
 PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-watch vm-connect vm-migrate vm-rebalance
 # Programs that need libvirt, and those that need libcurl.
@@ -66,6 +87,11 @@ BINS     = $(PROGS:%=$(O)/bin/%)
 UNIT_BINS = $(UNIT_TESTS:%=$(O)/test/%)
 
 all: $(BINS)
+
+# What a file may include: its own layer and the ones below; cmd/ and test/ see all.
+INC = $(ALL_INC)
+$(foreach l,$(LAYERS),$(eval $$(O)/lib/$(l)/%.o: INC = $$(call layer_inc,$(l))))
+$(O)/schema.gen.o: INC = $(call layer_inc,db)
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
