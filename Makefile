@@ -65,7 +65,7 @@ ALL_INC    = $(call layer_inc,flow) -iquote cmd
 
 BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
            config.c file.c meta.c report.c xml.c iso.c seed.c)
-DB_SRC   = $(addprefix lib/db/,db.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
+DB_SRC   = $(addprefix lib/db/,db.c sqlite.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
            request.c rebalance.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
 VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \
@@ -142,6 +142,7 @@ deps:
 	$(Q)scripts/install-deps
 
 check: deps
+	$(Q)scripts/check-layers
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)O=$(O) test/run
 
@@ -154,7 +155,7 @@ bench: deps
 	$(Q)O=$(O) test/bench/run
 
 lint:
-	shellcheck scripts/vdi-lab scripts/mkguest scripts/install-deps scripts/demo scripts/embed-schema test/run .ci/run \
+	shellcheck scripts/vdi-lab scripts/mkguest scripts/install-deps scripts/demo scripts/embed-schema scripts/check-layers test/run .ci/run \
 		test/bench/run test/bench/copy
 	shellcheck -s bash scripts/vdi-tools.bash-completion
 	for m in man/*.[157]; do mandoc -T lint -W warning $$m || exit 1; done

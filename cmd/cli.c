@@ -144,7 +144,7 @@ vdi_cli_open(struct vdi_cli *c)
 	if (vdi_db_open(&c->db, c->cfg.db, c->cfg.busy_timeout, c->prog, &err) < 0)
 		return vdi_cli_fail(c, &err);
 	/* -n: every change is made and checked, then rolled back (db.h). */
-	c->db->dry_run = c->dry_run;
+	vdi_db_set_dry_run(c->db, c->dry_run);
 	c->out = vdi_out_new(c->fmt, stdout);
 	return 0;
 }

@@ -501,9 +501,11 @@ main(int argc, char **argv)
 		return send_answer(&a, false);
 	}
 	/* Events name the user acting through the page. */
-	free(c.db->who);
-	if (asprintf(&c.db->who, "web:%s", user) < 0)
-		vdi_oom();
+	{
+		char who[160];
+		snprintf(who, sizeof(who), "web:%s", user);
+		vdi_db_set_who(c.db, who);
+	}
 	if (strcmp(method, "POST") == 0)
 		post(&a);
 	else

@@ -233,7 +233,7 @@ do_one(struct vdi_cli *c, const struct vdi_copy_req *q, int done, int total)
 	int rc;
 
 	if (interrupted)
-		return vdi_err_set(&err, VDI_EFAIL, "interrupted"), vdi_cli_fail(c, &err);
+		return vdi_err_set(&err, VDI_R_FAIL, "interrupted"), vdi_cli_fail(c, &err);
 	rc = vdi_copy(c->db, q, &a.o, &res, &err);
 	vdi_cli_progress(c, "copying", done, total, false);
 	rc = report(c, q->user, rc < 0 ? NULL : &res, rc < 0 ? &err : NULL, &keep);
@@ -331,7 +331,7 @@ run_requests(struct vdi_cli *c, char **users, size_t n)
 		for (i = 0; i < nr && strcmp(r[i].user, users[k]) != 0; i++)
 			;
 		if (i == nr) {
-			vdi_err_set(&err, VDI_ENOTFOUND, "no pending request");
+			vdi_err_set(&err, VDI_R_NOTFOUND, "no pending request");
 			vdi_err_object(&err, "%s", users[k]);
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
 			vdi_err_reset(&err);
@@ -408,7 +408,7 @@ run_csv(struct vdi_cli *c)
 		if (cq.disk > 0)
 			q.disk = cq.disk;
 		if (!q.os && !q.master) {
-			vdi_err_set(&err, VDI_EUSAGE, "line %d: no os given and no --master", cq.line);
+			vdi_err_set(&err, VDI_R_USAGE, "line %d: no os given and no --master", cq.line);
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
 			vdi_err_reset(&err);
 			free((char *)q.user);
@@ -480,7 +480,7 @@ main(int argc, char **argv)
 		vdi_cli_usage_error(&c, "--csv reads requests from standard input, not arguments");
 	if (a.requests) {
 		for (int i = optind; i < argc; i++)
-			if (vdi_name_check("user", argv[i], NULL) < 0)
+			if (vdi_name_check("user", argv[i], VDI_ERR_SCRATCH) < 0)
 				vdi_cli_usage_error(&c, "bad user name '%s'", argv[i]);
 		for (int i = optind; i < argc; i++)
 			vdi_strv_push_copy(&users, &n, argv[i]);

@@ -85,7 +85,7 @@ main(int argc, char **argv)
 	rc = vdi_watch_lock(c.cfg.db, &lockfd, &err);
 	if (rc <= 0) {
 		if (rc == 0)
-			vdi_err_set(&err, VDI_ECONFLICT, "another vm-watch watches %s", c.cfg.db);
+			vdi_err_set(&err, VDI_R_CONFLICT, "another vm-watch watches %s", c.cfg.db);
 		code = vdi_cli_fail(&c, &err);
 		goto out;
 	}

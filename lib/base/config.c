@@ -75,9 +75,9 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 	switch (s->type) {
 	case S_PATH:
 		if (!*val)
-			return vdi_err_set(err, VDI_EUSAGE, "%s: empty path", s->key);
+			return vdi_err_set(err, VDI_R_USAGE, "%s: empty path", s->key);
 		if (s->off == OFF(console_log_dir) && (val[0] != '/' || strpbrk(val, "\"'<>&")))
-			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is not an absolute path of plain characters",
+			return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is not an absolute path of plain characters",
 					   s->key, val);
 		break;
 	case S_NAME:
@@ -90,13 +90,13 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 			if (strcmp(val, policies[i]) == 0)
 				break;
 		if (!policies[i])
-			return vdi_err_set(err, VDI_EUSAGE, "%s: unknown policy '%.40s' (least-sessions, "
+			return vdi_err_set(err, VDI_R_USAGE, "%s: unknown policy '%.40s' (least-sessions, "
 					   "least-load, round-robin, sticky, pack, random2)", s->key, val);
 		break;
 	}
 	case S_DOMTYPE:
 		if (strcmp(val, "auto") != 0 && strcmp(val, "kvm") != 0 && strcmp(val, "qemu") != 0)
-			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is not auto, kvm or qemu", s->key, val);
+			return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is not auto, kvm or qemu", s->key, val);
 		break;
 	case S_MAC:
 		if (vdi_mac_prefix_parse(val, NULL, err) < 0)
@@ -106,7 +106,7 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 		if (vdi_duration_parse(val, &n, err) < 0)
 			return vdi_err_prefix(err, "%s", s->key);
 		if (n < s->min || (s->max && n > s->max))
-			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is out of range (%lld ms to %s)", s->key,
+			return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is out of range (%lld ms to %s)", s->key,
 					   val, (long long)s->min, s->max ? "1h" : "no limit");
 		*(int64_t *)base = n;
 		return 0;
@@ -114,7 +114,7 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 		if (vdi_size_parse(val, &u, err) < 0)
 			return vdi_err_prefix(err, "%s", s->key);
 		if ((int64_t)u < s->min)
-			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is too small (at least %lld bytes)", s->key,
+			return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is too small (at least %lld bytes)", s->key,
 					   val, (long long)s->min);
 		*(int64_t *)base = (int64_t)u;
 		return 0;
@@ -124,7 +124,7 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 		else if (strcmp(val, "no") == 0 || strcmp(val, "false") == 0 || strcmp(val, "0") == 0)
 			*(int64_t *)base = 0;
 		else
-			return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is not yes or no", s->key, val);
+			return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is not yes or no", s->key, val);
 		return 0;
 	case S_COUNT:
 		if (vdi_int_parse(val, s->min, s->max, &n, err) < 0)
@@ -143,7 +143,7 @@ vdi_config_set(struct vdi_config *cfg, const char *key, const char *val, struct 
 	for (const struct setting *s = settings; s->key; s++)
 		if (strcmp(s->key, key) == 0)
 			return set_one(cfg, s, val, err);
-	return vdi_err_set(err, VDI_EUSAGE, "unknown setting '%.40s'", key);
+	return vdi_err_set(err, VDI_R_USAGE, "unknown setting '%.40s'", key);
 }
 
 static char *
@@ -177,11 +177,11 @@ read_file(struct vdi_config *cfg, const char *path, int must_exist, struct vdi_e
 			return 0;
 		}
 		if (err->code == VDI_ENOTFOUND || err->code == VDI_EFAIL)
-			return vdi_err_set(err, VDI_EFAIL, "cannot read config file %s: %s", path, strerror(errno));
+			return vdi_err_set(err, VDI_R_FAIL, "cannot read config file %s: %s", path, strerror(errno));
 		return vdi_err_prefix(err, "config file");
 	}
 	if (memchr(buf, '\0', len)) {
-		vdi_err_set(err, VDI_EUSAGE, "%s: not a config file (it holds NUL bytes)", path);
+		vdi_err_set(err, VDI_R_USAGE, "%s: not a config file (it holds NUL bytes)", path);
 		goto out;
 	}
 	for (line = buf; line && *line; line = next) {
@@ -192,7 +192,7 @@ read_file(struct vdi_config *cfg, const char *path, int must_exist, struct vdi_e
 		if (next)
 			*next++ = '\0';
 		if (strlen(line) > CONFIG_MAX_LINE) {
-			vdi_err_set(err, VDI_EUSAGE, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_MAX_LINE);
+			vdi_err_set(err, VDI_R_USAGE, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_MAX_LINE);
 			goto out;
 		}
 		s = trim(line);
@@ -200,13 +200,13 @@ read_file(struct vdi_config *cfg, const char *path, int must_exist, struct vdi_e
 			continue;
 		for (const unsigned char *p = (const unsigned char *)s; *p; p++)
 			if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
-				vdi_err_set(err, VDI_EUSAGE, "%s:%d: control character 0x%02x: not a config file",
+				vdi_err_set(err, VDI_R_USAGE, "%s:%d: control character 0x%02x: not a config file",
 					    path, lineno, *p);
 				goto out;
 			}
 		eq = strchr(s, '=');
 		if (!eq) {
-			vdi_err_set(err, VDI_EUSAGE, "%s:%d: expected 'key = value'", path, lineno);
+			vdi_err_set(err, VDI_R_USAGE, "%s:%d: expected 'key = value'", path, lineno);
 			goto out;
 		}
 		*eq = '\0';

@@ -159,7 +159,7 @@ vdi_csv_next(struct vdi_csv *r, struct vdi_csv_request *q, struct vdi_err *err)
 			return 0;
 		q->line = first;
 		if (rc < 0)
-			return vdi_err_set(err, VDI_EUSAGE, "line %d: record longer than %d bytes", first, RECORD_MAX);
+			return vdi_err_set(err, VDI_R_USAGE, "line %d: record longer than %d bytes", first, RECORD_MAX);
 		rec = r->rec;
 		/* Excel and Notepad start UTF-8 files with a byte order mark. */
 		if (!r->started && strncmp(rec, "\xef\xbb\xbf", 3) == 0)
@@ -169,10 +169,10 @@ vdi_csv_next(struct vdi_csv *r, struct vdi_csv_request *q, struct vdi_err *err)
 			continue;
 		}
 		if (!balanced(rec))
-			return vdi_err_set(err, VDI_EUSAGE, "line %d: a quoted field is not closed", first);
+			return vdi_err_set(err, VDI_R_USAGE, "line %d: a quoted field is not closed", first);
 		n = vdi_csv_split(rec, f, VDI_CSV_FIELDS);
 		if (n < 1)
-			return vdi_err_set(err, VDI_EUSAGE, "line %d: malformed CSV (quotes, or more than %d "
+			return vdi_err_set(err, VDI_R_USAGE, "line %d: malformed CSV (quotes, or more than %d "
 					   "fields: user,os,apps,mem,vcpus,disk)", first, VDI_CSV_FIELDS);
 		for (int i = 0; i < n; i++)
 			f[i] = trim(f[i]);

@@ -5,14 +5,55 @@
 
 #include "err.h"
 
+static const struct {
+	const char *name;
+	int code;
+} reasons[VDI_R_MAX] = {
+	[VDI_R_NONE] = { "ok", VDI_OK },
+	[VDI_R_FAIL] = { "failed", VDI_EFAIL },
+	[VDI_R_USAGE] = { "usage", VDI_EUSAGE },
+	[VDI_R_NOTFOUND] = { "not-found", VDI_ENOTFOUND },
+	[VDI_R_NOHOST] = { "no-capacity", VDI_ENOHOST },
+	[VDI_R_CONFLICT] = { "conflict", VDI_ECONFLICT },
+	[VDI_R_TEMP] = { "temporary", VDI_ETEMP },
+	[VDI_R_IO] = { "io", VDI_EFAIL },
+	[VDI_R_NO_USER] = { "no-user", VDI_ENOTFOUND },
+	[VDI_R_NO_MASTER] = { "no-master", VDI_ENOTFOUND },
+	[VDI_R_NEVER_FITS] = { "never-fits", VDI_ENOHOST },
+	[VDI_R_PREPARING] = { "preparing", VDI_ECONFLICT },
+	[VDI_R_PREPARE_FAILED] = { "prepare-failed", VDI_EFAIL },
+	[VDI_R_EXISTS] = { "exists", VDI_ECONFLICT },
+	[VDI_R_BUSY] = { "busy", VDI_ECONFLICT },
+	[VDI_R_CLAIM_LOST] = { "claim-lost", VDI_ECONFLICT },
+	[VDI_R_TOKEN_EXPIRED] = { "token-expired", VDI_ECONFLICT },
+	[VDI_R_TOKEN_SPENT] = { "token-spent", VDI_ECONFLICT },
+	[VDI_R_HOST_DOWN] = { "host-down", VDI_ETEMP },
+	[VDI_R_DB_BUSY] = { "db-busy", VDI_ETEMP },
+};
+
 int
-vdi_err_set(struct vdi_err *err, int code, const char *fmt, ...)
+vdi_reason_code(enum vdi_reason why)
+{
+	if ((unsigned)why >= VDI_R_MAX || !reasons[why].name)
+		return VDI_EFAIL;
+	return reasons[why].code;
+}
+
+const char *
+vdi_reason_name(enum vdi_reason why)
+{
+	if ((unsigned)why >= VDI_R_MAX || !reasons[why].name)
+		return "failed";
+	return reasons[why].name;
+}
+
+int
+vdi_err_set(struct vdi_err *err, enum vdi_reason why, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err)
-		return -1;
-	err->code = code;
+	err->reason = why;
+	err->code = vdi_reason_code(why);
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
@@ -25,8 +66,6 @@ vdi_err_prefix(struct vdi_err *err, const char *fmt, ...)
 	char pre[512], old[sizeof(err->msg)];
 	va_list ap;
 
-	if (!err)
-		return -1;
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
@@ -53,8 +92,6 @@ vdi_err_object(struct vdi_err *err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err)
-		return -1;
 	va_start(ap, fmt);
 	vsnprintf(err->object, sizeof(err->object), fmt, ap);
 	va_end(ap);
@@ -66,7 +103,7 @@ vdi_err_copy(struct vdi_err *dst, const struct vdi_err *src)
 {
 	char object[sizeof(dst->object)];
 
-	if (!dst || !src || dst == src)
+	if (dst == src)
 		return -1;
 	/* The object is the caller's unless src names one. */
 	memcpy(object, dst->object, sizeof(object));
@@ -79,9 +116,8 @@ vdi_err_copy(struct vdi_err *dst, const struct vdi_err *src)
 void
 vdi_err_clear(struct vdi_err *err)
 {
-	if (!err)
-		return;
 	err->code = VDI_OK;
+	err->reason = VDI_R_NONE;
 	err->msg[0] = '\0';
 }
 
@@ -89,8 +125,7 @@ void
 vdi_err_reset(struct vdi_err *err)
 {
 	vdi_err_clear(err);
-	if (err)
-		err->object[0] = '\0';
+	err->object[0] = '\0';
 }
 
 /*

@@ -24,35 +24,35 @@ vdi_file_write_private(const char *dir, const char *name, const char *data, size
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name) >= (int)sizeof(tmp))
-		return vdi_err_set(err, VDI_EUSAGE, "path too long: %s/%s", dir, name);
+		return vdi_err_set(err, VDI_R_USAGE, "path too long: %s/%s", dir, name);
 	if (lstat(path, &sb) == 0 && (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid()))
-		return vdi_err_set(err, VDI_ECONFLICT, "%s exists and is not a regular file of ours "
+		return vdi_err_set(err, VDI_R_CONFLICT, "%s exists and is not a regular file of ours "
 				   "(%s, owner uid %u); not written", path,
 				   S_ISLNK(sb.st_mode) ? "a symlink" : S_ISFIFO(sb.st_mode) ? "a FIFO" :
 				   S_ISREG(sb.st_mode) ? "a file" : "not a file", (unsigned)sb.st_uid);
 	/* mkostemp: O_CREAT|O_EXCL (never through a symlink), mode 0600, a name nobody can guess. */
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return vdi_err_set(err, VDI_EFAIL, "cannot write in %s: %s", dir, strerror(errno));
+		return vdi_err_set(err, VDI_R_FAIL, "cannot write in %s: %s", dir, strerror(errno));
 	while (off < len) {
 		ssize_t n = write(fd, data + off, len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			vdi_err_set(err, VDI_EFAIL, "cannot write %s: %s", tmp, strerror(errno));
+			vdi_err_set(err, VDI_R_FAIL, "cannot write %s: %s", tmp, strerror(errno));
 			goto out;
 		}
 		off += (size_t)n;
 	}
 	if (fsync(fd) < 0 || close(fd) < 0) {
 		fd = -1;
-		vdi_err_set(err, VDI_EFAIL, "cannot write %s: %s", tmp, strerror(errno));
+		vdi_err_set(err, VDI_R_FAIL, "cannot write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	fd = -1;
 	/* rename() replaces the name, never writes through what it names. */
 	if (rename(tmp, path) < 0) {
-		vdi_err_set(err, VDI_EFAIL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		vdi_err_set(err, VDI_R_FAIL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
 		goto out;
 	}
 	ret = 0;
@@ -71,12 +71,12 @@ vdi_file_lock(const char *path, int *fd, struct vdi_err *err)
 
 	*fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
 	if (*fd < 0)
-		return vdi_err_set(err, VDI_EFAIL, "cannot open lock file %s: %s%s", path, strerror(errno),
+		return vdi_err_set(err, VDI_R_FAIL, "cannot open lock file %s: %s%s", path, strerror(errno),
 				   errno == ELOOP ? " (a symlink: refused)" : "");
 	if (fstat(*fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(*fd);
 		*fd = -1;
-		return vdi_err_set(err, VDI_EFAIL, "lock file %s is not a regular file; refused", path);
+		return vdi_err_set(err, VDI_R_FAIL, "lock file %s is not a regular file; refused", path);
 	}
 	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
@@ -84,7 +84,7 @@ vdi_file_lock(const char *path, int *fd, struct vdi_err *err)
 		*fd = -1;
 		if (e == EWOULDBLOCK)
 			return 0;
-		return vdi_err_set(err, VDI_EFAIL, "cannot lock %s: %s", path, strerror(e));
+		return vdi_err_set(err, VDI_R_FAIL, "cannot lock %s: %s", path, strerror(e));
 	}
 	return 1;
 }
@@ -102,7 +102,7 @@ vdi_file_read_small(const char *path, size_t max, char **buf, size_t *len, struc
 	/* O_NONBLOCK: a FIFO planted as the file must not block the open. */
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return vdi_err_set(err, errno == ENOENT ? VDI_ENOTFOUND : VDI_EFAIL, "cannot read %s: %s",
+		return vdi_err_set(err, errno == ENOENT ? VDI_R_NOTFOUND : VDI_R_FAIL, "cannot read %s: %s",
 				   path, strerror(errno));
 	if (fstat(fd, &sb) == 0 && S_ISCHR(sb.st_mode) && sb.st_rdev == makedev(1, 3)) {
 		/* /dev/null: the usual way to say "no such file here", read as empty. */
@@ -112,11 +112,11 @@ vdi_file_read_small(const char *path, size_t max, char **buf, size_t *len, struc
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		return vdi_err_set(err, VDI_EUSAGE, "%s is not a regular file", path);
+		return vdi_err_set(err, VDI_R_USAGE, "%s is not a regular file", path);
 	}
 	if ((size_t)sb.st_size > max) {
 		close(fd);
-		return vdi_err_set(err, VDI_EUSAGE, "%s is too large (%lld bytes; at most %zu)", path,
+		return vdi_err_set(err, VDI_R_USAGE, "%s is too large (%lld bytes; at most %zu)", path,
 				   (long long)sb.st_size, max);
 	}
 	*buf = vdi_xmalloc(max + 1);
@@ -125,14 +125,14 @@ vdi_file_read_small(const char *path, size_t max, char **buf, size_t *len, struc
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			failed = vdi_err_set(err, VDI_EFAIL, "cannot read %s: %s", path, strerror(errno));
+			failed = vdi_err_set(err, VDI_R_FAIL, "cannot read %s: %s", path, strerror(errno));
 			break;
 		}
 		if (n == 0)
 			break;
 		off += (size_t)n;
 		if (off > max) {
-			failed = vdi_err_set(err, VDI_EUSAGE, "%s grew past %zu bytes while read", path, max);
+			failed = vdi_err_set(err, VDI_R_USAGE, "%s grew past %zu bytes while read", path, max);
 			break;
 		}
 	}

@@ -20,7 +20,7 @@ attr_int(xmlNodePtr n, const char *name, int64_t *v, struct vdi_err *err)
 	int ret;
 
 	if (!s)
-		return vdi_err_set(err, VDI_EFAIL, "vdi metadata without '%s'", name);
+		return vdi_err_set(err, VDI_R_FAIL, "vdi metadata without '%s'", name);
 	ret = vdi_int_parse((const char *)s, 1, INT64_MAX, v, err);
 	xmlFree(s);
 	return ret;
@@ -39,10 +39,10 @@ vdi_meta_parse(const char *xml, struct vdi_meta *m, struct vdi_err *err)
 	doc = xmlReadMemory(xml, (int)strlen(xml), "metadata.xml", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc)
-		return vdi_err_set(err, VDI_EFAIL, "vdi metadata is not well-formed XML");
+		return vdi_err_set(err, VDI_R_FAIL, "vdi metadata is not well-formed XML");
 	root = xmlDocGetRootElement(doc);
 	if (!root || strcmp((const char *)root->name, "session") != 0) {
-		vdi_err_set(err, VDI_EFAIL, "vdi metadata has no <session> element");
+		vdi_err_set(err, VDI_R_FAIL, "vdi metadata has no <session> element");
 		goto out;
 	}
 	if (attr_int(root, "id", &m->session_id, err) < 0 ||
@@ -50,7 +50,7 @@ vdi_meta_parse(const char *xml, struct vdi_meta *m, struct vdi_err *err)
 		goto out;
 	user = xmlGetProp(root, (const xmlChar *)"user");
 	if (!user || !vdi_name_valid((const char *)user)) {
-		vdi_err_set(err, VDI_EFAIL, "vdi metadata has no valid 'user'");
+		vdi_err_set(err, VDI_R_FAIL, "vdi metadata has no valid 'user'");
 		goto out;
 	}
 	m->user = vdi_xstrdup((const char *)user);
@@ -81,7 +81,7 @@ vdi_meta_format(const struct vdi_meta *m, struct vdi_err *err)
 	xmlNewProp(root, (const xmlChar *)"uservm", (const xmlChar *)num);
 	buf = xmlBufferCreate();
 	if (!buf || xmlNodeDump(buf, doc, root, 0, 0) < 0) {
-		vdi_err_set(err, VDI_EFAIL, "cannot format vdi metadata");
+		vdi_err_set(err, VDI_R_FAIL, "cannot format vdi metadata");
 		goto out;
 	}
 	out = vdi_xstrdup((const char *)xmlBufferContent(buf));

@@ -35,8 +35,8 @@ vdi_name_check(const char *kind, const char *name, struct vdi_err *err)
 	if (vdi_name_valid(name))
 		return 0;
 	if (!name || !*name)
-		return vdi_err_set(err, VDI_EUSAGE, "empty %s name", kind);
-	return vdi_err_set(err, VDI_EUSAGE,
+		return vdi_err_set(err, VDI_R_USAGE, "empty %s name", kind);
+	return vdi_err_set(err, VDI_R_USAGE,
 			   "invalid %s name '%.80s': use 1-%d letters, digits, '.', '_' or '-', "
 			   "starting with a letter or digit", kind, name, VDI_NAME_MAX);
 }

@@ -47,7 +47,7 @@ parse_scaled(const char *what, const char *s, const struct unit *units, int ci,
 	int i;
 
 	if (!s || !*s)
-		return vdi_err_set(err, VDI_EUSAGE, "empty %s", what);
+		return vdi_err_set(err, VDI_R_USAGE, "empty %s", what);
 	while (isdigit((unsigned char)*p)) {
 		if (ip > (UINT64_MAX - 9) / 10)
 			goto overflow;
@@ -98,14 +98,14 @@ parse_scaled(const char *what, const char *s, const struct unit *units, int ci,
 	*out = v;
 	return 0;
 inexact:
-	return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': not a whole number of %s",
+	return vdi_err_set(err, VDI_R_USAGE, "invalid %s '%.40s': not a whole number of %s",
 			   what, s, units == size_units ? "bytes" : "milliseconds");
 overflow:
-	return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': too large", what, s);
+	return vdi_err_set(err, VDI_R_USAGE, "invalid %s '%.40s': too large", what, s);
 bad:
 	if (*s == '-')
-		return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': must not be negative", what, s);
-	return vdi_err_set(err, VDI_EUSAGE, "invalid %s '%.40s': expected a number with an optional unit (%s)",
+		return vdi_err_set(err, VDI_R_USAGE, "invalid %s '%.40s': must not be negative", what, s);
+	return vdi_err_set(err, VDI_R_USAGE, "invalid %s '%.40s': expected a number with an optional unit (%s)",
 			   what, s, units == size_units ? "K, M, G, T, KiB, GB, ..." : "ms, s, m, h, d, w");
 }
 
@@ -118,7 +118,7 @@ vdi_size_parse(const char *s, uint64_t *out, struct vdi_err *err)
 		return -1;
 	/* Sizes end up in SQLite integers (signed 64-bit) and libvirt's KiB fields. */
 	if (v > (uint64_t)INT64_MAX / 2)
-		return vdi_err_set(err, VDI_EUSAGE, "invalid size '%.40s': too large", s);
+		return vdi_err_set(err, VDI_R_USAGE, "invalid size '%.40s': too large", s);
 	*out = v;
 	return 0;
 }
@@ -150,7 +150,7 @@ vdi_duration_parse(const char *s, int64_t *ms, struct vdi_err *err)
 	if (parse_scaled("duration", s, time_units, 1, &v, err) < 0)
 		return -1;
 	if (v > (uint64_t)INT64_MAX / 1000)
-		return vdi_err_set(err, VDI_EUSAGE, "invalid duration '%.40s': too large", s);
+		return vdi_err_set(err, VDI_R_USAGE, "invalid duration '%.40s': too large", s);
 	*ms = (int64_t)v;
 	return 0;
 }
@@ -162,7 +162,7 @@ vdi_int_parse(const char *s, int64_t min, int64_t max, int64_t *out, struct vdi_
 	long long v;
 
 	if (!s || !*s)
-		return vdi_err_set(err, VDI_EUSAGE, "empty number");
+		return vdi_err_set(err, VDI_R_USAGE, "empty number");
 	if (isspace((unsigned char)*s) || *s == '+')
 		goto bad;
 	errno = 0;
@@ -170,12 +170,12 @@ vdi_int_parse(const char *s, int64_t min, int64_t max, int64_t *out, struct vdi_
 	if (*end)
 		goto bad;
 	if (errno == ERANGE || v < min || v > max)
-		return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': must be from %lld to %lld",
+		return vdi_err_set(err, VDI_R_USAGE, "invalid number '%.40s': must be from %lld to %lld",
 				   s, (long long)min, (long long)max);
 	*out = v;
 	return 0;
 bad:
-	return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': expected a whole number", s);
+	return vdi_err_set(err, VDI_R_USAGE, "invalid number '%.40s': expected a whole number", s);
 }
 
 int
@@ -185,7 +185,7 @@ vdi_real_parse(const char *s, double min, double max, double *out, struct vdi_er
 	double v;
 
 	if (!s || !*s)
-		return vdi_err_set(err, VDI_EUSAGE, "empty number");
+		return vdi_err_set(err, VDI_R_USAGE, "empty number");
 	if (isspace((unsigned char)*s) || *s == '+')
 		goto bad;
 	errno = 0;
@@ -197,11 +197,11 @@ vdi_real_parse(const char *s, double min, double max, double *out, struct vdi_er
 		if (!isdigit((unsigned char)*p) && *p != '.' && *p != '-')
 			goto bad;
 	if (errno == ERANGE || !isfinite(v) || v < min || v > max)
-		return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': must be from %g to %g", s, min, max);
+		return vdi_err_set(err, VDI_R_USAGE, "invalid number '%.40s': must be from %g to %g", s, min, max);
 	*out = v;
 	return 0;
 bad:
-	return vdi_err_set(err, VDI_EUSAGE, "invalid number '%.40s': expected a decimal number", s);
+	return vdi_err_set(err, VDI_R_USAGE, "invalid number '%.40s': expected a decimal number", s);
 }
 
 int
@@ -216,7 +216,7 @@ vdi_size_parse_range(const char *what, const char *s, uint64_t min, uint64_t max
 	if (v < min || v > max) {
 		vdi_size_format(min, a, sizeof(a));
 		vdi_size_format(max, b, sizeof(b));
-		return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is out of range (%s to %s)", what, s, a, b);
+		return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is out of range (%s to %s)", what, s, a, b);
 	}
 	*out = (int64_t)v;
 	return 0;
@@ -263,13 +263,13 @@ vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
 		if (!gmtime_r(&v, &back) || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon ||
 		    back.tm_mday != tm.tm_mday || back.tm_hour != tm.tm_hour || back.tm_min != tm.tm_min ||
 		    back.tm_sec != tm.tm_sec)
-			return vdi_err_set(err, VDI_EUSAGE, "'%.40s' is not a date that exists", s);
+			return vdi_err_set(err, VDI_R_USAGE, "'%.40s' is not a date that exists", s);
 		if ((int64_t)v <= now)
-			return vdi_err_set(err, VDI_EUSAGE, "'%.40s' is in the past", s);
+			return vdi_err_set(err, VDI_R_USAGE, "'%.40s' is in the past", s);
 		*t = (int64_t)v;
 		return 0;
 	}
-	return vdi_err_set(err, VDI_EUSAGE, "'%.40s': expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", s);
+	return vdi_err_set(err, VDI_R_USAGE, "'%.40s': expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", s);
 }
 
 int
@@ -282,13 +282,13 @@ vdi_mac_prefix_parse(const char *s, unsigned char out[3], struct vdi_err *err)
 		int hi, lo;
 		if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
 		    p[2] != (i < 2 ? ':' : '\0'))
-			return vdi_err_set(err, VDI_EUSAGE, "'%.40s' is not a MAC prefix like 02:56:44", s);
+			return vdi_err_set(err, VDI_R_USAGE, "'%.40s' is not a MAC prefix like 02:56:44", s);
 		hi = isdigit((unsigned char)p[0]) ? p[0] - '0' : (tolower((unsigned char)p[0]) - 'a' + 10);
 		lo = isdigit((unsigned char)p[1]) ? p[1] - '0' : (tolower((unsigned char)p[1]) - 'a' + 10);
 		b[i] = (unsigned char)(hi << 4 | lo);
 	}
 	if (b[0] & 1)
-		return vdi_err_set(err, VDI_EUSAGE, "'%.40s' is a multicast prefix (its first byte must be even)", s);
+		return vdi_err_set(err, VDI_R_USAGE, "'%.40s' is a multicast prefix (its first byte must be even)", s);
 	if (out)
 		memcpy(out, b, 3);
 	return 0;
@@ -299,7 +299,7 @@ vdi_mac_make(const char *prefix, int64_t id, char *buf, size_t len)
 {
 	unsigned char b[3] = { 0x02, 0x56, 0x44 };
 
-	vdi_mac_prefix_parse(prefix, b, NULL);
+	vdi_mac_prefix_parse(prefix, b, VDI_ERR_SCRATCH);
 	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], (unsigned)(id >> 16) & 0xff,
 		 (unsigned)(id >> 8) & 0xff, (unsigned)id & 0xff);
 }

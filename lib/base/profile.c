@@ -35,7 +35,7 @@ one_of(const char *what, const char *val, const char *const *list, const char *n
 	for (size_t i = 0; list[i]; i++)
 		if (strcmp(val, list[i]) == 0)
 			return 0;
-	return vdi_err_set(err, VDI_EUSAGE, "%s: '%.40s' is not one of %s", what, val, names);
+	return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is not one of %s", what, val, names);
 }
 
 int
@@ -50,7 +50,7 @@ vdi_profile_check(const struct vdi_profile *p, struct vdi_err *err)
 	    one_of("video model", p->video, videos, "virtio, qxl, vga", err) < 0)
 		return -1;
 	if (p->name && strcmp(p->name, "windows11") == 0 && p->firmware && strcmp(p->firmware, "efi") != 0)
-		return vdi_err_set(err, VDI_EUSAGE, "firmware: windows11 needs efi (secure boot)");
+		return vdi_err_set(err, VDI_R_USAGE, "firmware: windows11 needs efi (secure boot)");
 	return 0;
 }
 

@@ -110,7 +110,7 @@ vdi_seed_image(const struct vdi_seed *s, size_t *len, struct vdi_err *err)
 	if (!img && errno == ENOMEM)
 		vdi_oom();
 	if (!img)
-		vdi_err_set(err, VDI_EFAIL, "cannot build the seed image: %s", strerror(errno));
+		vdi_err_set(err, VDI_R_FAIL, "cannot build the seed image: %s", strerror(errno));
 	free(ud);
 	free(md);
 	return img;

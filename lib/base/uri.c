@@ -22,31 +22,31 @@ vdi_uri_check(const char *uri, struct vdi_err *err)
 	int i, ret = -1;
 
 	if (!uri || !*uri)
-		return vdi_err_set(err, VDI_EUSAGE, "empty host URI");
+		return vdi_err_set(err, VDI_R_USAGE, "empty host URI");
 	if (strlen(uri) > 1024)
-		return vdi_err_set(err, VDI_EUSAGE, "host URI is too long");
+		return vdi_err_set(err, VDI_R_USAGE, "host URI is too long");
 	for (p = uri; *p; p++) {
 		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '"' || *p == '\'' ||
 		    *p == '\\' || *p == '<' || *p == '>' || *p == '`')
-			return vdi_err_set(err, VDI_EUSAGE,
+			return vdi_err_set(err, VDI_R_USAGE,
 					   "invalid host URI '%.80s': white space, quotes or control characters", uri);
 	}
 	vdi_xml_init();
 	u = xmlParseURI(uri);
 	if (!u || !u->scheme) {
-		vdi_err_set(err, VDI_EUSAGE, "invalid host URI '%.80s': expected qemu+TRANSPORT://[HOST]/system", uri);
+		vdi_err_set(err, VDI_R_USAGE, "invalid host URI '%.80s': expected qemu+TRANSPORT://[HOST]/system", uri);
 		goto out;
 	}
 	for (i = 0; uri_schemes[i]; i++)
 		if (strcmp(u->scheme, uri_schemes[i]) == 0)
 			break;
 	if (!uri_schemes[i]) {
-		vdi_err_set(err, VDI_EUSAGE, "invalid host URI '%.80s': scheme '%s' is not a QEMU driver URI "
+		vdi_err_set(err, VDI_R_USAGE, "invalid host URI '%.80s': scheme '%s' is not a QEMU driver URI "
 			    "(qemu, qemu+unix, qemu+ssh, qemu+tls, qemu+tcp)", uri, u->scheme);
 		goto out;
 	}
 	if (!u->path || (strcmp(u->path, "/system") != 0 && strcmp(u->path, "/session") != 0)) {
-		vdi_err_set(err, VDI_EUSAGE, "invalid host URI '%.80s': path must be /system or /session", uri);
+		vdi_err_set(err, VDI_R_USAGE, "invalid host URI '%.80s': path must be /system or /session", uri);
 		goto out;
 	}
 	ret = 0;

@@ -37,7 +37,7 @@ dump(xmlDocPtr doc, struct vdi_err *err)
 	if (buf && xmlNodeDump(buf, doc, xmlDocGetRootElement(doc), 0, 1) >= 0)
 		s = vdi_xstrdup((const char *)xmlBufferContent(buf));
 	if (!s)
-		vdi_err_set(err, VDI_EFAIL, "cannot format XML");
+		vdi_err_set(err, VDI_R_FAIL, "cannot format XML");
 	if (buf)
 		xmlBufferFree(buf);
 	return s;
@@ -316,7 +316,7 @@ vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err)
 	doc = xmlReadMemory(xml, (int)strlen(xml), "libvirt.xml", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc) {
-		vdi_err_set(err, VDI_EFAIL, "libvirt returned XML that does not parse");
+		vdi_err_set(err, VDI_R_FAIL, "libvirt returned XML that does not parse");
 		return NULL;
 	}
 	ctx = xmlXPathNewContext(doc);
@@ -359,11 +359,11 @@ vdi_xml_domain_move(const char *xml, const char *listen, const char *network, co
 	doc = xmlReadMemory(xml, (int)strlen(xml), "libvirt.xml", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc) {
-		vdi_err_set(err, VDI_EFAIL, "libvirt returned XML that does not parse");
+		vdi_err_set(err, VDI_R_FAIL, "libvirt returned XML that does not parse");
 		return NULL;
 	}
 	if (!(ctx = xmlXPathNewContext(doc))) {
-		vdi_err_set(err, VDI_EFAIL, "cannot read XML");
+		vdi_err_set(err, VDI_R_FAIL, "cannot read XML");
 		goto out;
 	}
 	if (listen) {

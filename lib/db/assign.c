@@ -17,98 +17,98 @@ struct uvm {
 static int
 load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT id, state, pool, mem, vcpus, "
 			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id) FROM uservms u WHERE user = ?",
 			   err) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		u->id = sqlite3_column_int64(st, 0);
-		snprintf(u->state, sizeof(u->state), "%s", (const char *)sqlite3_column_text(st, 1));
-		snprintf(u->pool, sizeof(u->pool), "%s", (const char *)sqlite3_column_text(st, 2));
-		u->mem = sqlite3_column_int64(st, 3);
-		u->vcpus = sqlite3_column_int64(st, 4);
-		u->ntags = sqlite3_column_int64(st, 5);
+	vdi_stmt_bind_text(st, 1, user);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		u->id = vdi_stmt_int64(st, 0);
+		snprintf(u->state, sizeof(u->state), "%s", vdi_stmt_text(st, 1));
+		snprintf(u->pool, sizeof(u->pool), "%s", vdi_stmt_text(st, 2));
+		u->mem = vdi_stmt_int64(st, 3);
+		u->vcpus = vdi_stmt_int64(st, 4);
+		u->ntags = vdi_stmt_int64(st, 5);
 	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return vdi_err_set(err, VDI_ENOTFOUND, "user '%s' has no user VM (see vm-copy)", user);
-	if (rc != SQLITE_ROW)
+	vdi_stmt_finalize(st);
+	if (rc == VDI_DB_DONE)
+		return vdi_err_set(err, VDI_R_NOTFOUND, "user '%s' has no user VM (see vm-copy)", user);
+	if (rc != VDI_DB_ROW)
 		return vdi_db_fail(db, "looking up user VM", err);
 	if (prepare ? strcmp(u->state, "preparing") == 0 : strcmp(u->state, "ready") == 0)
 		return 0;
 	if (prepare)
-		return vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is %s, not waiting for its first boot",
+		return vdi_err_set(err, VDI_R_CONFLICT, "the user VM of '%s' is %s, not waiting for its first boot",
 				   user, u->state);
 	if (strcmp(u->state, "preparing") == 0)
-		return vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is being prepared (its first boot)", user);
+		return vdi_err_set(err, VDI_R_CONFLICT, "the user VM of '%s' is being prepared (its first boot)", user);
 	if (strcmp(u->state, "failed") == 0)
-		return vdi_err_set(err, VDI_ECONFLICT, "the first boot of the user VM of '%s' failed "
+		return vdi_err_set(err, VDI_R_CONFLICT, "the first boot of the user VM of '%s' failed "
 				   "(vm-copy %s again retries it)", user, user);
-	return vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is still being made", user);
+	return vdi_err_set(err, VDI_R_CONFLICT, "the user VM of '%s' is still being made", user);
 }
 
 /* The user's session that is not ended: 1 found, 0 none, -1 error. */
 static int
 live_session(struct vdi_db *db, int64_t uvm, struct vdi_assign_result *res, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT s.id, h.name, s.mem, s.vcpus FROM sessions s LEFT JOIN hosts h ON "
 			   "h.id = s.host_id WHERE s.uservm_id = ? AND s.state <> 'ended'", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, uvm);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		res->session_id = sqlite3_column_int64(st, 0);
-		res->host = vdi_db_col_strdup(st, 1);
-		res->mem = sqlite3_column_int64(st, 2);
-		res->vcpus = sqlite3_column_int64(st, 3);
+	vdi_stmt_bind_int64(st, 1, uvm);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		res->session_id = vdi_stmt_int64(st, 0);
+		res->host = vdi_stmt_strdup(st, 1);
+		res->mem = vdi_stmt_int64(st, 2);
+		res->vcpus = vdi_stmt_int64(st, 3);
 		res->existing = true;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_ROW && rc != VDI_DB_DONE)
 		return vdi_db_fail(db, "looking up sessions", err);
-	return rc == SQLITE_ROW;
+	return rc == VDI_DB_ROW;
 }
 
 /* With move: the session must be the user's running desktop; its host goes to *from. */
 static int
 movable(struct vdi_db *db, int64_t uvm, int64_t id, int64_t *host, char **from, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char state[16] = "", kind[16] = "";
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT s.state, s.kind, coalesce(s.host_id, 0), h.name FROM sessions s "
 			   "LEFT JOIN hosts h ON h.id = s.host_id WHERE s.id = ?1 AND s.uservm_id = ?2", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, uvm);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(st, 0));
-		snprintf(kind, sizeof(kind), "%s", (const char *)sqlite3_column_text(st, 1));
-		*host = sqlite3_column_int64(st, 2);
-		*from = vdi_db_col_strdup(st, 3);
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, uvm);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		snprintf(state, sizeof(state), "%s", vdi_stmt_text(st, 0));
+		snprintf(kind, sizeof(kind), "%s", vdi_stmt_text(st, 1));
+		*host = vdi_stmt_int64(st, 2);
+		*from = vdi_stmt_strdup(st, 3);
 	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return vdi_err_set(err, VDI_ENOTFOUND, "no session %lld", (long long)id);
-	if (rc != SQLITE_ROW)
+	vdi_stmt_finalize(st);
+	if (rc == VDI_DB_DONE)
+		return vdi_err_set(err, VDI_R_NOTFOUND, "no session %lld", (long long)id);
+	if (rc != VDI_DB_ROW)
 		return vdi_db_fail(db, "reading the session", err);
 	if (strcmp(kind, "desktop") != 0)
-		return vdi_err_set(err, VDI_ECONFLICT, "session %lld is a user VM's first boot; it is not moved",
+		return vdi_err_set(err, VDI_R_CONFLICT, "session %lld is a user VM's first boot; it is not moved",
 				   (long long)id);
 	if (strcmp(state, "migrating") == 0)
-		return vdi_err_set(err, VDI_ECONFLICT, "session %lld is being moved already", (long long)id);
+		return vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being moved already", (long long)id);
 	if (strcmp(state, "running") != 0 || !*from)
-		return vdi_err_set(err, VDI_ECONFLICT, "session %lld is %s; only a running desktop moves",
+		return vdi_err_set(err, VDI_R_CONFLICT, "session %lld is %s; only a running desktop moves",
 				   (long long)id, state);
 	return 0;
 }
@@ -117,7 +117,7 @@ movable(struct vdi_db *db, int64_t uvm, int64_t id, int64_t *host, char **from, 
 static int
 tagged_hosts(struct vdi_db *db, const struct uvm *u, int64_t **ids, size_t *n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	*ids = NULL;
@@ -125,15 +125,15 @@ tagged_hosts(struct vdi_db *db, const struct uvm *u, int64_t **ids, size_t *n, s
 	if (vdi_db_prepare(db, &st, "SELECT h.host_id FROM host_tags h JOIN uservm_tags t ON t.tag = h.tag "
 			   "AND t.uservm_id = ?1 GROUP BY h.host_id HAVING count(*) = ?2 ORDER BY h.host_id", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, u->id);
-	sqlite3_bind_int64(st, 2, u->ntags);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	vdi_stmt_bind_int64(st, 1, u->id);
+	vdi_stmt_bind_int64(st, 2, u->ntags);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		int64_t *t = vdi_grow(*ids, *n, sizeof(*t));
 		*ids = t;
-		t[(*n)++] = sqlite3_column_int64(st, 0);
+		t[(*n)++] = vdi_stmt_int64(st, 0);
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading tags", err);
+	vdi_stmt_finalize(st);
+	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "reading tags", err);
 }
 
 static bool
@@ -172,22 +172,22 @@ push_host(struct vdi_assign_result *res, size_t *cap)
 }
 
 static void
-read_host(sqlite3_stmt *st, struct vdi_sched_host *h, const struct uvm *u, const int64_t *tagged, size_t ntagged)
+read_host(struct vdi_stmt *st, struct vdi_sched_host *h, const struct uvm *u, const int64_t *tagged, size_t ntagged)
 {
-	h->id = sqlite3_column_int64(st, 0);
-	h->sessions = sqlite3_column_int64(st, 1);
-	h->mem_used = sqlite3_column_int64(st, 2);
-	h->vcpus_used = sqlite3_column_int64(st, 3);
-	h->mem_total = sqlite3_column_int64(st, 4);
-	h->reserve_mem = sqlite3_column_int64(st, 5);
-	h->ram_ratio = sqlite3_column_double(st, 6);
-	h->vcpus = sqlite3_column_int64(st, 7);
-	h->cpu_ratio = sqlite3_column_double(st, 8);
-	h->max_sessions = sqlite3_column_int64(st, 9);
-	h->load_known = sqlite3_column_type(st, 10) != SQLITE_NULL;
-	h->load = sqlite3_column_double(st, 10);
-	h->rr_after = sqlite3_column_int(st, 11);
-	h->last_ok = sqlite3_column_int64(st, 12);
+	h->id = vdi_stmt_int64(st, 0);
+	h->sessions = vdi_stmt_int64(st, 1);
+	h->mem_used = vdi_stmt_int64(st, 2);
+	h->vcpus_used = vdi_stmt_int64(st, 3);
+	h->mem_total = vdi_stmt_int64(st, 4);
+	h->reserve_mem = vdi_stmt_int64(st, 5);
+	h->ram_ratio = vdi_stmt_double(st, 6);
+	h->vcpus = vdi_stmt_int64(st, 7);
+	h->cpu_ratio = vdi_stmt_double(st, 8);
+	h->max_sessions = vdi_stmt_int64(st, 9);
+	h->load_known = !vdi_stmt_null(st, 10);
+	h->load = vdi_stmt_double(st, 10);
+	h->rr_after = vdi_stmt_int(st, 11);
+	h->last_ok = vdi_stmt_int64(st, 12);
 	h->tags_ok = u->ntags == 0 || has_id(tagged, ntagged, h->id);
 	h->pool_ok = true;
 	h->admin = "active";
@@ -199,7 +199,7 @@ static int
 load_hosts(struct vdi_db *db, const struct uvm *u, const char *rr_last, struct vdi_assign_result *res,
 	   struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int64_t *tagged = NULL;
 	size_t ntagged = 0, cap = 0;
 	int rc, ret = -1;
@@ -209,24 +209,24 @@ load_hosts(struct vdi_db *db, const struct uvm *u, const char *rr_last, struct v
 	if (vdi_db_prepare(db, &st, "SELECT " HOST_COLS ", pool = ?1, name, admin, health FROM hosts ORDER BY name",
 			   err) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, u->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, rr_last ? rr_last : "", -1, SQLITE_STATIC);
+	vdi_stmt_bind_text(st, 1, u->pool);
+	vdi_stmt_bind_text(st, 3, rr_last ? rr_last : "");
 	res->full = true; /* from the first row on: the clear frees names */
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		struct vdi_sched_host *h = push_host(res, &cap);
 		read_host(st, h, u, tagged, ntagged);
-		h->pool_ok = sqlite3_column_int(st, 13);
-		h->name = vdi_db_col_strdup(st, 14);
-		h->admin = vdi_db_col_strdup(st, 15);
-		h->health = vdi_db_col_strdup(st, 16);
+		h->pool_ok = vdi_stmt_int(st, 13);
+		h->name = vdi_stmt_strdup(st, 14);
+		h->admin = vdi_stmt_strdup(st, 15);
+		h->health = vdi_stmt_strdup(st, 16);
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "reading hosts", err);
 		goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	free(tagged);
 	return ret;
 }
@@ -300,7 +300,7 @@ eligible(struct quick *q, struct vdi_sched_host *h)
  * the caller.
  */
 static int
-quick_prepare(struct quick *q, sqlite3_stmt **st, const char *index, const char *where, const char *order,
+quick_prepare(struct quick *q, struct vdi_stmt **st, const char *index, const char *where, const char *order,
 	      struct vdi_err *err)
 {
 	char sql[512];
@@ -310,24 +310,24 @@ quick_prepare(struct quick *q, sqlite3_stmt **st, const char *index, const char 
 		 index ? index : "", where, order);
 	if (vdi_db_prepare(q->db, st, sql, err) < 0)
 		return -1;
-	sqlite3_bind_text(*st, 1, q->u->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(*st, 2, q->min_ok);
-	sqlite3_bind_text(*st, 3, q->rr_last ? q->rr_last : "", -1, SQLITE_STATIC);
+	vdi_stmt_bind_text(*st, 1, q->u->pool);
+	vdi_stmt_bind_int64(*st, 2, q->min_ok);
+	vdi_stmt_bind_text(*st, 3, q->rr_last ? q->rr_last : "");
 	return 0;
 }
 
 /* The next row of st into h: 1, or 0 at the end (or when too many rows failed), -1 on error. */
 static int
-quick_row(struct quick *q, sqlite3_stmt *st, struct vdi_sched_host *h, struct vdi_err *err)
+quick_row(struct quick *q, struct vdi_stmt *st, struct vdi_sched_host *h, struct vdi_err *err)
 {
 	int rc;
 
 	if (q->rejected >= QUICK_ROWS)
 		return 0;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_DONE)
 		return 0;
-	if (rc != SQLITE_ROW)
+	if (rc != VDI_DB_ROW)
 		return vdi_db_fail(q->db, "reading hosts", err);
 	memset(h, 0, offsetof(struct vdi_sched_host, detail));
 	read_host(st, h, q->u, q->tagged, q->ntagged);
@@ -335,9 +335,9 @@ quick_row(struct quick *q, sqlite3_stmt *st, struct vdi_sched_host *h, struct vd
 }
 
 static void
-quick_keep(struct quick *q, sqlite3_stmt *st, struct vdi_sched_host *h)
+quick_keep(struct quick *q, struct vdi_stmt *st, struct vdi_sched_host *h)
 {
-	h->name = vdi_db_col_strdup(st, 13);
+	h->name = vdi_stmt_strdup(st, 13);
 	*push_host(q->res, &q->cap) = *h;
 }
 
@@ -346,20 +346,20 @@ static int
 quick_first(struct quick *q, const char *index, const char *where, const char *order, int64_t arg,
 	    struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_sched_host h;
 	int rc;
 
 	if (quick_prepare(q, &st, index, where, order, err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 4, arg);
+	vdi_stmt_bind_int64(st, 4, arg);
 	while ((rc = quick_row(q, st, &h, err)) > 0) {
 		if (eligible(q, &h)) {
 			quick_keep(q, st, &h);
 			break;
 		}
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -369,7 +369,7 @@ quick_sizes(struct quick *q, enum vdi_policy p, struct vdi_err *err)
 {
 	bool pack = p == VDI_POLICY_PACK;
 	const char *index = pack ? "hosts_by_room" : "hosts_by_load";
-	sqlite3_stmt *sizes = NULL, *st = NULL;
+	struct vdi_stmt *sizes = NULL, *st = NULL;
 	struct vdi_sched_host h;
 	int64_t size = INT64_MAX;
 	double best = 0, sc;
@@ -383,24 +383,24 @@ quick_sizes(struct quick *q, enum vdi_policy p, struct vdi_err *err)
 	    quick_prepare(q, &st, index, pack ? " AND mem_cap = ?4 AND mem_room >= ?5" : " AND mem_cap = ?4",
 			  pack ? "mem_room, name" : "mem_key, name", err) < 0)
 		goto out;
-	sqlite3_bind_text(sizes, 1, q->u->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, q->req->mem);
+	vdi_stmt_bind_text(sizes, 1, q->u->pool);
+	vdi_stmt_bind_int64(st, 5, q->req->mem);
 	for (;;) {
-		sqlite3_bind_int64(sizes, 2, size);
-		rc = sqlite3_step(sizes);
-		if (rc == SQLITE_DONE)
+		vdi_stmt_bind_int64(sizes, 2, size);
+		rc = vdi_stmt_step(sizes);
+		if (rc == VDI_DB_DONE)
 			break;
-		if (rc != SQLITE_ROW) {
+		if (rc != VDI_DB_ROW) {
 			vdi_db_fail(q->db, "reading host sizes", err);
 			goto out;
 		}
-		size = sqlite3_column_int64(sizes, 0);
-		sqlite3_reset(sizes);
+		size = vdi_stmt_int64(sizes, 0);
+		vdi_stmt_reset(sizes);
 		if (++n > QUICK_SIZES) {
 			vdi_assign_result_hosts_clear(q->res); /* too many sizes: the full pass */
 			break;
 		}
-		sqlite3_bind_int64(st, 4, size);
+		vdi_stmt_bind_int64(st, 4, size);
 		mine = false;
 		while ((rc = quick_row(q, st, &h, err)) > 0) {
 			if (!pack && have) {
@@ -428,14 +428,14 @@ quick_sizes(struct quick *q, enum vdi_policy p, struct vdi_err *err)
 			if (pack)
 				break;
 		}
-		sqlite3_reset(st);
+		vdi_stmt_reset(st);
 		if (rc < 0)
 			goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(sizes);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(sizes);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -447,28 +447,28 @@ out:
 static int
 quick_random2(struct quick *q, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_sched_host h;
 	int64_t lo = 0, hi = -1;
 	int rc = 0;
 
 	if (vdi_db_prepare(q->db, &st, "SELECT (SELECT min(id) FROM hosts), (SELECT max(id) FROM hosts)", err) < 0)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-		lo = sqlite3_column_int64(st, 0);
-		hi = sqlite3_column_int64(st, 1);
+	if (vdi_stmt_step(st) == VDI_DB_ROW && !vdi_stmt_null(st, 0)) {
+		lo = vdi_stmt_int64(st, 0);
+		hi = vdi_stmt_int64(st, 1);
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (quick_prepare(q, &st, NULL, " AND id = ?4", "id", err) < 0)
 		return -1;
 	for (int k = 0; k < QUICK_DRAWS && hi > lo && q->res->nhosts < 2 && rc >= 0; k++) {
-		sqlite3_bind_int64(st, 4, lo + (int64_t)(vdi_rand_next(q->o->rng) % (uint64_t)(hi - lo + 1)));
+		vdi_stmt_bind_int64(st, 4, lo + (int64_t)(vdi_rand_next(q->o->rng) % (uint64_t)(hi - lo + 1)));
 		rc = quick_row(q, st, &h, err);
 		if (rc > 0 && eligible(q, &h) && !(q->res->nhosts == 1 && q->res->hosts[0].id == h.id))
 			quick_keep(q, st, &h);
-		sqlite3_reset(st);
+		vdi_stmt_reset(st);
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (rc < 0)
 		return -1;
 	if (q->res->nhosts == 2 && strcmp(q->res->hosts[0].name, q->res->hosts[1].name) > 0) {
@@ -509,46 +509,46 @@ quick_hosts(struct quick *q, enum vdi_policy p, int64_t sticky, struct vdi_err *
 static char *
 kv_get(struct vdi_db *db, const char *key)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char *v = NULL;
 
-	if (sqlite3_prepare_v2(db->h, "SELECT value FROM kv WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
+	if (vdi_db_prepare(db, &st, "SELECT value FROM kv WHERE key = ?", VDI_ERR_SCRATCH) < 0)
 		return NULL;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = vdi_db_col_strdup(st, 0);
-	sqlite3_finalize(st);
+	vdi_stmt_bind_text(st, 1, key);
+	if (vdi_stmt_step(st) == VDI_DB_ROW)
+		v = vdi_stmt_strdup(st, 0);
+	vdi_stmt_finalize(st);
 	return v;
 }
 
 static int
 kv_set(struct vdi_db *db, const char *key, const char *val, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", err) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "saving the round-robin cursor", err);
+	vdi_stmt_bind_text(st, 1, key);
+	vdi_stmt_bind_text(st, 2, val);
+	rc = vdi_stmt_step(st);
+	vdi_stmt_finalize(st);
+	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "saving the round-robin cursor", err);
 }
 
 static int64_t
 last_host(struct vdi_db *db, int64_t uvm)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int64_t id = 0;
 
-	if (sqlite3_prepare_v2(db->h, "SELECT coalesce(host_id, 0) FROM sessions WHERE uservm_id = ? "
-			       "ORDER BY id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+	if (vdi_db_prepare(db, &st, "SELECT coalesce(host_id, 0) FROM sessions WHERE uservm_id = ? "
+			   "ORDER BY id DESC LIMIT 1", VDI_ERR_SCRATCH) < 0)
 		return 0;
-	sqlite3_bind_int64(st, 1, uvm);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	vdi_stmt_bind_int64(st, 1, uvm);
+	if (vdi_stmt_step(st) == VDI_DB_ROW)
+		id = vdi_stmt_int64(st, 0);
+	vdi_stmt_finalize(st);
 	return id;
 }
 
@@ -556,18 +556,18 @@ last_host(struct vdi_db *db, int64_t uvm)
 static int
 move_session(struct vdi_db *db, int64_t id, int64_t host, int64_t now, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'migrating', migrate_to = ?2, pid = ?3, changed = ?4 "
 			   "WHERE id = ?1 AND state = 'running'", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, host);
-	sqlite3_bind_int64(st, 3, (int64_t)getpid());
-	sqlite3_bind_int64(st, 4, now);
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, host);
+	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
+	vdi_stmt_bind_int64(st, 4, now);
 	rc = vdi_db_step(db, st, "reserving the destination", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return rc;
 }
 
@@ -626,7 +626,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	struct uvm u;
 	struct vdi_sched_req req;
 	struct vdi_sched_ctx ctx;
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char *rr = NULL, detail[512];
 	int win = -1, rc;
 	int64_t now = (int64_t)time(NULL), source = 0, min_ok;
@@ -681,12 +681,12 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 				if (strcmp(res->hosts[i].name, o->host) == 0)
 					win = (int)i;
 			if (win < 0) {
-				vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", o->host);
+				vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", o->host);
 				goto fail;
 			}
 			vdi_sched_detail(&res->hosts[win], &req);
 			if (res->hosts[win].reject && !o->force) {
-				vdi_err_set(err, VDI_ENOHOST, "host %s fails filter '%s'%s%s%s (--force to place "
+				vdi_err_set(err, VDI_R_NOHOST, "host %s fails filter '%s'%s%s%s (--force to place "
 					    "there anyway)", o->host, res->hosts[win].reject,
 					    res->hosts[win].detail[0] ? " (" : "", res->hosts[win].detail,
 					    res->hosts[win].detail[0] ? ")" : "");
@@ -705,7 +705,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	if (win < 0) {
 		char why[256];
 		vdi_sched_why_none(res->hosts, res->nhosts, why, sizeof(why));
-		vdi_err_set(err, VDI_ENOHOST, "%s for %s", why, user);
+		vdi_err_set(err, VDI_R_NOHOST, "%s for %s", why, user);
 		if (!o->explain || !res->full)
 			goto fail;
 		/* The explanation is most wanted when nothing fits: keep every host's verdict. */
@@ -737,27 +737,28 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		return vdi_db_commit(db, err);
 	}
 	if (vdi_db_prepare(db, &st, "INSERT INTO sessions (uservm_id, host_id, state, mem, vcpus, created, changed, "
-			   "kind) VALUES (?, ?, 'assigned', ?, ?, ?, ?, ?)", err) < 0)
+			   "kind) VALUES (?, ?, 'assigned', ?, ?, ?, ?, ?) RETURNING id", err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 7, o->prepare ? "prepare" : "desktop", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 1, u.id);
-	sqlite3_bind_int64(st, 2, res->hosts[win].id);
-	sqlite3_bind_int64(st, 3, u.mem);
-	sqlite3_bind_int64(st, 4, u.vcpus);
-	sqlite3_bind_int64(st, 5, now);
-	sqlite3_bind_int64(st, 6, now);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	vdi_stmt_bind_text(st, 7, o->prepare ? "prepare" : "desktop");
+	vdi_stmt_bind_int64(st, 1, u.id);
+	vdi_stmt_bind_int64(st, 2, res->hosts[win].id);
+	vdi_stmt_bind_int64(st, 3, u.mem);
+	vdi_stmt_bind_int64(st, 4, u.vcpus);
+	vdi_stmt_bind_int64(st, 5, now);
+	vdi_stmt_bind_int64(st, 6, now);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		res->session_id = vdi_stmt_int64(st, 0);
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_ROW) {
 		vdi_db_fail(db, "reserving", err);
 		goto fail;
 	}
-	res->session_id = sqlite3_last_insert_rowid(db->h);
 	if (o->policy == VDI_POLICY_ROUND_ROBIN && !o->host && kv_set(db, "rr_last", res->host, err) < 0)
 		goto fail;
 	if (res->forced)
 		snprintf(detail, sizeof(detail), "session=%lld host=%s FORCED by %s past filter %s (%s)",
-			 (long long)res->session_id, res->host, db->who, res->hosts[win].reject, res->hosts[win].detail);
+			 (long long)res->session_id, res->host, vdi_db_who(db), res->hosts[win].reject, res->hosts[win].detail);
 	else
 		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
 			 o->host ? "chosen by hand" : vdi_policy_name(o->policy));

@@ -1,25 +1,19 @@
 /*
- * db.c - opening, migrating and using the VMDB (see db.h).
- *
- * Creation is race-free: the file is made with O_CREAT|O_EXCL at 0600
- * before SQLite opens it, and migrations run inside BEGIN IMMEDIATE with
- * user_version checked again under the lock, so two commands that meet a
- * new VMDB at once apply each migration exactly once.
+ * db.c - the VMDB seam (see db.h): what every engine shares (transactions
+ * with -n, claims, events, who acts), and the calls that go to the
+ * engine a VMDB was opened with (engine.h).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdbool.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "mem.h"
-#include "db.h"
+#include "engine.h"
 
 int
 vdi_db_schema_version(void)
@@ -31,69 +25,150 @@ vdi_db_schema_version(void)
 	return n;
 }
 
+static char *
+actor_name(void)
+{
+	const char *s = getenv("SUDO_USER");
+	struct passwd *pw;
+
+	if (!s || !*s)
+		s = getenv("USER");
+	if ((!s || !*s) && (pw = getpwuid(getuid())))
+		s = pw->pw_name;
+	return vdi_xstrdup(s && *s ? s : "unknown");
+}
+
+/* The engine a VMDB's name asks for. */
+static const struct vdi_db_engine *
+engine_of(const char *name, struct vdi_err *err)
+{
+	if (!strncmp(name, "postgresql://", 13) || !strncmp(name, "postgres://", 11)) {
+		vdi_err_set(err, VDI_R_USAGE, "VMDB %.200s: this vdi-tools keeps its VMDB in an SQLite "
+			    "file only; give a path", name);
+		return NULL;
+	}
+	return &vdi_db_sqlite;
+}
+
+int
+vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
+	    const char *program, struct vdi_err *err)
+{
+	const struct vdi_db_engine *eng;
+	struct vdi_db *db = NULL;
+
+	*out = NULL;
+	if (!(eng = engine_of(path, err)) || eng->open(&db, path, busy_ms, err) < 0)
+		return -1;
+	db->program = vdi_xstrdup(program);
+	db->who = actor_name();
+	*out = db;
+	return 0;
+}
+
+void
+vdi_db_close(struct vdi_db *db)
+{
+	if (db)
+		db->eng->close(db);
+}
+
+const char *
+vdi_db_path(const struct vdi_db *db)
+{
+	return db->path;
+}
+
+bool
+vdi_db_readonly(const struct vdi_db *db)
+{
+	return db->readonly;
+}
+
+const char *
+vdi_db_who(const struct vdi_db *db)
+{
+	return db->who;
+}
+
+void
+vdi_db_set_who(struct vdi_db *db, const char *who)
+{
+	free(db->who);
+	db->who = vdi_xstrdup(who);
+}
+
+void
+vdi_db_set_dry_run(struct vdi_db *db, bool dry_run)
+{
+	db->dry_run = dry_run;
+}
+
+bool
+vdi_db_dry_run(const struct vdi_db *db)
+{
+	return db->dry_run;
+}
+
 int
 vdi_db_fail(struct vdi_db *db, const char *what, struct vdi_err *err)
 {
-	int rc = sqlite3_extended_errcode(db->h);
-	int code = VDI_EFAIL;
+	return db->eng->fail(db, what, err);
+}
 
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return vdi_err_set(err, VDI_ETEMP, "%s: VMDB %s is busy (locked by another command "
-				   "past the busy timeout); try again", what, db->path);
-	case SQLITE_READONLY:
-		return vdi_err_set(err, VDI_EFAIL, "%s: VMDB %s is read-only", what, db->path);
-	case SQLITE_CONSTRAINT:
-		code = VDI_ECONFLICT;
-		break;
-	case SQLITE_NOTADB:
-		return vdi_err_set(err, VDI_EFAIL, "%s is not a VMDB (not an SQLite database)", db->path);
-	case SQLITE_FULL:
-		return vdi_err_set(err, VDI_EFAIL, "%s: VMDB %s: disk full", what, db->path);
-	default:
-		break;
-	}
-	return vdi_err_set(err, code, "%s: %s", what, sqlite3_errmsg(db->h));
+bool
+vdi_db_conflict(struct vdi_db *db)
+{
+	return db->eng->conflict(db);
+}
+
+int64_t
+vdi_db_changes(struct vdi_db *db)
+{
+	return db->eng->changes(db);
+}
+
+bool
+vdi_db_in_tx(struct vdi_db *db)
+{
+	return db->eng->in_tx(db);
 }
 
 int
 vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err)
 {
-	if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
+	if (db->eng->exec(db, sql) < 0)
 		return vdi_db_fail(db, "VMDB", err);
 	return 0;
 }
 
 int
-vdi_db_step(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err)
+vdi_db_prepare(struct vdi_db *db, struct vdi_stmt **st, const char *sql, struct vdi_err *err)
 {
-	int rc = sqlite3_step(st);
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return vdi_db_fail(db, what, err);
-	return 0;
-}
-
-int
-vdi_db_prepare(struct vdi_db *db, sqlite3_stmt **st, const char *sql, struct vdi_err *err)
-{
-	if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK)
+	if (db->eng->prepare(db, st, sql) < 0)
 		return vdi_db_fail(db, "VMDB query", err);
 	return 0;
 }
 
 int
-vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err)
+vdi_db_step(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct vdi_err *err)
 {
-	return vdi_db_exec(db, immediate ? "BEGIN IMMEDIATE" : "BEGIN", err);
+	if (vdi_stmt_step(st) == VDI_DB_ERROR)
+		return vdi_db_fail(db, what, err);
+	return 0;
+}
+
+int
+vdi_db_begin(struct vdi_db *db, bool write, struct vdi_err *err)
+{
+	return vdi_db_exec(db, write ? db->eng->begin_write : "BEGIN", err);
 }
 
 int
 vdi_db_read_begin(struct vdi_db *db, bool *began, struct vdi_err *err)
 {
 	*began = false;
-	if (!sqlite3_get_autocommit(db->h))
+	if (vdi_db_in_tx(db))
 		return 0;
 	if (vdi_db_begin(db, false, err) < 0)
 		return -1;
@@ -134,439 +209,122 @@ vdi_db_finish(struct vdi_db *db, int ret, struct vdi_err *err)
 void
 vdi_db_rollback(struct vdi_db *db)
 {
-	if (!sqlite3_get_autocommit(db->h))
-		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	if (vdi_db_in_tx(db))
+		(void)db->eng->exec(db, "ROLLBACK");
 }
 
-char *
-vdi_db_col_strdup(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	char *s;
-
-	if (!t)
-		return NULL;
-	s = vdi_xstrdup((const char *)t);
-	return s;
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Waiting for another command's lock: short random sleeps (1 to 3 ms)
- * until busy_timeout.  SQLite's own handler backs off to 100 ms sleeps,
- * so under a login storm an unlucky command could wait seconds while
- * others got the lock again and again.
- */
-static int
-busy_wait(void *arg, int count)
-{
-	struct vdi_db *db = arg;
-	int64_t now = mono_ms();
-
-	if (db->no_wait)
-		return 0;
-	if (count == 0)
-		db->busy_since = now;
-	if (now - db->busy_since >= db->busy_ms)
-		return 0;
-	db->rng ^= db->rng << 13;
-	db->rng ^= db->rng >> 17;
-	db->rng ^= db->rng << 5;
-	usleep(1000 + db->rng % 2000);
-	return 1;
-}
-
-/*
- * Keep the WAL short.  SQLite's automatic checkpoint (a PASSIVE one, in the
- * commit that passes 1000 frames) copies the WAL into the VMDB but leaves the
- * frames where they are until a later writer starts the WAL over, and it may
- * do that only if the readers know the copy happened.  They do not when no
- * other process holds the VMDB open (no vm-watch, as in cron-only sites and
- * the tests): each process then rebuilds the WAL's index by reading every
- * frame, and that rebuild forgets the copy.  So the WAL never starts over,
- * every open reads all of it and every commit past 1000 frames copies all of
- * it again: measured at 10,000 hosts, a login went from 3 to 9 ms within 120
- * logins.
- *
- * So a connection that leaves VDI_WAL_FRAMES (db.h) frames or more behind it
- * checkpoints and truncates the WAL when it closes (vdi_db_close), without
- * waiting for anybody: if another process is reading or writing, a later
- * close does it.  Closing rather than committing keeps long-lived
- * connections (a batch, vm-watch) at SQLite's own pace, which works while
- * they hold the VMDB open.
- */
-static int
-wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
-{
-	struct vdi_db *db = arg;
-
-	db->wal_frames = frames;
-	if (frames >= 1000) /* SQLite's automatic checkpoint, which this hook replaces */
-		(void)sqlite3_wal_checkpoint_v2(h, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	return SQLITE_OK; /* the commit happened; a checkpoint left for later is no error */
-}
-
-/* mkdir -p the folder that will hold path. */
-static int
-make_parent(const char *path, struct vdi_err *err)
-{
-	char *dir = vdi_xstrdup(path), *p;
-	int ret = -1;
-
-	p = strrchr(dir, '/');
-	if (!p || p == dir) {
-		ret = 0;
-		goto out;
-	}
-	*p = '\0';
-	for (p = dir + 1; ; p++) {
-		if (*p == '/' || *p == '\0') {
-			char c = *p;
-			*p = '\0';
-			if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-				vdi_err_set(err, VDI_EFAIL, "cannot create folder %s for the VMDB: %s",
-					    dir, strerror(errno));
-				goto out;
-			}
-			*p = c;
-			if (!c)
-				break;
-		}
-	}
-	ret = 0;
-out:
-	free(dir);
-	return ret;
-}
-
-/* May this process change the VMDB: the file and its folder (for -wal, -shm)? */
-static bool
-writable(const char *path)
-{
-	char *dir = vdi_xstrdup(path), *p;
-	bool ok;
-
-	p = strrchr(dir, '/');
-	if (p == dir)
-		p[1] = '\0';
-	else if (p)
-		*p = '\0';
-	ok = access(path, W_OK) == 0 && access(p ? dir : ".", W_OK) == 0;
-	free(dir);
-	return ok;
-}
-
-/* Do PATH-wal and PATH-shm both exist? */
-static bool
-wal_present(const char *path)
-{
-	char buf[4096];
-
-	snprintf(buf, sizeof(buf), "%s-wal", path);
-	if (access(buf, R_OK) < 0)
-		return false;
-	snprintf(buf, sizeof(buf), "%s-shm", path);
-	return access(buf, R_OK) == 0;
-}
-
-/* "file:PATH?immutable=1" with PATH percent-encoded where URIs need it. */
-static char *
-file_uri(const char *path)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(path);
-	char *u = vdi_xmalloc(n * 3 + 32), *q;
-
-	q = stpcpy(u, "file:");
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		if (*p <= ' ' || *p >= 0x7f || *p == '?' || *p == '#' || *p == '%') {
-			*q++ = '%';
-			*q++ = hex[*p >> 4];
-			*q++ = hex[*p & 15];
-		} else {
-			*q++ = (char)*p;
-		}
-	}
-	strcpy(q, "?immutable=1");
-	return u;
-}
-
-static char *
-actor_name(void)
-{
-	const char *s = getenv("SUDO_USER");
-	struct passwd *pw;
-
-	if (!s || !*s)
-		s = getenv("USER");
-	if ((!s || !*s) && (pw = getpwuid(getuid())))
-		s = pw->pw_name;
-	return vdi_xstrdup(s && *s ? s : "unknown");
-}
-
-static int
-user_version(struct vdi_db *db, int *v, struct vdi_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	if (vdi_db_prepare(db, &st, "PRAGMA user_version", err) < 0)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return vdi_db_fail(db, "VMDB", err);
-	}
-	*v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return 0;
-}
-
-/* One integer from a query (a PRAGMA, a count). */
-static int
-query_int(struct vdi_db *db, const char *sql, int64_t *v, struct vdi_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	if (vdi_db_prepare(db, &st, sql, err) < 0)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : vdi_db_fail(db, "VMDB", err);
-}
-
-/*
- * Is this file ours?  A VMDB carries PRAGMA application_id VDI_APP_ID.  A
- * file with no schema at all is new (made by vdi_db_open, or empty): ours
- * to set up.  A VMDB of the first releases (no application_id yet) is
- * known by its schema version and its tables, and is stamped.  Anything
- * else is another program's SQLite file: refused, never changed.
- * *fresh: no schema yet.
- */
-static int
-check_ours(struct vdi_db *db, bool *fresh, struct vdi_err *err)
-{
-	int64_t app = 0, v = 0, objects = 0, ours = 0;
-	bool began;
-	int rc;
-
-	*fresh = false;
-	/* The common case costs one read of the header, on every command. */
-	if (query_int(db, "PRAGMA application_id", &app, err) < 0)
-		return -1;
-	if (app == VDI_APP_ID)
-		return 0;
-	/*
-	 * One snapshot for all the questions: another command may be making
-	 * this new VMDB right now, and its schema and its application_id
-	 * appear together, in one commit.
-	 */
-	if (vdi_db_read_begin(db, &began, err) < 0)
-		return -1;
-	rc = query_int(db, "PRAGMA application_id", &app, err) < 0 ||
-	     query_int(db, "PRAGMA user_version", &v, err) < 0 ||
-	     query_int(db, "SELECT count(*) FROM sqlite_master", &objects, err) < 0 ||
-	     query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-		       "('hosts', 'masters', 'uservms', 'sessions', 'events')", &ours, err) < 0 ? -1 : 0;
-	vdi_db_read_end(db, began);
-	if (rc < 0)
-		return -1;
-	if (app == VDI_APP_ID)
-		return 0;
-	if (app == 0 && v == 0 && objects == 0) {
-		*fresh = true;
-		return 0;
-	}
-	if (app == 0 && v >= 1 && ours == 5) {
-		if (db->readonly)
-			return 0;
-		return vdi_db_exec(db, "PRAGMA application_id = " VDI_STR(VDI_APP_ID), err);
-	}
-	return vdi_err_set(err, VDI_EFAIL, "%s is not a VMDB: an SQLite file of another program "
-			   "(application_id %lld, %lld schema objects); refused, the file was not changed",
-			   db->path, (long long)app, (long long)objects);
-}
-
-static int
-newer_error(struct vdi_db *db, int v, struct vdi_err *err)
-{
-	return vdi_err_set(err, VDI_EFAIL, "VMDB %s has schema version %d, newer than this "
-			   "vdi-tools knows (%d); use a newer vdi-tools (the file was not changed)",
-			   db->path, v, vdi_db_schema_version());
-}
-
-static int
-migrate(struct vdi_db *db, struct vdi_err *err)
-{
-	int v, target = vdi_db_schema_version();
-	char sql[64];
-	bool fresh;
-
-	if (check_ours(db, &fresh, err) < 0 || user_version(db, &v, err) < 0)
-		return -1;
-	if (v > target)
-		return newer_error(db, v, err);
-	if (v == target)
-		return 0;
-	if (db->readonly)
-		return vdi_err_set(err, VDI_EFAIL, "VMDB %s is read-only and needs its schema "
-				   "upgraded from version %d to %d", db->path, v, target);
-	/* WAL is persistent; set it once, outside any transaction. */
-	if (v == 0 && vdi_db_exec(db, "PRAGMA journal_mode=WAL", err) < 0)
-		return -1;
-	if (vdi_db_begin(db, true, err) < 0)
-		return -1;
-	if (user_version(db, &v, err) < 0)
-		goto fail;
-	if (v > target) {
-		newer_error(db, v, err);
-		goto fail;
-	}
-	if (v == 0 && vdi_db_exec(db, "PRAGMA application_id = " VDI_STR(VDI_APP_ID), err) < 0)
-		goto fail;
-	for (; v < target; v++) {
-		const struct vdi_migration *m = &vdi_migrations[v];
-		if (sqlite3_exec(db->h, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
-			vdi_db_fail(db, m->name, err);
-			goto fail;
-		}
-		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", m->version);
-		if (vdi_db_exec(db, sql, err) < 0)
-			goto fail;
-	}
-	/* Foreign keys are off while tables are made again: check them all before commit. */
-	{
-		sqlite3_stmt *st = NULL;
-		int rc;
-		if (vdi_db_prepare(db, &st, "PRAGMA foreign_key_check", err) < 0)
-			goto fail;
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE) {
-			vdi_err_set(err, VDI_EFAIL, "VMDB %s: upgrading the schema to version %d would break "
-				    "its references; refused, the file was not changed", db->path, target);
-			goto fail;
-		}
-	}
-	return vdi_db_commit(db, err);
-fail:
-	vdi_db_rollback(db);
-	return -1;
-}
+/* ---- statements: straight to the engine ---- */
 
 int
-vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
-	    const char *program, struct vdi_err *err)
+vdi_stmt_step(struct vdi_stmt *st)
 {
-	struct vdi_db *db;
-	int fd, rc;
-
-	*out = NULL;
-	db = vdi_xcalloc(1, sizeof(*db));
-	db->path = vdi_xstrdup(path);
-	db->program = vdi_xstrdup(program);
-	db->who = actor_name();
-	if (access(path, F_OK) < 0) {
-		if (make_parent(path, err) < 0)
-			goto fail;
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0 && errno != EEXIST) {
-			vdi_err_set(err, VDI_EFAIL, "cannot create VMDB %s: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	if (writable(path)) {
-		rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	} else if (wal_present(path)) {
-		/* SQLite reads a WAL database read-only when its -wal and -shm exist. */
-		rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-	} else {
-		/*
-		 * SQLite cannot make the -shm file of a WAL database in a folder it
-		 * may not write; "immutable" reads the file as it stands instead
-		 * (with no -wal file, the file is all there is).
-		 */
-		char *uri = file_uri(path);
-
-		rc = sqlite3_open_v2(uri, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
-		free(uri);
-	}
-	if (rc != SQLITE_OK) {
-		vdi_err_set(err, VDI_EFAIL, "cannot open VMDB %s: %s", path,
-			    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
-		goto fail;
-	}
-	sqlite3_extended_result_codes(db->h, 1);
-	/*
-	 * These programs run once per request.  Keep the -wal file between
-	 * them and checkpoint only when it grows long (see wal_hook):
-	 * otherwise every process's close would checkpoint and fsync the
-	 * VMDB, then delete and the next one re-create the -wal and -shm
-	 * files.
-	 */
-	{
-		int one = 1;
-		sqlite3_db_config(db->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-		sqlite3_file_control(db->h, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
-	}
-	db->readonly = sqlite3_db_readonly(db->h, "main") == 1;
-	db->busy_ms = busy_ms;
-	db->rng = (uint32_t)getpid() * 2654435761u | 1;
-	sqlite3_busy_handler(db->h, busy_wait, db);
-	if (!db->readonly)
-		sqlite3_wal_hook(db->h, wal_hook, db);
-	/* Migrations run with foreign keys off (a table made again must not cascade) and check them. */
-	if (migrate(db, err) < 0 || vdi_db_exec(db, "PRAGMA foreign_keys=ON", err) < 0)
-		goto fail;
-	/* Read pages through a memory map: a pread per page is most of a short command's I/O. */
-	if (vdi_db_exec(db, "PRAGMA mmap_size=1073741824", err) < 0)
-		goto fail;
-	if (!db->readonly && vdi_db_exec(db, "PRAGMA synchronous=NORMAL", err) < 0)
-		goto fail;
-	*out = db;
-	return 0;
-fail:
-	vdi_db_close(db);
-	return -1;
+	return st->db->eng->step(st);
 }
 
 void
-vdi_db_close(struct vdi_db *db)
+vdi_stmt_reset(struct vdi_stmt *st)
 {
-	if (!db)
-		return;
-	if (db->h) {
-		if (db->wal_frames >= VDI_WAL_FRAMES) { /* see wal_hook */
-			db->no_wait = true;
-			(void)sqlite3_wal_checkpoint_v2(db->h, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-		}
-		sqlite3_close(db->h);
-	}
-	free(db->path);
-	free(db->program);
-	free(db->who);
-	free(db);
+	st->db->eng->reset(st);
 }
+
+void
+vdi_stmt_clear(struct vdi_stmt *st)
+{
+	st->db->eng->clear(st);
+}
+
+void
+vdi_stmt_finalize(struct vdi_stmt *st)
+{
+	if (st)
+		st->db->eng->finalize(st);
+}
+
+void
+vdi_stmt_bind_text(struct vdi_stmt *st, int i, const char *s)
+{
+	if (s)
+		st->db->eng->bind_text(st, i, s, strlen(s));
+	else
+		st->db->eng->bind_null(st, i);
+}
+
+void
+vdi_stmt_bind_textn(struct vdi_stmt *st, int i, const char *s, size_t n)
+{
+	st->db->eng->bind_text(st, i, s, n);
+}
+
+void
+vdi_stmt_bind_int64(struct vdi_stmt *st, int i, int64_t v)
+{
+	st->db->eng->bind_int64(st, i, v);
+}
+
+void
+vdi_stmt_bind_int(struct vdi_stmt *st, int i, int v)
+{
+	st->db->eng->bind_int64(st, i, v);
+}
+
+void
+vdi_stmt_bind_double(struct vdi_stmt *st, int i, double v)
+{
+	st->db->eng->bind_double(st, i, v);
+}
+
+void
+vdi_stmt_bind_null(struct vdi_stmt *st, int i)
+{
+	st->db->eng->bind_null(st, i);
+}
+
+int64_t
+vdi_stmt_int64(struct vdi_stmt *st, int col)
+{
+	return st->db->eng->col_int64(st, col);
+}
+
+int
+vdi_stmt_int(struct vdi_stmt *st, int col)
+{
+	return (int)st->db->eng->col_int64(st, col);
+}
+
+double
+vdi_stmt_double(struct vdi_stmt *st, int col)
+{
+	return st->db->eng->col_double(st, col);
+}
+
+const char *
+vdi_stmt_text(struct vdi_stmt *st, int col)
+{
+	return st->db->eng->col_text(st, col);
+}
+
+bool
+vdi_stmt_null(struct vdi_stmt *st, int col)
+{
+	return st->db->eng->col_null(st, col);
+}
+
+char *
+vdi_stmt_strdup(struct vdi_stmt *st, int col)
+{
+	const char *t = vdi_stmt_text(st, col);
+
+	return t ? vdi_xstrdup(t) : NULL;
+}
+
+/* ---- shared by every row's file ---- */
 
 int
 vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const char *key,
 	     const char *claim_state, const char *noun, const char *taken, const char *doing,
 	     bool *takeover, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char sql[160];
 	int64_t id, pid;
 	int rc, ret = -1;
@@ -575,42 +333,42 @@ vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const ch
 	snprintf(sql, sizeof(sql), "SELECT id, state = ?2, coalesce(pid, 0) FROM %s WHERE %s = ?1", table, key_col);
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, claim_state, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	vdi_stmt_bind_text(st, 1, key);
+	vdi_stmt_bind_text(st, 2, claim_state);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_DONE) {
 		ret = 0;
 		goto out;
 	}
-	if (rc != SQLITE_ROW) {
+	if (rc != VDI_DB_ROW) {
 		vdi_db_fail(db, table, err);
 		goto out;
 	}
-	id = sqlite3_column_int64(st, 0);
-	pid = sqlite3_column_int64(st, 2);
-	if (!sqlite3_column_int(st, 1)) {
-		vdi_err_set(err, VDI_ECONFLICT, "%s '%s' %s", noun, key, taken);
+	id = vdi_stmt_int64(st, 0);
+	pid = vdi_stmt_int64(st, 2);
+	if (!vdi_stmt_int(st, 1)) {
+		vdi_err_set(err, VDI_R_EXISTS, "%s '%s' %s", noun, key, taken);
 		goto out;
 	}
 	if (pid > 0 && pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
-		vdi_err_set(err, VDI_ECONFLICT, "%s '%s' is being %s by process %lld", noun, key, doing,
+		vdi_err_set(err, VDI_R_BUSY, "%s '%s' is being %s by process %lld", noun, key, doing,
 			    (long long)pid);
 		goto out;
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	/* Its claimant died half-way: the caller starts over under its own pid. */
 	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", table);
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	vdi_stmt_bind_int64(st, 1, id);
+	if (vdi_stmt_step(st) != VDI_DB_DONE) {
 		vdi_db_fail(db, table, err);
 		goto out;
 	}
 	*takeover = true;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -618,24 +376,24 @@ int
 vdi_event_add(struct vdi_db *db, const char *object, const char *action,
 	      const char *detail, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret = -1;
 
 	if (vdi_db_prepare(db, &st, "INSERT INTO events (at, who, program, object, action, detail) "
 			   "VALUES (?, ?, ?, ?, ?, ?)", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
-	sqlite3_bind_text(st, 2, db->who, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, db->program, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, object, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	vdi_stmt_bind_int64(st, 1, (int64_t)time(NULL));
+	vdi_stmt_bind_text(st, 2, db->who);
+	vdi_stmt_bind_text(st, 3, db->program);
+	vdi_stmt_bind_text(st, 4, object);
+	vdi_stmt_bind_text(st, 5, action);
+	vdi_stmt_bind_text(st, 6, detail);
+	if (vdi_stmt_step(st) != VDI_DB_DONE) {
 		vdi_db_fail(db, "recording event", err);
 		goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }

@@ -1,16 +1,41 @@
 /*
- * db.h - the VMDB: one SQLite file with all of vdi-tools' state.
+ * db.h - the VMDB seam: the one interface through which vdi-tools reads
+ * and writes its state, whatever engine keeps it.
  *
- * vdi_db_open() creates the file (mode 0600, parent folders 0750) on first
- * use, turns on WAL, foreign keys and a busy timeout, and applies the
- * migrations in schema/ (compiled in) in order, by PRAGMA user_version.
- * A VMDB written by a newer vdi-tools is refused and left untouched, and
- * so is any SQLite file that is not a VMDB (PRAGMA application_id).
- * A VMDB the process may not write is opened read-only: reads work, the
- * first write fails with a clear error.
+ * The rows' files (host.c, master.c, uservm.c, session.c, ...) write their
+ * SQL once and run it through this interface; only a backend file speaks
+ * an engine's API (lib/db/sqlite.c for SQLite, the default; scripts/
+ * check-layers refuses the SQLite API anywhere else).  A backend implements
+ * struct vdi_db_engine (engine.h); db.c picks it from the VMDB's name and
+ * keeps what every engine shares: transactions with -n, claims, events.
  *
- * SQLite errors are mapped to exit codes in one place (vdi_db_fail):
- * busy past the timeout -> 75, constraint -> 5, read-only -> 1.
+ * Opening.  vdi_db_open() takes what VDI_DB (or vmdb= in vdi.conf) says:
+ * a path names an SQLite file.  The SQLite backend creates the file (mode
+ * 0600, parent folders 0750) on first use, turns on WAL, foreign keys and
+ * a busy timeout, and applies the migrations in schema/ (compiled in) in
+ * order, by PRAGMA user_version.  A VMDB written by a newer vdi-tools is
+ * refused and left untouched, and so is any SQLite file that is not a VMDB
+ * (PRAGMA application_id).  A VMDB the process may not write is opened
+ * read-only: reads work, the first write fails with a clear error.
+ *
+ * Statements.  vdi_db_prepare() makes a statement; parameters are numbered
+ * from 1 and bound with vdi_stmt_bind_*() (text is copied: the caller's
+ * buffer may go at once; a NULL string binds SQL NULL); vdi_stmt_step()
+ * answers VDI_DB_ROW (a row to read with vdi_stmt_int64() and friends,
+ * columns from 0), VDI_DB_DONE, or VDI_DB_ERROR, after which vdi_db_fail()
+ * turns the engine's error into the caller's err.  vdi_stmt_reset() runs a
+ * statement again with the same bindings; vdi_stmt_finalize() frees it
+ * (NULL is fine).  A new row's id comes back through RETURNING id, as a row.
+ *
+ * Errors.  The engine's errors map to reasons in one place (vdi_db_fail):
+ * busy past the timeout -> VDI_R_DB_BUSY (exit 75), a constraint ->
+ * VDI_R_CONFLICT (5), a full disk -> VDI_R_IO (1), read-only -> VDI_R_FAIL.
+ *
+ * Ownership.  The caller owns the struct vdi_db that vdi_db_open() gives
+ * and frees it with vdi_db_close(); statements belong to the caller and
+ * must be finalized before the VMDB is closed.  Text from vdi_stmt_text()
+ * belongs to the statement and lives until its next step, reset or
+ * finalize.  One connection serves one thread at a time.
  */
 #ifndef VDI_DB_H
 #define VDI_DB_H
@@ -18,11 +43,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "err.h"
 
-/* PRAGMA application_id of a VMDB: "VDI1".  Only such a file (or a new one) is ever changed. */
+/* The VMDB's application id: "VDI1".  Only such a file (or a new one) is ever changed. */
 #define VDI_APP_ID 0x56444931
 /*
  * A connection that leaves this many WAL frames or more (4 KiB pages) behind
@@ -41,18 +64,17 @@ struct vdi_migration {
 };
 extern const struct vdi_migration vdi_migrations[];
 
-struct vdi_db {
-	sqlite3 *h;
-	char *path;
-	bool readonly;
-	char *program; /* for events: which program acts */
-	char *who;     /* for events: $SUDO_USER, $USER or the uid's name */
-	bool dry_run;  /* every commit rolls back instead: -n runs the same code */
-	int64_t busy_ms, busy_since; /* the busy handler's timeout and start */
-	uint32_t rng;                /* its random sleeps */
-	bool no_wait;                /* busy means give up now (a checkpoint that can wait) */
-	int wal_frames;              /* frames in the WAL after our last commit */
+struct vdi_db;   /* a connection to the VMDB */
+struct vdi_stmt; /* a prepared statement of one connection */
+
+/* What vdi_stmt_step() answers. */
+enum vdi_step {
+	VDI_DB_ERROR = -1, /* see vdi_db_fail() */
+	VDI_DB_DONE = 0,   /* no (more) rows */
+	VDI_DB_ROW = 1,    /* a row to read */
 };
+
+/* ---- the connection ---- */
 
 int vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 		const char *program, struct vdi_err *err);
@@ -61,15 +83,33 @@ void vdi_db_close(struct vdi_db *db);
 /* The schema version this build knows. */
 int vdi_db_schema_version(void);
 
+/* What the VMDB was opened from; whether it is read-only. */
+const char *vdi_db_path(const struct vdi_db *db);
+bool vdi_db_readonly(const struct vdi_db *db);
+/* Who acts, for events: $SUDO_USER, $USER or the uid's name, unless set ("web:ann"). */
+const char *vdi_db_who(const struct vdi_db *db);
+void vdi_db_set_who(struct vdi_db *db, const char *who);
+/* -n: every commit rolls back instead, so a dry run runs the same code. */
+void vdi_db_set_dry_run(struct vdi_db *db, bool dry_run);
+bool vdi_db_dry_run(const struct vdi_db *db);
+
 /* Fill err from the connection's last error, with `what` in front. Returns -1. */
 int vdi_db_fail(struct vdi_db *db, const char *what, struct vdi_err *err);
+/* Was the connection's last error a constraint (unique, check, foreign key)? */
+bool vdi_db_conflict(struct vdi_db *db);
+/* Rows changed by the last INSERT, UPDATE or DELETE. */
+int64_t vdi_db_changes(struct vdi_db *db);
 
+/* Run SQL without results (one or more statements). */
 int vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err);
+int vdi_db_prepare(struct vdi_db *db, struct vdi_stmt **st, const char *sql, struct vdi_err *err);
 /* Step a statement that changes rows (a row back, from RETURNING, is fine too). */
-int vdi_db_step(struct vdi_db *db, sqlite3_stmt *st, const char *what, struct vdi_err *err);
-int vdi_db_prepare(struct vdi_db *db, sqlite3_stmt **st, const char *sql, struct vdi_err *err);
-/* BEGIN IMMEDIATE (take the write lock now) or BEGIN (deferred, for reads). */
-int vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err);
+int vdi_db_step(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct vdi_err *err);
+
+/* ---- transactions ---- */
+
+/* Begin writing (take the write lock now) or reading (a consistent view). */
+int vdi_db_begin(struct vdi_db *db, bool write, struct vdi_err *err);
 /*
  * A read transaction for a consistent view across several queries, unless
  * the caller has a transaction open already (then *began is false and
@@ -77,22 +117,45 @@ int vdi_db_begin(struct vdi_db *db, bool immediate, struct vdi_err *err);
  */
 int vdi_db_read_begin(struct vdi_db *db, bool *began, struct vdi_err *err);
 void vdi_db_read_end(struct vdi_db *db, bool began);
-/* COMMIT; with db->dry_run, ROLLBACK and report success (the change was checked, not made). */
+/* COMMIT; with dry run, ROLLBACK and report success (the change was checked, not made). */
 int vdi_db_commit(struct vdi_db *db, struct vdi_err *err);
 void vdi_db_rollback(struct vdi_db *db);
 /* End the caller's write transaction: commit when ret is 0, else roll back and return -1. */
 int vdi_db_finish(struct vdi_db *db, int ret, struct vdi_err *err);
+/* Is a transaction open? */
+bool vdi_db_in_tx(struct vdi_db *db);
 
+/* ---- statements ---- */
+
+int vdi_stmt_step(struct vdi_stmt *st);
+void vdi_stmt_reset(struct vdi_stmt *st);          /* run again; bindings stay */
+void vdi_stmt_clear(struct vdi_stmt *st);          /* every parameter NULL again */
+void vdi_stmt_finalize(struct vdi_stmt *st);
+void vdi_stmt_bind_text(struct vdi_stmt *st, int i, const char *s);
+void vdi_stmt_bind_textn(struct vdi_stmt *st, int i, const char *s, size_t n);
+void vdi_stmt_bind_int64(struct vdi_stmt *st, int i, int64_t v);
+void vdi_stmt_bind_int(struct vdi_stmt *st, int i, int v);
+void vdi_stmt_bind_double(struct vdi_stmt *st, int i, double v);
+void vdi_stmt_bind_null(struct vdi_stmt *st, int i);
+int64_t vdi_stmt_int64(struct vdi_stmt *st, int col);
+int vdi_stmt_int(struct vdi_stmt *st, int col);
+double vdi_stmt_double(struct vdi_stmt *st, int col);
+/* Text of a column, or NULL for SQL NULL; the statement's (see Ownership). */
+const char *vdi_stmt_text(struct vdi_stmt *st, int col);
+bool vdi_stmt_null(struct vdi_stmt *st, int col);
 /* Column text as a new string (NULL for SQL NULL); aborts on no memory. */
-char *vdi_db_col_strdup(sqlite3_stmt *st, int col);
+char *vdi_stmt_strdup(struct vdi_stmt *st, int col);
+
+/* ---- shared by every row's file ---- */
 
 /*
  * Rule 2's claim, for a table whose rows are made in two steps (masters,
  * uservms): inside the caller's write transaction, look for the row whose
  * key_col is key.  None: 0.  One in claim_state whose pid is dead: it is
  * deleted (the caller takes over and cleans up) and *takeover set: 0.
- * Otherwise 5: "NOUN 'KEY' TAKEN", or "NOUN 'KEY' is being DOING by process PID".
- * table and key_col are the caller's constants, never input.
+ * Otherwise VDI_R_EXISTS ("NOUN 'KEY' TAKEN") or VDI_R_BUSY ("NOUN 'KEY' is
+ * being DOING by process PID").  table and key_col are the caller's
+ * constants, never input.
  */
 int vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const char *key,
 		 const char *claim_state, const char *noun, const char *taken, const char *doing,

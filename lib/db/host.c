@@ -47,28 +47,28 @@ vdi_display_address_check(const char *a, struct vdi_err *err)
 		goto bad;
 	return 0;
 bad:
-	return vdi_err_set(err, VDI_EUSAGE, "invalid display address '%.80s': expected a host name "
+	return vdi_err_set(err, VDI_R_USAGE, "invalid display address '%.80s': expected a host name "
 			   "or an IP address", a);
 }
 
 static int64_t
 host_id(struct vdi_db *db, const char *name, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int64_t id = -1;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT id FROM hosts WHERE name = ?", err) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	else if (rc == SQLITE_DONE)
-		vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", name);
+	vdi_stmt_bind_text(st, 1, name);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		id = vdi_stmt_int64(st, 0);
+	else if (rc == VDI_DB_DONE)
+		vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", name);
 	else
 		vdi_db_fail(db, "looking up host", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return id;
 }
 
@@ -88,27 +88,27 @@ vdi_host_exists(struct vdi_db *db, const char *name, struct vdi_err *err)
 static int
 set_tags(struct vdi_db *db, int64_t id, char **tags, size_t n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret = -1;
 
 	if (vdi_db_prepare(db, &st, "DELETE FROM host_tags WHERE host_id = ?", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	if (vdi_db_step(db, st, "setting tags", err) < 0)
 		goto out;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO host_tags (host_id, tag) VALUES (?, ?)", err) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_text(st, 2, tags[i], -1, SQLITE_STATIC);
+		vdi_stmt_reset(st);
+		vdi_stmt_bind_int64(st, 1, id);
+		vdi_stmt_bind_text(st, 2, tags[i]);
 		if (vdi_db_step(db, st, "setting tags", err) < 0)
 			goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -156,7 +156,7 @@ spec_detail(const struct vdi_host_spec *s, const char *uri, char *buf, size_t le
 static int
 apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret = -1;
 
 	if (vdi_db_prepare(db, &st,
@@ -172,32 +172,32 @@ apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct 
 			   " migration_uri = CASE WHEN ?16 THEN nullif(?17, '') ELSE migration_uri END"
 			   " WHERE id = ?1", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	if (s->pool)
-		sqlite3_bind_text(st, 2, s->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, s->has_max_sessions);
+		vdi_stmt_bind_text(st, 2, s->pool);
+	vdi_stmt_bind_int(st, 3, s->has_max_sessions);
 	if (s->max_sessions >= 0)
-		sqlite3_bind_int64(st, 4, s->max_sessions);
-	sqlite3_bind_int(st, 5, s->has_cpu_ratio);
-	sqlite3_bind_double(st, 6, s->cpu_ratio);
-	sqlite3_bind_int(st, 7, s->has_ram_ratio);
-	sqlite3_bind_double(st, 8, s->ram_ratio);
-	sqlite3_bind_int(st, 9, s->has_reserve_mem);
-	sqlite3_bind_int64(st, 10, s->reserve_mem);
-	sqlite3_bind_int(st, 11, s->has_display_address);
-	sqlite3_bind_text(st, 12, s->display_address ? s->display_address : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 13, s->has_network);
-	sqlite3_bind_text(st, 14, s->network ? s->network : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 15, s->network && *s->network ? "" : s->bridge ? s->bridge : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 16, s->has_migration_uri);
-	sqlite3_bind_text(st, 17, s->migration_uri ? s->migration_uri : "", -1, SQLITE_STATIC);
+		vdi_stmt_bind_int64(st, 4, s->max_sessions);
+	vdi_stmt_bind_int(st, 5, s->has_cpu_ratio);
+	vdi_stmt_bind_double(st, 6, s->cpu_ratio);
+	vdi_stmt_bind_int(st, 7, s->has_ram_ratio);
+	vdi_stmt_bind_double(st, 8, s->ram_ratio);
+	vdi_stmt_bind_int(st, 9, s->has_reserve_mem);
+	vdi_stmt_bind_int64(st, 10, s->reserve_mem);
+	vdi_stmt_bind_int(st, 11, s->has_display_address);
+	vdi_stmt_bind_text(st, 12, s->display_address ? s->display_address : "");
+	vdi_stmt_bind_int(st, 13, s->has_network);
+	vdi_stmt_bind_text(st, 14, s->network ? s->network : "");
+	vdi_stmt_bind_text(st, 15, s->network && *s->network ? "" : s->bridge ? s->bridge : "");
+	vdi_stmt_bind_int(st, 16, s->has_migration_uri);
+	vdi_stmt_bind_text(st, 17, s->migration_uri ? s->migration_uri : "");
 	if (vdi_db_step(db, st, "updating host", err) < 0)
 		goto out;
 	if (s->has_tags && set_tags(db, id, s->tags, s->ntags, err) < 0)
 		goto out;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -206,50 +206,52 @@ vdi_host_add(struct vdi_db *db, const char *name, const char *uri,
 	     const struct vdi_host_spec *spec, const struct vdi_node_report *probe,
 	     struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int64_t now = (int64_t)time(NULL), id;
 	char detail[1024];
 	int rc;
 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st, "INSERT INTO hosts (name, uri, pool, created) VALUES (?, ?, ?, ?)", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO hosts (name, uri, pool, created) VALUES (?, ?, ?, ?) "
+			   "RETURNING id", err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, spec->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	vdi_stmt_bind_text(st, 1, name);
+	vdi_stmt_bind_text(st, 2, uri);
+	vdi_stmt_bind_text(st, 3, spec->pool);
+	vdi_stmt_bind_int64(st, 4, now);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		id = vdi_stmt_int64(st, 0);
+	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc != SQLITE_DONE) {
-		if ((sqlite3_extended_errcode(db->h) & 0xff) == SQLITE_CONSTRAINT) {
+	if (rc != VDI_DB_ROW) {
+		if (vdi_db_conflict(db)) {
 			int ex = vdi_host_exists(db, name, err);
 			if (ex == 1)
-				vdi_err_set(err, VDI_ECONFLICT, "host '%s' exists already", name);
+				vdi_err_set(err, VDI_R_CONFLICT, "host '%s' exists already", name);
 			else if (ex == 0)
-				vdi_err_set(err, VDI_ECONFLICT, "URI %s is host of another name already "
+				vdi_err_set(err, VDI_R_CONFLICT, "URI %s is host of another name already "
 					    "(see vm-hosts list)", uri);
 		} else {
 			vdi_db_fail(db, "adding host", err);
 		}
 		goto fail;
 	}
-	id = sqlite3_last_insert_rowid(db->h);
 	if (apply_spec(db, id, spec, err) < 0)
 		goto fail;
 	if (probe) {
 		if (vdi_db_prepare(db, &st, "UPDATE hosts SET health = 'up', vcpus = ?, mem_total = ?, "
 				   "mem_free = ?, last_poll = ?, last_ok = ? WHERE id = ?", err) < 0)
 			goto fail;
-		sqlite3_bind_int64(st, 1, probe->vcpus);
-		sqlite3_bind_int64(st, 2, probe->mem_total);
-		sqlite3_bind_int64(st, 3, probe->mem_free);
-		sqlite3_bind_int64(st, 4, now);
-		sqlite3_bind_int64(st, 5, now);
-		sqlite3_bind_int64(st, 6, id);
+		vdi_stmt_bind_int64(st, 1, probe->vcpus);
+		vdi_stmt_bind_int64(st, 2, probe->mem_total);
+		vdi_stmt_bind_int64(st, 3, probe->mem_free);
+		vdi_stmt_bind_int64(st, 4, now);
+		vdi_stmt_bind_int64(st, 5, now);
+		vdi_stmt_bind_int64(st, 6, id);
 		rc = vdi_db_step(db, st, "adding host", err);
-		sqlite3_finalize(st);
+		vdi_stmt_finalize(st);
 		if (rc < 0)
 			goto fail;
 	}
@@ -286,54 +288,54 @@ fail:
 static int
 load_tags(struct vdi_db *db, struct vdi_host *h, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT tag FROM host_tags WHERE host_id = ? ORDER BY tag", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, h->id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		vdi_strv_push(&h->tags, &h->ntags, vdi_db_col_strdup(st, 0));
+	vdi_stmt_bind_int64(st, 1, h->id);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		vdi_strv_push(&h->tags, &h->ntags, vdi_stmt_strdup(st, 0));
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE)
 		return vdi_db_fail(db, "reading tags", err);
 	return 0;
 }
 
 static void
-read_row(sqlite3_stmt *st, struct vdi_host *h)
+read_row(struct vdi_stmt *st, struct vdi_host *h)
 {
 	memset(h, 0, sizeof(*h));
-	h->id = sqlite3_column_int64(st, 0);
-	h->name = vdi_db_col_strdup(st, 1);
-	h->uri = vdi_db_col_strdup(st, 2);
-	h->pool = vdi_db_col_strdup(st, 3);
-	h->admin = vdi_db_col_strdup(st, 4);
-	h->health = vdi_db_col_strdup(st, 5);
-	h->display_address = vdi_db_col_strdup(st, 6);
-	h->max_sessions = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
-	h->cpu_ratio = sqlite3_column_double(st, 8);
-	h->ram_ratio = sqlite3_column_double(st, 9);
-	h->reserve_mem = sqlite3_column_int64(st, 10);
-	h->vcpus = sqlite3_column_int64(st, 11);
-	h->mem_total = sqlite3_column_int64(st, 12);
-	h->mem_free = sqlite3_column_int64(st, 13);
-	h->load_known = sqlite3_column_type(st, 14) != SQLITE_NULL;
-	h->load = sqlite3_column_double(st, 14);
-	h->domains_total = sqlite3_column_int64(st, 15);
-	h->domains_ours = sqlite3_column_int64(st, 16);
-	h->last_poll = sqlite3_column_int64(st, 17);
-	h->last_ok = sqlite3_column_int64(st, 18);
-	h->down_since = sqlite3_column_int64(st, 19);
-	h->created = sqlite3_column_int64(st, 20);
-	h->last_error = vdi_db_col_strdup(st, 21);
-	h->sessions = sqlite3_column_int64(st, 22);
-	h->vcpus_used = sqlite3_column_int64(st, 23);
-	h->mem_used = sqlite3_column_int64(st, 24);
-	h->network = vdi_db_col_strdup(st, 25);
-	h->bridge = vdi_db_col_strdup(st, 26);
-	h->migration_uri = vdi_db_col_strdup(st, 27);
+	h->id = vdi_stmt_int64(st, 0);
+	h->name = vdi_stmt_strdup(st, 1);
+	h->uri = vdi_stmt_strdup(st, 2);
+	h->pool = vdi_stmt_strdup(st, 3);
+	h->admin = vdi_stmt_strdup(st, 4);
+	h->health = vdi_stmt_strdup(st, 5);
+	h->display_address = vdi_stmt_strdup(st, 6);
+	h->max_sessions = vdi_stmt_null(st, 7) ? -1 : vdi_stmt_int64(st, 7);
+	h->cpu_ratio = vdi_stmt_double(st, 8);
+	h->ram_ratio = vdi_stmt_double(st, 9);
+	h->reserve_mem = vdi_stmt_int64(st, 10);
+	h->vcpus = vdi_stmt_int64(st, 11);
+	h->mem_total = vdi_stmt_int64(st, 12);
+	h->mem_free = vdi_stmt_int64(st, 13);
+	h->load_known = !vdi_stmt_null(st, 14);
+	h->load = vdi_stmt_double(st, 14);
+	h->domains_total = vdi_stmt_int64(st, 15);
+	h->domains_ours = vdi_stmt_int64(st, 16);
+	h->last_poll = vdi_stmt_int64(st, 17);
+	h->last_ok = vdi_stmt_int64(st, 18);
+	h->down_since = vdi_stmt_int64(st, 19);
+	h->created = vdi_stmt_int64(st, 20);
+	h->last_error = vdi_stmt_strdup(st, 21);
+	h->sessions = vdi_stmt_int64(st, 22);
+	h->vcpus_used = vdi_stmt_int64(st, 23);
+	h->mem_used = vdi_stmt_int64(st, 24);
+	h->network = vdi_stmt_strdup(st, 25);
+	h->bridge = vdi_stmt_strdup(st, 26);
+	h->migration_uri = vdi_stmt_strdup(st, 27);
 }
 
 int
@@ -347,11 +349,11 @@ vdi_migration_uri_check(const char *u, struct vdi_err *err)
 	else if (strncmp(u, "rdma://", 7) == 0)
 		a = u + 7;
 	if (!a)
-		return vdi_err_set(err, VDI_EUSAGE, "invalid migration URI '%.80s': expected tcp://ADDRESS[:PORT]", u);
+		return vdi_err_set(err, VDI_R_USAGE, "invalid migration URI '%.80s': expected tcp://ADDRESS[:PORT]", u);
 	/* ADDRESS, or [IPv6], then an optional :PORT */
 	colon = a[0] == '[' ? strchr(a, ']') : strrchr(a, ':');
 	if (a[0] == '[' && (!colon || (colon[1] && colon[1] != ':')))
-		return vdi_err_set(err, VDI_EUSAGE, "invalid migration URI '%.80s': expected tcp://ADDRESS[:PORT]", u);
+		return vdi_err_set(err, VDI_R_USAGE, "invalid migration URI '%.80s': expected tcp://ADDRESS[:PORT]", u);
 	if (a[0] == '[') {
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - a - 1), a + 1);
 		colon = colon[1] ? colon + 1 : NULL;
@@ -359,13 +361,13 @@ vdi_migration_uri_check(const char *u, struct vdi_err *err)
 		snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - a) : (int)strlen(a), a);
 	}
 	if (vdi_display_address_check(host, err) < 0)
-		return vdi_err_set(err, VDI_EUSAGE, "invalid migration URI '%.80s': '%.80s' is not a host name or "
+		return vdi_err_set(err, VDI_R_USAGE, "invalid migration URI '%.80s': '%.80s' is not a host name or "
 				   "an address", u, host);
 	if (colon) {
 		char *end;
 		long port = strtol(colon + 1, &end, 10);
 		if (!colon[1] || *end || port < 1 || port > 65535)
-			return vdi_err_set(err, VDI_EUSAGE, "invalid migration URI '%.80s': bad port", u);
+			return vdi_err_set(err, VDI_R_USAGE, "invalid migration URI '%.80s': bad port", u);
 	}
 	return 0;
 }
@@ -377,7 +379,7 @@ vdi_bridge_check(const char *name, struct vdi_err *err)
 
 	if (n == 0 || n > 15 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n ||
 	    name[0] == '-' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return vdi_err_set(err, VDI_EUSAGE, "invalid bridge name '%.40s': 1 to 15 of A-Z a-z 0-9 . _ -", name);
+		return vdi_err_set(err, VDI_R_USAGE, "invalid bridge name '%.40s': 1 to 15 of A-Z a-z 0-9 . _ -", name);
 	return 0;
 }
 
@@ -399,7 +401,7 @@ int
 vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 	      struct vdi_host **out, size_t *nout, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_host *hs = NULL;
 	size_t n = 0, cap = 0, k;
 	int rc, ret = -1;
@@ -415,10 +417,10 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 		goto out;
 	for (k = 0; k < (names ? nnames : 1); k++) {
 		bool found = false;
-		sqlite3_reset(st);
+		vdi_stmt_reset(st);
 		if (names)
-			sqlite3_bind_text(st, 1, names[k], -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			vdi_stmt_bind_text(st, 1, names[k]);
+		while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 			if (n == cap) {
 				cap = cap ? cap * 2 : 16;
 				hs = vdi_grow(hs, cap - 1, sizeof(*hs));
@@ -429,12 +431,12 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 			if (load_tags(db, &hs[n - 1], err) < 0)
 				goto out;
 		}
-		if (rc != SQLITE_DONE) {
+		if (rc != VDI_DB_DONE) {
 			vdi_db_fail(db, "listing hosts", err);
 			goto out;
 		}
 		if (names && !found) {
-			vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", names[k]);
+			vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", names[k]);
 			goto out;
 		}
 	}
@@ -443,7 +445,7 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 	hs = NULL;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_read_end(db, began);
 	if (hs)
 		vdi_hosts_free(hs, n);
@@ -479,7 +481,7 @@ int
 vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **name, char **uri,
 		  struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc, ret = -1;
 
 	/* A host named by hand may see more pools than its default: libvirt will tell. */
@@ -488,23 +490,23 @@ vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **
 			   "(?2 IS NOT NULL OR (pool = ?1 AND health <> 'down' AND admin <> 'maintenance')) "
 			   "ORDER BY health = 'up' DESC, name LIMIT 1", err) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, pool, -1, SQLITE_STATIC);
+	vdi_stmt_bind_text(st, 1, pool);
 	if (want)
-		sqlite3_bind_text(st, 2, want, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*name = vdi_db_col_strdup(st, 0);
-		*uri = vdi_db_col_strdup(st, 1);
+		vdi_stmt_bind_text(st, 2, want);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		*name = vdi_stmt_strdup(st, 0);
+		*uri = vdi_stmt_strdup(st, 1);
 		ret = 0;
-	} else if (rc == SQLITE_DONE) {
+	} else if (rc == VDI_DB_DONE) {
 		if (want)
-			vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", want);
+			vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", want);
 		else
-			vdi_err_set(err, VDI_ENOHOST, "no host that is up sees pool '%s' (see vm-hosts list)", pool);
+			vdi_err_set(err, VDI_R_NOHOST, "no host that is up sees pool '%s' (see vm-hosts list)", pool);
 	} else {
 		vdi_db_fail(db, "looking for a host", err);
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -512,25 +514,25 @@ vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **
 static int64_t
 live_sessions(struct vdi_db *db, int64_t id, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int64_t n = -1;
 
 	if (vdi_db_prepare(db, &st, "SELECT count(*) FROM sessions WHERE (host_id = ?1 OR migrate_to = ?1) "
 			   "AND state <> 'ended'", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
+	vdi_stmt_bind_int64(st, 1, id);
+	if (vdi_stmt_step(st) == VDI_DB_ROW)
+		n = vdi_stmt_int64(st, 0);
 	else
 		vdi_db_fail(db, "counting sessions", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return n;
 }
 
 int
 vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool force, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int64_t id, live = 0;
 	int rc;
 
@@ -544,7 +546,7 @@ vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool 
 		if ((live = live_sessions(db, id, err)) < 0)
 			goto fail;
 		if (live > 0) {
-			vdi_err_set(err, VDI_ECONFLICT, "host '%s' has %lld session%s that %s not ended (--migrate "
+			vdi_err_set(err, VDI_R_CONFLICT, "host '%s' has %lld session%s that %s not ended (--migrate "
 				    "moves them first, vm-reap --host ends them, --force marks it anyway)", name,
 				    (long long)live, live == 1 ? "" : "s", live == 1 ? "is" : "are");
 			goto fail;
@@ -552,14 +554,14 @@ vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool 
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE hosts SET admin = ? WHERE id = ? AND admin <> ?1", err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, admin, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, id);
+	vdi_stmt_bind_text(st, 1, admin);
+	vdi_stmt_bind_int64(st, 2, id);
 	rc = vdi_db_step(db, st, "changing host", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (rc < 0)
 		goto fail;
 	/* Only a real change is an event: draining a draining host changes nothing. */
-	if (sqlite3_changes(db->h) > 0 && vdi_event_add(db, name, "host-admin", admin, err) < 0)
+	if (vdi_db_changes(db) > 0 && vdi_event_add(db, name, "host-admin", admin, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -570,7 +572,7 @@ fail:
 int
 vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int64_t id, live = 0;
 	char detail[64];
 	int rc;
@@ -583,7 +585,7 @@ vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err
 	if ((live = live_sessions(db, id, err)) < 0)
 		goto fail;
 	if (live > 0 && !force) {
-		vdi_err_set(err, VDI_ECONFLICT, "host '%s' has %lld session%s that %s not ended "
+		vdi_err_set(err, VDI_R_CONFLICT, "host '%s' has %lld session%s that %s not ended "
 			    "(end them with vm-reap, or use --force)", name, (long long)live,
 			    live == 1 ? "" : "s", live == 1 ? "is" : "are");
 		goto fail;
@@ -593,19 +595,19 @@ vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err
 		if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = 'admin', "
 				   "changed = ?2, ended = ?2 WHERE host_id = ?1 AND state <> 'ended'", err) < 0)
 			goto fail;
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+		vdi_stmt_bind_int64(st, 1, id);
+		vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
 		rc = vdi_db_step(db, st, "ending sessions", err);
-		sqlite3_finalize(st);
+		vdi_stmt_finalize(st);
 		st = NULL;
 		if (rc < 0)
 			goto fail;
 	}
 	if (vdi_db_prepare(db, &st, "DELETE FROM hosts WHERE id = ?", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	rc = vdi_db_step(db, st, "removing host", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (rc < 0)
 		goto fail;
 	detail[0] = '\0';
@@ -622,39 +624,39 @@ fail:
 static int
 store_domains(struct vdi_db *db, int64_t id, const struct vdi_node_report *r, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret = -1;
 
 	if (vdi_db_prepare(db, &st, "DELETE FROM host_domains WHERE host_id = ?", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	if (vdi_db_step(db, st, "storing domains", err) < 0)
 		goto out;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st, "INSERT OR REPLACE INTO host_domains (host_id, name, uuid, state, ours, "
 			   "session_id, user, vcpus, mem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
 		return -1;
 	for (size_t i = 0; i < r->ndoms; i++) {
 		const struct vdi_domain_info *d = &r->doms[i];
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_text(st, 2, d->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, d->uuid, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, d->state, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, d->ours);
+		vdi_stmt_reset(st);
+		vdi_stmt_clear(st);
+		vdi_stmt_bind_int64(st, 1, id);
+		vdi_stmt_bind_text(st, 2, d->name);
+		vdi_stmt_bind_text(st, 3, d->uuid);
+		vdi_stmt_bind_text(st, 4, d->state);
+		vdi_stmt_bind_int(st, 5, d->ours);
 		if (d->ours) {
-			sqlite3_bind_int64(st, 6, d->session_id);
-			sqlite3_bind_text(st, 7, d->user, -1, SQLITE_STATIC);
+			vdi_stmt_bind_int64(st, 6, d->session_id);
+			vdi_stmt_bind_text(st, 7, d->user);
 		}
-		sqlite3_bind_int(st, 8, d->vcpus);
-		sqlite3_bind_int64(st, 9, d->mem);
+		vdi_stmt_bind_int(st, 8, d->vcpus);
+		vdi_stmt_bind_int64(st, 9, d->mem);
 		if (vdi_db_step(db, st, "storing domains", err) < 0)
 			goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -662,7 +664,7 @@ int
 vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 		      const struct vdi_node_report *reps, size_t n, struct vdi_err *err)
 {
-	sqlite3_stmt *up = NULL, *down = NULL, *was = NULL;
+	struct vdi_stmt *up = NULL, *down = NULL, *was = NULL;
 	int64_t now = (int64_t)time(NULL);
 	int ret = -1;
 
@@ -679,35 +681,35 @@ vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 		const struct vdi_node_report *r = &reps[i];
 		char before[16] = "";
 		int64_t ours = 0;
-		sqlite3_stmt *st;
+		struct vdi_stmt *st;
 
-		sqlite3_reset(was);
-		sqlite3_bind_int64(was, 1, hs[i].id);
-		if (sqlite3_step(was) != SQLITE_ROW)
+		vdi_stmt_reset(was);
+		vdi_stmt_bind_int64(was, 1, hs[i].id);
+		if (vdi_stmt_step(was) != VDI_DB_ROW)
 			continue; /* removed while we polled */
-		snprintf(before, sizeof(before), "%s", (const char *)sqlite3_column_text(was, 0));
+		snprintf(before, sizeof(before), "%s", vdi_stmt_text(was, 0));
 		if (r->err.code == 0) {
 			for (size_t d = 0; d < r->ndoms; d++)
 				ours += r->doms[d].ours;
 			st = up;
-			sqlite3_reset(st);
-			sqlite3_bind_int64(st, 1, hs[i].id);
-			sqlite3_bind_int64(st, 2, r->vcpus);
-			sqlite3_bind_int64(st, 3, r->mem_total);
-			sqlite3_bind_int64(st, 4, r->mem_free);
+			vdi_stmt_reset(st);
+			vdi_stmt_bind_int64(st, 1, hs[i].id);
+			vdi_stmt_bind_int64(st, 2, r->vcpus);
+			vdi_stmt_bind_int64(st, 3, r->mem_total);
+			vdi_stmt_bind_int64(st, 4, r->mem_free);
 			if (r->load_known)
-				sqlite3_bind_double(st, 5, r->load);
+				vdi_stmt_bind_double(st, 5, r->load);
 			else
-				sqlite3_bind_null(st, 5);
-			sqlite3_bind_int64(st, 6, (int64_t)r->ndoms);
-			sqlite3_bind_int64(st, 7, ours);
-			sqlite3_bind_int64(st, 8, now);
+				vdi_stmt_bind_null(st, 5);
+			vdi_stmt_bind_int64(st, 6, (int64_t)r->ndoms);
+			vdi_stmt_bind_int64(st, 7, ours);
+			vdi_stmt_bind_int64(st, 8, now);
 		} else {
 			st = down;
-			sqlite3_reset(st);
-			sqlite3_bind_int64(st, 1, hs[i].id);
-			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_text(st, 3, r->err.msg, -1, SQLITE_STATIC);
+			vdi_stmt_reset(st);
+			vdi_stmt_bind_int64(st, 1, hs[i].id);
+			vdi_stmt_bind_int64(st, 2, now);
+			vdi_stmt_bind_text(st, 3, r->err.msg);
 		}
 		if (vdi_db_step(db, st, "recording poll", err) < 0)
 			goto out;
@@ -724,9 +726,9 @@ vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(up);
-	sqlite3_finalize(down);
-	sqlite3_finalize(was);
+	vdi_stmt_finalize(up);
+	vdi_stmt_finalize(down);
+	vdi_stmt_finalize(was);
 	return vdi_db_finish(db, ret, err);
 }
 
@@ -734,7 +736,7 @@ int
 vdi_host_domains(struct vdi_db *db, int64_t host_id, struct vdi_host_domain **out,
 		 size_t *nout, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_host_domain *ds = NULL;
 	size_t n = 0;
 	int rc;
@@ -745,23 +747,23 @@ vdi_host_domains(struct vdi_db *db, int64_t host_id, struct vdi_host_domain **ou
 			   "d.vcpus, d.mem, s.state FROM host_domains d LEFT JOIN sessions s ON s.id = d.session_id "
 			   "WHERE d.host_id = ? ORDER BY d.ours DESC, d.name", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, host_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	vdi_stmt_bind_int64(st, 1, host_id);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		struct vdi_host_domain *t = vdi_grow(ds, n, sizeof(*t)), *d;
 		ds = t;
 		d = &ds[n++];
-		d->name = vdi_db_col_strdup(st, 0);
-		d->uuid = vdi_db_col_strdup(st, 1);
-		d->state = vdi_db_col_strdup(st, 2);
-		d->ours = sqlite3_column_int(st, 3);
-		d->session_id = sqlite3_column_int64(st, 4);
-		d->user = vdi_db_col_strdup(st, 5);
-		d->vcpus = sqlite3_column_int64(st, 6);
-		d->mem = sqlite3_column_int64(st, 7);
-		d->session_state = vdi_db_col_strdup(st, 8);
+		d->name = vdi_stmt_strdup(st, 0);
+		d->uuid = vdi_stmt_strdup(st, 1);
+		d->state = vdi_stmt_strdup(st, 2);
+		d->ours = vdi_stmt_int(st, 3);
+		d->session_id = vdi_stmt_int64(st, 4);
+		d->user = vdi_stmt_strdup(st, 5);
+		d->vcpus = vdi_stmt_int64(st, 6);
+		d->mem = vdi_stmt_int64(st, 7);
+		d->session_state = vdi_stmt_strdup(st, 8);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE) {
 		vdi_host_domains_free(ds, n);
 		return vdi_db_fail(db, "reading domains", err);
 	}
@@ -788,37 +790,37 @@ static int
 set_health(struct vdi_db *db, int64_t id, const char *sql, int64_t now, const char *why, const char *health,
 	   const char *action, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char name[128] = "", before[16] = "";
 	int rc, ret = -1;
 
 	if (vdi_db_prepare(db, &st, "SELECT name, health FROM hosts WHERE id = ?", err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
-		snprintf(before, sizeof(before), "%s", (const char *)sqlite3_column_text(st, 1));
+	vdi_stmt_bind_int64(st, 1, id);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		snprintf(name, sizeof(name), "%s", vdi_stmt_text(st, 0));
+		snprintf(before, sizeof(before), "%s", vdi_stmt_text(st, 1));
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc != SQLITE_ROW) {
-		ret = rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading host", err); /* removed meanwhile */
+	if (rc != VDI_DB_ROW) {
+		ret = rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "reading host", err); /* removed meanwhile */
 		goto out;
 	}
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, now);
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, now);
 	if (why)
-		sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+		vdi_stmt_bind_text(st, 3, why);
 	if (vdi_db_step(db, st, "recording the watch", err) < 0)
 		goto out;
 	if (health && strcmp(before, health) != 0 && vdi_event_add(db, name, action, why, err) < 0)
 		goto out;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -847,7 +849,7 @@ vdi_host_watch_end(struct vdi_db *db, int64_t id, bool down, const char *why, st
 int
 vdi_host_watch_seen(struct vdi_db *db, const int64_t *ids, size_t n, int64_t now, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret = -1;
 
 	if (vdi_db_begin(db, true, err) < 0)
@@ -856,14 +858,14 @@ vdi_host_watch_seen(struct vdi_db *db, const int64_t *ids, size_t n, int64_t now
 			   err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, ids[i]);
-		sqlite3_bind_int64(st, 2, now);
+		vdi_stmt_reset(st);
+		vdi_stmt_bind_int64(st, 1, ids[i]);
+		vdi_stmt_bind_int64(st, 2, now);
 		if (vdi_db_step(db, st, "affirming the watch", err) < 0)
 			goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return vdi_db_finish(db, ret, err);
 }

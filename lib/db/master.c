@@ -27,21 +27,21 @@ vdi_master_volume(const char *name, char *buf, size_t len)
 static int
 set_apps(struct vdi_db *db, int64_t id, char *const *apps, size_t n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret = -1;
 
 	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO master_apps (master_id, app) VALUES (?, ?)", err) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_text(st, 2, apps[i], -1, SQLITE_STATIC);
+		vdi_stmt_reset(st);
+		vdi_stmt_bind_int64(st, 1, id);
+		vdi_stmt_bind_text(st, 2, apps[i]);
 		if (vdi_db_step(db, st, "recording apps", err) < 0)
 			goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -49,7 +49,7 @@ int
 vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id, bool *takeover,
 		 struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char vol[128];
 
 	vdi_master_volume(m->name, vol, sizeof(vol));
@@ -60,36 +60,36 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id
 		goto fail;
 	if (vdi_db_prepare(db, &st, "INSERT INTO masters (name, state, os, pool, volume, source, mem, vcpus, "
 			   "disk, pid, created, profile, firmware, disk_bus, nic_model, video, prepare, rdp) "
-			   "VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
+			   "VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 11, m->prof.name ? m->prof.name : vdi_profile_for_os(m->os), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 12, m->prof.firmware, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 13, m->prof.disk_bus, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 14, m->prof.nic, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 15, m->prof.video, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 16, m->prepare ? m->prepare : "cloud-init", -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 17, m->rdp);
-	sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, m->os, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, m->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, vol, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, m->source, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, m->mem);
-	sqlite3_bind_int64(st, 7, m->vcpus);
+	vdi_stmt_bind_text(st, 11, m->prof.name ? m->prof.name : vdi_profile_for_os(m->os));
+	vdi_stmt_bind_text(st, 12, m->prof.firmware);
+	vdi_stmt_bind_text(st, 13, m->prof.disk_bus);
+	vdi_stmt_bind_text(st, 14, m->prof.nic);
+	vdi_stmt_bind_text(st, 15, m->prof.video);
+	vdi_stmt_bind_text(st, 16, m->prepare ? m->prepare : "cloud-init");
+	vdi_stmt_bind_int(st, 17, m->rdp);
+	vdi_stmt_bind_text(st, 1, m->name);
+	vdi_stmt_bind_text(st, 2, m->os);
+	vdi_stmt_bind_text(st, 3, m->pool);
+	vdi_stmt_bind_text(st, 4, vol);
+	vdi_stmt_bind_text(st, 5, m->source);
+	vdi_stmt_bind_int64(st, 6, m->mem);
+	vdi_stmt_bind_int64(st, 7, m->vcpus);
 	if (m->disk > 0)
-		sqlite3_bind_int64(st, 8, m->disk);
-	sqlite3_bind_int64(st, 9, (int64_t)getpid());
-	sqlite3_bind_int64(st, 10, (int64_t)time(NULL));
+		vdi_stmt_bind_int64(st, 8, m->disk);
+	vdi_stmt_bind_int64(st, 9, (int64_t)getpid());
+	vdi_stmt_bind_int64(st, 10, (int64_t)time(NULL));
 	if (vdi_db_step(db, st, "claiming master", err) < 0)
 		goto fail;
-	*id = sqlite3_last_insert_rowid(db->h);
-	sqlite3_finalize(st);
+	*id = vdi_stmt_int64(st, 0);
+	vdi_stmt_finalize(st);
 	st = NULL;
 	if (set_apps(db, *id, m->apps, m->napps, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -98,7 +98,7 @@ int
 vdi_master_activate(struct vdi_db *db, int64_t id, const char *format, int64_t virtual_size,
 		    const char *sha256, int64_t disk, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char detail[256], name[128] = "";
 
 	if (vdi_db_begin(db, true, err) < 0)
@@ -107,25 +107,25 @@ vdi_master_activate(struct vdi_db *db, int64_t id, const char *format, int64_t v
 			   "sha256 = ?4, disk = max(coalesce(disk, 0), ?5), pid = NULL "
 			   "WHERE id = ?1 AND state = 'importing' RETURNING name", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, format, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, virtual_size);
-	sqlite3_bind_text(st, 4, sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, disk);
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_text(st, 2, format);
+	vdi_stmt_bind_int64(st, 3, virtual_size);
+	vdi_stmt_bind_text(st, 4, sha256);
+	vdi_stmt_bind_int64(st, 5, disk);
+	if (vdi_stmt_step(st) != VDI_DB_ROW) {
 		if (!err->code)
-			vdi_err_set(err, VDI_ECONFLICT, "the import's claim was lost (taken over or removed)");
+			vdi_err_set(err, VDI_R_CONFLICT, "the import's claim was lost (taken over or removed)");
 		goto fail;
 	}
-	snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	snprintf(name, sizeof(name), "%s", vdi_stmt_text(st, 0));
+	vdi_stmt_finalize(st);
 	st = NULL;
 	snprintf(detail, sizeof(detail), "format=%s size=%lld sha256=%s", format, (long long)virtual_size, sha256);
 	if (vdi_event_add(db, name, "master-add", detail, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -133,14 +133,14 @@ fail:
 int
 vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret;
 
 	if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ? AND state = 'importing'", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	ret = vdi_db_step(db, st, "forgetting failed import", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -150,32 +150,32 @@ vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 	"m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.prepare, m.rdp"
 
 static void
-read_master(sqlite3_stmt *st, struct vdi_master *m)
+read_master(struct vdi_stmt *st, struct vdi_master *m)
 {
 	memset(m, 0, sizeof(*m));
-	m->id = sqlite3_column_int64(st, 0);
-	m->name = vdi_db_col_strdup(st, 1);
-	m->state = vdi_db_col_strdup(st, 2);
-	m->os = vdi_db_col_strdup(st, 3);
-	m->pool = vdi_db_col_strdup(st, 4);
-	m->volume = vdi_db_col_strdup(st, 5);
-	m->format = vdi_db_col_strdup(st, 6);
-	m->sha256 = vdi_db_col_strdup(st, 7);
-	m->source = vdi_db_col_strdup(st, 8);
-	m->virtual_size = sqlite3_column_int64(st, 9);
-	m->mem = sqlite3_column_int64(st, 10);
-	m->vcpus = sqlite3_column_int64(st, 11);
-	m->disk = sqlite3_column_int64(st, 12);
-	m->created = sqlite3_column_int64(st, 13);
-	m->pid = sqlite3_column_int64(st, 14);
-	m->uservms = sqlite3_column_int64(st, 15);
-	m->profile = vdi_db_col_strdup(st, 16);
-	m->firmware = vdi_db_col_strdup(st, 17);
-	m->disk_bus = vdi_db_col_strdup(st, 18);
-	m->nic = vdi_db_col_strdup(st, 19);
-	m->video = vdi_db_col_strdup(st, 20);
-	m->prepare = vdi_db_col_strdup(st, 21);
-	m->rdp = sqlite3_column_int(st, 22) != 0;
+	m->id = vdi_stmt_int64(st, 0);
+	m->name = vdi_stmt_strdup(st, 1);
+	m->state = vdi_stmt_strdup(st, 2);
+	m->os = vdi_stmt_strdup(st, 3);
+	m->pool = vdi_stmt_strdup(st, 4);
+	m->volume = vdi_stmt_strdup(st, 5);
+	m->format = vdi_stmt_strdup(st, 6);
+	m->sha256 = vdi_stmt_strdup(st, 7);
+	m->source = vdi_stmt_strdup(st, 8);
+	m->virtual_size = vdi_stmt_int64(st, 9);
+	m->mem = vdi_stmt_int64(st, 10);
+	m->vcpus = vdi_stmt_int64(st, 11);
+	m->disk = vdi_stmt_int64(st, 12);
+	m->created = vdi_stmt_int64(st, 13);
+	m->pid = vdi_stmt_int64(st, 14);
+	m->uservms = vdi_stmt_int64(st, 15);
+	m->profile = vdi_stmt_strdup(st, 16);
+	m->firmware = vdi_stmt_strdup(st, 17);
+	m->disk_bus = vdi_stmt_strdup(st, 18);
+	m->nic = vdi_stmt_strdup(st, 19);
+	m->video = vdi_stmt_strdup(st, 20);
+	m->prepare = vdi_stmt_strdup(st, 21);
+	m->rdp = vdi_stmt_int(st, 22) != 0;
 }
 
 struct vdi_profile
@@ -189,23 +189,23 @@ vdi_master_profile(const struct vdi_master *m)
 static int
 read_apps(struct vdi_db *db, struct vdi_master *m, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT app FROM master_apps WHERE master_id = ? ORDER BY app", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, m->id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		vdi_strv_push(&m->apps, &m->napps, vdi_db_col_strdup(st, 0));
+	vdi_stmt_bind_int64(st, 1, m->id);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		vdi_strv_push(&m->apps, &m->napps, vdi_stmt_strdup(st, 0));
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading apps", err);
+	vdi_stmt_finalize(st);
+	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "reading apps", err);
 }
 
 static int
 query(struct vdi_db *db, const char *name, struct vdi_master **out, size_t *n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_master *ms = NULL;
 	size_t k = 0;
 	int rc, ret = -1;
@@ -214,15 +214,15 @@ query(struct vdi_db *db, const char *name, struct vdi_master **out, size_t *n, s
 			   "ORDER BY m.name", err) < 0)
 		return -1;
 	if (name)
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		vdi_stmt_bind_text(st, 1, name);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		struct vdi_master *t = vdi_grow(ms, k, sizeof(*t));
 		ms = t;
 		read_master(st, &ms[k++]);
 		if (read_apps(db, &ms[k - 1], err) < 0)
 			goto out;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "reading masters", err);
 		goto out;
 	}
@@ -231,7 +231,7 @@ query(struct vdi_db *db, const char *name, struct vdi_master **out, size_t *n, s
 	ms = NULL;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (ms)
 		vdi_masters_free(ms, k);
 	return ret;
@@ -247,7 +247,7 @@ vdi_master_get(struct vdi_db *db, const char *name, struct vdi_master *m, struct
 		return -1;
 	if (n == 0) {
 		free(ms);
-		return vdi_err_set(err, VDI_ENOTFOUND, "no master '%s'", name);
+		return vdi_err_set(err, VDI_R_NOTFOUND, "no master '%s'", name);
 	}
 	*m = ms[0];
 	free(ms);
@@ -293,29 +293,29 @@ int
 vdi_master_retire(struct vdi_db *db, const char *name, struct vdi_err *err)
 {
 	struct vdi_master m;
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_master_get(db, name, &m, err) < 0)
 		goto fail;
 	if (strcmp(m.state, "importing") == 0) {
-		vdi_err_set(err, VDI_ECONFLICT, "master '%s' is still being imported", name);
+		vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is still being imported", name);
 		vdi_master_clear(&m);
 		goto fail;
 	}
 	vdi_master_clear(&m);
 	if (vdi_db_prepare(db, &st, "UPDATE masters SET state = 'retired' WHERE name = ? AND state = 'active'", err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	vdi_stmt_bind_text(st, 1, name);
 	if (vdi_db_step(db, st, "retiring master", err) < 0)
 		goto fail;
-	if (sqlite3_changes(db->h) > 0 && vdi_event_add(db, name, "master-retire", NULL, err) < 0)
+	if (vdi_db_changes(db) > 0 && vdi_event_add(db, name, "master-retire", NULL, err) < 0)
 		goto fail;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -326,13 +326,13 @@ vdi_master_rm_check(struct vdi_db *db, const char *name, struct vdi_master *m, s
 	if (vdi_master_get(db, name, m, err) < 0)
 		return -1;
 	if (m->uservms > 0) {
-		vdi_err_set(err, VDI_ECONFLICT, "master '%s' is used by %lld user VM%s (vm-copy --rm them first)",
+		vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is used by %lld user VM%s (vm-copy --rm them first)",
 			    name, (long long)m->uservms, m->uservms == 1 ? "" : "s");
 		vdi_master_clear(m);
 		return -1;
 	}
 	if (strcmp(m->state, "importing") == 0 && vdi_pid_alive(m->pid) && m->pid != getpid()) {
-		vdi_err_set(err, VDI_ECONFLICT, "master '%s' is being imported by process %lld", name,
+		vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is being imported by process %lld", name,
 			    (long long)m->pid);
 		vdi_master_clear(m);
 		return -1;
@@ -343,22 +343,22 @@ vdi_master_rm_check(struct vdi_db *db, const char *name, struct vdi_master *m, s
 int
 vdi_master_rm_row(struct vdi_db *db, int64_t id, const char *name, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ?", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	if (vdi_db_step(db, st, "removing master", err) < 0)
 		goto fail;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	st = NULL;
 	if (vdi_event_add(db, name, "master-rm", NULL, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -367,7 +367,7 @@ int
 vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t napps,
 		  char **name, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc, ret = -1;
 	char missing[512] = "";
 	size_t o = 0;
@@ -380,12 +380,12 @@ vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t n
 	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO temp.req_apps VALUES (?)", err) < 0)
 		return -1;
 	for (size_t i = 0; i < napps; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, apps[i], -1, SQLITE_STATIC);
+		vdi_stmt_reset(st);
+		vdi_stmt_bind_text(st, 1, apps[i]);
 		if (vdi_db_step(db, st, "choosing master", err) < 0)
 			goto out;
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st,
 			   "SELECT m.name FROM masters m WHERE m.state = 'active' AND m.os = ?1"
 			   " AND NOT EXISTS (SELECT 1 FROM temp.req_apps r WHERE r.app NOT IN"
@@ -393,35 +393,35 @@ vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t n
 			   " ORDER BY (SELECT count(*) FROM master_apps a WHERE a.master_id = m.id), m.created DESC, m.id DESC"
 			   " LIMIT 1", err) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, os, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*name = vdi_db_col_strdup(st, 0);
+	vdi_stmt_bind_text(st, 1, os);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		*name = vdi_stmt_strdup(st, 0);
 		ret = 0;
 		goto out;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "choosing master", err);
 		goto out;
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	/* No master covers the request: say which apps none of that OS has. */
 	if (vdi_db_prepare(db, &st,
 			   "SELECT r.app FROM temp.req_apps r WHERE NOT EXISTS (SELECT 1 FROM master_apps a"
 			   " JOIN masters m ON m.id = a.master_id WHERE m.state = 'active' AND m.os = ?1"
 			   " AND a.app = r.app) ORDER BY r.app", err) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, os, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW && o < sizeof(missing) - 80)
+	vdi_stmt_bind_text(st, 1, os);
+	while (vdi_stmt_step(st) == VDI_DB_ROW && o < sizeof(missing) - 80)
 		o += (size_t)snprintf(missing + o, sizeof(missing) - o, "%s%s", o ? ", " : "",
-				      (const char *)sqlite3_column_text(st, 0));
+				      vdi_stmt_text(st, 0));
 	if (o)
-		vdi_err_set(err, VDI_ENOTFOUND, "no active master of os '%s' has the apps: %s", os, missing);
+		vdi_err_set(err, VDI_R_NOTFOUND, "no active master of os '%s' has the apps: %s", os, missing);
 	else if (napps)
-		vdi_err_set(err, VDI_ENOTFOUND, "no single active master of os '%s' has all the apps asked for", os);
+		vdi_err_set(err, VDI_R_NOTFOUND, "no single active master of os '%s' has all the apps asked for", os);
 	else
-		vdi_err_set(err, VDI_ENOTFOUND, "no active master of os '%s'", os);
+		vdi_err_set(err, VDI_R_NOTFOUND, "no active master of os '%s'", os);
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }

@@ -23,7 +23,7 @@ vdi_rebalance_metric(enum vdi_policy p, enum vdi_rebalance_metric *m, struct vdi
 	case VDI_POLICY_PACK:
 		break;
 	}
-	return vdi_err_set(err, VDI_EUSAGE, "policy pack fills hosts on purpose: there is no spread to lower "
+	return vdi_err_set(err, VDI_R_USAGE, "policy pack fills hosts on purpose: there is no spread to lower "
 			   "(use least-load or least-sessions)");
 }
 
@@ -207,38 +207,38 @@ vdi_rebalance_compute(struct vdi_rebalance_plan *p, const struct vdi_rebalance_o
 static int
 load_hosts(struct vdi_db *db, const struct vdi_rebalance_opts *o, struct vdi_rebalance_plan *p, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT id, name, pool, admin = 'active' AND health = 'up' AND coalesce(last_ok, 0) >= ?1, "
 			   "mem_total, ram_ratio, reserve_mem, vcpus, cpu_ratio, coalesce(max_sessions, -1), "
 			   "mem_used, vcpus_used, sessions FROM hosts ORDER BY id", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, o->max_age > 0 ? o->now - o->max_age : INT64_MIN);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	vdi_stmt_bind_int64(st, 1, o->max_age > 0 ? o->now - o->max_age : INT64_MIN);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		struct vdi_rebalance_host *h;
 		struct vdi_sched_host sh = { 0 };
 		p->hosts = vdi_grow(p->hosts, p->nhosts, sizeof(*p->hosts));
 		h = &p->hosts[p->nhosts++];
 		memset(h, 0, sizeof(*h));
-		h->id = sqlite3_column_int64(st, 0);
-		h->name = vdi_db_col_strdup(st, 1);
-		h->pool = vdi_db_col_strdup(st, 2);
-		h->eligible = sqlite3_column_int(st, 3) != 0;
-		sh.mem_total = sqlite3_column_int64(st, 4);
-		sh.ram_ratio = sqlite3_column_double(st, 5);
-		sh.reserve_mem = sqlite3_column_int64(st, 6);
-		sh.vcpus = sqlite3_column_int64(st, 7);
-		sh.cpu_ratio = sqlite3_column_double(st, 8);
+		h->id = vdi_stmt_int64(st, 0);
+		h->name = vdi_stmt_strdup(st, 1);
+		h->pool = vdi_stmt_strdup(st, 2);
+		h->eligible = vdi_stmt_int(st, 3) != 0;
+		sh.mem_total = vdi_stmt_int64(st, 4);
+		sh.ram_ratio = vdi_stmt_double(st, 5);
+		sh.reserve_mem = vdi_stmt_int64(st, 6);
+		sh.vcpus = vdi_stmt_int64(st, 7);
+		sh.cpu_ratio = vdi_stmt_double(st, 8);
 		h->mem_cap = vdi_sched_mem_cap(&sh);
 		h->vcpu_cap = vdi_sched_vcpu_cap(&sh);
-		h->max_sessions = sqlite3_column_int64(st, 9);
-		h->mem_used = sqlite3_column_int64(st, 10);
-		h->vcpus_used = sqlite3_column_int64(st, 11);
-		h->sessions = sqlite3_column_int64(st, 12);
+		h->max_sessions = vdi_stmt_int64(st, 9);
+		h->mem_used = vdi_stmt_int64(st, 10);
+		h->vcpus_used = vdi_stmt_int64(st, 11);
+		h->sessions = vdi_stmt_int64(st, 12);
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading hosts", err);
+	vdi_stmt_finalize(st);
+	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "reading hosts", err);
 }
 
 /* The index of host id in p->hosts (ordered by id), or p->nhosts. */
@@ -262,7 +262,7 @@ host_index(const struct vdi_rebalance_plan *p, int64_t id)
 static int
 load_host_tags(struct vdi_db *db, struct vdi_rebalance_plan *p, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	size_t *count = vdi_xcalloc(p->nhosts + 1, sizeof(*count));
 	int rc;
 
@@ -270,18 +270,18 @@ load_host_tags(struct vdi_db *db, struct vdi_rebalance_plan *p, struct vdi_err *
 		free(count);
 		return -1;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t i = host_index(p, sqlite3_column_int64(st, 0));
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		size_t i = host_index(p, vdi_stmt_int64(st, 0));
 		if (i == p->nhosts)
 			continue;
-		vdi_strv_push(&p->hosts[i].tags, &count[i], vdi_db_col_strdup(st, 1));
+		vdi_strv_push(&p->hosts[i].tags, &count[i], vdi_stmt_strdup(st, 1));
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	for (size_t i = 0; i < p->nhosts; i++)
 		if (count[i])
 			vdi_strv_push(&p->hosts[i].tags, &count[i], NULL);
 	free(count);
-	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading host tags", err);
+	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "reading host tags", err);
 }
 
 static bool
@@ -297,7 +297,7 @@ static int
 load_sessions(struct vdi_db *db, const struct vdi_rebalance_opts *o, struct vdi_rebalance_plan *p,
 	      struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL, *tq = NULL;
+	struct vdi_stmt *st = NULL, *tq = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT s.id, u.user, s.host_id, u.pool, s.mem, s.vcpus, "
@@ -306,37 +306,37 @@ load_sessions(struct vdi_db *db, const struct vdi_rebalance_opts *o, struct vdi_
 			   "FROM sessions s JOIN uservms u ON u.id = s.uservm_id "
 			   "WHERE s.state <> 'ended' AND s.host_id IS NOT NULL ORDER BY s.id", err) < 0 ||
 	    vdi_db_prepare(db, &tq, "SELECT tag FROM uservm_tags WHERE uservm_id = ?", err) < 0) {
-		sqlite3_finalize(st);
+		vdi_stmt_finalize(st);
 		return -1;
 	}
-	sqlite3_bind_int64(st, 1, o->now - o->rest);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	vdi_stmt_bind_int64(st, 1, o->now - o->rest);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		struct vdi_rebalance_session *x;
-		size_t h = host_index(p, sqlite3_column_int64(st, 2)), nt = 0;
+		size_t h = host_index(p, vdi_stmt_int64(st, 2)), nt = 0;
 		if (h == p->nhosts)
 			continue;
 		p->sessions = vdi_grow(p->sessions, p->nsessions, sizeof(*p->sessions));
 		x = &p->sessions[p->nsessions++];
 		memset(x, 0, sizeof(*x));
-		x->id = sqlite3_column_int64(st, 0);
-		x->user = vdi_db_col_strdup(st, 1);
+		x->id = vdi_stmt_int64(st, 0);
+		x->user = vdi_stmt_strdup(st, 1);
 		x->host = h;
-		x->pool = vdi_db_col_strdup(st, 3);
-		x->mem = sqlite3_column_int64(st, 4);
-		x->vcpus = sqlite3_column_int64(st, 5);
+		x->pool = vdi_stmt_strdup(st, 3);
+		x->mem = vdi_stmt_int64(st, 4);
+		x->vcpus = vdi_stmt_int64(st, 5);
 		/* Only from hosts in the balance: a draining host is drain's to empty. */
-		x->movable = sqlite3_column_int(st, 6) && p->hosts[h].eligible && !excluded(o, x->id);
-		if (sqlite3_column_int64(st, 8) > 0) {
-			sqlite3_reset(tq);
-			sqlite3_bind_int64(tq, 1, sqlite3_column_int64(st, 7));
-			while (sqlite3_step(tq) == SQLITE_ROW)
-				vdi_strv_push(&x->tags, &nt, vdi_db_col_strdup(tq, 0));
+		x->movable = vdi_stmt_int(st, 6) && p->hosts[h].eligible && !excluded(o, x->id);
+		if (vdi_stmt_int64(st, 8) > 0) {
+			vdi_stmt_reset(tq);
+			vdi_stmt_bind_int64(tq, 1, vdi_stmt_int64(st, 7));
+			while (vdi_stmt_step(tq) == VDI_DB_ROW)
+				vdi_strv_push(&x->tags, &nt, vdi_stmt_strdup(tq, 0));
 			vdi_strv_push(&x->tags, &nt, NULL);
 		}
 	}
-	sqlite3_finalize(st);
-	sqlite3_finalize(tq);
-	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading sessions", err);
+	vdi_stmt_finalize(st);
+	vdi_stmt_finalize(tq);
+	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "reading sessions", err);
 }
 
 int

@@ -11,7 +11,7 @@
 int
 vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_master m = { 0 };
 	char detail[256];
 	int64_t now = (int64_t)time(NULL);
@@ -22,43 +22,44 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 	if (vdi_master_get(db, r->master, &m, err) < 0)
 		goto out;
 	if (strcmp(m.state, "active") != 0) {
-		vdi_err_set(err, VDI_ENOTFOUND, "master '%s' is %s", r->master, m.state);
+		vdi_err_set(err, VDI_R_NOTFOUND, "master '%s' is %s", r->master, m.state);
 		goto out;
 	}
 	if (vdi_db_prepare(db, &st, "SELECT 1 FROM uservms WHERE user = ?", err) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, r->user, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	vdi_stmt_bind_text(st, 1, r->user);
+	rc = vdi_stmt_step(st);
+	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc == SQLITE_ROW) {
-		vdi_err_set(err, VDI_ECONFLICT, "'%s' has a desktop already", r->user);
+	if (rc == VDI_DB_ROW) {
+		vdi_err_set(err, VDI_R_CONFLICT, "'%s' has a desktop already", r->user);
 		goto out;
 	}
 	if (vdi_db_prepare(db, &st, "DELETE FROM requests WHERE user = ? AND state = 'pending'", err) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, r->user, -1, SQLITE_STATIC);
+	vdi_stmt_bind_text(st, 1, r->user);
 	if (vdi_db_step(db, st, "replacing the request", err) < 0)
 		goto out;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st, "INSERT INTO requests (user, master, mem, vcpus, disk, created, changed) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)", err) < 0)
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id", err) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, r->user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, m.name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, r->mem > 0 ? r->mem : m.mem);
-	sqlite3_bind_int64(st, 4, r->vcpus > 0 ? r->vcpus : m.vcpus);
-	sqlite3_bind_int64(st, 5, r->disk > 0 ? r->disk : m.disk);
-	sqlite3_bind_int64(st, 6, now);
+	vdi_stmt_bind_text(st, 1, r->user);
+	vdi_stmt_bind_text(st, 2, m.name);
+	vdi_stmt_bind_int64(st, 3, r->mem > 0 ? r->mem : m.mem);
+	vdi_stmt_bind_int64(st, 4, r->vcpus > 0 ? r->vcpus : m.vcpus);
+	vdi_stmt_bind_int64(st, 5, r->disk > 0 ? r->disk : m.disk);
+	vdi_stmt_bind_int64(st, 6, now);
 	if (vdi_db_step(db, st, "recording the request", err) < 0)
 		goto out;
-	*id = sqlite3_last_insert_rowid(db->h);
+	*id = vdi_stmt_int64(st, 0);
+	vdi_stmt_reset(st);
 	snprintf(detail, sizeof(detail), "request=%lld master=%s", (long long)*id, m.name);
 	if (vdi_event_add(db, r->user, "desktop-requested", detail, err) < 0)
 		goto out;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_master_clear(&m);
 	return vdi_db_finish(db, ret, err);
 }
@@ -67,7 +68,7 @@ int
 vdi_request_list(struct vdi_db *db, const char *state, const char *user, struct vdi_request **out, size_t *n,
 		 struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_request *v = NULL;
 	size_t k = 0;
 	int rc;
@@ -78,24 +79,24 @@ vdi_request_list(struct vdi_db *db, const char *state, const char *user, struct 
 			   "FROM requests WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR user = ?2) ORDER BY id",
 			   err) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	vdi_stmt_bind_text(st, 1, state);
+	vdi_stmt_bind_text(st, 2, user);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		v = vdi_grow(v, k, sizeof(*v));
-		v[k].id = sqlite3_column_int64(st, 0);
-		v[k].user = vdi_db_col_strdup(st, 1);
-		v[k].master = vdi_db_col_strdup(st, 2);
-		v[k].state = vdi_db_col_strdup(st, 3);
-		v[k].detail = vdi_db_col_strdup(st, 4);
-		v[k].mem = sqlite3_column_int64(st, 5);
-		v[k].vcpus = sqlite3_column_int64(st, 6);
-		v[k].disk = sqlite3_column_int64(st, 7);
-		v[k].created = sqlite3_column_int64(st, 8);
-		v[k].changed = sqlite3_column_int64(st, 9);
+		v[k].id = vdi_stmt_int64(st, 0);
+		v[k].user = vdi_stmt_strdup(st, 1);
+		v[k].master = vdi_stmt_strdup(st, 2);
+		v[k].state = vdi_stmt_strdup(st, 3);
+		v[k].detail = vdi_stmt_strdup(st, 4);
+		v[k].mem = vdi_stmt_int64(st, 5);
+		v[k].vcpus = vdi_stmt_int64(st, 6);
+		v[k].disk = vdi_stmt_int64(st, 7);
+		v[k].created = vdi_stmt_int64(st, 8);
+		v[k].changed = vdi_stmt_int64(st, 9);
 		k++;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE) {
 		vdi_requests_free(v, k);
 		return vdi_db_fail(db, "reading requests", err);
 	}
@@ -107,7 +108,7 @@ vdi_request_list(struct vdi_db *db, const char *state, const char *user, struct 
 int
 vdi_request_finish(struct vdi_db *db, int64_t id, const char *state, const char *detail, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char user[128] = "", action[64], ev[320];
 	int rc, ret = -1;
 
@@ -116,20 +117,20 @@ vdi_request_finish(struct vdi_db *db, int64_t id, const char *state, const char 
 	if (vdi_db_prepare(db, &st, "UPDATE requests SET state = ?2, detail = ?3, changed = ?4 "
 			   "WHERE id = ?1 AND state = 'pending' RETURNING user", err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_text(st, 2, state);
+	vdi_stmt_bind_text(st, 3, detail);
+	vdi_stmt_bind_int64(st, 4, (int64_t)time(NULL));
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc == SQLITE_DONE) {
-		vdi_err_set(err, VDI_ENOTFOUND, "request %lld is not pending", (long long)id);
+	if (rc == VDI_DB_DONE) {
+		vdi_err_set(err, VDI_R_NOTFOUND, "request %lld is not pending", (long long)id);
 		goto out;
 	}
-	if (rc != SQLITE_ROW) {
+	if (rc != VDI_DB_ROW) {
 		vdi_db_fail(db, "finishing the request", err);
 		goto out;
 	}
@@ -139,7 +140,7 @@ vdi_request_finish(struct vdi_db *db, int64_t id, const char *state, const char 
 		goto out;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return vdi_db_finish(db, ret, err);
 }
 

@@ -42,57 +42,57 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"LEFT JOIN hosts h ON h.id = s.host_id LEFT JOIN hosts t ON t.id = s.migrate_to "
 
 static void
-read_session(sqlite3_stmt *st, struct vdi_session *s)
+read_session(struct vdi_stmt *st, struct vdi_session *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->id = sqlite3_column_int64(st, 0);
-	s->uservm_id = sqlite3_column_int64(st, 1);
-	s->host_id = sqlite3_column_int64(st, 2);
-	s->state = vdi_db_col_strdup(st, 3);
-	s->reason = vdi_db_col_strdup(st, 4);
-	s->user = vdi_db_col_strdup(st, 5);
-	s->host = vdi_db_col_strdup(st, 6);
-	s->host_uri = vdi_db_col_strdup(st, 7);
-	s->host_display = vdi_db_col_strdup(st, 8);
-	s->pool = vdi_db_col_strdup(st, 9);
-	s->disk = vdi_db_col_strdup(st, 10);
-	s->seed = vdi_db_col_strdup(st, 11);
-	s->domain = vdi_db_col_strdup(st, 12);
-	s->overlay = vdi_db_col_strdup(st, 13);
-	s->display_address = vdi_db_col_strdup(st, 14);
-	s->display_password = vdi_db_col_strdup(st, 15);
-	s->display_port = sqlite3_column_int64(st, 16);
-	s->mem = sqlite3_column_int64(st, 17);
-	s->vcpus = sqlite3_column_int64(st, 18);
-	s->created = sqlite3_column_int64(st, 19);
-	s->changed = sqlite3_column_int64(st, 20);
-	s->pid = sqlite3_column_int64(st, 21);
-	s->kind = vdi_db_col_strdup(st, 22);
-	s->profile = vdi_db_col_strdup(st, 23);
-	s->firmware = vdi_db_col_strdup(st, 24);
-	s->disk_bus = vdi_db_col_strdup(st, 25);
-	s->nic = vdi_db_col_strdup(st, 26);
-	s->video = vdi_db_col_strdup(st, 27);
-	s->rdp = sqlite3_column_int(st, 28) != 0;
-	s->network = vdi_db_col_strdup(st, 29);
-	s->bridge = vdi_db_col_strdup(st, 30);
-	s->address = vdi_db_col_strdup(st, 31);
-	s->address_seen = sqlite3_column_int64(st, 32);
-	s->master = vdi_db_col_strdup(st, 33);
-	s->started = sqlite3_column_int64(st, 34);
-	s->connected_since = sqlite3_column_int64(st, 35);
-	s->disconnected_since = sqlite3_column_int64(st, 36);
-	s->ticket_expires = sqlite3_column_int64(st, 37);
-	s->watch_since = sqlite3_column_int64(st, 38);
-	s->watch_seen = sqlite3_column_int64(st, 39);
-	s->migrate_to = sqlite3_column_int64(st, 40);
-	s->to_host = vdi_db_col_strdup(st, 41);
-	s->to_uri = vdi_db_col_strdup(st, 42);
-	s->to_display = vdi_db_col_strdup(st, 43);
-	s->to_migration_uri = vdi_db_col_strdup(st, 44);
-	s->to_network = vdi_db_col_strdup(st, 45);
-	s->to_bridge = vdi_db_col_strdup(st, 46);
-	s->migrated = sqlite3_column_int64(st, 47);
+	s->id = vdi_stmt_int64(st, 0);
+	s->uservm_id = vdi_stmt_int64(st, 1);
+	s->host_id = vdi_stmt_int64(st, 2);
+	s->state = vdi_stmt_strdup(st, 3);
+	s->reason = vdi_stmt_strdup(st, 4);
+	s->user = vdi_stmt_strdup(st, 5);
+	s->host = vdi_stmt_strdup(st, 6);
+	s->host_uri = vdi_stmt_strdup(st, 7);
+	s->host_display = vdi_stmt_strdup(st, 8);
+	s->pool = vdi_stmt_strdup(st, 9);
+	s->disk = vdi_stmt_strdup(st, 10);
+	s->seed = vdi_stmt_strdup(st, 11);
+	s->domain = vdi_stmt_strdup(st, 12);
+	s->overlay = vdi_stmt_strdup(st, 13);
+	s->display_address = vdi_stmt_strdup(st, 14);
+	s->display_password = vdi_stmt_strdup(st, 15);
+	s->display_port = vdi_stmt_int64(st, 16);
+	s->mem = vdi_stmt_int64(st, 17);
+	s->vcpus = vdi_stmt_int64(st, 18);
+	s->created = vdi_stmt_int64(st, 19);
+	s->changed = vdi_stmt_int64(st, 20);
+	s->pid = vdi_stmt_int64(st, 21);
+	s->kind = vdi_stmt_strdup(st, 22);
+	s->profile = vdi_stmt_strdup(st, 23);
+	s->firmware = vdi_stmt_strdup(st, 24);
+	s->disk_bus = vdi_stmt_strdup(st, 25);
+	s->nic = vdi_stmt_strdup(st, 26);
+	s->video = vdi_stmt_strdup(st, 27);
+	s->rdp = vdi_stmt_int(st, 28) != 0;
+	s->network = vdi_stmt_strdup(st, 29);
+	s->bridge = vdi_stmt_strdup(st, 30);
+	s->address = vdi_stmt_strdup(st, 31);
+	s->address_seen = vdi_stmt_int64(st, 32);
+	s->master = vdi_stmt_strdup(st, 33);
+	s->started = vdi_stmt_int64(st, 34);
+	s->connected_since = vdi_stmt_int64(st, 35);
+	s->disconnected_since = vdi_stmt_int64(st, 36);
+	s->ticket_expires = vdi_stmt_int64(st, 37);
+	s->watch_since = vdi_stmt_int64(st, 38);
+	s->watch_seen = vdi_stmt_int64(st, 39);
+	s->migrate_to = vdi_stmt_int64(st, 40);
+	s->to_host = vdi_stmt_strdup(st, 41);
+	s->to_uri = vdi_stmt_strdup(st, 42);
+	s->to_display = vdi_stmt_strdup(st, 43);
+	s->to_migration_uri = vdi_stmt_strdup(st, 44);
+	s->to_network = vdi_stmt_strdup(st, 45);
+	s->to_bridge = vdi_stmt_strdup(st, 46);
+	s->migrated = vdi_stmt_int64(st, 47);
 }
 
 bool
@@ -113,7 +113,7 @@ static int
 get_one(struct vdi_db *db, const char *where, int64_t id, const char *user, struct vdi_session *s,
 	struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char sql[1024];
 	int rc;
 
@@ -121,20 +121,20 @@ get_one(struct vdi_db *db, const char *where, int64_t id, const char *user, stru
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
 	if (user)
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		vdi_stmt_bind_text(st, 1, user);
 	else
-		sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+		vdi_stmt_bind_int64(st, 1, id);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
 		read_session(st, s);
-	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW)
+	vdi_stmt_finalize(st);
+	if (rc == VDI_DB_ROW)
 		return 0;
-	if (rc != SQLITE_DONE)
+	if (rc != VDI_DB_DONE)
 		return vdi_db_fail(db, "reading session", err);
 	if (user)
-		return vdi_err_set(err, VDI_ENOTFOUND, "user '%s' has no session", user);
-	return vdi_err_set(err, VDI_ENOTFOUND, "no session %lld", (long long)id);
+		return vdi_err_set(err, VDI_R_NOTFOUND, "user '%s' has no session", user);
+	return vdi_err_set(err, VDI_R_NOTFOUND, "no session %lld", (long long)id);
 }
 
 int
@@ -188,7 +188,7 @@ int
 vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
 			const char *address, const char *password, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 	struct vdi_session s;
 	int ret = -1;
@@ -204,33 +204,33 @@ vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const
 		return ret;
 	}
 	if (strcmp(s.state, "starting") == 0 && vdi_pid_alive(s.pid) && s.pid != getpid()) {
-		vdi_err_set(err, VDI_ECONFLICT, "session %lld is being started by process %lld", (long long)id,
+		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being started by process %lld", (long long)id,
 			    (long long)s.pid);
 		goto fail_clear;
 	}
 	if (strcmp(s.state, "migrating") == 0) {
-		vdi_err_set(err, VDI_ETEMP, "session %lld is moving from %s to %s; try again in a moment",
+		vdi_err_set(err, VDI_R_TEMP, "session %lld is moving from %s to %s; try again in a moment",
 			    (long long)id, s.host, s.to_host);
 		goto fail_clear;
 	}
 	if (strcmp(s.state, "assigned") != 0 && strcmp(s.state, "starting") != 0) {
-		vdi_err_set(err, VDI_ECONFLICT, "session %lld is %s", (long long)id, s.state);
+		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is %s", (long long)id, s.state);
 		goto fail_clear;
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'starting', changed = ?2, pid = ?3, domain = ?4, "
 			   "overlay = ?5, display_address = ?6, display_password = coalesce(display_password, ?7) "
 			   "WHERE id = ?1", err) < 0)
 		goto fail_clear;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
-	sqlite3_bind_int64(st, 3, (int64_t)getpid());
-	sqlite3_bind_text(st, 4, domain, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, overlay, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, address, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, password, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
+	vdi_stmt_bind_text(st, 4, domain);
+	vdi_stmt_bind_text(st, 5, overlay);
+	vdi_stmt_bind_text(st, 6, address);
+	vdi_stmt_bind_text(st, 7, password);
+	rc = vdi_stmt_step(st);
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "claiming session", err);
 		goto fail_clear;
 	}
@@ -246,7 +246,7 @@ fail:
 int
 vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char detail[256], user[128] = "", domain[160] = "";
 	int rc;
 
@@ -256,19 +256,19 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' AND pid = ?4 "
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id), domain", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
-	sqlite3_bind_int64(st, 3, port);
-	sqlite3_bind_int64(st, 4, (int64_t)getpid());
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
-		snprintf(domain, sizeof(domain), "%s", (const char *)sqlite3_column_text(st, 1));
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 3, port);
+	vdi_stmt_bind_int64(st, 4, (int64_t)getpid());
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+		snprintf(domain, sizeof(domain), "%s", vdi_stmt_text(st, 1));
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc != SQLITE_ROW) {
-		vdi_err_set(err, VDI_ECONFLICT, "session %lld was ended or taken over while it started",
+	if (rc != VDI_DB_ROW) {
+		vdi_err_set(err, VDI_R_CONFLICT, "session %lld was ended or taken over while it started",
 			    (long long)id);
 		goto fail;
 	}
@@ -277,7 +277,7 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -286,7 +286,7 @@ int
 vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *reason, const char *detail,
 		struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char user[128] = "", d[512];
 	int rc;
 
@@ -296,22 +296,22 @@ vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *r
 			   "pid = NULL, migrate_to = NULL WHERE id = ?1 AND state <> 'ended' AND (?4 IS NULL OR state = ?4) "
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
-	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_text(st, 3, reason);
 	if (expect)
-		sqlite3_bind_text(st, 4, expect, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+		vdi_stmt_bind_text(st, 4, expect);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc == SQLITE_DONE) {
+	if (rc == VDI_DB_DONE) {
 		/* Ended already, or (with expect) moved on meanwhile: not ours to end. */
 		vdi_db_rollback(db);
 		return 1;
 	}
-	if (rc != SQLITE_ROW) {
+	if (rc != VDI_DB_ROW) {
 		vdi_db_fail(db, "ending session", err);
 		goto fail;
 	}
@@ -321,7 +321,7 @@ vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *r
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -330,7 +330,7 @@ static int
 list(struct vdi_db *db, const char *sql, const char *host, const char *state, struct vdi_session **out,
      size_t *n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_session *ss = NULL;
 	size_t k = 0;
 	int rc;
@@ -340,16 +340,16 @@ list(struct vdi_db *db, const char *sql, const char *host, const char *state, st
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
 	if (host)
-		sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+		vdi_stmt_bind_text(st, 1, host);
 	if (state)
-		sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		vdi_stmt_bind_text(st, 2, state);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		struct vdi_session *t = vdi_grow(ss, k, sizeof(*t));
 		ss = t;
 		read_session(st, &ss[k++]);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE) {
 		vdi_sessions_free(ss, k);
 		return vdi_db_fail(db, "listing sessions", err);
 	}
@@ -384,7 +384,7 @@ vdi_sessions_free(struct vdi_session *ss, size_t n)
 int
 vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_session s = { 0 };
 	int rc, ret = -1;
 
@@ -397,28 +397,28 @@ vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct
 		goto out;
 	}
 	if (strcmp(s.state, "starting") == 0 && s.pid && s.pid != getpid() && vdi_pid_alive(s.pid)) {
-		vdi_err_set(err, VDI_ECONFLICT, "session %lld is being started by process %lld; try again",
+		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being started by process %lld; try again",
 			    (long long)id, (long long)s.pid);
 		goto out;
 	}
 	/* A move is finished or undone first (migrate.h): until then its domain may run on either host. */
 	if (strcmp(s.state, "migrating") == 0) {
 		if (s.pid && s.pid != getpid() && vdi_pid_alive(s.pid))
-			vdi_err_set(err, VDI_ECONFLICT, "session %lld is being moved to %s by process %lld; try again",
+			vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being moved to %s by process %lld; try again",
 				    (long long)id, s.to_host, (long long)s.pid);
 		else
-			vdi_err_set(err, VDI_ECONFLICT, "session %lld was left moving to %s; vm-reap finishes "
+			vdi_err_set(err, VDI_R_CONFLICT, "session %lld was left moving to %s; vm-reap finishes "
 				    "or undoes the move first", (long long)id, s.to_host);
 		goto out;
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'stopping', changed = ?2, pid = ?3 "
 			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
-	sqlite3_bind_int64(st, 3, (int64_t)getpid());
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
 	rc = vdi_db_step(db, st, "stopping session", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (rc < 0)
 		goto out;
 	/* Rule 2: stopping is committed before the domain goes. */
@@ -435,18 +435,18 @@ out:
 int
 vdi_session_set_address(struct vdi_db *db, int64_t id, const char *address, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret;
 
 	/* Not an audited state change: no event; a plain autocommit statement. */
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET address = ?2, address_seen = ?3 "
 			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, address, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_text(st, 2, address);
+	vdi_stmt_bind_int64(st, 3, (int64_t)time(NULL));
 	ret = vdi_db_step(db, st, "recording the address", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -459,7 +459,7 @@ vdi_session_connected(const struct vdi_session *s)
 int
 vdi_session_set_viewer(struct vdi_db *db, int64_t id, bool connected, int64_t at, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char detail[96], user[128] = "";
 	int rc, ret = -1;
 
@@ -474,17 +474,17 @@ vdi_session_set_viewer(struct vdi_db *db, int64_t id, bool connected, int64_t at
 			   "WHERE id = ?1 AND state <> 'ended' AND connected_since IS NOT NULL AND disconnected_since IS NULL "
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, at);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, at);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_ROW && rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "recording the viewer", err);
 		goto out;
 	}
-	if (rc == SQLITE_DONE) {
+	if (rc == VDI_DB_DONE) {
 		ret = 0;
 		goto out;
 	}
@@ -503,24 +503,24 @@ int
 vdi_session_set_ticket(struct vdi_db *db, int64_t id, const char *password, int64_t expires,
 		       struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret;
 
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET display_password = ?2, ticket_expires = nullif(?3, 0) "
 			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, password, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, expires);
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_text(st, 2, password);
+	vdi_stmt_bind_int64(st, 3, expires);
 	ret = vdi_db_step(db, st, "recording the display password", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
 int
 vdi_session_claim_move(struct vdi_db *db, int64_t id, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_session s = { 0 };
 	int ret = -1;
 
@@ -533,16 +533,16 @@ vdi_session_claim_move(struct vdi_db *db, int64_t id, struct vdi_err *err)
 		goto out;
 	}
 	if (s.pid && s.pid != getpid() && vdi_pid_alive(s.pid)) {
-		vdi_err_set(err, VDI_ECONFLICT, "session %lld is being moved to %s by process %lld; try again",
+		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being moved to %s by process %lld; try again",
 			    (long long)id, s.to_host, (long long)s.pid);
 		goto out;
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET pid = ?2 WHERE id = ?1 AND state = 'migrating'", err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (int64_t)getpid());
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, (int64_t)getpid());
 	ret = vdi_db_step(db, st, "taking over a move", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (ret == 0)
 		ret = vdi_db_commit(db, err);
 out:
@@ -556,7 +556,7 @@ int
 vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, const char *display_address,
 		     const char *detail, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char user[128] = "";
 	int rc, ret = -1;
 
@@ -572,22 +572,22 @@ vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, co
 			   "WHERE id = ?1 AND state = 'migrating' AND pid = ?5 "
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
 	if (moved) {
-		sqlite3_bind_int64(st, 3, port);
-		sqlite3_bind_text(st, 4, display_address, -1, SQLITE_STATIC);
+		vdi_stmt_bind_int64(st, 3, port);
+		vdi_stmt_bind_text(st, 4, display_address);
 	}
-	sqlite3_bind_int64(st, 5, (int64_t)getpid());
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE) {
-		vdi_err_set(err, VDI_ECONFLICT, "session %lld is no longer this process's to move", (long long)id);
+	vdi_stmt_bind_int64(st, 5, (int64_t)getpid());
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+	vdi_stmt_finalize(st);
+	if (rc == VDI_DB_DONE) {
+		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is no longer this process's to move", (long long)id);
 		goto out;
 	}
-	if (rc != SQLITE_ROW) {
+	if (rc != VDI_DB_ROW) {
 		vdi_db_fail(db, "recording the move", err);
 		goto out;
 	}

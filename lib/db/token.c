@@ -37,28 +37,28 @@ unhex(const char *s, unsigned char *b, size_t n)
 static int
 key_read(struct vdi_db *db, unsigned char key[VDI_TOKEN_KEY], struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc, ret = -1;
 
 	if (vdi_db_prepare(db, &st, "SELECT value FROM kv WHERE key = 'form-key'", err) < 0)
 		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_DONE)
 		ret = 0;
-	else if (rc != SQLITE_ROW)
+	else if (rc != VDI_DB_ROW)
 		vdi_db_fail(db, "reading the form key", err);
-	else if (!sqlite3_column_text(st, 0) || unhex((const char *)sqlite3_column_text(st, 0), key, VDI_TOKEN_KEY) < 0)
-		vdi_err_set(err, VDI_EFAIL, "the form key in the VMDB is damaged");
+	else if (!vdi_stmt_text(st, 0) || unhex(vdi_stmt_text(st, 0), key, VDI_TOKEN_KEY) < 0)
+		vdi_err_set(err, VDI_R_FAIL, "the form key in the VMDB is damaged");
 	else
 		ret = 1;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
 int
 vdi_token_key(struct vdi_db *db, unsigned char key[VDI_TOKEN_KEY], struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	unsigned char fresh[VDI_TOKEN_KEY];
 	char fresh_hex[2 * VDI_TOKEN_KEY + 1];
 	int ret = -1;
@@ -68,20 +68,20 @@ vdi_token_key(struct vdi_db *db, unsigned char key[VDI_TOKEN_KEY], struct vdi_er
 		return ret < 0 ? -1 : 0;
 	ret = -1;
 	if (getrandom(fresh, sizeof(fresh), 0) != (ssize_t)sizeof(fresh))
-		return vdi_err_set(err, VDI_EFAIL, "no random bytes for the form key: %s", strerror(errno));
+		return vdi_err_set(err, VDI_R_FAIL, "no random bytes for the form key: %s", strerror(errno));
 	hex(fresh, sizeof(fresh), fresh_hex);
 	/* The first one stored wins; everyone reads it back. */
 	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO kv (key, value) VALUES ('form-key', ?)", err) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, fresh_hex, -1, SQLITE_STATIC);
+	vdi_stmt_bind_text(st, 1, fresh_hex);
 	if (vdi_db_step(db, st, "storing the form key", err) < 0)
 		goto out;
 	if (key_read(db, key, err) == 1)
 		ret = 0;
 	else if (!err->code)
-		vdi_err_set(err, VDI_EFAIL, "the form key was not stored");
+		vdi_err_set(err, VDI_R_FAIL, "the form key was not stored");
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	explicit_bzero(fresh, sizeof(fresh));
 	explicit_bzero(fresh_hex, sizeof(fresh_hex));
 	return ret;
@@ -114,7 +114,7 @@ vdi_token_make(const unsigned char key[VDI_TOKEN_KEY], const char *user, const c
 	char nonce[33], m[2 * SHA256_DIGEST_SIZE + 1];
 
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		return vdi_err_set(err, VDI_EFAIL, "no random bytes for a form token: %s", strerror(errno));
+		return vdi_err_set(err, VDI_R_FAIL, "no random bytes for a form token: %s", strerror(errno));
 	hex(r, sizeof(r), nonce);
 	mac(key, user, action, nonce, (long long)expires, m);
 	snprintf(out, VDI_TOKEN_MAX, "%s.%lld.%s", nonce, (long long)expires, m);
@@ -135,58 +135,58 @@ vdi_token_check(const unsigned char key[VDI_TOKEN_KEY], const char *user, const 
 	dot1 = strchr(tok, '.');
 	dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
 	if (!dot1 || !dot2 || dot1 - tok != 32 || strlen(dot2 + 1) != 2 * SHA256_DIGEST_SIZE)
-		return vdi_err_set(err, VDI_EUSAGE, "malformed form token");
+		return vdi_err_set(err, VDI_R_USAGE, "malformed form token");
 	memcpy(nonce, tok, 32);
 	nonce[32] = '\0';
 	errno = 0;
 	expires = strtoll(dot1 + 1, &end, 10);
 	if (end != dot2 || dot1[1] < '1' || dot1[1] > '9' || errno || unhex(nonce, scratch, 16) < 0 ||
 	    unhex(dot2 + 1, got, sizeof(got)) < 0)
-		return vdi_err_set(err, VDI_EUSAGE, "malformed form token");
+		return vdi_err_set(err, VDI_R_USAGE, "malformed form token");
 	mac(key, user, action, nonce, expires, m);
 	unhex(m, want, sizeof(want));
 	/* Constant time: the MAC is never leaked byte by byte. */
 	for (size_t i = 0; i < sizeof(want); i++)
 		diff |= (unsigned)(got[i] ^ want[i]);
 	if (diff)
-		return vdi_err_set(err, VDI_ECONFLICT, "the form token is not yours or not for this form");
+		return vdi_err_set(err, VDI_R_CONFLICT, "the form token is not yours or not for this form");
 	if (expires < now)
-		return vdi_err_set(err, VDI_ECONFLICT, "the form has expired: reload the page");
+		return vdi_err_set(err, VDI_R_CONFLICT, "the form has expired: reload the page");
 	return 0;
 }
 
 int
 vdi_token_spend(struct vdi_db *db, const char *tok, int64_t now, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	const char *dot = strchr(tok, '.');
 	int rc, ret = -1;
 
 	if (!dot)
-		return vdi_err_set(err, VDI_EUSAGE, "malformed form token");
+		return vdi_err_set(err, VDI_R_USAGE, "malformed form token");
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "DELETE FROM form_tokens WHERE expires < ?", err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, now);
+	vdi_stmt_bind_int64(st, 1, now);
 	if (vdi_db_step(db, st, "forgetting old form tokens", err) < 0)
 		goto out;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO form_tokens (nonce, expires) VALUES (?, ?)", err) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, tok, (int)(dot - tok), SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, strtoll(dot + 1, NULL, 10));
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE) {
+	vdi_stmt_bind_textn(st, 1, tok, (size_t)(dot - tok));
+	vdi_stmt_bind_int64(st, 2, strtoll(dot + 1, NULL, 10));
+	rc = vdi_stmt_step(st);
+	if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "spending the form token", err);
 		goto out;
 	}
-	if (sqlite3_changes(db->h) == 0) {
-		vdi_err_set(err, VDI_ECONFLICT, "this form was sent already: reload the page");
+	if (vdi_db_changes(db) == 0) {
+		vdi_err_set(err, VDI_R_CONFLICT, "this form was sent already: reload the page");
 		goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return vdi_db_finish(db, ret, err);
 }

@@ -19,21 +19,21 @@ vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t
 static int
 add_names(struct vdi_db *db, const char *sql, int64_t id, char *const *v, size_t n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret = -1;
 
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_text(st, 2, v[i], -1, SQLITE_STATIC);
+		vdi_stmt_reset(st);
+		vdi_stmt_bind_int64(st, 1, id);
+		vdi_stmt_bind_text(st, 2, v[i]);
 		if (vdi_db_step(db, st, "recording user VM", err) < 0)
 			goto out;
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
@@ -41,7 +41,7 @@ int
 vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id, bool *takeover,
 		 struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char disk[128], seed[128];
 
 	vdi_uservm_volumes(u->user, disk, sizeof(disk), seed, sizeof(seed));
@@ -52,33 +52,34 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id
 		goto fail;
 	if (vdi_db_prepare(db, &st, "INSERT INTO uservms (user, state, master_id, pool, volume, seed, hostname, "
 			   "mem, vcpus, disk, expires, pid, created) "
-			   "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
+			   "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, u->user, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, u->master_id);
-	sqlite3_bind_text(st, 3, u->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, disk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, seed, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, u->hostname, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, u->mem);
-	sqlite3_bind_int64(st, 8, u->vcpus);
-	sqlite3_bind_int64(st, 9, u->disk);
+	vdi_stmt_bind_text(st, 1, u->user);
+	vdi_stmt_bind_int64(st, 2, u->master_id);
+	vdi_stmt_bind_text(st, 3, u->pool);
+	vdi_stmt_bind_text(st, 4, disk);
+	vdi_stmt_bind_text(st, 5, seed);
+	vdi_stmt_bind_text(st, 6, u->hostname);
+	vdi_stmt_bind_int64(st, 7, u->mem);
+	vdi_stmt_bind_int64(st, 8, u->vcpus);
+	vdi_stmt_bind_int64(st, 9, u->disk);
 	if (u->expires > 0)
-		sqlite3_bind_int64(st, 10, u->expires);
-	sqlite3_bind_int64(st, 11, (int64_t)getpid());
-	sqlite3_bind_int64(st, 12, (int64_t)time(NULL));
+		vdi_stmt_bind_int64(st, 10, u->expires);
+	vdi_stmt_bind_int64(st, 11, (int64_t)getpid());
+	vdi_stmt_bind_int64(st, 12, (int64_t)time(NULL));
 	if (vdi_db_step(db, st, "claiming user VM", err) < 0)
 		goto fail;
-	*id = sqlite3_last_insert_rowid(db->h);
+	*id = vdi_stmt_int64(st, 0);
+	vdi_stmt_reset(st);
 	if (add_names(db, "INSERT OR IGNORE INTO uservm_tags (uservm_id, tag) VALUES (?, ?)", *id,
 		      u->tags, u->ntags, err) < 0 ||
 	    add_names(db, "INSERT OR IGNORE INTO uservm_apps (uservm_id, app) VALUES (?, ?)", *id,
 		      u->apps, u->napps, err) < 0)
 		goto fail;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -86,7 +87,7 @@ fail:
 int
 vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	char user[128];
 
 	if (vdi_db_begin(db, true, err) < 0)
@@ -95,20 +96,20 @@ vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail,
 	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = ?2, pid = CASE WHEN ?2 = 'ready' THEN NULL ELSE pid END "
 			   "WHERE id = ?1 AND state = 'creating' RETURNING user", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, prepare ? "preparing" : "ready", -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		vdi_err_set(err, VDI_ECONFLICT, "the user VM's claim was lost (taken over or removed)");
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_text(st, 2, prepare ? "preparing" : "ready");
+	if (vdi_stmt_step(st) != VDI_DB_ROW) {
+		vdi_err_set(err, VDI_R_CONFLICT, "the user VM's claim was lost (taken over or removed)");
 		goto fail;
 	}
-	snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+	vdi_stmt_finalize(st);
 	st = NULL;
 	if (vdi_event_add(db, user, "uservm-add", detail, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -116,7 +117,7 @@ fail:
 int
 vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int64_t pid = 0;
 	const char *state;
 	bool retry = false;
@@ -128,20 +129,20 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 	if (vdi_db_prepare(db, &st, "SELECT id, state, coalesce(pid, 0), EXISTS (SELECT 1 FROM sessions s WHERE "
 			   "s.uservm_id = u.id AND s.state <> 'ended') FROM uservms u WHERE user = ?", err) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		state = (const char *)sqlite3_column_text(st, 1);
-		pid = sqlite3_column_int64(st, 2);
+	vdi_stmt_bind_text(st, 1, user);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		*id = vdi_stmt_int64(st, 0);
+		state = vdi_stmt_text(st, 1);
+		pid = vdi_stmt_int64(st, 2);
 		/* Failed, or preparing with nobody left to wait for it and no first boot running. */
 		retry = strcmp(state, "failed") == 0 ||
-			(strcmp(state, "preparing") == 0 && !sqlite3_column_int(st, 3) && !vdi_pid_alive(pid));
-	} else if (rc != SQLITE_DONE) {
+			(strcmp(state, "preparing") == 0 && !vdi_stmt_int(st, 3) && !vdi_pid_alive(pid));
+	} else if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "reading user VM", err);
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	st = NULL;
 	if (!retry) {
 		vdi_db_rollback(db);
@@ -149,15 +150,15 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'creating', pid = ?2 WHERE id = ?1", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, *id);
-	sqlite3_bind_int64(st, 2, (int64_t)getpid());
+	vdi_stmt_bind_int64(st, 1, *id);
+	vdi_stmt_bind_int64(st, 2, (int64_t)getpid());
 	if (vdi_db_step(db, st, "claiming user VM", err) < 0 ||
 	    vdi_event_add(db, user, "uservm-retry", "its disk is made again from the master", err) < 0)
 		goto fail;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return vdi_db_commit(db, err) < 0 ? -1 : 1;
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -165,7 +166,7 @@ fail:
 int
 vdi_uservm_fail(struct vdi_db *db, int64_t id, const char *detail, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret = -1;
 
 	if (vdi_db_begin(db, true, err) < 0)
@@ -173,18 +174,18 @@ vdi_uservm_fail(struct vdi_db *db, int64_t id, const char *detail, struct vdi_er
 	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'failed', pid = NULL WHERE id = ? AND "
 			   "state IN ('creating', 'preparing') RETURNING user", err) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	vdi_stmt_bind_int64(st, 1, id);
+	if (vdi_stmt_step(st) == VDI_DB_ROW) {
 		char user[128];
-		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
+		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+		vdi_stmt_finalize(st);
 		st = NULL;
 		if (vdi_event_add(db, user, "uservm-failed", detail, err) < 0)
 			goto out;
 	}
 	ret = vdi_db_commit(db, err);
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (ret < 0)
 		vdi_db_rollback(db);
 	return ret;
@@ -193,40 +194,40 @@ out:
 int
 vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int ret;
 
 	/* A row with history (a retry) is not forgotten: it is failed (vdi_uservm_fail). */
 	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ? AND state = 'creating' AND NOT EXISTS "
 			   "(SELECT 1 FROM sessions s WHERE s.uservm_id = uservms.id)", err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	ret = vdi_db_step(db, st, "forgetting failed user VM", err);
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 
 static int
 read_list(struct vdi_db *db, const char *sql, int64_t id, char ***v, size_t *n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	int rc;
 
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		vdi_strv_push(v, n, vdi_db_col_strdup(st, 0));
+	vdi_stmt_bind_int64(st, 1, id);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		vdi_strv_push(v, n, vdi_stmt_strdup(st, 0));
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : vdi_db_fail(db, "reading user VM", err);
+	vdi_stmt_finalize(st);
+	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "reading user VM", err);
 }
 
 int
 vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi_uservm **out,
 		size_t *nout, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_uservm *us = NULL;
 	size_t n = 0;
 	int rc, ret = -1;
@@ -246,45 +247,45 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 		goto out;
 	for (size_t k = 0; k < (users ? nusers : 1); k++) {
 		bool found = false;
-		sqlite3_reset(st);
+		vdi_stmt_reset(st);
 		if (users)
-			sqlite3_bind_text(st, 1, users[k], -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			vdi_stmt_bind_text(st, 1, users[k]);
+		while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 			struct vdi_uservm *t = vdi_grow(us, n, sizeof(*t)), *u;
 			us = t;
 			u = &us[n++];
 			memset(u, 0, sizeof(*u));
 			found = true;
-			u->id = sqlite3_column_int64(st, 0);
-			u->user = vdi_db_col_strdup(st, 1);
-			u->state = vdi_db_col_strdup(st, 2);
-			u->master = vdi_db_col_strdup(st, 3);
-			u->pool = vdi_db_col_strdup(st, 4);
-			u->volume = vdi_db_col_strdup(st, 5);
-			u->seed = vdi_db_col_strdup(st, 6);
-			u->hostname = vdi_db_col_strdup(st, 7);
-			u->master_id = sqlite3_column_int64(st, 8);
-			u->mem = sqlite3_column_int64(st, 9);
-			u->vcpus = sqlite3_column_int64(st, 10);
-			u->disk = sqlite3_column_int64(st, 11);
-			u->expires = sqlite3_column_int64(st, 12);
-			u->created = sqlite3_column_int64(st, 13);
-			u->pid = sqlite3_column_int64(st, 14);
-			u->session_id = sqlite3_column_int64(st, 15);
-			u->session_state = vdi_db_col_strdup(st, 16);
-			u->session_host = vdi_db_col_strdup(st, 17);
+			u->id = vdi_stmt_int64(st, 0);
+			u->user = vdi_stmt_strdup(st, 1);
+			u->state = vdi_stmt_strdup(st, 2);
+			u->master = vdi_stmt_strdup(st, 3);
+			u->pool = vdi_stmt_strdup(st, 4);
+			u->volume = vdi_stmt_strdup(st, 5);
+			u->seed = vdi_stmt_strdup(st, 6);
+			u->hostname = vdi_stmt_strdup(st, 7);
+			u->master_id = vdi_stmt_int64(st, 8);
+			u->mem = vdi_stmt_int64(st, 9);
+			u->vcpus = vdi_stmt_int64(st, 10);
+			u->disk = vdi_stmt_int64(st, 11);
+			u->expires = vdi_stmt_int64(st, 12);
+			u->created = vdi_stmt_int64(st, 13);
+			u->pid = vdi_stmt_int64(st, 14);
+			u->session_id = vdi_stmt_int64(st, 15);
+			u->session_state = vdi_stmt_strdup(st, 16);
+			u->session_host = vdi_stmt_strdup(st, 17);
 			if (read_list(db, "SELECT tag FROM uservm_tags WHERE uservm_id = ? ORDER BY tag", u->id,
 				      &u->tags, &u->ntags, err) < 0 ||
 			    read_list(db, "SELECT app FROM uservm_apps WHERE uservm_id = ? ORDER BY app", u->id,
 				      &u->apps, &u->napps, err) < 0)
 				goto out;
 		}
-		if (rc != SQLITE_DONE) {
+		if (rc != VDI_DB_DONE) {
 			vdi_db_fail(db, "listing user VMs", err);
 			goto out;
 		}
 		if (users && !found) {
-			vdi_err_set(err, VDI_ENOTFOUND, "user '%s' has no user VM", users[k]);
+			vdi_err_set(err, VDI_R_NOTFOUND, "user '%s' has no user VM", users[k]);
 			goto out;
 		}
 	}
@@ -293,7 +294,7 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 	us = NULL;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_read_end(db, began);
 	if (us)
 		vdi_uservms_free(us, n);
@@ -347,12 +348,12 @@ vdi_uservm_rm_begin(struct vdi_db *db, const char *user, struct vdi_uservm *u, s
 	if (vdi_uservm_get(db, user, u, err) < 0)
 		goto fail;
 	if (strcmp(u->state, "creating") == 0 && vdi_pid_alive(u->pid) && u->pid != getpid()) {
-		vdi_err_set(err, VDI_ECONFLICT, "user '%s' is being copied by process %lld", user,
+		vdi_err_set(err, VDI_R_CONFLICT, "user '%s' is being copied by process %lld", user,
 			    (long long)u->pid);
 		goto fail_clear;
 	}
 	if (u->session_id) {
-		vdi_err_set(err, VDI_ECONFLICT, "user '%s' has session %lld (%s on %s); end it "
+		vdi_err_set(err, VDI_R_CONFLICT, "user '%s' has session %lld (%s on %s); end it "
 			    "with vm-reap, or use --force", user, (long long)u->session_id,
 			    u->session_state, u->session_host ? u->session_host : "no host");
 		goto fail_clear;
@@ -368,29 +369,29 @@ fail:
 int
 vdi_uservm_rm_row(struct vdi_db *db, int64_t id, const char *user, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	/* Ended sessions are history of a user VM that is gone: they go with it. */
 	if (vdi_db_prepare(db, &st, "DELETE FROM sessions WHERE uservm_id = ?1 AND state = 'ended'", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	if (vdi_db_step(db, st, "removing user VM", err) < 0)
 		goto fail;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ?", err) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 1, id);
 	if (vdi_db_step(db, st, "removing user VM", err) < 0)
 		goto fail;
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	st = NULL;
 	if (vdi_event_add(db, user, "uservm-rm", NULL, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
-	sqlite3_finalize(st);
+	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
 }
@@ -398,7 +399,7 @@ fail:
 int
 vdi_uservm_list_unwatched(struct vdi_db *db, struct vdi_uservm **out, size_t *n, struct vdi_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct vdi_stmt *st = NULL;
 	struct vdi_uservm *us = NULL;
 	size_t k = 0;
 	int rc;
@@ -410,19 +411,19 @@ vdi_uservm_list_unwatched(struct vdi_db *db, struct vdi_uservm **out, size_t *n,
 			   "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.uservm_id = u.id AND s.state <> 'ended')",
 			   err) < 0)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		struct vdi_uservm u = { 0 };
 		/* ... and nobody alive waiting to start its first boot. */
-		if (vdi_pid_alive(sqlite3_column_int64(st, 3)))
+		if (vdi_pid_alive(vdi_stmt_int64(st, 3)))
 			continue;
-		u.id = sqlite3_column_int64(st, 0);
-		u.user = vdi_db_col_strdup(st, 1);
-		u.state = vdi_db_col_strdup(st, 2);
+		u.id = vdi_stmt_int64(st, 0);
+		u.user = vdi_stmt_strdup(st, 1);
+		u.state = vdi_stmt_strdup(st, 2);
 		us = vdi_grow(us, k, sizeof(*us));
 		us[k++] = u;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE) {
 		vdi_uservms_free(us, k);
 		return vdi_db_fail(db, "reading user VMs", err);
 	}

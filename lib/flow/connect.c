@@ -90,7 +90,7 @@ ticket_xml(virDomainPtr dom, const char *password, int64_t expires, struct vdi_e
 	time_t t = (time_t)expires;
 
 	if (!live) {
-		vdi_virt_fail(VDI_EFAIL, "reading the domain", err);
+		vdi_virt_fail(VDI_R_FAIL, "reading the domain", err);
 		goto out;
 	}
 	vdi_xml_init();
@@ -110,7 +110,7 @@ ticket_xml(virDomainPtr dom, const char *password, int64_t expires, struct vdi_e
 			break;
 	}
 	if (!n) {
-		vdi_err_set(err, VDI_EFAIL, "the domain has no SPICE display");
+		vdi_err_set(err, VDI_R_FAIL, "the domain has no SPICE display");
 		goto out;
 	}
 	gmtime_r(&t, &tm);
@@ -142,13 +142,13 @@ vdi_connect_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s,
 	if (vdi_start_password(pw, sizeof(pw), err) < 0)
 		goto out;
 	if (!(dom = virDomainLookupByName(conn, s->domain))) {
-		vdi_virt_fail(VDI_EFAIL, "finding the desktop's domain", err);
+		vdi_virt_fail(VDI_R_FAIL, "finding the desktop's domain", err);
 		goto out;
 	}
 	if (!(xml = ticket_xml(dom, pw, expires, err)))
 		goto out;
 	if (virDomainUpdateDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-		vdi_virt_fail(VDI_EFAIL, "setting the display password", err);
+		vdi_virt_fail(VDI_R_FAIL, "setting the display password", err);
 		goto out;
 	}
 	if (vdi_session_set_ticket(db, s->id, pw, expires, err) < 0)
@@ -181,13 +181,13 @@ vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o,
 	memset(s, 0, sizeof(*s));
 	if (vdi_uservm_get(db, user, &u, err) < 0) {
 		if (err->code == VDI_ENOTFOUND)
-			vdi_err_set(err, VDI_ENOTFOUND, "you have no desktop yet");
+			vdi_err_set(err, VDI_R_NOTFOUND, "you have no desktop yet");
 		return -1;
 	}
 	if (strcmp(u.state, "creating") == 0 || strcmp(u.state, "preparing") == 0)
-		vdi_err_set(err, VDI_ETEMP, "your desktop is being prepared");
+		vdi_err_set(err, VDI_R_TEMP, "your desktop is being prepared");
 	else if (strcmp(u.state, "failed") == 0)
-		vdi_err_set(err, VDI_EFAIL, "your desktop could not be prepared; your administrator can make it again");
+		vdi_err_set(err, VDI_R_FAIL, "your desktop could not be prepared; your administrator can make it again");
 	vdi_uservm_clear(&u);
 	if (err->code)
 		return -1;

@@ -87,14 +87,14 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 	if (!(iso = vdi_seed_image(&seed, &isolen, err)) || upload(conn, m->pool, seedvol, iso, isolen, err) < 0)
 		goto out;
 	if (o->interrupted && *o->interrupted) {
-		vdi_err_set(err, VDI_EFAIL, "interrupted");
+		vdi_err_set(err, VDI_R_FAIL, "interrupted");
 		goto out;
 	}
 	ret = 0;
 out:
 	if (ret < 0) {
-		vdi_vol_delete(conn, m->pool, disk, NULL);
-		vdi_vol_delete(conn, m->pool, seedvol, NULL);
+		vdi_vol_delete(conn, m->pool, disk, VDI_ERR_SCRATCH);
+		vdi_vol_delete(conn, m->pool, seedvol, VDI_ERR_SCRATCH);
 	}
 	free(iso);
 	free(mpath);
@@ -146,7 +146,7 @@ copy_again(struct vdi_db *db, const char *user, int64_t id, const struct vdi_cop
 	ret = 0;
 out:
 	if (ret < 0)
-		vdi_uservm_fail(db, id, err->msg, NULL);
+		vdi_uservm_fail(db, id, err->msg, VDI_ERR_SCRATCH);
 	vdi_uservm_clear(&uv);
 	vdi_master_clear(&m);
 	return ret;
@@ -178,13 +178,13 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	if (q->master)
 		mname = vdi_xstrdup(q->master);
 	else if (!q->os)
-		vdi_err_set(err, VDI_EUSAGE, "no master: give --master, or --os (and --app)");
+		vdi_err_set(err, VDI_R_USAGE, "no master: give --master, or --os (and --app)");
 	else
 		vdi_master_choose(db, q->os, q->apps, q->napps, &mname, err);
 	if (!mname || vdi_master_get(db, mname, &m, err) < 0)
 		goto out;
 	if (strcmp(m.state, "active") != 0) {
-		vdi_err_set(err, VDI_ECONFLICT, "master '%s' is %s: no new copies", m.name, m.state);
+		vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is %s: no new copies", m.name, m.state);
 		goto out;
 	}
 	/* The requested apps this master lacks go in the seed, for cloud-init to install. */
@@ -198,7 +198,7 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	u.vcpus = q->vcpus > 0 ? q->vcpus : m.vcpus;
 	u.disk = q->disk > 0 ? q->disk : m.disk;
 	if (u.disk < m.virtual_size) {
-		vdi_err_set(err, VDI_EUSAGE, "disk %lld is smaller than master '%s' (%lld)", (long long)u.disk,
+		vdi_err_set(err, VDI_R_USAGE, "disk %lld is smaller than master '%s' (%lld)", (long long)u.disk,
 			    m.name, (long long)m.virtual_size);
 		goto out;
 	}
@@ -222,8 +222,8 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 			 (long long)u.disk, (long long)u.mem, (long long)u.vcpus);
 		res->prepare = strcmp(m.prepare, "none") != 0;
 		if (vdi_uservm_made(db, id, res->prepare, detail, err) < 0) {
-			vdi_vol_delete(conn, m.pool, disk, NULL);
-			vdi_vol_delete(conn, m.pool, seedvol, NULL);
+			vdi_vol_delete(conn, m.pool, disk, VDI_ERR_SCRATCH);
+			vdi_vol_delete(conn, m.pool, seedvol, VDI_ERR_SCRATCH);
 			goto out;
 		}
 		if (res->prepare)
@@ -240,7 +240,7 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	ret = 0;
 out:
 	if (claimed)
-		vdi_uservm_unclaim(db, id, NULL);
+		vdi_uservm_unclaim(db, id, VDI_ERR_SCRATCH);
 	free(extra); /* borrowed strings */
 	free(mname);
 	vdi_master_clear(&m);
@@ -323,10 +323,10 @@ many_job(void *ctx, int worker, size_t t)
 	struct vdi_db *db;
 
 	if (m->first[t] != t) {
-		vdi_err_set(e, VDI_ECONFLICT, "named more than once in this batch (made once)");
+		vdi_err_set(e, VDI_R_CONFLICT, "named more than once in this batch (made once)");
 		vdi_err_object(e, "%s", m->reqs[t].user);
 	} else if (o.interrupted && *o.interrupted) {
-		vdi_err_set(e, VDI_EFAIL, "interrupted");
+		vdi_err_set(e, VDI_R_FAIL, "interrupted");
 		vdi_err_object(e, "%s", m->reqs[t].user);
 	} else if (vdi_workers_get(&m->w, worker, &db, &o.conns, e) < 0) {
 		vdi_err_object(e, "%s", m->reqs[t].user);

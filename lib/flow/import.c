@@ -27,7 +27,7 @@ sink_start(void *ctx, const struct vdi_image_info *info, int64_t total, struct v
 	};
 
 	if (s->o->spec.disk > 0 && info->virtual_size > s->o->spec.disk)
-		return vdi_err_set(err, VDI_EUSAGE, "--disk %lld is smaller than the image's virtual size %lld",
+		return vdi_err_set(err, VDI_R_USAGE, "--disk %lld is smaller than the image's virtual size %lld",
 				   (long long)s->o->spec.disk, (long long)info->virtual_size);
 	s->up = vdi_upload_begin(s->conn, s->o->spec.pool, &spec, err);
 	return s->up ? 0 : -1;
@@ -39,7 +39,7 @@ sink_data(void *ctx, const void *buf, size_t len, struct vdi_err *err)
 	struct sink *s = ctx;
 
 	if (s->o->interrupted && *s->o->interrupted)
-		return vdi_err_set(err, VDI_EFAIL, "interrupted; the partial volume was deleted");
+		return vdi_err_set(err, VDI_R_FAIL, "interrupted; the partial volume was deleted");
 	return vdi_upload_send(s->up, buf, len, err);
 }
 
@@ -67,20 +67,20 @@ upload(struct sink *s, const char *vol, struct vdi_fetch_result *res, struct vdi
 	if (vdi_upload_finish(s->up, err) < 0)
 		return -1;
 	if (o->sha256 && strcmp(o->sha256, res->sha256) != 0) {
-		vdi_err_set(err, VDI_EFAIL, "checksum mismatch: expected %s, got %s", o->sha256, res->sha256);
+		vdi_err_set(err, VDI_R_FAIL, "checksum mismatch: expected %s, got %s", o->sha256, res->sha256);
 		goto fail;
 	}
 	/* What libvirt sees must be what the header said: the upload really landed. */
 	if (vdi_vol_info(s->conn, o->spec.pool, vol, &cap, &alloc, err) < 0)
 		goto fail;
 	if (cap != res->info.virtual_size) {
-		vdi_err_set(err, VDI_EFAIL, "the uploaded volume has capacity %lld, the image says %lld",
+		vdi_err_set(err, VDI_R_FAIL, "the uploaded volume has capacity %lld, the image says %lld",
 			    (long long)cap, (long long)res->info.virtual_size);
 		goto fail;
 	}
 	return 0;
 fail:
-	vdi_vol_delete(s->conn, o->spec.pool, vol, NULL);
+	vdi_vol_delete(s->conn, o->spec.pool, vol, VDI_ERR_SCRATCH);
 	return -1;
 }
 
@@ -120,14 +120,14 @@ vdi_import(struct vdi_db *db, const struct vdi_import_opts *o, struct vdi_master
 		goto out;
 	if (vdi_master_activate(db, id, res.info.format, res.info.virtual_size, res.sha256,
 				o->spec.disk > 0 ? o->spec.disk : res.info.virtual_size, err) < 0) {
-		vdi_vol_delete(s.conn, o->spec.pool, vol, NULL);
+		vdi_vol_delete(s.conn, o->spec.pool, vol, VDI_ERR_SCRATCH);
 		goto out;
 	}
 	claimed = false;
 	ret = vdi_master_get(db, o->spec.name, m, err);
 out:
 	if (claimed)
-		vdi_master_unclaim(db, id, NULL);
+		vdi_master_unclaim(db, id, VDI_ERR_SCRATCH);
 	free(hname);
 	free(huri);
 	return ret;

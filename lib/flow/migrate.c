@@ -104,7 +104,7 @@ where_is(virConnectPtr c, const char *host, const char *name, struct vdi_err *er
 	if (!d) {
 		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
 			return W_GONE;
-		vdi_virt_fail(VDI_ETEMP, "looking up the domain", err);
+		vdi_virt_fail(VDI_R_TEMP, "looking up the domain", err);
 		return vdi_err_prefix(err, "host %s", host);
 	}
 	if (virDomainGetState(d, &state, &reason, 0) < 0) {
@@ -112,7 +112,7 @@ where_is(virConnectPtr c, const char *host, const char *name, struct vdi_err *er
 			ret = W_GONE;
 			goto out;
 		}
-		vdi_virt_fail(VDI_ETEMP, "reading the domain's state", err);
+		vdi_virt_fail(VDI_R_TEMP, "reading the domain's state", err);
 		vdi_err_prefix(err, "host %s", host);
 		goto out;
 	}
@@ -136,7 +136,7 @@ resume(virConnectPtr c, const char *host, const char *name, struct vdi_err *err)
 	int rc = d ? virDomainResume(d) : -1;
 
 	if (rc < 0) {
-		vdi_virt_fail(VDI_ETEMP, "resuming the domain", err);
+		vdi_virt_fail(VDI_R_TEMP, "resuming the domain", err);
 		vdi_err_prefix(err, "host %s", host);
 	}
 	if (d)
@@ -178,7 +178,7 @@ resolve(struct vdi_db *db, struct vdi_conns *conns, const struct vdi_session *s,
 		ws = W_GONE;
 	}
 	if (ws == W_BUSY || wd == W_BUSY)
-		return vdi_err_set(err, VDI_ETEMP, "a migration job of session %lld still runs on %s; try again later",
+		return vdi_err_set(err, VDI_R_TEMP, "a migration job of session %lld still runs on %s; try again later",
 				   (long long)s->id, ws == W_BUSY ? s->host : s->to_host);
 	if (wd == W_RUNNING || (wd == W_PAUSED && ws == W_GONE)) {
 		/* It got there: the source is a paused leftover (or already gone). */
@@ -242,7 +242,7 @@ static int
 add_param(virTypedParameterPtr *p, int *n, int *max, const char *name, const char *value, struct vdi_err *err)
 {
 	if (virTypedParamsAddString(p, n, max, name, value) < 0)
-		return vdi_virt_fail(VDI_EFAIL, "building the migration's parameters", err);
+		return vdi_virt_fail(VDI_R_FAIL, "building the migration's parameters", err);
 	return 0;
 }
 
@@ -267,13 +267,13 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 	    !(dst = vdi_conns_get(o->conns, s->to_host, s->to_uri, err)))
 		goto undo;
 	if (!(dom = virDomainLookupByName(src, s->domain))) {
-		vdi_virt_fail(virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? VDI_EFAIL : VDI_ETEMP, "finding its domain",
+		vdi_virt_fail(virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? VDI_R_FAIL : VDI_R_TEMP, "finding its domain",
 			      err);
 		goto undo;
 	}
 	/* SECURE: the SPICE password goes along, or the viewer could not follow. */
 	if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_MIGRATABLE))) {
-		vdi_virt_fail(VDI_ETEMP, "reading its domain XML", err);
+		vdi_virt_fail(VDI_R_TEMP, "reading its domain XML", err);
 		goto undo;
 	}
 	vdi_session_listen(s->to_display, s->to_uri, listen, sizeof(listen));
@@ -285,7 +285,7 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 		goto undo;
 	if (o->bandwidth > 0 && virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_BANDWIDTH,
 							(unsigned long long)o->bandwidth) < 0) {
-		vdi_virt_fail(VDI_EFAIL, "building the migration's parameters", err);
+		vdi_virt_fail(VDI_R_FAIL, "building the migration's parameters", err);
 		goto undo;
 	}
 	/* The viewer is told where to follow: the destination's SPICE address (its port from libvirt). */
@@ -296,7 +296,7 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 	w.deadline = o->timeout_ms > 0 ? t0 + o->timeout_ms : 0;
 	w.test_stop = stop && strcmp(stop, "migrate-running") == 0;
 	if (pthread_create(&t, NULL, watchdog_run, &w) != 0) {
-		vdi_err_set(err, VDI_EFAIL, "cannot start the migration's watchdog");
+		vdi_err_set(err, VDI_R_FAIL, "cannot start the migration's watchdog");
 		goto undo;
 	}
 	tried = true;
@@ -312,10 +312,10 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 	r->ms = mono_ms() - t0;
 	if (!ddom) {
 		if (w.fired)
-			vdi_err_set(err, VDI_EFAIL, "migrating to %s took longer than migrate_timeout (%lld s): aborted",
+			vdi_err_set(err, VDI_R_FAIL, "migrating to %s took longer than migrate_timeout (%lld s): aborted",
 				    s->to_host, (long long)(o->timeout_ms / 1000));
 		else
-			vdi_virt_fail_saved(VDI_EFAIL, "migrating", saved, err);
+			vdi_virt_fail_saved(VDI_R_FAIL, "migrating", saved, err);
 		goto undo;
 	}
 	vdi_file_test_stop("migrate-done");
@@ -392,7 +392,7 @@ vdi_migrate(struct vdi_db *db, int64_t id, const struct vdi_migrate_opts *o, str
 		r->from = s.host ? vdi_xstrdup(s.host) : NULL;
 	}
 	if (o->to && s.host && strcmp(o->to, s.host) == 0) {
-		vdi_err_set(err, VDI_ECONFLICT, "session %lld runs on %s already", (long long)id, s.host);
+		vdi_err_set(err, VDI_R_CONFLICT, "session %lld runs on %s already", (long long)id, s.host);
 		goto out;
 	}
 	ao.policy = o->policy;
@@ -527,7 +527,7 @@ vdi_migrate_away(struct vdi_db *db, const char *host, const struct vdi_migrate_o
 	*left = 0;
 	rc = vdi_host_exists(db, host, err);
 	if (rc <= 0)
-		return rc < 0 ? -1 : vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", host);
+		return rc < 0 ? -1 : vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", host);
 	if (vdi_session_list(db, host, NULL, &ss, &n, err) < 0)
 		return -1;
 	/* Oldest first: the list comes newest first. */

@@ -58,7 +58,7 @@ vdi_poll_add(struct vdi_db *db, const char *name, const char *uri, const struct 
 	if (rc < 0)
 		return -1;
 	if (rc == 1)
-		return vdi_err_set(err, VDI_ECONFLICT, "host '%s' exists already", name);
+		return vdi_err_set(err, VDI_R_CONFLICT, "host '%s' exists already", name);
 	if (check) {
 		struct vdi_probe_req req = { .uri = uri, .pool = spec->pool };
 		vdi_virt_probe_many(&req, 1, o->timeout_ms, 1, rep);

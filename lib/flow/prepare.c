@@ -41,7 +41,7 @@ outcome(struct vdi_db *db, const char *user, const char *why, struct vdi_err *er
 	if (strcmp(u.state, "ready") == 0)
 		ret = 0;
 	else
-		vdi_err_set(err, VDI_EFAIL, "its first boot %s; the user VM is %s (vm-copy %s again retries)",
+		vdi_err_set(err, VDI_R_FAIL, "its first boot %s; the user VM is %s (vm-copy %s again retries)",
 			    why, u.state, user);
 	vdi_uservm_clear(&u);
 	return ret;
@@ -137,7 +137,7 @@ vdi_prepare_run(struct vdi_db *db, char *const *users, size_t n, const struct vd
 				struct vdi_uservm u = { 0 };
 				struct vdi_err e = { 0 };
 				if (vdi_uservm_get(db, users[i], &u, &e) == 0)
-					vdi_uservm_fail(db, u.id, bs[i].err.msg, NULL);
+					vdi_uservm_fail(db, u.id, bs[i].err.msg, VDI_ERR_SCRATCH);
 				vdi_uservm_clear(&u);
 				finish(&bs[i], i, users[i], o, &failed);
 				left--;
@@ -149,7 +149,7 @@ vdi_prepare_run(struct vdi_db *db, char *const *users, size_t n, const struct vd
 			for (size_t i = 0; i < n; i++) {
 				if (bs[i].step == DONE)
 					continue;
-				vdi_err_set(&bs[i].err, VDI_EFAIL, "interrupted while its first boot runs "
+				vdi_err_set(&bs[i].err, VDI_R_FAIL, "interrupted while its first boot runs "
 					    "(vm-reap finishes it)");
 				finish(&bs[i], i, users[i], o, &failed);
 			}

@@ -159,7 +159,7 @@ reap_expired(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vd
 				conn = vdi_conns_get(o->conns, hs[k].name, hs[k].uri, &err);
 		if (!conn) {
 			if (!err.code)
-				vdi_err_set(&err, VDI_ETEMP, "no host that answers sees pool %s", u->pool);
+				vdi_err_set(&err, VDI_R_TEMP, "no host that answers sees pool %s", u->pool);
 		} else if (vdi_vol_delete(conn, u->pool, u->volume, &err) >= 0 &&
 			   vdi_vol_delete(conn, u->pool, u->seed, &err) >= 0 &&
 			   vdi_uservm_rm_row(db, u->id, u->user, &err) == 0) {
@@ -317,7 +317,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 		for (k = 0; k < nhs && strcmp(hs[k].name, o->hosts[i]) != 0; k++)
 			;
 		if (k == nhs) {
-			vdi_err_set(err, VDI_ENOTFOUND, "no host '%s'", o->hosts[i]);
+			vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", o->hosts[i]);
 			goto out;
 		}
 		hostids[i] = hs[k].id;
@@ -330,7 +330,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	}
 	for (size_t i = 0; i < ro.nids; i++)
 		if (!find_session(ss, nss, ro.ids[i])) {
-			vdi_err_set(err, VDI_ENOTFOUND, "no session %lld that is not ended", (long long)ro.ids[i]);
+			vdi_err_set(err, VDI_R_NOTFOUND, "no session %lld that is not ended", (long long)ro.ids[i]);
 			goto out;
 		}
 	ro.hosts = hostids;
@@ -371,7 +371,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 
 		if (it->action == VDI_REAP_WAIT) {
 			*worst = vdi_code_worst(*worst, VDI_ETEMP);
-			vdi_err_set(&e, VDI_ETEMP, "host %s does not answer (%s); left alone", hs[it->host].name,
+			vdi_err_set(&e, VDI_R_TEMP, "host %s does not answer (%s); left alone", hs[it->host].name,
 				    rh[it->host].rep ? rh[it->host].rep->err.msg : "not asked");
 			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, &e);
 			continue;
@@ -427,7 +427,7 @@ vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bo
 	if (vdi_session_list(db, name, NULL, &ss, &nss, err) < 0)
 		goto out;
 	if (nss && !force) {
-		vdi_err_set(err, VDI_ECONFLICT, "host '%s' has %zu session%s that %s not ended "
+		vdi_err_set(err, VDI_R_CONFLICT, "host '%s' has %zu session%s that %s not ended "
 			    "(end them with vm-reap, or use --force)", name, nss, nss == 1 ? "" : "s",
 			    nss == 1 ? "is" : "are");
 		goto out;

@@ -28,7 +28,7 @@ vdi_start_password(char *buf, size_t len, struct vdi_err *err)
 	if (len > sizeof(r) + 1)
 		len = sizeof(r) + 1;
 	if (getrandom(r, len - 1, 0) != (ssize_t)(len - 1))
-		return vdi_err_set(err, VDI_EFAIL, "no random bytes for a password: %s", strerror(errno));
+		return vdi_err_set(err, VDI_R_FAIL, "no random bytes for a password: %s", strerror(errno));
 	for (size_t i = 0; i + 1 < len; i++)
 		buf[i] = alpha[r[i] % (sizeof(alpha) - 1)];
 	buf[len - 1] = '\0';
@@ -140,9 +140,9 @@ run_on_host(struct vdi_db *db, const struct vdi_start_opts *o, struct vdi_sessio
 	/* Ended or taken over meanwhile (vm-reap): theirs to finish; ours to undo. */
 	ret = 1;
 undo:
-	vdi_domain_destroy(conn, s->domain, NULL);
+	vdi_domain_destroy(conn, s->domain, VDI_ERR_SCRATCH);
 	if (s->overlay)
-		vdi_vol_delete(conn, s->pool, s->overlay, NULL);
+		vdi_vol_delete(conn, s->pool, s->overlay, VDI_ERR_SCRATCH);
 	return ret;
 }
 
@@ -208,7 +208,7 @@ vdi_start(struct vdi_db *db, const char *user, int64_t id, const struct vdi_star
 		snprintf(who, sizeof(who), "%s", user);
 		if (vdi_session_of_user(db, user, s, err) == 0) {
 			if (vdi_session_is_prepare(s) && !o->assign.prepare) {
-				vdi_err_set(err, VDI_ECONFLICT, "the user VM of '%s' is being prepared (its first boot, "
+				vdi_err_set(err, VDI_R_CONFLICT, "the user VM of '%s' is being prepared (its first boot, "
 					    "session %lld)", user, (long long)s->id);
 				goto out;
 			}
@@ -248,7 +248,7 @@ vdi_start(struct vdi_db *db, const char *user, int64_t id, const struct vdi_star
 			goto out; /* not the host's fault: another starter, an ended session */
 		/* The host failed it: free the capacity, and try the next-best host. */
 		vdi_err_prefix(err, "session %lld on %s", (long long)id, s->host);
-		vdi_session_end(db, id, NULL, "failed", err->msg, NULL);
+		vdi_session_end(db, id, NULL, "failed", err->msg, VDI_ERR_SCRATCH);
 		if (attempt >= o->retries)
 			goto out;
 		vdi_err_copy(&last, err);
@@ -424,7 +424,7 @@ vdi_start_address(struct vdi_db *db, struct vdi_conns *cs, struct vdi_session *s
 	int r;
 
 	if (!s->network && !s->bridge)
-		return vdi_err_set(err, VDI_EFAIL, "host %s gives sessions no network (vm-hosts set --network "
+		return vdi_err_set(err, VDI_R_FAIL, "host %s gives sessions no network (vm-hosts set --network "
 				   "or --bridge)", s->host);
 	if (!(conn = vdi_conns_get(cs, s->host, s->host_uri, err)))
 		return -1;
@@ -437,7 +437,7 @@ vdi_start_address(struct vdi_db *db, struct vdi_conns *cs, struct vdi_session *s
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >= timeout_ms)
-			return vdi_err_set(err, VDI_ETEMP, "the guest has no address after %lld s (address_timeout): "
+			return vdi_err_set(err, VDI_R_TEMP, "the guest has no address after %lld s (address_timeout): "
 					   "no DHCP lease or ARP entry yet", (long long)timeout_ms / 1000);
 		nanosleep(&nap, NULL);
 	}
@@ -467,7 +467,7 @@ vdi_start_write_rdp(const struct vdi_session *s, const char *dir, struct vdi_err
 	int ret;
 
 	if (!s->address)
-		return vdi_err_set(err, VDI_EFAIL, "session %lld has no address yet", (long long)s->id);
+		return vdi_err_set(err, VDI_R_FAIL, "session %lld has no address yet", (long long)s->id);
 	rdp = vdi_start_rdp(s);
 	snprintf(name, sizeof(name), "%s.rdp", s->user);
 	ret = vdi_file_write_private(dir, name, rdp, strlen(rdp), err);

@@ -278,7 +278,7 @@ clients_read(virConnectPtr conn, const char *domain, struct vdi_err *e)
 	char **keys;
 
 	if (!d) {
-		vdi_virt_fail(VDI_ETEMP, "looking up the domain", e);
+		vdi_virt_fail(VDI_R_TEMP, "looking up the domain", e);
 		return NULL;
 	}
 	keys = vdi_watch_clients(d, e);
@@ -452,7 +452,7 @@ vdi_watch_clients(virDomainPtr dom, struct vdi_err *err)
 	const char *p, *end;
 
 	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-spice\"}", &res, 0) < 0) {
-		vdi_virt_fail(VDI_EFAIL, "query-spice", err);
+		vdi_virt_fail(VDI_R_FAIL, "query-spice", err);
 		return NULL;
 	}
 	/* {"return": {..., "channels": [{"host": "127.0.0.1", "port": "51374", ...}, ...]}}: flat objects. */
@@ -559,7 +559,7 @@ host_connect(struct watch *w, struct whost *h, struct vdi_err *err)
 	x = cbctx(w, h);
 	if (virConnectRegisterCloseCallback(h->conn, on_close, x, cb_free) < 0) {
 		free(x);
-		vdi_virt_fail(VDI_ETEMP, "close callback", &e);
+		vdi_virt_fail(VDI_R_TEMP, "close callback", &e);
 		goto fail;
 	}
 	h->cb_close = true;
@@ -567,7 +567,7 @@ host_connect(struct watch *w, struct whost *h, struct vdi_err *err)
 					 VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle))) < 0 ||
 	    (h->cb_gfx = register_event(w, h, VIR_DOMAIN_EVENT_ID_GRAPHICS,
 					VIR_DOMAIN_EVENT_CALLBACK(on_graphics))) < 0) {
-		vdi_virt_fail(VDI_ETEMP, "registering for events", &e);
+		vdi_virt_fail(VDI_R_TEMP, "registering for events", &e);
 		goto fail;
 	}
 	if (reconcile(w, h, err) < 0 || vdi_host_watch_begin(w->db, h->id, (int64_t)time(NULL), err) < 0)
@@ -696,7 +696,7 @@ vdi_watch_run(struct vdi_db *db, const struct vdi_watch_opts *o, struct vdi_err 
 		return -1;
 	pthread_mutex_init(&w.mu, NULL);
 	if (pipe2(w.pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		vdi_err_set(err, VDI_EFAIL, "pipe: %s", strerror(errno));
+		vdi_err_set(err, VDI_R_FAIL, "pipe: %s", strerror(errno));
 		goto out;
 	}
 	w.conns = vdi_conns_new(o->connect_timeout_ms);
@@ -710,7 +710,7 @@ vdi_watch_run(struct vdi_db *db, const struct vdi_watch_opts *o, struct vdi_err 
 			next_tick = mono_ms() + o->rescan_ms;
 		}
 		if (poll(&p, 1, 500) < 0 && errno != EINTR) {
-			vdi_err_set(err, VDI_EFAIL, "poll: %s", strerror(errno));
+			vdi_err_set(err, VDI_R_FAIL, "poll: %s", strerror(errno));
 			goto out;
 		}
 		if (drain(&w, err) < 0)

@@ -113,7 +113,7 @@ vdi_workers_get(struct vdi_workers *w, int worker, struct vdi_db **db, struct vd
 	if (!w->dbs[worker]) {
 		if (vdi_db_open(&w->dbs[worker], w->db_path, w->busy_ms, w->program, err) < 0)
 			return -1;
-		w->dbs[worker]->dry_run = w->dry_run; /* -n: every commit rolls back, as on the caller's handle */
+		vdi_db_set_dry_run(w->dbs[worker], w->dry_run); /* -n: every commit rolls back, as on the caller's handle */
 	}
 	if (!w->conns[worker])
 		w->conns[worker] = vdi_conns_new(w->timeout_ms);

@@ -56,25 +56,25 @@ vdi_image_probe(const unsigned char *h, size_t len, int64_t total,
 	bool text = true;
 
 	if (len == 0)
-		return vdi_err_set(err, VDI_EFAIL, "not a disk image: it is empty");
+		return vdi_err_set(err, VDI_R_FAIL, "not a disk image: it is empty");
 	if (len >= 4 && memcmp(h, "QFI\xfb", 4) == 0) {
 		uint32_t version;
 		if (len < 104)
-			return vdi_err_set(err, VDI_EFAIL, "not a disk image: qcow2 header is truncated");
+			return vdi_err_set(err, VDI_R_FAIL, "not a disk image: qcow2 header is truncated");
 		version = be32(h + 4);
 		if (version != 2 && version != 3)
-			return vdi_err_set(err, VDI_EFAIL, "unsupported qcow2 version %u", version);
+			return vdi_err_set(err, VDI_R_FAIL, "unsupported qcow2 version %u", version);
 		if (be64(h + 8) != 0)
-			return vdi_err_set(err, VDI_EFAIL, "qcow2 image has a backing file: a master must be "
+			return vdi_err_set(err, VDI_R_FAIL, "qcow2 image has a backing file: a master must be "
 					   "self-contained (qemu-img convert it first)");
 		if (be32(h + 32) != 0)
-			return vdi_err_set(err, VDI_EFAIL, "qcow2 image is encrypted");
+			return vdi_err_set(err, VDI_R_FAIL, "qcow2 image is encrypted");
 		if (version == 3 && (be64(h + 72) & 4))
-			return vdi_err_set(err, VDI_EFAIL, "qcow2 image uses an external data file");
+			return vdi_err_set(err, VDI_R_FAIL, "qcow2 image uses an external data file");
 		info->format = "qcow2";
 		info->virtual_size = (int64_t)be64(h + 24);
 		if (info->virtual_size <= 0)
-			return vdi_err_set(err, VDI_EFAIL, "qcow2 image has no virtual size");
+			return vdi_err_set(err, VDI_R_FAIL, "qcow2 image has no virtual size");
 		return 0;
 	}
 	if ((len >= 4 && (memcmp(h, "KDMV", 4) == 0 || memcmp(h, "QED\0", 4) == 0)) ||
@@ -82,7 +82,7 @@ vdi_image_probe(const unsigned char *h, size_t len, int64_t total,
 	    (len >= 8 && memcmp(h, "conectix", 8) == 0) ||
 	    (len >= 0x44 && be32(h + 0x40) == 0x7f10dabe) ||
 	    (len >= 21 && memcmp(h, "# Disk DescriptorFile", 21) == 0))
-		return vdi_err_set(err, VDI_EFAIL, "unsupported image format (only qcow2 and raw; "
+		return vdi_err_set(err, VDI_R_FAIL, "unsupported image format (only qcow2 and raw; "
 				   "convert it with qemu-img convert -O qcow2)");
 	n = len < 512 ? len : 512;
 	for (i = 0; i < n && text; i++) {
@@ -93,15 +93,15 @@ vdi_image_probe(const unsigned char *h, size_t len, int64_t total,
 			text = k == 0 && n - i < 4; /* a character cut at the end of the sample */
 	}
 	if (text)
-		return vdi_err_set(err, VDI_EFAIL, "not a disk image: it starts with text (\"%.20s\")",
+		return vdi_err_set(err, VDI_R_FAIL, "not a disk image: it starts with text (\"%.20s\")",
 				   (const char *)h);
 	info->format = "raw";
 	info->virtual_size = total;
 	if (total >= 0 && total % 512)
-		return vdi_err_set(err, VDI_EFAIL, "not a disk image: raw size %lld is not a whole "
+		return vdi_err_set(err, VDI_R_FAIL, "not a disk image: raw size %lld is not a whole "
 				   "number of 512-byte sectors", (long long)total);
 	if (total >= 0 && total < VDI_IMAGE_RAW_MIN)
-		return vdi_err_set(err, VDI_EFAIL, "not a disk image: raw size %lld is smaller than 1 MiB",
+		return vdi_err_set(err, VDI_R_FAIL, "not a disk image: raw size %lld is smaller than 1 MiB",
 				   (long long)total);
 	return 0;
 }
@@ -117,7 +117,7 @@ vdi_sha256_check(char *s, struct vdi_err *err)
 		s[i] = (char)tolower((unsigned char)s[i]);
 	}
 	if (i != 64 || s[i])
-		return vdi_err_set(err, VDI_EUSAGE, "invalid SHA-256 '%.80s': expected 64 hex digits", s);
+		return vdi_err_set(err, VDI_R_USAGE, "invalid SHA-256 '%.80s': expected 64 hex digits", s);
 	return 0;
 }
 
@@ -285,10 +285,10 @@ q_finish(struct qcheck *q, uint64_t bytes, struct vdi_err *err)
 	if (!q->on)
 		return 0;
 	if (q->need_end > bytes)
-		return vdi_err_set(err, VDI_EFAIL, "qcow2 image is incomplete: it has %llu bytes, but its "
+		return vdi_err_set(err, VDI_R_FAIL, "qcow2 image is incomplete: it has %llu bytes, but its "
 				   "tables need %llu", (unsigned long long)bytes, (unsigned long long)q->need_end);
 	if (q->max_cluster && (q->max_cluster - 1) * cs >= bytes)
-		return vdi_err_set(err, VDI_EFAIL, "qcow2 image is incomplete: it has %llu bytes, but cluster "
+		return vdi_err_set(err, VDI_R_FAIL, "qcow2 image is incomplete: it has %llu bytes, but cluster "
 				   "%llu (at offset %llu) is in use", (unsigned long long)bytes,
 				   (unsigned long long)(q->max_cluster - 1),
 				   (unsigned long long)((q->max_cluster - 1) * cs));
@@ -316,10 +316,10 @@ static int
 feed(struct pipe *p, const unsigned char *buf, size_t len)
 {
 	if (p->f->max_size > 0 && p->bytes + (int64_t)len > p->f->max_size)
-		return vdi_err_set(&p->err, VDI_EFAIL, "image is larger than image_max_size (%lld bytes)",
+		return vdi_err_set(&p->err, VDI_R_FAIL, "image is larger than image_max_size (%lld bytes)",
 				   (long long)p->f->max_size);
 	if (p->http && p->bytes == 0 && p->total < 0)
-		return vdi_err_set(&p->err, VDI_EFAIL, "the server sent the image with no length "
+		return vdi_err_set(&p->err, VDI_R_FAIL, "the server sent the image with no length "
 				   "(Content-Length): refused, a partial download could not be told apart");
 	sha256_update(&p->sha, len, buf);
 	if (p->started && p->q.on)
@@ -359,16 +359,16 @@ finish(struct pipe *p, struct vdi_fetch_result *res)
 			return -1;
 	}
 	if (p->total >= 0 && p->bytes != p->total)
-		return vdi_err_set(&p->err, VDI_EFAIL, "transfer truncated: %lld of %lld bytes",
+		return vdi_err_set(&p->err, VDI_R_FAIL, "transfer truncated: %lld of %lld bytes",
 				   (long long)p->bytes, (long long)p->total);
 	if (q_finish(&p->q, (uint64_t)p->bytes, &p->err) < 0)
 		return -1;
 	if (strcmp(p->info.format, "raw") == 0) {
 		if (p->bytes % 512)
-			return vdi_err_set(&p->err, VDI_EFAIL, "not a disk image: raw size %lld is not a "
+			return vdi_err_set(&p->err, VDI_R_FAIL, "not a disk image: raw size %lld is not a "
 					   "whole number of 512-byte sectors", (long long)p->bytes);
 		if (p->bytes < VDI_IMAGE_RAW_MIN)
-			return vdi_err_set(&p->err, VDI_EFAIL, "not a disk image: raw size %lld is smaller than "
+			return vdi_err_set(&p->err, VDI_R_FAIL, "not a disk image: raw size %lld is smaller than "
 					   "1 MiB", (long long)p->bytes);
 		p->info.virtual_size = p->bytes;
 	}
@@ -394,21 +394,21 @@ fetch_path(struct pipe *p, const char *path)
 	/* O_NONBLOCK: a FIFO must not block the open (it is refused just below). */
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return vdi_err_set(&p->err, errno == ENOENT ? VDI_ENOTFOUND : VDI_EFAIL,
+		return vdi_err_set(&p->err, errno == ENOENT ? VDI_R_NOTFOUND : VDI_R_FAIL,
 				   "cannot open image %s: %s", path, strerror(errno));
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		vdi_err_set(&p->err, VDI_EUSAGE, "image %s is %s", path,
+		vdi_err_set(&p->err, VDI_R_USAGE, "image %s is %s", path,
 			    S_ISDIR(sb.st_mode) ? "a folder" : "not a regular file");
 		goto out;
 	}
 	end = lseek(fd, 0, SEEK_END);
 	if (end < 0 || lseek(fd, 0, SEEK_SET) < 0) {
-		vdi_err_set(&p->err, VDI_EFAIL, "image %s is not a regular file", path);
+		vdi_err_set(&p->err, VDI_R_FAIL, "image %s is not a regular file", path);
 		goto out;
 	}
 	p->total = end;
 	if (p->f->max_size > 0 && end > p->f->max_size) {
-		vdi_err_set(&p->err, VDI_EFAIL, "image is larger than image_max_size (%lld bytes)",
+		vdi_err_set(&p->err, VDI_R_FAIL, "image is larger than image_max_size (%lld bytes)",
 			    (long long)p->f->max_size);
 		goto out;
 	}
@@ -420,7 +420,7 @@ fetch_path(struct pipe *p, const char *path)
 			p->f->progress(p->f->ctx, p->bytes, p->total);
 	}
 	if (n < 0)
-		vdi_err_set(&p->err, VDI_EFAIL, "reading image %s: %s", path, strerror(errno));
+		vdi_err_set(&p->err, VDI_R_FAIL, "reading image %s: %s", path, strerror(errno));
 	free(buf);
 	ret = (n == 0 && !p->err.code) ? 0 : -1;
 out:
@@ -482,21 +482,21 @@ curl_fail(struct pipe *p, CURL *c, CURLcode rc, const char *ebuf, const char *ur
 	switch (rc) {
 	case CURLE_HTTP_RETURNED_ERROR:
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		return vdi_err_set(&p->err, status == 404 || status == 410 ? VDI_ENOTFOUND : VDI_EFAIL,
+		return vdi_err_set(&p->err, status == 404 || status == 410 ? VDI_R_NOTFOUND : VDI_R_FAIL,
 				   "cannot fetch %s: HTTP %ld", url, status);
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_OPERATION_TIMEDOUT:
-		return vdi_err_set(&p->err, VDI_ETEMP, "cannot fetch %s: %s", url, m);
+		return vdi_err_set(&p->err, VDI_R_TEMP, "cannot fetch %s: %s", url, m);
 	case CURLE_FILE_COULDNT_READ_FILE:
-		return vdi_err_set(&p->err, VDI_ENOTFOUND, "cannot fetch %s: %s", url, m);
+		return vdi_err_set(&p->err, VDI_R_NOTFOUND, "cannot fetch %s: %s", url, m);
 	case CURLE_FILESIZE_EXCEEDED:
-		return vdi_err_set(&p->err, VDI_EFAIL, "image is larger than image_max_size (%lld bytes)",
+		return vdi_err_set(&p->err, VDI_R_FAIL, "image is larger than image_max_size (%lld bytes)",
 				   (long long)p->f->max_size);
 	case CURLE_PARTIAL_FILE:
-		return vdi_err_set(&p->err, VDI_EFAIL, "transfer truncated: %s", m);
+		return vdi_err_set(&p->err, VDI_R_FAIL, "transfer truncated: %s", m);
 	default:
-		return vdi_err_set(&p->err, VDI_EFAIL, "cannot fetch %s: %s", url, m);
+		return vdi_err_set(&p->err, VDI_R_FAIL, "cannot fetch %s: %s", url, m);
 	}
 }
 
@@ -509,10 +509,10 @@ fetch_url(struct pipe *p, const char *url)
 	int ret = -1;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return vdi_err_set(&p->err, VDI_EFAIL, "cannot initialise libcurl");
+		return vdi_err_set(&p->err, VDI_R_FAIL, "cannot initialise libcurl");
 	c = curl_easy_init();
 	if (!c) {
-		vdi_err_set(&p->err, VDI_EFAIL, "cannot initialise libcurl");
+		vdi_err_set(&p->err, VDI_R_FAIL, "cannot initialise libcurl");
 		goto out;
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -592,10 +592,10 @@ vdi_image_source_check(const char *src, struct vdi_err *err)
 	struct stat sb;
 
 	if (!*src)
-		return vdi_err_set(err, VDI_EUSAGE, "empty image source");
+		return vdi_err_set(err, VDI_R_USAGE, "empty image source");
 	if (colon && !(strncasecmp(src, "http://", 7) == 0 || strncasecmp(src, "https://", 8) == 0 ||
 		       strncasecmp(src, "file://", 7) == 0))
-		return vdi_err_set(err, VDI_EUSAGE, "image URL '%.80s': only http, https and file URLs "
+		return vdi_err_set(err, VDI_R_USAGE, "image URL '%.80s': only http, https and file URLs "
 				   "are accepted", src);
 	if (colon && strncasecmp(src, "file://", 7) != 0)
 		return 0;
@@ -604,18 +604,18 @@ vdi_image_source_check(const char *src, struct vdi_err *err)
 		if (strncasecmp(path, "localhost/", 10) == 0)
 			path += 9;
 		if (*path != '/')
-			return vdi_err_set(err, VDI_EUSAGE, "image URL '%.80s': a file URL names a local "
+			return vdi_err_set(err, VDI_R_USAGE, "image URL '%.80s': a file URL names a local "
 					   "absolute path (file:///PATH)", src);
 	}
 	if (stat(path, &sb) < 0)
-		return vdi_err_set(err, errno == ENOENT ? VDI_ENOTFOUND : VDI_EFAIL, "cannot open image %s: %s",
+		return vdi_err_set(err, errno == ENOENT ? VDI_R_NOTFOUND : VDI_R_FAIL, "cannot open image %s: %s",
 				   path, strerror(errno));
 	if (S_ISDIR(sb.st_mode))
-		return vdi_err_set(err, VDI_EUSAGE, "image %s is a folder", path);
+		return vdi_err_set(err, VDI_R_USAGE, "image %s is a folder", path);
 	if (!S_ISREG(sb.st_mode))
-		return vdi_err_set(err, VDI_EUSAGE, "image %s is not a regular file (a device or a FIFO "
+		return vdi_err_set(err, VDI_R_USAGE, "image %s is not a regular file (a device or a FIFO "
 				   "has no length)", path);
 	if (sb.st_size == 0)
-		return vdi_err_set(err, VDI_EFAIL, "not a disk image: %s is empty", path);
+		return vdi_err_set(err, VDI_R_FAIL, "not a disk image: %s is empty", path);
 	return 0;
 }

@@ -69,31 +69,30 @@ vdi_virt_init(struct vdi_err *err)
 {
 	pthread_once(&init_once, do_init);
 	if (init_failed)
-		return vdi_err_set(err, VDI_EFAIL, "cannot initialise libvirt");
+		return vdi_err_set(err, VDI_R_FAIL, "cannot initialise libvirt");
 	return 0;
 }
 
 int
-vdi_virt_fail_saved(int code, const char *what, const virError *e, struct vdi_err *err)
+vdi_virt_fail_saved(enum vdi_reason why, const char *what, const virError *e, struct vdi_err *err)
 {
 	const char *m = e && e->message ? e->message : NULL;
 	char *p;
 
 	if (!m || !*m)
 		m = e ? "libvirt gave no reason" : "unknown libvirt error";
-	vdi_err_set(err, code, "%s: %s", what, m);
+	vdi_err_set(err, why, "%s: %s", what, m);
 	/* One line: QEMU's messages come through libvirt with their newlines. */
-	if (err)
-		for (p = err->msg; *p; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = p[1] ? '|' : '\0';
+	for (p = err->msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = p[1] ? '|' : '\0';
 	return -1;
 }
 
 int
-vdi_virt_fail(int code, const char *what, struct vdi_err *err)
+vdi_virt_fail(enum vdi_reason why, const char *what, struct vdi_err *err)
 {
-	return vdi_virt_fail_saved(code, what, virGetLastError(), err);
+	return vdi_virt_fail_saved(why, what, virGetLastError(), err);
 }
 
 static int64_t
@@ -124,7 +123,7 @@ open_now(const char *uri, struct vdi_err *err)
 
 	c = virConnectOpenAuth(uri, &auth, 0);
 	if (!c) {
-		vdi_virt_fail(VDI_ETEMP, "cannot connect", err);
+		vdi_virt_fail(VDI_R_TEMP, "cannot connect", err);
 		return NULL;
 	}
 	/* -1: not supported by this transport; 1: no event loop.  Either way go on. */
@@ -250,7 +249,7 @@ job_start(enum job_kind kind, const char *uri, const struct vdi_probe_req *req,
 	rc = pthread_create(&j->thread, NULL, job_run, j);
 	if (rc != 0) {
 		job_free(j);
-		vdi_err_set(err, VDI_EFAIL, "cannot start a thread: %s", strerror(rc));
+		vdi_err_set(err, VDI_R_FAIL, "cannot start a thread: %s", strerror(rc));
 		return NULL;
 	}
 	return j;
@@ -286,7 +285,7 @@ vdi_virt_connect(const char *uri, int64_t timeout_ms, struct vdi_err *err)
 		if (!c)
 			vdi_err_copy(err, &j->rep.err);
 	} else {
-		vdi_err_set(err, VDI_ETEMP, "cannot connect: no answer within %.1f s",
+		vdi_err_set(err, VDI_R_TEMP, "cannot connect: no answer within %.1f s",
 			    (double)timeout_ms / 1000);
 	}
 	job_release_locked(j);
@@ -344,7 +343,7 @@ list_domains(virConnectPtr c, struct vdi_node_report *r)
 
 	n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	if (n < 0)
-		return vdi_virt_fail(VDI_ETEMP, "listing domains", &r->err);
+		return vdi_virt_fail(VDI_R_TEMP, "listing domains", &r->err);
 	r->doms = vdi_xcalloc((size_t)n + 1, sizeof(*r->doms));
 	for (i = 0; i < n; i++) {
 		struct vdi_domain_info *d = &r->doms[r->ndoms];
@@ -398,7 +397,7 @@ probe(struct job *j)
 	if (!c)
 		goto out;
 	if (virNodeGetInfo(c, &ni) < 0) {
-		vdi_virt_fail(VDI_ETEMP, "reading node info", &r->err);
+		vdi_virt_fail(VDI_R_TEMP, "reading node info", &r->err);
 		goto out;
 	}
 	r->vcpus = ni.cpus;
@@ -411,7 +410,7 @@ probe(struct job *j)
 		if (p)
 			virStoragePoolFree(p);
 		if (active != 1) {
-			vdi_err_set(&r->err, VDI_ENOTFOUND, "storage pool '%s' %s", j->pool,
+			vdi_err_set(&r->err, VDI_R_NOTFOUND, "storage pool '%s' %s", j->pool,
 				    active == 0 ? "is not active" : "not found");
 			goto out;
 		}
@@ -480,7 +479,7 @@ vdi_virt_probe_many(const struct vdi_probe_req *reqs, size_t n, int64_t timeout_
 				out[i] = j->rep;
 				memset(&j->rep, 0, sizeof(j->rep));
 			} else if (now >= j->deadline) {
-				vdi_err_set(&out[i].err, VDI_ETEMP, "no answer within %.1f s",
+				vdi_err_set(&out[i].err, VDI_R_TEMP, "no answer within %.1f s",
 					    (double)timeout_ms / 1000);
 				out[i].elapsed_ms = timeout_ms;
 			} else {
@@ -510,9 +509,9 @@ pool_get(virConnectPtr c, const char *pool, struct vdi_err *err)
 	if (!p) {
 		virErrorPtr e = virGetLastError();
 		if (e && e->code == VIR_ERR_NO_STORAGE_POOL)
-			vdi_err_set(err, VDI_ENOTFOUND, "storage pool '%s' not found", pool);
+			vdi_err_set(err, VDI_R_NOTFOUND, "storage pool '%s' not found", pool);
 		else
-			vdi_virt_fail(VDI_EFAIL, "looking up storage pool", err);
+			vdi_virt_fail(VDI_R_FAIL, "looking up storage pool", err);
 	}
 	return p;
 }
@@ -530,9 +529,9 @@ vol_get(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err
 	if (!v) {
 		virErrorPtr e = virGetLastError();
 		if (e && e->code == VIR_ERR_NO_STORAGE_VOL)
-			vdi_err_set(err, VDI_ENOTFOUND, "volume '%s' not found in pool '%s'", name, pool);
+			vdi_err_set(err, VDI_R_NOTFOUND, "volume '%s' not found in pool '%s'", name, pool);
 		else
-			vdi_virt_fail(VDI_EFAIL, "looking up volume", err);
+			vdi_virt_fail(VDI_R_FAIL, "looking up volume", err);
 	}
 	virStoragePoolFree(p);
 	return v;
@@ -548,7 +547,7 @@ vdi_pool_refresh(virConnectPtr c, const char *pool, struct vdi_err *err)
 		return -1;
 	rc = virStoragePoolRefresh(p, 0);
 	if (rc < 0)
-		vdi_virt_fail(VDI_EFAIL, "refreshing storage pool", err);
+		vdi_virt_fail(VDI_R_FAIL, "refreshing storage pool", err);
 	virStoragePoolFree(p);
 	return rc < 0 ? -1 : 0;
 }
@@ -563,7 +562,7 @@ vdi_vol_path(virConnectPtr c, const char *pool, const char *name, struct vdi_err
 		return NULL;
 	path = virStorageVolGetPath(v);
 	if (!path)
-		vdi_virt_fail(VDI_EFAIL, "reading volume path", err);
+		vdi_virt_fail(VDI_R_FAIL, "reading volume path", err);
 	virStorageVolFree(v);
 	return path;
 }
@@ -580,7 +579,7 @@ vdi_vol_info(virConnectPtr c, const char *pool, const char *name, int64_t *capac
 		return -1;
 	rc = virStorageVolGetInfo(v, &info);
 	if (rc < 0)
-		vdi_virt_fail(VDI_EFAIL, "reading volume", err);
+		vdi_virt_fail(VDI_R_FAIL, "reading volume", err);
 	virStorageVolFree(v);
 	if (rc < 0)
 		return -1;
@@ -612,7 +611,7 @@ vdi_vol_delete(virConnectPtr c, const char *pool, const char *name, struct vdi_e
 		if (saved && saved->code == VIR_ERR_NO_STORAGE_VOL)
 			rc = 0;
 		else
-			vdi_virt_fail_saved(VDI_EFAIL, "deleting volume", saved, err);
+			vdi_virt_fail_saved(VDI_R_FAIL, "deleting volume", saved, err);
 		virFreeError(saved);
 		return rc < 0 ? -1 : 0;
 	}
@@ -635,10 +634,10 @@ vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec
 		if (!v) {
 			virErrorPtr e = virGetLastError();
 			if (e && e->code == VIR_ERR_STORAGE_VOL_EXIST)
-				vdi_err_set(err, VDI_ECONFLICT, "volume '%s' exists already in pool '%s'",
+				vdi_err_set(err, VDI_R_CONFLICT, "volume '%s' exists already in pool '%s'",
 					    spec->name, pool);
 			else
-				vdi_virt_fail(VDI_EFAIL, "creating volume", err);
+				vdi_virt_fail(VDI_R_FAIL, "creating volume", err);
 		}
 		virStoragePoolFree(p);
 	}
@@ -669,7 +668,7 @@ vdi_pool_volumes(virConnectPtr c, const char *pool, struct vdi_err *err)
 		return NULL;
 	n = virStoragePoolListAllVolumes(p, &vols, 0);
 	if (n < 0)
-		vdi_virt_fail(VDI_EFAIL, "listing volumes", err);
+		vdi_virt_fail(VDI_R_FAIL, "listing volumes", err);
 	virStoragePoolFree(p);
 	if (n < 0)
 		return NULL;
@@ -697,7 +696,7 @@ vdi_upload_begin(virConnectPtr c, const char *pool, const struct vdi_volume_spec
 		goto fail;
 	u->st = virStreamNew(c, 0);
 	if (!u->st || virStorageVolUpload(u->vol, u->st, 0, 0, 0) < 0) {
-		vdi_virt_fail(VDI_EFAIL, "starting upload", err);
+		vdi_virt_fail(VDI_R_FAIL, "starting upload", err);
 		goto fail;
 	}
 	return u;
@@ -714,7 +713,7 @@ vdi_upload_send(struct vdi_upload *u, const void *buf, size_t len, struct vdi_er
 	while (len > 0) {
 		int n = virStreamSend(u->st, p, len > (1 << 20) ? (1 << 20) : len);
 		if (n < 0)
-			return vdi_virt_fail(VDI_EFAIL, "uploading", err);
+			return vdi_virt_fail(VDI_R_FAIL, "uploading", err);
 		p += n;
 		len -= (size_t)n;
 	}
@@ -725,7 +724,7 @@ int
 vdi_upload_finish(struct vdi_upload *u, struct vdi_err *err)
 {
 	if (virStreamFinish(u->st) < 0) {
-		vdi_virt_fail(VDI_EFAIL, "finishing upload", err);
+		vdi_virt_fail(VDI_R_FAIL, "finishing upload", err);
 		vdi_upload_abort(u);
 		return -1;
 	}
@@ -777,13 +776,13 @@ port_of(virDomainPtr d, int64_t *port, struct vdi_err *err)
 	struct vdi_err e = { 0 };
 
 	if (!xml)
-		return vdi_virt_fail(VDI_EFAIL, "reading domain", err);
+		return vdi_virt_fail(VDI_R_FAIL, "reading domain", err);
 	p = vdi_xml_xpath_string(xml, "/domain/devices/graphics[@type='spice']/@port", &e);
 	free(xml);
 	*port = p ? strtoll(p, NULL, 10) : 0;
 	free(p);
 	if (*port <= 0)
-		return vdi_err_set(err, VDI_EFAIL, "the domain has no SPICE port");
+		return vdi_err_set(err, VDI_R_FAIL, "the domain has no SPICE port");
 	return 0;
 }
 
@@ -794,7 +793,7 @@ vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi_err
 	int ret;
 
 	if (!d)
-		return vdi_virt_fail(VDI_EFAIL, "starting domain", err);
+		return vdi_virt_fail(VDI_R_FAIL, "starting domain", err);
 	ret = port_of(d, port, err);
 	virDomainFree(d);
 	return ret;
@@ -810,14 +809,14 @@ vdi_domain_port(virConnectPtr c, const char *name, int64_t session, int64_t *por
 	int ret = -1;
 
 	if (!d)
-		return vdi_err_set(err, VDI_ENOTFOUND, "no domain %s", name);
+		return vdi_err_set(err, VDI_R_NOTFOUND, "no domain %s", name);
 	if (virDomainIsActive(d) != 1) {
-		vdi_err_set(err, VDI_ENOTFOUND, "domain %s is not running", name);
+		vdi_err_set(err, VDI_R_NOTFOUND, "domain %s is not running", name);
 		goto out;
 	}
 	md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VDI_XMLNS, 0);
 	if (!md || vdi_meta_parse(md, &m, &e) < 0 || m.session_id != session) {
-		vdi_err_set(err, VDI_ECONFLICT, "a domain named %s runs that is not session %lld's", name,
+		vdi_err_set(err, VDI_R_CONFLICT, "a domain named %s runs that is not session %lld's", name,
 			    (long long)session);
 		free(md);
 		goto out;
@@ -841,7 +840,7 @@ vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err)
 		virErrorPtr e = virGetLastError();
 		if (e && e->code == VIR_ERR_NO_DOMAIN)
 			return 0;
-		return vdi_virt_fail(VDI_ETEMP, "looking up domain", err);
+		return vdi_virt_fail(VDI_R_TEMP, "looking up domain", err);
 	}
 	rc = virDomainDestroy(d);
 	/* Save the reason before virDomainFree() resets libvirt's last error. */
@@ -853,7 +852,7 @@ vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err)
 		if (saved && (saved->code == VIR_ERR_NO_DOMAIN || saved->code == VIR_ERR_OPERATION_INVALID))
 			rc = 0;
 		else
-			vdi_virt_fail_saved(VDI_EFAIL, "destroying domain", saved, err);
+			vdi_virt_fail_saved(VDI_R_FAIL, "destroying domain", saved, err);
 		virFreeError(saved);
 		return rc < 0 ? -1 : 0;
 	}
@@ -869,11 +868,11 @@ vdi_domain_alive(virConnectPtr c, const char *name, struct vdi_err *err)
 	if (!d) {
 		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
 			return 0;
-		return vdi_virt_fail(VDI_EFAIL, "looking up a domain", err);
+		return vdi_virt_fail(VDI_R_FAIL, "looking up a domain", err);
 	}
 	r = virDomainIsActive(d);
 	if (r < 0)
-		vdi_virt_fail(VDI_EFAIL, "reading a domain's state", err);
+		vdi_virt_fail(VDI_R_FAIL, "reading a domain's state", err);
 	virDomainFree(d);
 	return r < 0 ? -1 : r == 1;
 }
@@ -905,7 +904,7 @@ vdi_domain_address(virConnectPtr c, const char *name, char *buf, size_t len, str
 	int r;
 
 	if (!d)
-		return vdi_virt_fail(virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? VDI_ENOTFOUND : VDI_EFAIL,
+		return vdi_virt_fail(virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? VDI_R_NOTFOUND : VDI_R_FAIL,
 				     "looking up a domain", err);
 	/*
 	 * The DHCP lease of a libvirt network, else the host's ARP table (a
@@ -920,7 +919,7 @@ vdi_domain_address(virConnectPtr c, const char *name, char *buf, size_t len, str
 			r = 0;
 	}
 	if (r < 0)
-		vdi_virt_fail(VDI_EFAIL, "reading the domain's addresses", err);
+		vdi_virt_fail(VDI_R_FAIL, "reading the domain's addresses", err);
 	virDomainFree(d);
 	return r;
 }

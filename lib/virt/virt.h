@@ -31,12 +31,12 @@ int vdi_virt_init(struct vdi_err *err);
 virConnectPtr vdi_virt_connect(const char *uri, int64_t timeout_ms, struct vdi_err *err);
 
 /* Fill err from libvirt's last error in this thread. Returns -1. */
-int vdi_virt_fail(int code, const char *what, struct vdi_err *err);
+int vdi_virt_fail(enum vdi_reason why, const char *what, struct vdi_err *err);
 /*
  * The same from an error saved with virSaveLastError() (virXxxFree() and
  * most other calls reset the last error, so save it before freeing).
  */
-int vdi_virt_fail_saved(int code, const char *what, const virError *e, struct vdi_err *err);
+int vdi_virt_fail_saved(enum vdi_reason why, const char *what, const virError *e, struct vdi_err *err);
 
 struct vdi_probe_req {
 	const char *uri;

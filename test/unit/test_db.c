@@ -1,4 +1,4 @@
-/* test_db.c - unit tests of VMDB creation, migration and refusal (lib/db.c). */
+/* test_db.c - unit tests of VMDB creation, migration and refusal (lib/db/db.c, lib/db/sqlite.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <sqlite3.h>
 
 #include "db.h"
 
@@ -39,13 +41,14 @@ teardown(void **state)
 static int
 version_of(struct vdi_db *db)
 {
-	sqlite3_stmt *st;
+	struct vdi_stmt *st;
+	struct vdi_err err = { 0 };
 	int v;
 
-	assert_int_equal(sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	assert_int_equal(vdi_db_prepare(db, &st, "PRAGMA user_version", &err), 0);
+	assert_int_equal(vdi_stmt_step(st), VDI_DB_ROW);
+	v = vdi_stmt_int(st, 0);
+	vdi_stmt_finalize(st);
 	return v;
 }
 
@@ -59,7 +62,7 @@ test_create_and_reopen(void **state)
 	(void)state;
 	assert_int_equal(vdi_db_open(&db, path, 1000, "test", &err), 0);
 	assert_int_equal(version_of(db), vdi_db_schema_version());
-	assert_false(db->readonly);
+	assert_false(vdi_db_readonly(db));
 	assert_int_equal(vdi_event_add(db, "obj", "act", NULL, &err), 0);
 	vdi_db_close(db);
 	assert_int_equal(stat(path, &sb), 0);
@@ -78,7 +81,7 @@ test_newer_refused(void **state)
 
 	(void)state;
 	assert_int_equal(vdi_db_open(&db, path, 1000, "test", &err), 0);
-	assert_int_equal(sqlite3_exec(db->h, "PRAGMA user_version=4242", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(vdi_db_exec(db, "PRAGMA user_version=4242", &err), 0);
 	vdi_db_close(db);
 	assert_int_equal(vdi_db_open(&db, path, 1000, "test", &err), -1);
 	assert_null(db);

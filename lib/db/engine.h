@@ -1,0 +1,59 @@
+/*
+ * engine.h - what a VMDB backend implements, for db.c and the backends
+ * only (sqlite.c); the rows' files use db.h and never this.
+ *
+ * A backend's open() allocates its own connection struct with struct
+ * vdi_db first, fills the common fields, and returns it; its prepare()
+ * does the same with struct vdi_stmt.  db.c calls through db->eng.
+ */
+#ifndef VDI_DB_ENGINE_H
+#define VDI_DB_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+
+struct vdi_db {
+	const struct vdi_db_engine *eng;
+	char *path;    /* what it was opened from */
+	bool readonly;
+	char *program; /* for events: which program acts */
+	char *who;     /* for events: who */
+	bool dry_run;  /* every commit rolls back instead */
+};
+
+struct vdi_stmt {
+	struct vdi_db *db;
+};
+
+struct vdi_db_engine {
+	const char *name;
+	/* SQL that begins a write transaction with the write lock taken now. */
+	const char *begin_write;
+	int (*open)(struct vdi_db **out, const char *name, int64_t busy_ms, struct vdi_err *err);
+	void (*close)(struct vdi_db *db);
+	int (*fail)(struct vdi_db *db, const char *what, struct vdi_err *err);
+	bool (*conflict)(struct vdi_db *db);
+	int64_t (*changes)(struct vdi_db *db);
+	bool (*in_tx)(struct vdi_db *db);
+	int (*exec)(struct vdi_db *db, const char *sql);
+	int (*prepare)(struct vdi_db *db, struct vdi_stmt **st, const char *sql);
+	int (*step)(struct vdi_stmt *st);
+	void (*reset)(struct vdi_stmt *st);
+	void (*clear)(struct vdi_stmt *st);
+	void (*finalize)(struct vdi_stmt *st);
+	void (*bind_text)(struct vdi_stmt *st, int i, const char *s, size_t n);
+	void (*bind_int64)(struct vdi_stmt *st, int i, int64_t v);
+	void (*bind_double)(struct vdi_stmt *st, int i, double v);
+	void (*bind_null)(struct vdi_stmt *st, int i);
+	int64_t (*col_int64)(struct vdi_stmt *st, int col);
+	double (*col_double)(struct vdi_stmt *st, int col);
+	const char *(*col_text)(struct vdi_stmt *st, int col);
+	bool (*col_null)(struct vdi_stmt *st, int col);
+};
+
+extern const struct vdi_db_engine vdi_db_sqlite;
+
+#endif
