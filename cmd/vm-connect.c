@@ -307,6 +307,40 @@ form_parse(char *body, struct form *f, const char **why)
 	return 0;
 }
 
+/* The page for a Connect that failed: from the error's reason, never its words. */
+static void
+connect_failed(struct answer *a, const struct vdi_err *err)
+{
+	switch (err->reason) {
+	case VDI_R_NO_USER:
+	case VDI_R_NOTFOUND:
+		page(a, 404, "Not Found", "You have no desktop yet. Ask for one below.");
+		break;
+	case VDI_R_NOHOST:
+		header(a, "Retry-After: 60");
+		page(a, 503, "Service Unavailable",
+		     "No host has room for your desktop right now. Try again in a minute.");
+		break;
+	case VDI_R_PREPARING:
+		header(a, "Retry-After: 30");
+		page(a, 503, "Service Unavailable", "Your desktop is being prepared. Try again in a few minutes.");
+		break;
+	case VDI_R_PREPARE_FAILED:
+		page(a, 500, "Internal Server Error",
+		     "Your desktop could not be prepared. Your administrator can make it again.");
+		break;
+	default:
+		if (err->code == VDI_ETEMP || err->code == VDI_ECONFLICT) {
+			header(a, "Retry-After: 30");
+			page(a, 503, "Service Unavailable",
+			     "Your desktop is busy or a host does not answer. Try again in a moment.");
+		} else {
+			page(a, 500, "Internal Server Error",
+			     "Your desktop could not be started. Your administrator was told.");
+		}
+	}
+}
+
 static void
 connect_user(struct answer *a)
 {
@@ -320,27 +354,8 @@ connect_user(struct answer *a)
 	so.assign.rng = &rng;
 	so.conns = vdi_conns_new(c.cfg.poll_timeout);
 	if (vdi_connect(c.db, user, &so, c.cfg.ticket_ttl / 1000, &s, &err) < 0) {
-		log_line("connect: %s", err.msg);
-		switch (err.code) {
-		case VDI_ENOTFOUND:
-			page(a, 404, "Not Found", "You have no desktop yet. Ask for one below.");
-			break;
-		case VDI_ENOHOST:
-			header(a, "Retry-After: 60");
-			page(a, 503, "Service Unavailable",
-			     "No host has room for your desktop right now. Try again in a minute.");
-			break;
-		case VDI_ETEMP:
-		case VDI_ECONFLICT:
-			header(a, "Retry-After: 30");
-			page(a, 503, "Service Unavailable", strstr(err.msg, "prepared") ?
-			     "Your desktop is being prepared. Try again in a few minutes." :
-			     "Your desktop is busy or a host does not answer. Try again in a moment.");
-			break;
-		default:
-			page(a, 500, "Internal Server Error", strstr(err.msg, "could not be prepared") ? err.msg :
-			     "Your desktop could not be started. Your administrator was told.");
-		}
+		log_line("connect: %s (%s)", err.msg, vdi_reason_name(err.reason));
+		connect_failed(a, &err);
 		goto out;
 	}
 	log_line("connect: session %lld on %s, ticket for %lld s", (long long)s.id, s.host,
@@ -442,7 +457,7 @@ post(struct answer *a)
 	    vdi_token_spend(c.db, f.token, (int64_t)time(NULL), &err) < 0) {
 		explicit_bzero(key, sizeof(key));
 		log_line("refused %s: %s", f.action, f.token ? err.msg : "no form token");
-		page(a, 403, "Forbidden", f.token && err.code == VDI_ECONFLICT && strstr(err.msg, "expired") ?
+		page(a, 403, "Forbidden", f.token && err.reason == VDI_R_TOKEN_EXPIRED ?
 		     "The page was open too long. Here it is again: try once more." :
 		     "The form was not sent from your own page, or was sent twice. Try again from this page.");
 		return;

@@ -54,6 +54,10 @@ teardown() {
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-*
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
 	virsh -q -c "$(lab_uri h2)" pool-refresh vdi >/dev/null 2>&1 || true
+	if [ -n "${DBFS:-}" ]; then
+		umount "$DBFS" 2>/dev/null || true
+		rmdir "$DBFS" 2>/dev/null || true
+	fi
 	return $agree
 }
 
@@ -146,6 +150,28 @@ print("ok")' "$output" "$sha"
 	run_vdi 1 vm-master add big --image "$(url big.raw)" --pool small --host h1
 	assert_nothing_left big
 	[ -z "$(ls "$SMALL")" ]
+}
+
+@test "the VMDB's disk full as an import ends: exit 1 with 'disk full', not a lost claim; the next add takes over" {
+	# The VMDB alone on a small file system, filled while the image downloads.
+	DBFS=$(mktemp -d /tmp/vdi-dbfs.XXXXXX)
+	mount -t tmpfs -o size=4m tmpfs "$DBFS"
+	cp "$VDI_DB" "$VDI_DB-wal" "$DBFS/" # the VMDB keeps its WAL between commands
+	export VDI_DB=$DBFS/${VDI_DB##*/}
+	vm-master add full --image "$(url slow/random.raw)" -q 2>"$BATS_TEST_TMPDIR/add.err" &
+	local pid=$! rc=0
+	wait_sql "select state from masters where name = 'full'" importing
+	dd if=/dev/zero of="$DBFS/fill" bs=4k 2>/dev/null || true
+	wait "$pid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/add.err"
+	[ "$rc" -eq 1 ] || fail "exit $rc, expected 1: $(cat "$BATS_TEST_TMPDIR/add.err")"
+	grep -q 'disk full' "$BATS_TEST_TMPDIR/add.err"
+	! grep -q 'claim was lost' "$BATS_TEST_TMPDIR/add.err"
+	# Room again: the next add takes the dead claim over and finishes.
+	rm "$DBFS/fill"
+	run_vdi vm-master add full --image "$WWW/random.raw"
+	[ "$(sql "select state from masters where name = 'full'")" = active ]
+	cmp "$WWW/random.raw" "$LAB/pool/master-full"
 }
 
 @test "an image over image_max_size is refused and leaves nothing" {

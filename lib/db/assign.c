@@ -36,7 +36,7 @@ load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, st
 	}
 	vdi_stmt_finalize(st);
 	if (rc == VDI_DB_DONE)
-		return vdi_err_set(err, VDI_R_NOTFOUND, "user '%s' has no user VM (see vm-copy)", user);
+		return vdi_err_set(err, VDI_R_NO_USER, "user '%s' has no user VM (see vm-copy)", user);
 	if (rc != VDI_DB_ROW)
 		return vdi_db_fail(db, "looking up user VM", err);
 	if (prepare ? strcmp(u->state, "preparing") == 0 : strcmp(u->state, "ready") == 0)
@@ -45,11 +45,11 @@ load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, st
 		return vdi_err_set(err, VDI_R_CONFLICT, "the user VM of '%s' is %s, not waiting for its first boot",
 				   user, u->state);
 	if (strcmp(u->state, "preparing") == 0)
-		return vdi_err_set(err, VDI_R_CONFLICT, "the user VM of '%s' is being prepared (its first boot)", user);
+		return vdi_err_set(err, VDI_R_PREPARING, "the user VM of '%s' is being prepared (its first boot)", user);
 	if (strcmp(u->state, "failed") == 0)
-		return vdi_err_set(err, VDI_R_CONFLICT, "the first boot of the user VM of '%s' failed "
+		return vdi_err_set(err, VDI_R_PREPARE_FAILED, "the first boot of the user VM of '%s' failed "
 				   "(vm-copy %s again retries it)", user, user);
-	return vdi_err_set(err, VDI_R_CONFLICT, "the user VM of '%s' is still being made", user);
+	return vdi_err_set(err, VDI_R_PREPARING, "the user VM of '%s' is still being made", user);
 }
 
 /* The user's session that is not ended: 1 found, 0 none, -1 error. */

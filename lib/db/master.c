@@ -112,9 +112,14 @@ vdi_master_activate(struct vdi_db *db, int64_t id, const char *format, int64_t v
 	vdi_stmt_bind_int64(st, 3, virtual_size);
 	vdi_stmt_bind_text(st, 4, sha256);
 	vdi_stmt_bind_int64(st, 5, disk);
-	if (vdi_stmt_step(st) != VDI_DB_ROW) {
-		if (!err->code)
-			vdi_err_set(err, VDI_R_CONFLICT, "the import's claim was lost (taken over or removed)");
+	switch (vdi_stmt_step(st)) {
+	case VDI_DB_ROW:
+		break;
+	case VDI_DB_DONE:
+		vdi_err_set(err, VDI_R_CLAIM_LOST, "the import's claim was lost (taken over or removed)");
+		goto fail;
+	default:
+		vdi_db_fail(db, "recording the imported master", err);
 		goto fail;
 	}
 	snprintf(name, sizeof(name), "%s", vdi_stmt_text(st, 0));
@@ -247,7 +252,7 @@ vdi_master_get(struct vdi_db *db, const char *name, struct vdi_master *m, struct
 		return -1;
 	if (n == 0) {
 		free(ms);
-		return vdi_err_set(err, VDI_R_NOTFOUND, "no master '%s'", name);
+		return vdi_err_set(err, VDI_R_NO_MASTER, "no master '%s'", name);
 	}
 	*m = ms[0];
 	free(ms);

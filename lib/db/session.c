@@ -264,14 +264,16 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 	if (rc == VDI_DB_ROW) {
 		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
 		snprintf(domain, sizeof(domain), "%s", vdi_stmt_text(st, 1));
+	} else if (rc == VDI_DB_DONE) {
+		vdi_err_set(err, VDI_R_CLAIM_LOST, "session %lld was ended or taken over while it started",
+			    (long long)id);
+	} else {
+		vdi_db_fail(db, "recording the running session", err);
 	}
 	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc != VDI_DB_ROW) {
-		vdi_err_set(err, VDI_R_CONFLICT, "session %lld was ended or taken over while it started",
-			    (long long)id);
+	if (rc != VDI_DB_ROW)
 		goto fail;
-	}
 	snprintf(detail, sizeof(detail), "session=%lld domain=%s port=%lld", (long long)id, domain, (long long)port);
 	if (vdi_event_add(db, user, "session-running", detail, err) < 0)
 		goto fail;

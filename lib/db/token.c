@@ -151,7 +151,7 @@ vdi_token_check(const unsigned char key[VDI_TOKEN_KEY], const char *user, const 
 	if (diff)
 		return vdi_err_set(err, VDI_R_CONFLICT, "the form token is not yours or not for this form");
 	if (expires < now)
-		return vdi_err_set(err, VDI_R_CONFLICT, "the form has expired: reload the page");
+		return vdi_err_set(err, VDI_R_TOKEN_EXPIRED, "the form has expired: reload the page");
 	return 0;
 }
 
@@ -182,7 +182,7 @@ vdi_token_spend(struct vdi_db *db, const char *tok, int64_t now, struct vdi_err 
 		goto out;
 	}
 	if (vdi_db_changes(db) == 0) {
-		vdi_err_set(err, VDI_R_CONFLICT, "this form was sent already: reload the page");
+		vdi_err_set(err, VDI_R_TOKEN_SPENT, "this form was sent already: reload the page");
 		goto out;
 	}
 	ret = 0;

@@ -98,8 +98,14 @@ vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail,
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_text(st, 2, prepare ? "preparing" : "ready");
-	if (vdi_stmt_step(st) != VDI_DB_ROW) {
-		vdi_err_set(err, VDI_R_CONFLICT, "the user VM's claim was lost (taken over or removed)");
+	switch (vdi_stmt_step(st)) {
+	case VDI_DB_ROW:
+		break;
+	case VDI_DB_DONE:
+		vdi_err_set(err, VDI_R_CLAIM_LOST, "the user VM's claim was lost (taken over or removed)");
+		goto fail;
+	default:
+		vdi_db_fail(db, "recording the user VM", err);
 		goto fail;
 	}
 	snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
@@ -285,7 +291,7 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 			goto out;
 		}
 		if (users && !found) {
-			vdi_err_set(err, VDI_R_NOTFOUND, "user '%s' has no user VM", users[k]);
+			vdi_err_set(err, VDI_R_NO_USER, "user '%s' has no user VM", users[k]);
 			goto out;
 		}
 	}

@@ -180,17 +180,21 @@ vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o,
 
 	memset(s, 0, sizeof(*s));
 	if (vdi_uservm_get(db, user, &u, err) < 0) {
-		if (err->code == VDI_ENOTFOUND)
-			vdi_err_set(err, VDI_R_NOTFOUND, "you have no desktop yet");
+		if (err->reason == VDI_R_NO_USER || err->reason == VDI_R_NOTFOUND)
+			vdi_err_set(err, VDI_R_NO_USER, "you have no desktop yet");
 		return -1;
 	}
 	if (strcmp(u.state, "creating") == 0 || strcmp(u.state, "preparing") == 0)
-		vdi_err_set(err, VDI_R_TEMP, "your desktop is being prepared");
+		ret = vdi_err_set(err, VDI_R_PREPARING, "your desktop is being prepared");
 	else if (strcmp(u.state, "failed") == 0)
-		vdi_err_set(err, VDI_R_FAIL, "your desktop could not be prepared; your administrator can make it again");
+		ret = vdi_err_set(err, VDI_R_PREPARE_FAILED, "your desktop could not be prepared; "
+				  "your administrator can make it again");
+	else
+		ret = 0;
 	vdi_uservm_clear(&u);
-	if (err->code)
+	if (ret < 0)
 		return -1;
+	ret = -1;
 	if (vdi_start(db, user, 0, o, s, err) < 0)
 		return -1;
 	if (!(conn = vdi_conns_get(o->conns, s->host, s->host_uri, err)) ||

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "master.h"
 
 static char dir[64], path[128];
 
@@ -103,6 +104,91 @@ test_constraint_is_conflict(void **state)
 	vdi_db_close(db);
 }
 
+/* Every reason has a stable name and maps to one of the documented exit codes. */
+static void
+test_reasons(void **state)
+{
+	struct vdi_err err = { 0 };
+
+	(void)state;
+	for (int r = 0; r < VDI_R_MAX; r++) {
+		int c = vdi_reason_code((enum vdi_reason)r);
+		if (r > VDI_R_TEMP && r < VDI_R_IO)
+			continue; /* the gap between the exit codes and the finer reasons */
+		assert_true(c == 0 || c == 1 || c == 2 || c == 3 || c == 4 || c == 5 || c == 75);
+		assert_non_null(vdi_reason_name((enum vdi_reason)r));
+		assert_string_not_equal(vdi_reason_name((enum vdi_reason)r), "");
+	}
+	assert_int_equal(vdi_err_set(&err, VDI_R_PREPARING, "x %d", 1), -1);
+	assert_int_equal(err.code, VDI_ECONFLICT);
+	assert_int_equal(err.reason, VDI_R_PREPARING);
+	assert_string_equal(err.msg, "x 1");
+	vdi_err_clear(&err);
+	assert_int_equal(err.code, 0);
+	assert_int_equal(err.reason, VDI_R_NONE);
+	assert_int_equal(vdi_reason_code(VDI_R_DB_BUSY), VDI_ETEMP);
+	assert_int_equal(vdi_reason_code(VDI_R_NEVER_FITS), VDI_ENOHOST);
+	assert_int_equal(vdi_reason_code(VDI_R_IO), VDI_EFAIL);
+}
+
+/* A VMDB locked past the busy timeout is "try again" (75), with its reason. */
+static void
+test_busy_is_temporary(void **state)
+{
+	struct vdi_db *a, *b;
+	struct vdi_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(vdi_db_open(&a, path, 1000, "test", &err), 0);
+	assert_int_equal(vdi_db_open(&b, path, 50, "test", &err), 0);
+	assert_int_equal(vdi_db_begin(a, true, &err), 0);
+	assert_int_equal(vdi_db_begin(b, true, &err), -1);
+	assert_int_equal(err.reason, VDI_R_DB_BUSY);
+	assert_int_equal(err.code, VDI_ETEMP);
+	vdi_db_rollback(a);
+	vdi_db_close(b);
+	vdi_db_close(a);
+}
+
+/*
+ * An import's last write that fails is reported as what failed, not as a
+ * lost claim (which it is only when the row is gone); a failing write is
+ * made by a trigger on this connection that raises, as a full disk would.
+ */
+static void
+test_master_activate_failures(void **state)
+{
+	struct vdi_master_spec m = { .name = "m1", .os = "linux", .pool = "vdi", .source = "/x",
+				     .mem = 512, .vcpus = 1 };
+	struct vdi_db *db;
+	struct vdi_err err = { 0 };
+	int64_t id;
+	bool takeover;
+
+	(void)state;
+	assert_int_equal(vdi_db_open(&db, path, 1000, "test", &err), 0);
+	assert_int_equal(vdi_master_claim(db, &m, &id, &takeover, &err), 0);
+	assert_int_equal(vdi_db_exec(db, "CREATE TEMP TRIGGER boom BEFORE UPDATE ON masters "
+				     "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END", &err), 0);
+	assert_int_equal(vdi_master_activate(db, id, "qcow2", 1 << 20, "00", 0, &err), -1);
+	assert_int_not_equal(err.reason, VDI_R_CLAIM_LOST);
+	assert_null(strstr(err.msg, "claim was lost"));
+	assert_non_null(strstr(err.msg, "disk is full"));
+	assert_false(vdi_db_in_tx(db));
+	vdi_err_reset(&err);
+	assert_int_equal(vdi_db_exec(db, "DROP TRIGGER boom", &err), 0);
+	/* The row gone (another process took over and failed): now the claim is lost. */
+	assert_int_equal(vdi_db_exec(db, "DELETE FROM masters WHERE name = 'm1'", &err), 0);
+	assert_int_equal(vdi_master_activate(db, id, "qcow2", 1 << 20, "00", 0, &err), -1);
+	assert_int_equal(err.reason, VDI_R_CLAIM_LOST);
+	assert_int_equal(err.code, VDI_ECONFLICT);
+	/* And the good path. */
+	vdi_err_reset(&err);
+	assert_int_equal(vdi_master_claim(db, &m, &id, &takeover, &err), 0);
+	assert_int_equal(vdi_master_activate(db, id, "qcow2", 1 << 20, "00", 0, &err), 0);
+	vdi_db_close(db);
+}
+
 /* Frames in the WAL file (4 KiB pages, 24-byte frame headers, 32-byte file header). */
 static long
 wal_frames(void)
@@ -183,6 +269,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_newer_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_constraint_is_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_stays_short, setup, teardown),
+		cmocka_unit_test(test_reasons),
+		cmocka_unit_test_setup_teardown(test_busy_is_temporary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_master_activate_failures, setup, teardown),
 		cmocka_unit_test(test_migrations_numbered),
 	};
 	return cmocka_run_group_tests_name("db", tests, NULL, NULL);
