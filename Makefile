@@ -16,7 +16,7 @@ MANDIR    = $(PREFIX)/share/man
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
 PKGS      = sqlite3 libxml-2.0
-PKGS_VIRT = libvirt libvirt-qemu
+PKGS_VIRT = libvirt libvirt-qemu json-c
 PKGS_NET  = libcurl nettle
 
 ifeq ($(SANITIZE),1)

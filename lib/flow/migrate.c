@@ -18,7 +18,6 @@
 #include "session.h"
 #include "strv.h"
 #include "virt.h"
-#include "watch.h"
 #include "xml.h"
 
 static int64_t
@@ -229,7 +228,7 @@ record_viewer(struct vdi_db *db, virDomainPtr dom, const struct vdi_session *s)
 	char **keys;
 	size_t n = 0;
 
-	if (!(keys = vdi_watch_clients(dom, &e)))
+	if (!(keys = vdi_domain_clients(dom, &e)))
 		return; /* vm-watch reconciles at its next connect; nothing is lost but a moment's view */
 	while (keys[n])
 		n++;

@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libvirt/libvirt-qemu.h>
 
 #include "conns.h"
 #include "file.h"
@@ -270,7 +269,7 @@ viewer(struct watch *w, const struct vdi_session *s, bool in, const char *client
 	return rc < 0 ? -1 : 0;
 }
 
-/* The SPICE clients QEMU lists for domain on conn (vdi_watch_clients), or NULL with e. */
+/* The SPICE clients QEMU lists for domain on conn (vdi_domain_clients), or NULL with e. */
 static char **
 clients_read(virConnectPtr conn, const char *domain, struct vdi_err *e)
 {
@@ -281,7 +280,7 @@ clients_read(virConnectPtr conn, const char *domain, struct vdi_err *e)
 		vdi_virt_fail(VDI_R_TEMP, "looking up the domain", e);
 		return NULL;
 	}
-	keys = vdi_watch_clients(d, e);
+	keys = vdi_domain_clients(d, e);
 	virDomainFree(d);
 	return keys;
 }
@@ -422,63 +421,6 @@ handle(struct watch *w, const struct ev *e, struct vdi_err *err)
 }
 
 /* ---- connecting, and making the record true again ---- */
-
-static char *
-json_str(const char *p, const char *end, const char *key)
-{
-	char pat[32];
-	const char *v, *q;
-
-	snprintf(pat, sizeof(pat), "\"%s\"", key);
-	for (v = strstr(p, pat); v && v < end; v = strstr(v + 1, pat)) {
-		v += strlen(pat);
-		while (*v == ' ' || *v == ':')
-			v++;
-		if (*v != '"')
-			continue;
-		q = strchr(++v, '"');
-		if (!q || q > end)
-			return NULL;
-		return vdi_xstrndup(v, (size_t)(q - v));
-	}
-	return NULL;
-}
-
-char **
-vdi_watch_clients(virDomainPtr dom, struct vdi_err *err)
-{
-	char *res = NULL, **keys = NULL;
-	size_t n = 0;
-	const char *p, *end;
-
-	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-spice\"}", &res, 0) < 0) {
-		vdi_virt_fail(VDI_R_FAIL, "query-spice", err);
-		return NULL;
-	}
-	/* {"return": {..., "channels": [{"host": "127.0.0.1", "port": "51374", ...}, ...]}}: flat objects. */
-	p = strstr(res, "\"channels\"");
-	for (p = p ? strchr(p, '[') : NULL; p && (p = strchr(p, '{')); p = end) {
-		char *host, *port;
-		if (!(end = strchr(p, '}')))
-			break;
-		host = json_str(p, end, "host");
-		port = json_str(p, end, "port");
-		if (host && port) {
-			char *k;
-			if (asprintf(&k, "%s %s", host, port) < 0)
-				vdi_oom();
-			if (!vdi_strv_has(keys, n, k))
-				vdi_strv_push(&keys, &n, k);
-			else
-				free(k);
-		}
-		free(host);
-		free(port);
-	}
-	free(res);
-	vdi_strv_push(&keys, &n, NULL);
-	return keys;
-}
 
 /* After (re)connecting: what happened while nobody listened. */
 static int

@@ -61,12 +61,5 @@ int vdi_watch_run(struct vdi_db *db, const struct vdi_watch_opts *o, struct vdi_
 /* One vm-watch per VMDB: the lock file DB.watch.lock.  1 locked (*fd holds it), 0 another holds it. */
 int vdi_watch_lock(const char *db_path, int *fd, struct vdi_err *err);
 
-/*
- * The SPICE clients of a running domain that got past authentication, as
- * "HOST PORT" strings (QEMU's query-spice through libvirt's QEMU monitor
- * passthrough: read-only, though libvirt marks the domain tainted
- * "custom-monitor" in its log).  NULL-terminated; caller frees.
- */
-char **vdi_watch_clients(virDomainPtr dom, struct vdi_err *err);
 
 #endif

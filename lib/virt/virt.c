@@ -18,8 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+#include <libvirt/libvirt-qemu.h>
+
 #include "mem.h"
 #include "meta.h"
+#include "strv.h"
 #include "virt.h"
 
 #define KEEPALIVE_INTERVAL 3 /* seconds between keepalive probes */
@@ -922,4 +926,57 @@ vdi_domain_address(virConnectPtr c, const char *name, char *buf, size_t len, str
 		vdi_virt_fail(VDI_R_FAIL, "reading the domain's addresses", err);
 	virDomainFree(d);
 	return r;
+}
+
+/* A JSON member as text: a string as it is, a number as JSON writes it; NULL if absent. */
+static const char *
+json_member(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return NULL;
+	if (!json_object_is_type(v, json_type_string) && !json_object_is_type(v, json_type_int))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+char **
+vdi_domain_clients(virDomainPtr dom, struct vdi_err *err)
+{
+	struct json_object *top = NULL, *ret, *chans;
+	char *res = NULL, **keys = NULL;
+	size_t n = 0;
+
+	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-spice\"}", &res, 0) < 0) {
+		vdi_virt_fail(VDI_R_FAIL, "query-spice", err);
+		return NULL;
+	}
+	/* {"return": {..., "channels": [{"host": "127.0.0.1", "port": "51374", ...}, ...]}} */
+	top = json_tokener_parse(res);
+	if (!top || !json_object_object_get_ex(top, "return", &ret)) {
+		vdi_err_set(err, VDI_R_FAIL, "query-spice: QEMU's answer is not what QMP documents");
+		goto out;
+	}
+	if (json_object_object_get_ex(ret, "channels", &chans) && json_object_is_type(chans, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(chans); i++) {
+			struct json_object *ch = json_object_array_get_idx(chans, i);
+			const char *host = json_member(ch, "host"), *port = json_member(ch, "port");
+			char *k;
+
+			if (!host || !port)
+				continue;
+			if (asprintf(&k, "%s %s", host, port) < 0)
+				vdi_oom();
+			if (!vdi_strv_has(keys, n, k))
+				vdi_strv_push(&keys, &n, k);
+			else
+				free(k);
+		}
+	}
+	vdi_strv_push(&keys, &n, NULL);
+out:
+	json_object_put(top);
+	free(res);
+	return keys;
 }

@@ -38,6 +38,14 @@ int vdi_virt_fail(enum vdi_reason why, const char *what, struct vdi_err *err);
  */
 int vdi_virt_fail_saved(enum vdi_reason why, const char *what, const virError *e, struct vdi_err *err);
 
+/*
+ * The SPICE clients of a running domain that got past authentication, as
+ * "HOST PORT" strings (QEMU's query-spice through libvirt's QEMU monitor
+ * passthrough: read-only, though libvirt marks the domain tainted
+ * "custom-monitor" in its log).  NULL-terminated; caller frees.
+ */
+char **vdi_domain_clients(virDomainPtr dom, struct vdi_err *err);
+
 struct vdi_probe_req {
 	const char *uri;
 	const char *pool;    /* must exist and be active; NULL: not checked */
