@@ -229,15 +229,106 @@ by_name(const void *a, const void *b)
 	return strcmp(((const struct vdi_iso_file *)a)->name, ((const struct vdi_iso_file *)b)->name);
 }
 
+/* The seven-byte directory date and the 17-character volume date of when, in UTC. */
+static void
+iso_dates(time_t when, unsigned char date[7], char *stamp, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&when, &tm);
+	date[0] = (unsigned char)tm.tm_year;
+	date[1] = (unsigned char)(tm.tm_mon + 1);
+	date[2] = (unsigned char)tm.tm_mday;
+	date[3] = (unsigned char)tm.tm_hour;
+	date[4] = (unsigned char)tm.tm_min;
+	date[5] = (unsigned char)tm.tm_sec;
+	date[6] = 0;
+	snprintf(stamp, len, "%04d%02d%02d%02d%02d%02d00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* The Rock Ridge ER entry at p, in the area the root's CE points at; its length. */
+static size_t
+er_entry(unsigned char *p)
+{
+	size_t li = strlen(er_id), ld = strlen(er_des), ls = strlen(er_src);
+
+	memcpy(p, "ER", 2);
+	p[2] = (unsigned char)(8 + li + ld + ls);
+	p[3] = 1;
+	p[4] = (unsigned char)li;
+	p[5] = (unsigned char)ld;
+	p[6] = (unsigned char)ls;
+	p[7] = 1;
+	memcpy(p + 8, er_id, li);
+	memcpy(p + 8 + li, er_des, ld);
+	memcpy(p + 8 + li + ld, er_src, ls);
+	return 8 + li + ld + ls;
+}
+
+/* The primary root: ".", "..", then the files in name order, with Rock Ridge names.  -1: no room. */
+static int
+root_dir(unsigned char *img, const struct vdi_iso_file *files, const uint32_t *lba, size_t n, size_t er,
+	 const unsigned char *date)
+{
+	unsigned char *dir = img + ROOT * SEC, dot = 0, dotdot = 1, su[128], id[64];
+	size_t s = 0, off;
+
+	memcpy(su, "SP\x07\x01\xbe\xef\x00", 7);
+	s = 7;
+	memcpy(su + s, "CE\x1c\x01", 4);
+	both32(su + s + 4, CE_AREA);
+	both32(su + s + 12, 0);
+	both32(su + s + 20, (uint32_t)er);
+	s += 28;
+	s += px(su + s, 040555, 2);
+	off = record(dir, ROOT, SEC, 1, &dot, 1, su, s, date);
+	s = px(su, 040555, 2);
+	off += record(dir + off, ROOT, SEC, 1, &dotdot, 1, su, s, date);
+	for (size_t i = 0; i < n; i++) {
+		size_t nl = strlen(files[i].name), il = iso_ident(files[i].name, id);
+		s = px(su, 0100444, 1);
+		memcpy(su + s, "NM", 2);
+		su[s + 2] = (unsigned char)(5 + nl);
+		su[s + 3] = 1;
+		su[s + 4] = 0;
+		memcpy(su + s + 5, files[i].name, nl);
+		s += 5 + nl;
+		if (off + 34 + il + s + 1 > SEC)
+			return -1;
+		off += record(dir + off, lba[i], (uint32_t)files[i].len, 0, id, il, su, s, date);
+	}
+	return 0;
+}
+
+/* The Joliet root: the same, with UCS-2 names and no Rock Ridge. */
+static void
+joliet_dir(unsigned char *img, const struct vdi_iso_file *files, const uint32_t *lba, size_t n,
+	   const unsigned char *date)
+{
+	unsigned char *dir = img + JROOT * SEC, dot = 0, dotdot = 1, id[64];
+	size_t joff;
+
+	joff = record(dir, JROOT, SEC, 1, &dot, 1, NULL, 0, date);
+	joff += record(dir + joff, JROOT, SEC, 1, &dotdot, 1, NULL, 0, date);
+	for (size_t i = 0; i < n; i++) {
+		size_t nl = strlen(files[i].name);
+		for (size_t k = 0; k < nl; k++) {
+			id[2 * k] = 0;
+			id[2 * k + 1] = (unsigned char)files[i].name[k];
+		}
+		joff += record(dir + joff, lba[i], (uint32_t)files[i].len, 0, id, 2 * nl, NULL, 0, date);
+	}
+}
+
 unsigned char *
 vdi_iso_build(const char *volid, const struct vdi_iso_file *in, size_t n, time_t when, size_t *len)
 {
 	struct vdi_iso_file *files = NULL;
-	unsigned char *img = NULL, date[7], su[128], id[64];
+	unsigned char *img = NULL, date[7];
 	uint32_t total = DATA, *lba = NULL;
-	size_t off, joff, er;
+	size_t er;
 	char stamp[64];
-	struct tm tm;
 	int e = EINVAL;
 
 	*len = 0;
@@ -272,16 +363,7 @@ vdi_iso_build(const char *volid, const struct vdi_iso_file *in, size_t n, time_t
 	if (!img)
 		goto out;
 	e = EINVAL;
-	gmtime_r(&when, &tm);
-	date[0] = (unsigned char)tm.tm_year;
-	date[1] = (unsigned char)(tm.tm_mon + 1);
-	date[2] = (unsigned char)tm.tm_mday;
-	date[3] = (unsigned char)tm.tm_hour;
-	date[4] = (unsigned char)tm.tm_min;
-	date[5] = (unsigned char)tm.tm_sec;
-	date[6] = 0;
-	snprintf(stamp, sizeof(stamp), "%04d%02d%02d%02d%02d%02d00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	iso_dates(when, date, stamp, sizeof(stamp));
 
 	volume_descriptor(img + PVD * SEC, 0, volid, total, stamp, date);
 	volume_descriptor(img + SVD * SEC, 1, volid, total, stamp, date);
@@ -291,66 +373,11 @@ vdi_iso_build(const char *volid, const struct vdi_iso_file *in, size_t n, time_t
 	path_table(img + PATH_L * SEC, img + PATH_M * SEC, ROOT);
 	path_table(img + JPATH_L * SEC, img + JPATH_M * SEC, JROOT);
 
-	/* The ER entry, in the area the root's CE points at. */
-	{
-		unsigned char *p = img + CE_AREA * SEC;
-		size_t li = strlen(er_id), ld = strlen(er_des), ls = strlen(er_src);
-		memcpy(p, "ER", 2);
-		er = 8 + li + ld + ls;
-		p[2] = (unsigned char)er;
-		p[3] = 1;
-		p[4] = (unsigned char)li;
-		p[5] = (unsigned char)ld;
-		p[6] = (unsigned char)ls;
-		p[7] = 1;
-		memcpy(p + 8, er_id, li);
-		memcpy(p + 8 + li, er_des, ld);
-		memcpy(p + 8 + li + ld, er_src, ls);
-	}
+	er = er_entry(img + CE_AREA * SEC);
 
-	/* The primary root: ".", "..", then the files in name order. */
-	{
-		unsigned char *dir = img + ROOT * SEC, dot = 0, dotdot = 1;
-		size_t s = 0;
-		memcpy(su, "SP\x07\x01\xbe\xef\x00", 7);
-		s = 7;
-		memcpy(su + s, "CE\x1c\x01", 4);
-		both32(su + s + 4, CE_AREA);
-		both32(su + s + 12, 0);
-		both32(su + s + 20, (uint32_t)er);
-		s += 28;
-		s += px(su + s, 040555, 2);
-		off = record(dir, ROOT, SEC, 1, &dot, 1, su, s, date);
-		s = px(su, 040555, 2);
-		off += record(dir + off, ROOT, SEC, 1, &dotdot, 1, su, s, date);
-		for (size_t i = 0; i < n; i++) {
-			size_t nl = strlen(files[i].name), il = iso_ident(files[i].name, id);
-			s = px(su, 0100444, 1);
-			memcpy(su + s, "NM", 2);
-			su[s + 2] = (unsigned char)(5 + nl);
-			su[s + 3] = 1;
-			su[s + 4] = 0;
-			memcpy(su + s + 5, files[i].name, nl);
-			s += 5 + nl;
-			if (off + 34 + il + s + 1 > SEC)
-				goto out;
-			off += record(dir + off, lba[i], (uint32_t)files[i].len, 0, id, il, su, s, date);
-		}
-	}
-	/* The Joliet root: the same, with UCS-2 names and no Rock Ridge. */
-	{
-		unsigned char *dir = img + JROOT * SEC, dot = 0, dotdot = 1;
-		joff = record(dir, JROOT, SEC, 1, &dot, 1, NULL, 0, date);
-		joff += record(dir + joff, JROOT, SEC, 1, &dotdot, 1, NULL, 0, date);
-		for (size_t i = 0; i < n; i++) {
-			size_t nl = strlen(files[i].name);
-			for (size_t k = 0; k < nl; k++) {
-				id[2 * k] = 0;
-				id[2 * k + 1] = (unsigned char)files[i].name[k];
-			}
-			joff += record(dir + joff, lba[i], (uint32_t)files[i].len, 0, id, 2 * nl, NULL, 0, date);
-		}
-	}
+	if (root_dir(img, files, lba, n, er, date) < 0)
+		goto out;
+	joliet_dir(img, files, lba, n, date);
 	for (size_t i = 0; i < n; i++)
 		if (files[i].len)
 			memcpy(img + (size_t)lba[i] * SEC, files[i].data, files[i].len);

@@ -8,6 +8,7 @@
 
 #include "mem.h"
 #include "assign.h"
+#include "session.h"
 
 struct uvm {
 	int64_t id, mem, vcpus, ntags;
@@ -552,25 +553,6 @@ last_host(struct vdi_db *db, int64_t uvm)
 	return id;
 }
 
-/* running -> migrating to host, held by this process: the triggers reserve its room there. */
-static int
-move_session(struct vdi_db *db, int64_t id, int64_t host, int64_t now, struct vdi_err *err)
-{
-	struct vdi_stmt *st = NULL;
-	int rc;
-
-	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'migrating', migrate_to = ?2, pid = ?3, changed = ?4 "
-			   "WHERE id = ?1 AND state = 'running'", err) < 0)
-		return -1;
-	vdi_stmt_bind_int64(st, 1, id);
-	vdi_stmt_bind_int64(st, 2, host);
-	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
-	vdi_stmt_bind_int64(st, 4, now);
-	rc = vdi_db_step(db, st, "reserving the destination", err);
-	vdi_stmt_finalize(st);
-	return rc;
-}
-
 static int
 by_name(const void *a, const void *b)
 {
@@ -619,56 +601,35 @@ out:
 	return ret;
 }
 
-int
-vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
-	   struct vdi_assign_result *res, struct vdi_err *err)
-{
-	struct uvm u;
-	struct vdi_sched_req req;
-	struct vdi_sched_ctx ctx;
-	struct vdi_stmt *st = NULL;
-	char *rr = NULL, detail[512];
-	int win = -1, rc;
-	int64_t now = (int64_t)time(NULL), source = 0, min_ok;
+static int assign_by_hand(struct vdi_assign_result *res, const struct vdi_sched_req *req,
+			  const struct vdi_assign_opts *o, int *win, struct vdi_err *err);
 
-	memset(res, 0, sizeof(*res));
-	if (vdi_db_begin(db, true, err) < 0)
+/*
+ * Pick: the host for u, on the rows read inside the caller's write
+ * transaction.  The quick path reads the best few candidates (see above);
+ * the full pass reads every host, when asked to explain or to place by
+ * hand, or when the quick path finds nothing and the refusal must say why.
+ * 0 with *win; -1 with err, and *keep when the result holds every host's
+ * verdict for --explain.
+ */
+static int
+assign_pick(struct vdi_db *db, const char *user, const struct uvm *u, const struct vdi_sched_req *req,
+	    const struct vdi_assign_opts *o, const char *rr, int64_t source, struct vdi_assign_result *res,
+	    int *win, bool *keep, struct vdi_err *err)
+{
+	struct vdi_sched_ctx ctx;
+	int64_t min_ok = o->max_age > 0 ? req->now - o->max_age : INT64_MIN;
+	char why[256];
+
+	*win = -1;
+	*keep = false;
+	if (!o->explain && !o->host && quick_pick(db, u, req, o, rr, source, min_ok, res, win, err) < 0)
 		return -1;
-	if (load_uservm(db, user, o->prepare, &u, err) < 0)
-		goto fail;
-	if (o->move) {
-		if (movable(db, u.id, o->move, &source, &res->from, err) < 0)
-			goto fail;
-		rc = 0;
-	} else if ((rc = live_session(db, u.id, res, err)) < 0) {
-		goto fail;
-	}
-	if (rc == 1) {
-		/* The broker reconnects the user: same session, nothing new reserved. */
-		vdi_db_rollback(db);
-		return 0;
-	}
-	res->mem = u.mem;
-	res->vcpus = u.vcpus;
-	req.mem = u.mem;
-	req.vcpus = u.vcpus;
-	req.now = now;
-	req.max_age = o->max_age;
-	if (o->policy == VDI_POLICY_ROUND_ROBIN)
-		rr = kv_get(db, "rr_last");
-	min_ok = o->max_age > 0 ? now - o->max_age : INT64_MIN;
-	/*
-	 * The quick path reads the best few candidates (see above); the full
-	 * pass reads every host, when asked to explain or to place by hand,
-	 * or when the quick path finds nothing and the refusal must say why.
-	 */
-	if (!o->explain && !o->host && quick_pick(db, &u, &req, o, rr, source, min_ok, res, &win, err) < 0)
-		goto fail;
-	if (win < 0) {
+	if (*win < 0) {
 		vdi_assign_result_hosts_clear(res);
-		if (load_hosts(db, &u, rr, res, err) < 0)
-			goto fail;
-		vdi_sched_filter(res->hosts, res->nhosts, &req);
+		if (load_hosts(db, u, rr, res, err) < 0)
+			return -1;
+		vdi_sched_filter(res->hosts, res->nhosts, req);
 		for (size_t i = 0; i < res->nhosts; i++) {
 			for (size_t k = 0; k < o->nexclude; k++)
 				if (res->hosts[i].id == o->exclude[k])
@@ -676,102 +637,136 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 			if (res->hosts[i].id == source)
 				res->hosts[i].reject = "source";
 		}
-		if (o->host) {
-			for (size_t i = 0; i < res->nhosts; i++)
-				if (strcmp(res->hosts[i].name, o->host) == 0)
-					win = (int)i;
-			if (win < 0) {
-				vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", o->host);
-				goto fail;
-			}
-			vdi_sched_detail(&res->hosts[win], &req);
-			if (res->hosts[win].reject && !o->force) {
-				vdi_err_set(err, VDI_R_NOHOST, "host %s fails filter '%s'%s%s%s (--force to place "
-					    "there anyway)", o->host, res->hosts[win].reject,
-					    res->hosts[win].detail[0] ? " (" : "", res->hosts[win].detail,
-					    res->hosts[win].detail[0] ? ")" : "");
-				goto fail;
-			}
-			res->forced = res->hosts[win].reject != NULL;
-			res->hosts[win].rank = 1;
-			snprintf(res->why, sizeof(res->why), "chosen by hand%s",
-				 res->forced ? ", forced past the filters" : "");
-		} else {
-			sched_ctx(db, &u, o, rr, true, &ctx);
-			win = vdi_sched_pick(res->hosts, res->nhosts, &req, &ctx);
-			snprintf(res->why, sizeof(res->why), "%s", ctx.why);
-		}
+		if (o->host)
+			return assign_by_hand(res, req, o, win, err);
+		sched_ctx(db, u, o, rr, true, &ctx);
+		*win = vdi_sched_pick(res->hosts, res->nhosts, req, &ctx);
+		snprintf(res->why, sizeof(res->why), "%s", ctx.why);
 	}
-	if (win < 0) {
-		char why[256];
+	if (*win < 0) {
 		vdi_sched_why_none(res->hosts, res->nhosts, why, sizeof(why));
 		vdi_err_set(err, VDI_R_NOHOST, "%s for %s", why, user);
-		if (!o->explain || !res->full)
-			goto fail;
-		/* The explanation is most wanted when nothing fits: keep every host's verdict. */
-		for (size_t i = 0; i < res->nhosts; i++)
-			vdi_sched_detail(&res->hosts[i], &req);
-		free(rr);
-		vdi_db_rollback(db);
+		if (o->explain && res->full) {
+			/* The explanation is most wanted when nothing fits: keep every host's verdict. */
+			for (size_t i = 0; i < res->nhosts; i++)
+				vdi_sched_detail(&res->hosts[i], req);
+			*keep = true;
+		}
 		return -1;
 	}
+	return 0;
+}
+
+/* --host: the helpdesk's choice, still filtered unless forced (and then logged as such). */
+static int
+assign_by_hand(struct vdi_assign_result *res, const struct vdi_sched_req *req, const struct vdi_assign_opts *o,
+	       int *win, struct vdi_err *err)
+{
+	struct vdi_sched_host *h = NULL;
+
+	for (size_t i = 0; i < res->nhosts; i++)
+		if (strcmp(res->hosts[i].name, o->host) == 0)
+			*win = (int)i;
+	if (*win < 0)
+		return vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", o->host);
+	h = &res->hosts[*win];
+	vdi_sched_detail(h, req);
+	if (h->reject && !o->force)
+		return vdi_err_set(err, VDI_R_NOHOST, "host %s fails filter '%s'%s%s%s (--force to place "
+				   "there anyway)", o->host, h->reject, h->detail[0] ? " (" : "", h->detail,
+				   h->detail[0] ? ")" : "");
+	res->forced = h->reject != NULL;
+	h->rank = 1;
+	snprintf(res->why, sizeof(res->why), "chosen by hand%s", res->forced ? ", forced past the filters" : "");
+	return 0;
+}
+
+/* Reserve: the write, in the caller's transaction: a new session, or a move begun, and its event. */
+static int
+assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const struct vdi_assign_opts *o,
+	       int win, int64_t now, struct vdi_assign_result *res, struct vdi_err *err)
+{
+	const struct vdi_sched_host *h = &res->hosts[win];
+	char detail[512];
+
+	if (o->move) {
+		if (vdi_session_move_begin(db, o->move, h->id, now, err) < 0)
+			return -1;
+		res->session_id = o->move;
+		snprintf(detail, sizeof(detail), "session=%lld from=%s to=%s %s%s", (long long)o->move, res->from,
+			 res->host, o->host ? "chosen by hand" : vdi_policy_name(o->policy),
+			 res->forced ? " FORCED past the filters" : "");
+		return vdi_event_add(db, user, "session-migrate-begin", detail, err);
+	}
+	if (vdi_session_insert(db, u->id, h->id, u->mem, u->vcpus, o->prepare ? "prepare" : "desktop",
+			       now, &res->session_id, err) < 0)
+		return -1;
+	if (o->policy == VDI_POLICY_ROUND_ROBIN && !o->host && kv_set(db, "rr_last", res->host, err) < 0)
+		return -1;
+	if (res->forced)
+		snprintf(detail, sizeof(detail), "session=%lld host=%s FORCED by %s past filter %s (%s)",
+			 (long long)res->session_id, res->host, vdi_db_who(db), h->reject, h->detail);
+	else
+		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
+			 o->host ? "chosen by hand" : vdi_policy_name(o->policy));
+	return vdi_event_add(db, user, o->prepare ? "prepare-assign" : res->forced ? "session-assign-forced" :
+			     "session-assign", detail, err);
+}
+
+int
+vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
+	   struct vdi_assign_result *res, struct vdi_err *err)
+{
+	struct uvm u;
+	struct vdi_sched_req req = { 0 };
+	char *rr = NULL;
+	int win = -1, rc, ret = -1;
+	int64_t source = 0;
+	bool keep = false;
+
+	memset(res, 0, sizeof(*res));
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (load_uservm(db, user, o->prepare, &u, err) < 0)
+		goto out;
+	if (o->move) {
+		if (movable(db, u.id, o->move, &source, &res->from, err) < 0)
+			goto out;
+		rc = 0;
+	} else if ((rc = live_session(db, u.id, res, err)) < 0) {
+		goto out;
+	}
+	if (rc == 1) {
+		/* The broker reconnects the user: same session, nothing new reserved. */
+		vdi_db_rollback(db);
+		return 0;
+	}
+	res->mem = req.mem = u.mem;
+	res->vcpus = req.vcpus = u.vcpus;
+	req.now = (int64_t)time(NULL);
+	req.max_age = o->max_age;
+	if (o->policy == VDI_POLICY_ROUND_ROBIN)
+		rr = kv_get(db, "rr_last");
+	if (assign_pick(db, user, &u, &req, o, rr, source, res, &win, &keep, err) < 0)
+		goto out;
 	res->host = vdi_xstrdup(res->hosts[win].name);
 	if (o->explain)
 		for (size_t i = 0; i < res->nhosts; i++)
 			vdi_sched_detail(&res->hosts[i], &req);
 	if (o->dry_run) {
-		vdi_db_rollback(db);
-		free(rr);
-		return 0;
+		ret = 0;
+		goto out;
 	}
-	if (o->move) {
-		if (move_session(db, o->move, res->hosts[win].id, now, err) < 0)
-			goto fail;
-		res->session_id = o->move;
-		snprintf(detail, sizeof(detail), "session=%lld from=%s to=%s %s%s", (long long)o->move, res->from,
-			 res->host, o->host ? "chosen by hand" : vdi_policy_name(o->policy),
-			 res->forced ? " FORCED past the filters" : "");
-		if (vdi_event_add(db, user, "session-migrate-begin", detail, err) < 0)
-			goto fail;
-		free(rr);
-		return vdi_db_commit(db, err);
-	}
-	if (vdi_db_prepare(db, &st, "INSERT INTO sessions (uservm_id, host_id, state, mem, vcpus, created, changed, "
-			   "kind) VALUES (?, ?, 'assigned', ?, ?, ?, ?, ?) RETURNING id", err) < 0)
-		goto fail;
-	vdi_stmt_bind_text(st, 7, o->prepare ? "prepare" : "desktop");
-	vdi_stmt_bind_int64(st, 1, u.id);
-	vdi_stmt_bind_int64(st, 2, res->hosts[win].id);
-	vdi_stmt_bind_int64(st, 3, u.mem);
-	vdi_stmt_bind_int64(st, 4, u.vcpus);
-	vdi_stmt_bind_int64(st, 5, now);
-	vdi_stmt_bind_int64(st, 6, now);
-	rc = vdi_stmt_step(st);
-	if (rc == VDI_DB_ROW)
-		res->session_id = vdi_stmt_int64(st, 0);
-	vdi_stmt_finalize(st);
-	if (rc != VDI_DB_ROW) {
-		vdi_db_fail(db, "reserving", err);
-		goto fail;
-	}
-	if (o->policy == VDI_POLICY_ROUND_ROBIN && !o->host && kv_set(db, "rr_last", res->host, err) < 0)
-		goto fail;
-	if (res->forced)
-		snprintf(detail, sizeof(detail), "session=%lld host=%s FORCED by %s past filter %s (%s)",
-			 (long long)res->session_id, res->host, vdi_db_who(db), res->hosts[win].reject, res->hosts[win].detail);
-	else
-		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
-			 o->host ? "chosen by hand" : vdi_policy_name(o->policy));
-	if (vdi_event_add(db, user, o->prepare ? "prepare-assign" : res->forced ? "session-assign-forced" :
-			  "session-assign", detail, err) < 0)
-		goto fail;
+	if (assign_reserve(db, user, &u, o, win, req.now, res, err) < 0)
+		goto out;
 	free(rr);
 	return vdi_db_commit(db, err);
-fail:
+out:
 	free(rr);
 	vdi_db_rollback(db);
-	vdi_assign_result_clear(res); /* on failure the caller has nothing to free */
-	return -1;
+	if (ret < 0 && !keep)
+		vdi_assign_result_clear(res); /* on failure the caller has nothing to free */
+	return ret;
 }
 
 void

@@ -12,6 +12,7 @@
 #include "host.h"
 #include "names.h"
 #include "report.h"
+#include "session.h"
 #include "strv.h"
 
 #define HOST_COLS \
@@ -592,15 +593,7 @@ vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err
 	}
 	if (live > 0) {
 		/* Forced: the sessions end now, as the administrator's act. */
-		if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = 'admin', "
-				   "changed = ?2, ended = ?2 WHERE host_id = ?1 AND state <> 'ended'", err) < 0)
-			goto fail;
-		vdi_stmt_bind_int64(st, 1, id);
-		vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
-		rc = vdi_db_step(db, st, "ending sessions", err);
-		vdi_stmt_finalize(st);
-		st = NULL;
-		if (rc < 0)
+		if (vdi_session_end_on_host(db, id, "admin", (int64_t)time(NULL), err) < 0)
 			goto fail;
 	}
 	if (vdi_db_prepare(db, &st, "DELETE FROM hosts WHERE id = ?", err) < 0)

@@ -111,85 +111,85 @@ viewer_reason(const struct vdi_session *s, const struct vdi_reap_opts *o)
 	return NULL;
 }
 
-int
-vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
-	      const struct vdi_reap_opts *o, struct vdi_reap_item **items, size_t *nitems)
+/* What session s is due for, if anything. */
+static void
+plan_session(const struct vdi_session *s, const struct vdi_reap_host *hs, size_t nhs,
+	     const struct vdi_reap_opts *o, struct vdi_reap_item **v, size_t *n)
 {
-	struct vdi_reap_item *v = NULL;
-	size_t n = 0;
+	const struct vdi_reap_host *h = NULL;
+	const struct vdi_domain_info *d;
+	size_t hi = 0;
+	char obj[160];
+	bool busy = o->pid_alive && s->pid && o->pid_alive(s->pid);
+	bool prep = vdi_session_is_prepare(s);
+	bool named = has_str(o->users, o->nusers, s->user) || has_id(o->ids, o->nids, s->id) ||
+		     has_id(o->hosts, o->nhosts, s->host_id);
 
-	for (size_t i = 0; i < nss; i++) {
-		const struct vdi_session *s = &ss[i];
-		const struct vdi_reap_host *h = NULL;
-		const struct vdi_domain_info *d;
-		size_t hi = 0;
-		char obj[160];
-		bool busy = o->pid_alive && s->pid && o->pid_alive(s->pid);
-		bool prep = vdi_session_is_prepare(s);
-
-		snprintf(obj, sizeof(obj), "session %lld (%s on %s)", (long long)s->id, s->user,
-			 s->host ? s->host : "no host");
-		for (hi = 0; hi < nhs; hi++)
-			if (hs[hi].id == s->host_id) {
-				h = &hs[hi];
-				break;
-			}
-		/* Sessions with no libvirt objects yet need no host to end. */
-		if (strcmp(s->state, "assigned") == 0) {
-			if (has_str(o->users, o->nusers, s->user) || has_id(o->ids, o->nids, s->id) ||
-			    has_id(o->hosts, o->nhosts, s->host_id))
-				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "admin", obj);
-			else if (o->now - s->created > o->assign_ttl)
-				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
-			else if (!prep && o->max_age > 0 && o->now - s->created > o->max_age)
-				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
-			continue;
+	snprintf(obj, sizeof(obj), "session %lld (%s on %s)", (long long)s->id, s->user,
+		 s->host ? s->host : "no host");
+	for (hi = 0; hi < nhs; hi++)
+		if (hs[hi].id == s->host_id) {
+			h = &hs[hi];
+			break;
 		}
-		/* A move is settled first, by asking both hosts (whatever else it is due for comes next run). */
-		if (strcmp(s->state, "migrating") == 0) {
-			if (!busy)
-				add(&v, &n, VDI_REAP_SETTLE, s->id, hi, "mover-gone", obj);
-			continue;
-		}
-		if (!h || !h->rep || h->rep->err.code) {
-			/* The host does not answer: its sessions wait, until it is lost. */
-			if (h && h->down_since > 0 && o->now - h->down_since > o->host_lost_after)
-				add(&v, &n, VDI_REAP_END_DB, s->id, hi, "host-lost", obj);
-			else
-				add(&v, &n, VDI_REAP_WAIT, s->id, hi, "host-down", obj);
-			continue;
-		}
-		d = find_dom(h->rep, s->id);
-		if (has_str(o->users, o->nusers, s->user) || has_id(o->ids, o->nids, s->id) ||
-		    has_id(o->hosts, o->nhosts, s->host_id)) {
-			add(&v, &n, VDI_REAP_END, s->id, hi, "admin", obj);
-		} else if (!prep && o->max_age > 0 && o->now - s->created > o->max_age) {
-			add(&v, &n, VDI_REAP_END, s->id, hi, "expired", obj);
-		} else if (strcmp(s->state, "running") == 0) {
-			/*
-			 * Domain gone: the user powered off (a first boot: it is done);
-			 * overlay gone too: deleted behind our back.  A first boot that
-			 * runs past prepare_timeout fails.
-			 */
-			const char *why = d && !prep ? viewer_reason(s, o) : NULL;
-			if (d && prep && o->prepare_timeout > 0 && o->now - s->changed > o->prepare_timeout)
-				add(&v, &n, VDI_REAP_END, s->id, hi, "expired", obj);
-			else if (why)
-				add(&v, &n, VDI_REAP_END, s->id, hi, why, obj);
-			else if (!d)
-				add(&v, &n, VDI_REAP_END, s->id, hi,
-				    h->volumes && s->overlay && !has_str(h->volumes, count(h->volumes), s->overlay) ?
-				    "orphan" : "poweroff", obj);
-		} else if (strcmp(s->state, "starting") == 0) {
-			if (!busy && o->now - s->changed > o->start_ttl)
-				add(&v, &n, d ? VDI_REAP_FINISH_START : VDI_REAP_END, s->id, hi, d ? "running" : "failed", obj);
-		} else if (strcmp(s->state, "stopping") == 0) {
-			if (!busy && o->now - s->changed > o->stop_ttl)
-				add(&v, &n, VDI_REAP_END, s->id, hi, "admin", obj);
-		}
+	/* Sessions with no libvirt objects yet need no host to end. */
+	if (strcmp(s->state, "assigned") == 0) {
+		if (named)
+			add(v, n, VDI_REAP_END_DB, s->id, hi, "admin", obj);
+		else if (o->now - s->created > o->assign_ttl)
+			add(v, n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
+		else if (!prep && o->max_age > 0 && o->now - s->created > o->max_age)
+			add(v, n, VDI_REAP_END_DB, s->id, hi, "expired", obj);
+		return;
 	}
-	if (!o->orphans)
-		goto out;
+	/* A move is settled first, by asking both hosts (whatever else it is due for comes next run). */
+	if (strcmp(s->state, "migrating") == 0) {
+		if (!busy)
+			add(v, n, VDI_REAP_SETTLE, s->id, hi, "mover-gone", obj);
+		return;
+	}
+	if (!h || !h->rep || h->rep->err.code) {
+		/* The host does not answer: its sessions wait, until it is lost. */
+		if (h && h->down_since > 0 && o->now - h->down_since > o->host_lost_after)
+			add(v, n, VDI_REAP_END_DB, s->id, hi, "host-lost", obj);
+		else
+			add(v, n, VDI_REAP_WAIT, s->id, hi, "host-down", obj);
+		return;
+	}
+	d = find_dom(h->rep, s->id);
+	if (named) {
+		add(v, n, VDI_REAP_END, s->id, hi, "admin", obj);
+	} else if (!prep && o->max_age > 0 && o->now - s->created > o->max_age) {
+		add(v, n, VDI_REAP_END, s->id, hi, "expired", obj);
+	} else if (strcmp(s->state, "running") == 0) {
+		/*
+		 * Domain gone: the user powered off (a first boot: it is done);
+		 * overlay gone too: deleted behind our back.  A first boot that
+		 * runs past prepare_timeout fails.
+		 */
+		const char *why = d && !prep ? viewer_reason(s, o) : NULL;
+		if (d && prep && o->prepare_timeout > 0 && o->now - s->changed > o->prepare_timeout)
+			add(v, n, VDI_REAP_END, s->id, hi, "expired", obj);
+		else if (why)
+			add(v, n, VDI_REAP_END, s->id, hi, why, obj);
+		else if (!d)
+			add(v, n, VDI_REAP_END, s->id, hi,
+			    h->volumes && s->overlay && !has_str(h->volumes, count(h->volumes), s->overlay) ?
+			    "orphan" : "poweroff", obj);
+	} else if (strcmp(s->state, "starting") == 0) {
+		if (!busy && o->now - s->changed > o->start_ttl)
+			add(v, n, d ? VDI_REAP_FINISH_START : VDI_REAP_END, s->id, hi, d ? "running" : "failed", obj);
+	} else if (strcmp(s->state, "stopping") == 0) {
+		if (!busy && o->now - s->changed > o->stop_ttl)
+			add(v, n, VDI_REAP_END, s->id, hi, "admin", obj);
+	}
+}
+
+/* Domains of ours that no session that is not ended runs there. */
+static void
+plan_orphan_domains(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
+		    struct vdi_reap_item **v, size_t *n)
+{
 	for (size_t hi = 0; hi < nhs; hi++) {
 		const struct vdi_reap_host *h = &hs[hi];
 
@@ -203,10 +203,16 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 			for (size_t i = 0; i < nss; i++)
 				owned |= ss[i].id == d->session_id && (ss[i].host_id == h->id || ss[i].migrate_to == h->id);
 			if (!owned)
-				add(&v, &n, VDI_REAP_DESTROY_DOMAIN, d->session_id, hi, "orphan", d->name);
+				add(v, n, VDI_REAP_DESTROY_DOMAIN, d->session_id, hi, "orphan", d->name);
 		}
 	}
-	/* Each shared pool once: through its first host, and only if all its hosts answered. */
+}
+
+/* Overlays of no session: each shared pool once, through its first host, and only if all its hosts answered. */
+static void
+plan_orphan_overlays(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
+		     struct vdi_reap_item **v, size_t *n)
+{
 	for (size_t hi = 0; hi < nhs; hi++) {
 		const struct vdi_reap_host *h = &hs[hi];
 		size_t silent = nhs;
@@ -224,7 +230,7 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 				silent = j;
 		if (silent < nhs || !h->volumes) {
 			snprintf(obj, sizeof(obj), "overlays in pool %s", h->pool);
-			add(&v, &n, VDI_REAP_WAIT, 0, silent < nhs ? silent : hi, "host-down", obj);
+			add(v, n, VDI_REAP_WAIT, 0, silent < nhs ? silent : hi, "host-down", obj);
 			continue;
 		}
 		for (size_t k = 0; h->volumes[k]; k++) {
@@ -238,10 +244,24 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 			for (size_t j = 0; j < nhs && !owned; j++)
 				owned |= find_dom(hs[j].rep, id) != NULL;
 			if (!owned)
-				add(&v, &n, VDI_REAP_DELETE_OVERLAY, id, hi, "orphan", h->volumes[k]);
+				add(v, n, VDI_REAP_DELETE_OVERLAY, id, hi, "orphan", h->volumes[k]);
 		}
 	}
-out:
+}
+
+int
+vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
+	      const struct vdi_reap_opts *o, struct vdi_reap_item **items, size_t *nitems)
+{
+	struct vdi_reap_item *v = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < nss; i++)
+		plan_session(&ss[i], hs, nhs, o, &v, &n);
+	if (o->orphans) {
+		plan_orphan_domains(ss, nss, hs, nhs, &v, &n);
+		plan_orphan_overlays(ss, nss, hs, nhs, &v, &n);
+	}
 	*items = v;
 	*nitems = n;
 	return 0;

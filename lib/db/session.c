@@ -8,18 +8,6 @@
 #include "mem.h"
 #include "master.h"
 #include "session.h"
-#include "names.h"
-
-void
-vdi_session_listen(const char *display, const char *uri, char *addr, size_t len)
-{
-	if (display)
-		snprintf(addr, len, "%s", display);
-	else
-		vdi_uri_host(uri, addr, len);
-	if (!addr[0])
-		snprintf(addr, len, "127.0.0.1");
-}
 
 void
 vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen)
@@ -600,4 +588,78 @@ out:
 	if (ret < 0)
 		vdi_db_rollback(db);
 	return ret;
+}
+
+int
+vdi_session_insert(struct vdi_db *db, int64_t uservm, int64_t host, int64_t mem, int64_t vcpus,
+		   const char *kind, int64_t now, int64_t *id, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "INSERT INTO sessions (uservm_id, host_id, state, mem, vcpus, created, changed, "
+			   "kind) VALUES (?1, ?2, 'assigned', ?3, ?4, ?5, ?5, ?6) RETURNING id", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, uservm);
+	vdi_stmt_bind_int64(st, 2, host);
+	vdi_stmt_bind_int64(st, 3, mem);
+	vdi_stmt_bind_int64(st, 4, vcpus);
+	vdi_stmt_bind_int64(st, 5, now);
+	vdi_stmt_bind_text(st, 6, kind);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		*id = vdi_stmt_int64(st, 0);
+	else
+		vdi_db_fail(db, "reserving", err);
+	vdi_stmt_finalize(st);
+	return rc == VDI_DB_ROW ? 0 : -1;
+}
+
+int
+vdi_session_move_begin(struct vdi_db *db, int64_t id, int64_t host, int64_t now, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'migrating', migrate_to = ?2, pid = ?3, changed = ?4 "
+			   "WHERE id = ?1 AND state = 'running'", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, host);
+	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
+	vdi_stmt_bind_int64(st, 4, now);
+	rc = vdi_db_step(db, st, "reserving the destination", err);
+	vdi_stmt_finalize(st);
+	return rc;
+}
+
+int
+vdi_session_end_on_host(struct vdi_db *db, int64_t host, const char *reason, int64_t now, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = ?3, changed = ?2, ended = ?2 "
+			   "WHERE host_id = ?1 AND state <> 'ended'", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, host);
+	vdi_stmt_bind_int64(st, 2, now);
+	vdi_stmt_bind_text(st, 3, reason);
+	rc = vdi_db_step(db, st, "ending sessions", err);
+	vdi_stmt_finalize(st);
+	return rc;
+}
+
+int
+vdi_session_forget_ended(struct vdi_db *db, int64_t uservm, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "DELETE FROM sessions WHERE uservm_id = ?1 AND state = 'ended'", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, uservm);
+	rc = vdi_db_step(db, st, "forgetting ended sessions", err);
+	vdi_stmt_finalize(st);
+	return rc;
 }

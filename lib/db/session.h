@@ -66,8 +66,6 @@ bool vdi_session_is_prepare(const struct vdi_session *s);
 /* s's device profile as registered, borrowed from s. */
 struct vdi_profile vdi_session_profile(const struct vdi_session *s);
 
-/* The address a host's sessions listen on: its display address, else its URI's host, else 127.0.0.1. */
-void vdi_session_listen(const char *display, const char *uri, char *addr, size_t len);
 
 void vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen);
 
@@ -110,6 +108,21 @@ int vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, st
  */
 int vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *reason,
 		    const char *detail, struct vdi_err *err);
+
+/*
+ * Inside the caller's write transaction (session.c writes every session
+ * row; the triggers keep the hosts' capacity in the same transaction):
+ * a new session in state assigned on host, of kind "desktop" or "prepare",
+ * its id in *id; running -> migrating to host, held by this process; every
+ * session on host that is not ended, ended now for reason; the ended
+ * sessions of a user VM that goes, forgotten.
+ */
+int vdi_session_insert(struct vdi_db *db, int64_t uservm, int64_t host, int64_t mem, int64_t vcpus,
+		       const char *kind, int64_t now, int64_t *id, struct vdi_err *err);
+int vdi_session_move_begin(struct vdi_db *db, int64_t id, int64_t host, int64_t now, struct vdi_err *err);
+int vdi_session_end_on_host(struct vdi_db *db, int64_t host, const char *reason, int64_t now,
+			    struct vdi_err *err);
+int vdi_session_forget_ended(struct vdi_db *db, int64_t uservm, struct vdi_err *err);
 
 /*
  * Moves (migrate.h).  vdi_assign with move set takes a running session to

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "master.h"
+#include "session.h"
 #include "uservm.h"
 #include "strv.h"
 
@@ -380,12 +381,8 @@ vdi_uservm_rm_row(struct vdi_db *db, int64_t id, const char *user, struct vdi_er
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	/* Ended sessions are history of a user VM that is gone: they go with it. */
-	if (vdi_db_prepare(db, &st, "DELETE FROM sessions WHERE uservm_id = ?1 AND state = 'ended'", err) < 0)
+	if (vdi_session_forget_ended(db, id, err) < 0)
 		goto fail;
-	vdi_stmt_bind_int64(st, 1, id);
-	if (vdi_db_step(db, st, "removing user VM", err) < 0)
-		goto fail;
-	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ?", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);

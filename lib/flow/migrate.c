@@ -16,6 +16,7 @@
 #include "mem.h"
 #include "migrate.h"
 #include "session.h"
+#include "start.h"
 #include "strv.h"
 #include "virt.h"
 #include "xml.h"
@@ -157,7 +158,7 @@ resolve(struct vdi_db *db, struct vdi_conns *conns, const struct vdi_session *s,
 	char detail[256], listen[256];
 
 	*moved = false;
-	vdi_session_listen(s->to_display, s->to_uri, listen, sizeof(listen));
+	vdi_start_listen(s->to_display, s->to_uri, listen, sizeof(listen));
 	*port = s->display_port;
 	if (!(dst = vdi_conns_get(conns, s->to_host, s->to_uri, err)) ||
 	    (wd = where_is(dst, s->to_host, s->domain, err)) < 0)
@@ -275,7 +276,7 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 		vdi_virt_fail(VDI_R_TEMP, "reading its domain XML", err);
 		goto undo;
 	}
-	vdi_session_listen(s->to_display, s->to_uri, listen, sizeof(listen));
+	vdi_start_listen(s->to_display, s->to_uri, listen, sizeof(listen));
 	if (!(dxml = vdi_xml_domain_move(xml, listen, s->to_network, s->to_network ? NULL : s->to_bridge, err)))
 		goto undo;
 	if (add_param(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_DEST_XML, dxml, err) < 0 ||

@@ -161,7 +161,7 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 	if (vdi_session_get(db, id, s, err) < 0)
 		return -1;
 	vdi_session_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay));
-	vdi_session_listen(s->host_display, s->host_uri, addr, sizeof(addr));
+	vdi_start_listen(s->host_display, s->host_uri, addr, sizeof(addr));
 	if (vdi_start_password(pw, sizeof(pw), err) < 0)
 		goto not_host;
 	/* A first boot runs on the user VM's own disk: no overlay. */
@@ -473,4 +473,15 @@ vdi_start_write_rdp(const struct vdi_session *s, const char *dir, struct vdi_err
 	ret = vdi_file_write_private(dir, name, rdp, strlen(rdp), err);
 	free(rdp);
 	return ret;
+}
+
+void
+vdi_start_listen(const char *display, const char *uri, char *addr, size_t len)
+{
+	if (display)
+		snprintf(addr, len, "%s", display);
+	else
+		vdi_uri_host(uri, addr, len);
+	if (!addr[0])
+		snprintf(addr, len, "127.0.0.1");
 }

@@ -100,4 +100,7 @@ char *vdi_start_vv(const struct vdi_session *s);
 /* Write DIR/USER.vv privately (file.h): 5 when something not ours is in the way. */
 int vdi_start_write_vv(const struct vdi_session *s, const char *dir, struct vdi_err *err);
 
+/* The address a host's sessions listen on: its display address, else its URI's host, else 127.0.0.1. */
+void vdi_start_listen(const char *display, const char *uri, char *addr, size_t len);
+
 #endif
