@@ -21,7 +21,7 @@ static const struct {
 	[VDI_R_NO_MASTER] = { "no-master", VDI_ENOTFOUND },
 	[VDI_R_NEVER_FITS] = { "never-fits", VDI_ENOHOST },
 	[VDI_R_PREPARING] = { "preparing", VDI_ECONFLICT },
-	[VDI_R_PREPARE_FAILED] = { "prepare-failed", VDI_EFAIL },
+	[VDI_R_PREPARE_FAILED] = { "prepare-failed", VDI_ECONFLICT },
 	[VDI_R_EXISTS] = { "exists", VDI_ECONFLICT },
 	[VDI_R_BUSY] = { "busy", VDI_ECONFLICT },
 	[VDI_R_CLAIM_LOST] = { "claim-lost", VDI_ECONFLICT },

@@ -56,7 +56,7 @@ enum vdi_reason {
 	VDI_R_NO_MASTER,       /* 3: no such master */
 	VDI_R_NEVER_FITS,      /* 4: no host could ever hold it, as sized */
 	VDI_R_PREPARING,       /* 5: the user VM is being prepared (its first boot) */
-	VDI_R_PREPARE_FAILED,  /* 1: the user VM's first boot failed */
+	VDI_R_PREPARE_FAILED,  /* 5: the user VM's first boot failed (it waits for vm-copy again) */
 	VDI_R_EXISTS,          /* 5: made already */
 	VDI_R_BUSY,            /* 5: another process works on it now */
 	VDI_R_CLAIM_LOST,      /* 5: another process took over our claim */
