@@ -37,17 +37,6 @@ doms() { # every running domain of the lab, sorted
 	for h in h1 h2 h3; do virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null; done | grep . | sort || true
 }
 
-overlays() { ls "$LAB/pool" | grep -E '^s[0-9]+-' | sort || true; }
-
-# The VMDB, the domains and the pool agree, and the counters are the sessions'.
-assert_agree() {
-	local want_doms want_ovl
-	want_doms=$(sql "select domain from sessions where state = 'running' order by domain" | sort)
-	want_ovl=$(sql "select overlay from sessions where state = 'running' order by overlay" | sort)
-	[ "$(doms)" = "$want_doms" ] || fail "domains $(doms | paste -sd,) but sessions say $(echo "$want_doms" | paste -sd,)"
-	[ "$(overlays)" = "$want_ovl" ] || fail "overlays $(overlays | paste -sd,) but sessions say $(echo "$want_ovl" | paste -sd,)"
-	[ "$(sql "select count(*) from host_usage_check where sessions <> sessions_real or mem_used <> mem_used_real or vcpus_used <> vcpus_used_real")" = 0 ] || fail "capacity counters drifted"
-}
 
 @test "a domain powered off (destroyed behind our back) ends 'poweroff'; its overlay goes; capacity comes back" {
 	vm-start -q u1 u2 u3
