@@ -37,7 +37,6 @@ doms() { # every running domain of the lab, sorted
 	for h in h1 h2 h3; do virsh -q -c "$(lab_uri "$h")" list --name 2>/dev/null; done | grep . | sort || true
 }
 
-
 @test "a domain powered off (destroyed behind our back) ends 'poweroff'; its overlay goes; capacity comes back" {
 	vm-start -q u1 u2 u3
 	virsh -q -c "$(lab_uri h2)" destroy vdi-s2-u2 >/dev/null
