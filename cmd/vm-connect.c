@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "connect.h"
+#include "form.h"
 #include "master.h"
 #include "mem.h"
 #include "names.h"
@@ -252,61 +253,6 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 	vdi_masters_free(ms, nms);
 }
 
-/* application/x-www-form-urlencoded: name=value&...; decoded in place. */
-static int
-form_decode(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++, o++) {
-		if (*s == '+') {
-			*o = ' ';
-		} else if (*s == '%') {
-			unsigned v;
-			if (sscanf(s + 1, "%2x", &v) != 1 || !s[1] || !s[2] || strchr("+- ", s[1]) || strchr("+- ", s[2]))
-				return -1;
-			*o = (char)v;
-			s += 2;
-		} else {
-			*o = *s;
-		}
-		if ((unsigned char)*o < 0x20 || *o == 0x7f)
-			return -1; /* no control characters, no NUL */
-	}
-	*o = '\0';
-	return 0;
-}
-
-struct form {
-	char *action, *token, *master, *mem, *disk;
-};
-
-static int
-form_parse(char *body, struct form *f, const char **why)
-{
-	for (char *save = NULL, *kv = strtok_r(body, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
-		char *v = strchr(kv, '='), **slot;
-		if (!v || form_decode(v + 1) < 0) {
-			*why = "a form field is malformed";
-			return -1;
-		}
-		*v++ = '\0';
-		slot = strcmp(kv, "action") == 0 ? &f->action : strcmp(kv, "token") == 0 ? &f->token :
-		       strcmp(kv, "master") == 0 ? &f->master : strcmp(kv, "mem") == 0 ? &f->mem :
-		       strcmp(kv, "disk") == 0 ? &f->disk : NULL;
-		if (!slot || *slot) {
-			*why = slot ? "a form field is given twice" : "the form has a field it should not have";
-			return -1;
-		}
-		*slot = v;
-	}
-	if (!f->action) {
-		*why = "the form has no action";
-		return -1;
-	}
-	return 0;
-}
-
 /* The page for a Connect that failed: from the error's reason, never its words. */
 static void
 connect_failed(struct answer *a, const struct vdi_err *err)
@@ -376,7 +322,7 @@ out:
 }
 
 static void
-request_desktop(struct answer *a, const struct form *f)
+request_desktop(struct answer *a, const struct vdi_form *f)
 {
 	struct vdi_request r = { .user = (char *)user, .master = f->master };
 	struct vdi_err err = { 0 };
@@ -411,8 +357,8 @@ request_desktop(struct answer *a, const struct form *f)
 static void
 post(struct answer *a)
 {
-	const char *type = getenv("CONTENT_TYPE"), *len = getenv("CONTENT_LENGTH"), *why = NULL;
-	struct form f = { 0 };
+	const char *type = getenv("CONTENT_TYPE"), *len = getenv("CONTENT_LENGTH");
+	struct vdi_form f = { 0 };
 	struct vdi_err err = { 0 };
 	unsigned char key[VDI_TOKEN_KEY];
 	char body[BODY_MAX + 1];
@@ -441,9 +387,14 @@ post(struct answer *a)
 			got += (size_t)r;
 	}
 	body[got] = '\0';
-	if (got != (size_t)n || memchr(body, '\0', got) || form_parse(body, &f, &why) < 0) {
-		log_line("refused: %s", why ? why : "a short or malformed form");
-		page(a, 400, "Bad Request", why ? why : "The form arrived damaged.");
+	if (got != (size_t)n || memchr(body, '\0', got)) {
+		log_line("refused: a short form");
+		page(a, 400, "Bad Request", "The form arrived damaged.");
+		return;
+	}
+	if (vdi_form_parse(body, &f, &err) < 0) {
+		log_line("refused: %s", err.msg);
+		page(a, 400, "Bad Request", err.msg);
 		return;
 	}
 	if (strcmp(f.action, "connect") != 0 && strcmp(f.action, "request") != 0) {
