@@ -19,6 +19,7 @@ vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage)
 	c->prog = prog;
 	c->usage = usage;
 	c->fmt = VDI_FMT_AUTO;
+	c->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	/*
 	 * A libvirt connection the daemon closed must not kill the process
 	 * (libvirt asks its users to ignore SIGPIPE, as virsh does); a closed

@@ -49,6 +49,7 @@ struct vdi_cli {
 	struct vdi_config cfg;
 	struct vdi_db *db;
 	struct vdi_out *out;
+	uint64_t rng;         /* the process's random source (random2, passwords' order): made once here */
 };
 
 void vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage);

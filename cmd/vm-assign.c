@@ -106,8 +106,7 @@ main(int argc, char **argv)
 	struct vdi_assign_opts ao = { 0 };
 	struct vdi_err err = { 0 };
 	const char *policy = NULL;
-	bool do_explain = false, seeded = false;
-	uint64_t rng = 0;
+	bool do_explain = false;
 	char **users = NULL;
 	size_t n = 0;
 	int o, rc, code = 0;
@@ -138,8 +137,7 @@ main(int argc, char **argv)
 			int64_t s;
 			if (vdi_int_parse(optarg, 0, INT64_MAX, &s, &err) < 0)
 				vdi_cli_usage_error(&c, "--seed: %s", err.msg);
-			rng = (uint64_t)s;
-			seeded = true;
+			c.rng = (uint64_t)s;
 			break;
 		}
 		default:
@@ -156,11 +154,8 @@ main(int argc, char **argv)
 	if (!policy && vdi_policy_parse(c.cfg.policy, &ao.policy) < 0)
 		ao.policy = VDI_POLICY_LEAST_SESSIONS;
 	ao.fallback = VDI_POLICY_LEAST_SESSIONS;
-	ao.dry_run = c.dry_run;
 	ao.max_age = c.cfg.poll_max_age / 1000;
-	if (!seeded)
-		rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	ao.rng = &rng;
+	ao.rng = &c.rng;
 	ao.explain = do_explain;
 	vdi_out_list_begin(c.out);
 	for (size_t i = 0; i < n; i++) {

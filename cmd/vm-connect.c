@@ -293,11 +293,10 @@ connect_user(struct answer *a)
 	struct vdi_start_opts so = { 0 };
 	struct vdi_session s;
 	struct vdi_err err = { 0 };
-	uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	char *vv;
 
 	vdi_start_opts_config(&so, &c.cfg);
-	so.assign.rng = &rng;
+	so.assign.rng = &c.rng;
 	so.conns = vdi_conns_new(c.cfg.poll_timeout);
 	if (vdi_connect(c.db, user, &so, c.cfg.ticket_ttl / 1000, &s, &err) < 0) {
 		log_line("connect: %s (%s)", err.msg, vdi_reason_name(err.reason));

@@ -264,7 +264,7 @@ static int
 run_batch(struct vdi_cli *c, const struct vdi_copy_req *reqs, size_t n)
 {
 	struct batch_out out = { .c = c, .reqs = reqs, .n = n };
-	struct vdi_copy_batch b = { .db_path = c->cfg.db, .program = c->prog, .busy_ms = c->cfg.busy_timeout,
+	struct vdi_copy_batch b = { .db = c->db,
 				    .timeout_ms = c->cfg.poll_timeout, .parallel = (int)c->cfg.copy_parallel,
 				    .rm = a.rm, .done = batch_done, .ctx = &out };
 
@@ -290,12 +290,11 @@ static int
 run_prepare(struct vdi_cli *c)
 {
 	struct vdi_prepare_opts po = { 0 };
-	uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
 	if (!prep.n)
 		return 0;
 	vdi_start_opts_config(&po.start, &c->cfg);
-	po.start.assign.rng = &rng;
+	po.start.assign.rng = &c->rng;
 	po.start.conns = a.o.conns;
 	po.timeout = c->cfg.prepare_timeout / 1000;
 	po.poll_ms = 500;
@@ -501,7 +500,6 @@ main(int argc, char **argv)
 	a.base.napps = a.napps;
 	a.o.tags = a.tags;
 	a.o.ntags = a.ntags;
-	a.o.dry_run = c.dry_run;
 	a.o.conns = vdi_conns_new(c.cfg.poll_timeout);
 	a.o.interrupted = &interrupted;
 	if (!a.rm)

@@ -424,15 +424,11 @@ move_away(struct vdi_cli *c, const char *name, int64_t *left, struct vdi_err *er
 	struct vdi_migrate_opts mo = { 0 };
 	struct vdi_migrate_batch mb = { 0 };
 	struct moves m = { .c = c };
-	uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	int rc;
 
 	vdi_migrate_opts_config(&mo, &c->cfg);
-	mo.rng = &rng;
-	mo.dry_run = c->dry_run;
-	mb.db_path = c->cfg.db;
-	mb.program = c->prog;
-	mb.busy_ms = c->cfg.busy_timeout;
+	mo.rng = &c->rng;
+	mb.db = c->db;
 	mb.timeout_ms = c->cfg.poll_timeout;
 	mb.parallel = (int)c->cfg.migrate_parallel;
 	mb.done = moved;
@@ -528,7 +524,7 @@ cmd_rm(struct vdi_cli *c, int argc, char **argv)
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
 	cs = vdi_conns_new(c->cfg.poll_timeout);
-	rc = vdi_reaper_host_rm(c->db, cs, argv[optind], force, c->dry_run, &err);
+	rc = vdi_reaper_host_rm(c->db, cs, argv[optind], force, &err);
 	vdi_conns_free(cs);
 	if (rc < 0)
 		return vdi_cli_fail(c, &err);

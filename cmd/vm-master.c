@@ -194,7 +194,6 @@ fill_opts(struct vdi_cli *c)
 		io.spec.vcpus = 1;
 	io.sha256 = sha256;
 	io.max_size = c->cfg.image_max_size;
-	io.dry_run = c->dry_run;
 	io.conns = vdi_conns_new(c->cfg.poll_timeout);
 	io.interrupted = &interrupted;
 	io.progress = progress;

@@ -97,7 +97,6 @@ main(int argc, char **argv)
 	char **users = NULL;
 	int64_t *ids = NULL;
 	size_t n = 0, nids = 0;
-	uint64_t rng;
 	int o, rc, code = 0;
 
 	vdi_cli_init(&c, "vm-migrate", usage);
@@ -105,9 +104,6 @@ main(int argc, char **argv)
 		if (vdi_cli_option(&c, o, optarg))
 			continue;
 		switch (o) {
-		case 'n':
-			c.dry_run = true;
-			break;
 		case 'p':
 			if (vdi_policy_parse(optarg, &mo.policy) < 0)
 				vdi_cli_usage_error(&c, "-p: unknown policy '%s'", optarg);
@@ -162,14 +158,10 @@ main(int argc, char **argv)
 	vdi_migrate_opts_config(&mo, &c.cfg);
 	if (policy)
 		vdi_policy_parse(policy, &mo.policy); /* checked when parsed */
-	rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	mo.rng = &rng;
+	mo.rng = &c.rng;
 	mo.to = to;
 	mo.force = force;
-	mo.dry_run = c.dry_run;
-	mb.db_path = c.cfg.db;
-	mb.program = c.prog;
-	mb.busy_ms = c.cfg.busy_timeout;
+	mb.db = c.db;
 	mb.timeout_ms = c.cfg.poll_timeout;
 	mb.parallel = (int)c.cfg.migrate_parallel;
 	mb.done = done;

@@ -150,15 +150,11 @@ main(int argc, char **argv)
 	ro.plan.nids = nids;
 	ro.hosts = hosts;
 	ro.nhosts = nhosts;
-	ro.dry_run = c.dry_run;
 	ro.timeout_ms = c.cfg.poll_timeout;
 	ro.parallel = (int)c.cfg.poll_parallel;
 	ro.conns = vdi_conns_new(c.cfg.poll_timeout);
 	ro.act_parallel = (int)c.cfg.start_parallel;
 	ro.act_parallel_host = (int)c.cfg.start_parallel_host;
-	ro.db_path = c.cfg.db;
-	ro.program = c.prog;
-	ro.busy_ms = c.cfg.busy_timeout;
 	ro.report = report;
 	ro.ctx = &c;
 	vdi_out_list_begin(c.out);

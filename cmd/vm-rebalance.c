@@ -123,9 +123,6 @@ main(int argc, char **argv)
 		if (vdi_cli_option(&c, o, optarg))
 			continue;
 		switch (o) {
-		case 'n':
-			c.dry_run = true;
-			break;
 		case 'p':
 			if (vdi_policy_parse(optarg, &ro.policy) < 0)
 				vdi_cli_usage_error(&c, "-p: unknown policy '%s'", optarg);
@@ -175,7 +172,6 @@ main(int argc, char **argv)
 		for (size_t i = 0; i < p.nmoves; i++)
 			put_move(&c, &p, i, NULL);
 	} else if (p.nmoves > 0) {
-		uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 		ids = vdi_xcalloc(p.nmoves, sizeof(*ids));
 		to = vdi_xcalloc(p.nmoves, sizeof(*to));
 		for (size_t i = 0; i < p.nmoves; i++) {
@@ -184,10 +180,8 @@ main(int argc, char **argv)
 		}
 		vdi_migrate_opts_config(&mo, &c.cfg);
 		mo.policy = ro.policy;
-		mo.rng = &rng;
-		mb.db_path = c.cfg.db;
-		mb.program = c.prog;
-		mb.busy_ms = c.cfg.busy_timeout;
+		mo.rng = &c.rng;
+		mb.db = c.db;
 		mb.timeout_ms = c.cfg.poll_timeout;
 		mb.parallel = (int)c.cfg.migrate_parallel;
 		mb.done = done;

@@ -115,7 +115,6 @@ main(int argc, char **argv)
 	char **users = NULL;
 	int64_t *ids = NULL;
 	size_t n = 0, nids = 0;
-	uint64_t rng;
 	int o, rc, code = 0;
 
 	vdi_cli_init(&c, "vm-start", usage);
@@ -168,14 +167,10 @@ main(int argc, char **argv)
 	vdi_start_opts_config(&so, &c.cfg);
 	if (policy)
 		vdi_policy_parse(policy, &so.assign.policy); /* checked when parsed */
-	rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	so.assign.rng = &rng;
+	so.assign.rng = &c.rng;
 	so.host_failed = host_failed;
 	so.ctx = &c;
 	sb.db = c.db;
-	sb.db_path = c.cfg.db;
-	sb.program = c.prog;
-	sb.busy_ms = c.cfg.busy_timeout;
 	sb.timeout_ms = c.cfg.poll_timeout;
 	sb.parallel = (int)c.cfg.start_parallel;
 	sb.per_host = (int)c.cfg.start_parallel_host;

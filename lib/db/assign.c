@@ -753,7 +753,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	if (o->explain)
 		for (size_t i = 0; i < res->nhosts; i++)
 			vdi_sched_detail(&res->hosts[i], &req);
-	if (o->dry_run) {
+	if (vdi_db_dry_run(db)) {
 		ret = 0;
 		goto out;
 	}

@@ -19,7 +19,6 @@ struct vdi_assign_opts {
 	enum vdi_policy fallback;  /* sticky's */
 	const char *host;          /* chosen by hand (the helpdesk) */
 	bool force;                /* with host: skip the filters */
-	bool dry_run;              /* decide, reserve nothing */
 	int64_t max_age;           /* poll_max_age, seconds */
 	uint64_t *rng;             /* random2 */
 	bool explain;              /* rank every host and fill each one's detail */
@@ -36,7 +35,7 @@ struct vdi_assign_opts {
 
 struct vdi_assign_result {
 	char *host;
-	int64_t session_id;        /* 0 with dry_run */
+	int64_t session_id;        /* 0 with -n (vdi_db_dry_run) */
 	bool existing;             /* the user's session that was not ended */
 	char *from;                /* with move: the host it runs on */
 	bool forced;

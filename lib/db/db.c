@@ -62,7 +62,18 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 		return -1;
 	db->program = vdi_xstrdup(program);
 	db->who = actor_name();
+	db->busy_ms = busy_ms;
 	*out = db;
+	return 0;
+}
+
+int
+vdi_db_reopen(struct vdi_db *db, struct vdi_db **out, struct vdi_err *err)
+{
+	if (vdi_db_open(out, db->path, db->busy_ms, db->program, err) < 0)
+		return -1;
+	vdi_db_set_who(*out, db->who);
+	(*out)->dry_run = db->dry_run;
 	return 0;
 }
 

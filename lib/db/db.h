@@ -79,6 +79,11 @@ enum vdi_step {
 int vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 		const char *program, struct vdi_err *err);
 void vdi_db_close(struct vdi_db *db);
+/*
+ * Another handle on db's VMDB, for another thread (a batch's worker): the
+ * same name, busy timeout, program, actor and dry run.  The caller closes it.
+ */
+int vdi_db_reopen(struct vdi_db *db, struct vdi_db **out, struct vdi_err *err);
 
 /* The schema version this build knows. */
 int vdi_db_schema_version(void);

@@ -170,7 +170,7 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	if (vdi_name_check("user", q->user, err) < 0)
 		goto out;
 	vdi_err_object(err, "%s", q->user);
-	if (!o->dry_run) {
+	if (!vdi_db_dry_run(db)) {
 		int rc = vdi_uservm_retry(db, q->user, &id, err);
 		if (rc != 0)
 			return rc < 0 ? -1 : copy_again(db, q->user, id, o, res, err);
@@ -213,8 +213,8 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	/* Rule 2: the claim is committed before any volume is made (with dry_run: checked, rolled back). */
 	if (vdi_uservm_claim(db, &u, &id, &takeover, err) < 0)
 		goto out;
-	claimed = !o->dry_run;
-	if (!o->dry_run) {
+	claimed = !vdi_db_dry_run(db);
+	if (!vdi_db_dry_run(db)) {
 		if (!(conn = vdi_conns_for_pool(o->conns, db, m.pool, o->host, err)) ||
 		    make_volumes(conn, &m, &u, id, disk, seedvol, o, err) < 0)
 			goto out;
@@ -260,7 +260,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 	vdi_err_object(err, "%s", user);
 	if (o->force && vdi_session_of_user(db, user, &s, err) == 0) {
 		/* End it for real: its guest runs on the disk about to be deleted. */
-		if (o->dry_run) {
+		if (vdi_db_dry_run(db)) {
 			vdi_session_clear(&s);
 			return vdi_uservm_get(db, user, &u, err) < 0 ? -1 : (vdi_uservm_clear(&u), 0);
 		}
@@ -273,7 +273,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 	vdi_err_clear(err); /* "no session" is no error here; the object stays */
 	if (vdi_uservm_rm_begin(db, user, &u, err) < 0)
 		return -1;
-	if (o->dry_run) {
+	if (vdi_db_dry_run(db)) {
 		ret = 0;
 		goto out;
 	}
@@ -343,8 +343,7 @@ vdi_copy_many(const struct vdi_copy_req *reqs, size_t n, const struct vdi_copy_o
 	      const struct vdi_copy_batch *b)
 {
 	struct many m = { .reqs = reqs, .o = o, .b = b, .n = n,
-			  .w = { .db_path = b->db_path, .program = b->program, .busy_ms = b->busy_ms,
-				 .timeout_ms = b->timeout_ms, .dry_run = o->dry_run } };
+			  .w = { .db = b->db, .timeout_ms = b->timeout_ms } };
 	int parallel = b->parallel < 1 ? 1 : b->parallel;
 
 	if ((size_t)parallel > n)

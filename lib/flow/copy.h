@@ -8,7 +8,7 @@
  * is ready, or preparing when its master prepares itself on first boot
  * (then prepare.h runs that boot).  Any failure undoes the volumes and
  * the claim.  A user VM whose first boot failed is made again from its
- * master, as it was asked for, and is preparing again.  With dry_run
+ * master, as it was asked for, and is preparing again.  With -n (vdi_db_dry_run)
  * everything up to the claim runs (and is rolled back), nothing is made.
  *
  * vdi_copy_rm() removes a user VM; with force its session is ended for
@@ -42,7 +42,6 @@ struct vdi_copy_opts {
 	char *const *tags;         /* tags the user VM needs of hosts (borrowed) */
 	size_t ntags;
 	int64_t expires;           /* Unix time; 0: never */
-	bool dry_run;
 	bool force;                /* vdi_copy_rm: end a live session first */
 	struct vdi_conns *conns;   /* borrowed */
 	const volatile sig_atomic_t *interrupted; /* set by a signal handler: stop and undo */
@@ -75,8 +74,7 @@ int vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts 
  * the later requests fail (5) without touching anything.
  */
 struct vdi_copy_batch {
-	const char *db_path, *program;
-	int64_t busy_ms;
+	struct vdi_db *db;         /* the caller's: each worker reopens it */
 	int64_t timeout_ms;        /* per host connect */
 	int parallel;
 	bool rm;

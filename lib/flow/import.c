@@ -105,8 +105,8 @@ vdi_import(struct vdi_db *db, const struct vdi_import_opts *o, struct vdi_master
 	if (vdi_host_for_pool(db, o->spec.pool, o->host, &hname, &huri, err) < 0)
 		goto out;
 	/* Rule 2: the claim is committed before any byte moves (with dry_run: checked, rolled back). */
-	if (vdi_master_claim(db, &o->spec, &id, takeover, err) < 0 || o->dry_run) {
-		ret = o->dry_run && !err->code ? 0 : -1;
+	if (vdi_master_claim(db, &o->spec, &id, takeover, err) < 0 || vdi_db_dry_run(db)) {
+		ret = vdi_db_dry_run(db) && !err->code ? 0 : -1;
 		goto out;
 	}
 	claimed = true;
@@ -143,7 +143,7 @@ vdi_import_rm(struct vdi_db *db, const char *name, const struct vdi_import_opts 
 	vdi_err_object(err, "%s", name);
 	if (vdi_master_rm_check(db, name, &m, err) < 0)
 		return -1;
-	if (o->dry_run) {
+	if (vdi_db_dry_run(db)) {
 		ret = 0;
 		goto out;
 	}

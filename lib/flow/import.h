@@ -8,7 +8,7 @@
  * and checking it on the way, compares the checksum, checks that libvirt
  * sees the size the header promised, and only then makes the master
  * active.  Any failure deletes the partial volume and forgets the claim.
- * With dry_run the checks up to the claim run (rolled back), no byte moves.
+ * With -n (vdi_db_dry_run) the checks up to the claim run (rolled back), no byte moves.
  *
  * vdi_import_rm() deletes a master's volume, then its row (refused while
  * user VMs use it).
@@ -30,7 +30,6 @@ struct vdi_import_opts {
 	const char *sha256;           /* expected, lowercase hex; NULL: not checked */
 	const char *host;             /* the host to reach the pool through; NULL: any that sees it */
 	int64_t max_size;             /* bytes */
-	bool dry_run;
 	struct vdi_conns *conns;      /* borrowed */
 	const volatile sig_atomic_t *interrupted;
 	void (*progress)(void *ctx, int64_t done, int64_t total); /* may be NULL */

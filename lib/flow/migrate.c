@@ -382,7 +382,7 @@ vdi_migrate(struct vdi_db *db, int64_t id, const struct vdi_migrate_opts *o, str
 	if (s.host)
 		r->from = vdi_xstrdup(s.host);
 	/* A move left half done by a process that died is settled first. */
-	if (strcmp(s.state, "migrating") == 0 && !o->dry_run) {
+	if (strcmp(s.state, "migrating") == 0 && !vdi_db_dry_run(db)) {
 		if (vdi_migrate_settle(db, o->conns, id, &moved, err) < 0)
 			goto out;
 		vdi_session_clear(&s);
@@ -401,13 +401,12 @@ vdi_migrate(struct vdi_db *db, int64_t id, const struct vdi_migrate_opts *o, str
 	ao.force = o->force;
 	ao.max_age = o->max_age;
 	ao.rng = o->rng;
-	ao.dry_run = o->dry_run;
 	ao.move = id;
-	ao.explain = o->dry_run; /* the why names its hosts */
+	ao.explain = vdi_db_dry_run(db); /* the why names its hosts */
 	if (vdi_assign(db, s.user, &ao, &ar, err) < 0)
 		goto out;
 	snprintf(r->why, sizeof(r->why), "%s", ar.why);
-	if (o->dry_run) {
+	if (vdi_db_dry_run(db)) {
 		r->to = ar.host;
 		ar.host = NULL;
 		ret = 0;
@@ -485,8 +484,7 @@ vdi_migrate_many(const int64_t *ids, char *const *to, size_t n, const struct vdi
 		 const struct vdi_migrate_batch *b)
 {
 	struct many m = { .o = o, .b = b, .ids = ids, .to = to, .n = n,
-			  .w = { .db_path = b->db_path, .program = b->program, .busy_ms = b->busy_ms,
-				 .timeout_ms = b->timeout_ms } };
+			  .w = { .db = b->db, .timeout_ms = b->timeout_ms } };
 	int parallel = b->parallel < 1 ? 1 : b->parallel;
 
 	vdi_workers_init(&m.w, parallel);

@@ -49,7 +49,6 @@ struct vdi_migrate_opts {
 	enum vdi_policy policy, fallback;
 	int64_t max_age;           /* poll_max_age, seconds */
 	uint64_t *rng;             /* random2 */
-	bool dry_run;              /* choose the destination, reserve and move nothing */
 	int64_t timeout_ms;        /* migrate_timeout: abort the job past it (0: no limit) */
 	bool unsafe;               /* migrate_unsafe: the pool is shared storage libvirt cannot recognise */
 	int64_t bandwidth;         /* migrate_bandwidth: MiB/s (0: no limit) */
@@ -57,7 +56,7 @@ struct vdi_migrate_opts {
 
 struct vdi_migrate_result {
 	int64_t session;
-	char *user, *from, *to;    /* to: where it runs now (with dry_run: where it would go) */
+	char *user, *from, *to;    /* to: where it runs now (with -n: where it would go) */
 	char why[256];             /* why that destination */
 	int64_t ms;                /* how long the move took */
 	int64_t port;              /* its SPICE port where it runs now */
@@ -65,7 +64,7 @@ struct vdi_migrate_result {
 };
 
 /*
- * Move session id.  0: moved (or with dry_run: planned).  -1 with err:
+ * Move session id.  0: moved (or with -n: planned).  -1 with err:
  * 3 no such session, 4 no host can take it, 5 it is not a running
  * desktop or another process moves it, 75 a host did not answer, 1 the
  * migration failed or timed out (it stays where it was: r->to is NULL).
@@ -90,8 +89,7 @@ int vdi_migrate_settle(struct vdi_db *db, struct vdi_conns *conns, int64_t id, b
  * order, under a lock; e is NULL when it moved.
  */
 struct vdi_migrate_batch {
-	const char *db_path, *program;
-	int64_t busy_ms;
+	struct vdi_db *db;         /* the caller's: each worker reopens it */
 	int64_t timeout_ms;        /* per host connect */
 	int parallel;
 	void (*done)(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_err *e);

@@ -4,7 +4,7 @@
  * vdi_poll_run() asks the hosts in parallel, each under its own deadline
  * (virt.h), with no VMDB transaction open, then records every answer (and
  * every silence) in one transaction: health, hardware, load, domains, and
- * health changes as events.  With db->dry_run the hosts are asked and the
+ * health changes as events.  With -n (vdi_db_dry_run) the hosts are asked and the
  * recording is rolled back.  vdi_poll_add() is vm-hosts add: a host is
  * checked (reachable, its pool active) before it is recorded.
  */

@@ -118,7 +118,7 @@ reap_unwatched(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst)
 		char obj[160];
 		snprintf(obj, sizeof(obj), "user VM %s", us[i].user);
 		vdi_err_reset(&e);
-		if (!o->dry_run && vdi_uservm_fail(db, us[i].id, "its preparation was abandoned (no first boot, "
+		if (!vdi_db_dry_run(db) && vdi_uservm_fail(db, us[i].id, "its preparation was abandoned (no first boot, "
 						   "its vm-copy gone)", &e) < 0)
 			*worst = vdi_code_worst(*worst, e.code);
 		o->report(o->ctx, "fail", obj, "abandoned", e.code ? &e : NULL);
@@ -150,7 +150,7 @@ reap_expired(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vd
 			continue;
 		snprintf(obj, sizeof(obj), "user VM of %s", u->user);
 		vdi_err_reset(&err);
-		if (o->dry_run) {
+		if (vdi_db_dry_run(db)) {
 			o->report(o->ctx, "delete", obj, "expired", NULL);
 			continue;
 		}
@@ -259,11 +259,10 @@ acts_run(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_ho
 	 size_t nss, const struct vdi_reap_item *items, size_t n, int *rc, struct vdi_err *errs)
 {
 	struct acts a = { .db = db, .o = o, .hs = hs, .ss = ss, .nss = nss, .items = items, .rc = rc, .errs = errs,
-			  .w = { .db_path = o->db_path, .program = o->program, .busy_ms = o->busy_ms,
-				 .timeout_ms = o->timeout_ms } };
+			  .w = { .db = db, .timeout_ms = o->timeout_ms } };
 	bool *taken = vdi_xcalloc(n + 1, sizeof(*taken));
 	size_t nchains = 0, m = 0;
-	int parallel = o->act_parallel < 1 || !o->db_path ? 1 : o->act_parallel;
+	int parallel = o->act_parallel < 1 ? 1 : o->act_parallel;
 
 	a.chain = vdi_xcalloc(n + 1, sizeof(*a.chain));
 	a.start = vdi_xcalloc(n + 2, sizeof(*a.start));
@@ -362,7 +361,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	vdi_reap_plan(ss, nss, rh, nhs, &ro, &items, &nitems);
 	rcs = vdi_xcalloc(nitems + 1, sizeof(*rcs));
 	errs = vdi_xcalloc(nitems + 1, sizeof(*errs));
-	if (!o->dry_run)
+	if (!vdi_db_dry_run(db))
 		acts_run(db, o, hs, ss, nss, items, nitems, rcs, errs);
 	for (size_t i = 0; i < nitems; i++) {
 		const struct vdi_reap_item *it = &items[i];
@@ -376,7 +375,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, &e);
 			continue;
 		}
-		if (o->dry_run) {
+		if (vdi_db_dry_run(db)) {
 			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, NULL);
 			continue;
 		}
@@ -413,7 +412,7 @@ out:
 }
 
 int
-vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bool force, bool dry_run,
+vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bool force,
 		   struct vdi_err *err)
 {
 	struct vdi_host h = { 0 };
@@ -440,7 +439,7 @@ vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bo
 		err->code = VDI_ETEMP;
 		goto out;
 	}
-	if (dry_run) {
+	if (vdi_db_dry_run(db)) {
 		ret = 0;
 		goto out;
 	}

@@ -41,19 +41,16 @@ struct vdi_reaper_opts {
 	char *const *hosts;          /* end every session on these hosts (names, borrowed) */
 	size_t nhosts;
 	bool expired;                /* also delete user VMs past their expiry */
-	bool dry_run;                /* plan and report, change nothing */
 	int64_t timeout_ms;          /* per host */
 	int parallel;                /* hosts asked at once */
 	struct vdi_conns *conns;     /* borrowed; for the plan's items too when act_parallel <= 1 */
 	/*
 	 * The plan's items on act_parallel sessions at once, act_parallel_host
-	 * of them on one host; each worker opens db_path (as program, with
-	 * busy_ms) and its own connections.  NULL db_path: one at a time on db.
+	 * of them on one host; each worker reopens db and has its own
+	 * connections.  act_parallel 1 (or 0): one at a time on db.
 	 */
 	int act_parallel, act_parallel_host;
-	const char *db_path, *program;   /* borrowed */
-	int64_t busy_ms;
-	/* Each item: what, on what, why, and e (NULL: done, or planned with dry_run). */
+	/* Each item: what, on what, why, and e (NULL: done, or planned with -n). */
 	void (*report)(void *ctx, const char *action, const char *object, const char *reason,
 		       const struct vdi_err *e);
 	void *ctx;
@@ -77,9 +74,9 @@ int vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err);
  * force; with force they are ended for real (domains destroyed, overlays
  * deleted) first, and when the host cannot be reached it is refused (75):
  * its guests may still run on their disks, so they are kept until the
- * host answers or is declared lost.  dry_run checks and changes nothing.
+ * host answers or is declared lost.  With -n (vdi_db_dry_run) it checks and changes nothing.
  */
-int vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bool force, bool dry_run,
+int vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bool force,
 		       struct vdi_err *err);
 
 #endif

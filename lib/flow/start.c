@@ -349,8 +349,7 @@ vdi_start_many(char *const *users, const int64_t *ids, size_t n, const struct vd
 	       const struct vdi_start_batch *b)
 {
 	struct many m = { .o = o, .b = b, .users = users, .ids = ids, .n = n,
-			  .w = { .db_path = b->db_path, .program = b->program, .busy_ms = b->busy_ms,
-				 .timeout_ms = b->timeout_ms } };
+			  .w = { .db = b->db, .timeout_ms = b->timeout_ms } };
 	int parallel = b->parallel < 1 ? 1 : b->parallel;
 
 	m.task_of = vdi_xcalloc(n + 1, sizeof(*m.task_of));

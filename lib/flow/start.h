@@ -66,9 +66,8 @@ int vdi_start(struct vdi_db *db, const char *user, int64_t id, const struct vdi_
  * and all before it are known (s NULL and e set on failure), under a lock.
  */
 struct vdi_start_batch {
-	struct vdi_db *db;              /* the caller's: users without a session are assigned on it first, in order */
-	const char *db_path, *program;
-	int64_t busy_ms;
+	struct vdi_db *db;              /* the caller's: users without a session are assigned on it first, in */
+	                                /* order; each worker reopens it */
 	int64_t timeout_ms;             /* per host connect */
 	int parallel, per_host;
 	void (*done)(void *ctx, size_t i, const struct vdi_session *s, const struct vdi_err *e);

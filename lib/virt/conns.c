@@ -111,9 +111,8 @@ int
 vdi_workers_get(struct vdi_workers *w, int worker, struct vdi_db **db, struct vdi_conns **cs, struct vdi_err *err)
 {
 	if (!w->dbs[worker]) {
-		if (vdi_db_open(&w->dbs[worker], w->db_path, w->busy_ms, w->program, err) < 0)
+		if (vdi_db_reopen(w->db, &w->dbs[worker], err) < 0)
 			return -1;
-		vdi_db_set_dry_run(w->dbs[worker], w->dry_run); /* -n: every commit rolls back, as on the caller's handle */
 	}
 	if (!w->conns[worker])
 		w->conns[worker] = vdi_conns_new(w->timeout_ms);

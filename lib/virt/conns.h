@@ -40,14 +40,14 @@ void vdi_conns_free(struct vdi_conns *cs);
 /*
  * What each worker thread of a batch (batch.h) owns: a VMDB handle, opened
  * on its first job, and a connection cache, as neither may be shared
- * between threads.  vdi_workers_get() gives worker w its pair (opening the
- * VMDB on first use, with dry_run as given); -1 with err if it does not
- * open.  vdi_workers_free() closes them all.
+ * between threads.  vdi_workers_get() gives worker w its pair (the VMDB
+ * reopened from the caller's handle db on first use: the same VMDB, busy
+ * timeout and -n); -1 with err if it does not open.  vdi_workers_free()
+ * closes them all.
  */
 struct vdi_workers {
-	const char *db_path, *program;   /* borrowed */
-	int64_t busy_ms, timeout_ms;
-	bool dry_run;
+	struct vdi_db *db;               /* the caller's, borrowed */
+	int64_t timeout_ms;              /* per host connect */
 	int n;
 	struct vdi_db **dbs;
 	struct vdi_conns **conns;
