@@ -65,7 +65,7 @@ layer_inc  = $(foreach l,$(LAYER_$(1)),-iquote lib/$(l))
 ALL_INC    = $(call layer_inc,flow) -iquote cmd
 
 BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
-           config.c file.c meta.c report.c xml.c iso.c seed.c form.c)
+           config.c file.c meta.c report.c xml.c iso.c seed.c form.c clock.c)
 DB_SRC   = $(addprefix lib/db/,db.c sqlite.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
            request.c rebalance.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)

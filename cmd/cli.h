@@ -50,6 +50,7 @@ struct vdi_cli {
 	struct vdi_db *db;
 	struct vdi_out *out;
 	uint64_t rng;         /* the process's random source (random2, passwords' order): made once here */
+	void *args;           /* a program's own options (its main's struct), for its commands */
 };
 
 void vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage);

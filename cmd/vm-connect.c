@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "connect.h"
 #include "form.h"
@@ -144,7 +145,7 @@ form_token(struct answer *a, const unsigned char *key, const char *action)
 	char tok[VDI_TOKEN_MAX];
 	struct vdi_err err = { 0 };
 
-	if (vdi_token_make(key, user, action, (int64_t)time(NULL) + FORM_TTL, tok, &err) < 0)
+	if (vdi_token_make(key, user, action, vdi_clock_now() + FORM_TTL, tok, &err) < 0)
 		tok[0] = '\0';
 	fprintf(a->b, "<input type=\"hidden\" name=\"action\" value=\"%s\">"
 		"<input type=\"hidden\" name=\"token\" value=\"%s\">\n", action, tok);
@@ -403,8 +404,8 @@ post(struct answer *a)
 	}
 	/* The token: this user's, this form's, not expired, never sent before. */
 	if (!f.token || vdi_token_key(c.db, key, &err) < 0 ||
-	    vdi_token_check(key, user, f.action, f.token, (int64_t)time(NULL), &err) < 0 ||
-	    vdi_token_spend(c.db, f.token, (int64_t)time(NULL), &err) < 0) {
+	    vdi_token_check(key, user, f.action, f.token, vdi_clock_now(), &err) < 0 ||
+	    vdi_token_spend(c.db, f.token, vdi_clock_now(), &err) < 0) {
 		explicit_bzero(key, sizeof(key));
 		log_line("refused %s: %s", f.action, f.token ? err.msg : "no form token");
 		page(a, 403, "Forbidden", f.token && err.reason == VDI_R_TOKEN_EXPIRED ?

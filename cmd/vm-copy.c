@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "copy.h"
 #include "csv.h"
@@ -148,13 +149,13 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 			vdi_cli_usage_error(c, "--%s", err.msg);
 		break;
 	case OPT_EXPIRES:
-		if (vdi_date_parse(arg, (int64_t)time(NULL), &a.o.expires, &err) < 0)
+		if (vdi_date_parse(arg, vdi_clock_now(), &a.o.expires, &err) < 0)
 			vdi_cli_usage_error(c, "--expires: %s", err.msg);
 		break;
 	case OPT_TTL:
 		if (vdi_duration_parse(arg, &ms, &err) < 0 || ms < 1000)
 			vdi_cli_usage_error(c, "--ttl: %s", err.msg[0] ? err.msg : "at least 1s");
-		a.o.expires = (int64_t)time(NULL) + ms / 1000;
+		a.o.expires = vdi_clock_now() + ms / 1000;
 		break;
 	case OPT_CSV:
 		a.csv = true;

@@ -85,14 +85,18 @@ struct moves {
 	int code;
 };
 
-static struct vdi_host_spec spec;
-static bool no_check, force, migrate;
-static char **tags;
-static size_t ntags;
+/* The commands' own options, borrowed from argv; main owns them (c->args). */
+struct args {
+	struct vdi_host_spec spec;
+	bool no_check, force, migrate;
+	char **tags;
+	size_t ntags;
+};
 
 static void
 parse_spec_opt(struct vdi_cli *c, int opt, const char *arg)
 {
+	struct args *a = c->args;
 	struct vdi_err err = { 0 };
 	int64_t n;
 	uint64_t sz;
@@ -101,74 +105,74 @@ parse_spec_opt(struct vdi_cli *c, int opt, const char *arg)
 	case OPT_POOL:
 		if (vdi_name_check("pool", arg, &err) < 0)
 			vdi_cli_usage_error(c, "%s", err.msg);
-		spec.pool = arg;
+		a->spec.pool = arg;
 		break;
 	case OPT_MAX_SESSIONS:
-		spec.has_max_sessions = true;
+		a->spec.has_max_sessions = true;
 		if (strcmp(arg, "none") == 0) {
-			spec.max_sessions = -1;
+			a->spec.max_sessions = -1;
 			break;
 		}
 		if (vdi_int_parse(arg, 0, 100000, &n, &err) < 0)
 			vdi_cli_usage_error(c, "--max-sessions: %s", err.msg);
-		spec.max_sessions = n;
+		a->spec.max_sessions = n;
 		break;
 	case OPT_CPU_RATIO:
-		if (vdi_real_parse(arg, 0.01, 64, &spec.cpu_ratio, &err) < 0 || spec.cpu_ratio <= 0)
+		if (vdi_real_parse(arg, 0.01, 64, &a->spec.cpu_ratio, &err) < 0 || a->spec.cpu_ratio <= 0)
 			vdi_cli_usage_error(c, "--cpu-ratio: %s", err.msg[0] ? err.msg : "must be above 0");
-		spec.has_cpu_ratio = true;
+		a->spec.has_cpu_ratio = true;
 		break;
 	case OPT_RAM_RATIO:
-		if (vdi_real_parse(arg, 0.01, 4, &spec.ram_ratio, &err) < 0)
+		if (vdi_real_parse(arg, 0.01, 4, &a->spec.ram_ratio, &err) < 0)
 			vdi_cli_usage_error(c, "--ram-ratio: %s", err.msg);
-		spec.has_ram_ratio = true;
+		a->spec.has_ram_ratio = true;
 		break;
 	case OPT_RESERVE_MEM:
 		if (vdi_size_parse(arg, &sz, &err) < 0)
 			vdi_cli_usage_error(c, "--reserve-mem: %s", err.msg);
 		if (sz > (1ULL << 50))
 			vdi_cli_usage_error(c, "--reserve-mem: '%s' is more memory than any host has", arg);
-		spec.reserve_mem = (int64_t)sz;
-		spec.has_reserve_mem = true;
+		a->spec.reserve_mem = (int64_t)sz;
+		a->spec.has_reserve_mem = true;
 		break;
 	case OPT_TAG:
 		if (vdi_name_check("tag", arg, &err) < 0)
 			vdi_cli_usage_error(c, "%s", err.msg);
-		vdi_strv_push(&tags, &ntags, (char *)arg);
-		spec.has_tags = true;
+		vdi_strv_push(&a->tags, &a->ntags, (char *)arg);
+		a->spec.has_tags = true;
 		break;
 	case OPT_NO_TAGS:
-		spec.has_tags = true;
+		a->spec.has_tags = true;
 		break;
 	case OPT_NETWORK:
 	case OPT_BRIDGE:
-		if (spec.has_network)
+		if (a->spec.has_network)
 			vdi_cli_usage_error(c, "give one of --network and --bridge");
 		if (*arg && (opt == OPT_NETWORK ? vdi_name_check("network", arg, &err) : vdi_bridge_check(arg, &err)) < 0)
 			vdi_cli_usage_error(c, "--%s: %s", opt == OPT_NETWORK ? "network" : "bridge", err.msg);
-		spec.has_network = true;
-		*(opt == OPT_NETWORK ? &spec.network : &spec.bridge) = arg;
+		a->spec.has_network = true;
+		*(opt == OPT_NETWORK ? &a->spec.network : &a->spec.bridge) = arg;
 		break;
 	case OPT_MIGRATION_URI:
 		if (*arg && vdi_migration_uri_check(arg, &err) < 0)
 			vdi_cli_usage_error(c, "--migration-uri: %s", err.msg);
-		spec.migration_uri = arg;
-		spec.has_migration_uri = true;
+		a->spec.migration_uri = arg;
+		a->spec.has_migration_uri = true;
 		break;
 	case OPT_DISPLAY:
 		if (*arg && vdi_display_address_check(arg, &err) < 0)
 			vdi_cli_usage_error(c, "--display-address: %s", err.msg);
-		spec.display_address = arg;
-		spec.has_display_address = true;
+		a->spec.display_address = arg;
+		a->spec.has_display_address = true;
 		break;
 	case OPT_NO_CHECK:
-		no_check = true;
+		a->no_check = true;
 		break;
 	case OPT_MIGRATE:
-		migrate = true;
+		a->migrate = true;
 		break;
 	case OPT_FORCE:
-		force = true;
+		a->force = true;
 		break;
 	}
 }
@@ -265,6 +269,7 @@ poll_opts(const struct vdi_cli *c)
 static int
 cmd_add(struct vdi_cli *c, int argc, char **argv)
 {
+	struct args *a = c->args;
 	struct vdi_err err = { 0 };
 	struct vdi_node_report rep;
 	struct vdi_poll_opts po;
@@ -277,38 +282,39 @@ cmd_add(struct vdi_cli *c, int argc, char **argv)
 		vdi_cli_usage_error(c, "%s", err.msg);
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
-	if (!spec.pool)
-		spec.pool = c->cfg.pool;
-	spec.tags = tags;
-	spec.ntags = ntags;
+	if (!a->spec.pool)
+		a->spec.pool = c->cfg.pool;
+	a->spec.tags = a->tags;
+	a->spec.ntags = a->ntags;
 	po = poll_opts(c);
-	rc = vdi_poll_add(c->db, argv[optind], argv[optind + 1], &spec, !no_check, &po, &rep, &err);
+	rc = vdi_poll_add(c->db, argv[optind], argv[optind + 1], &a->spec, !a->no_check, &po, &rep, &err);
 	vdi_size_format((uint64_t)rep.mem_total, mem, sizeof(mem));
 	vdi_node_report_clear(&rep);
 	if (rc < 0)
 		return vdi_cli_fail(c, &err);
-	if (no_check)
+	if (a->no_check)
 		vdi_cli_info(c, "%s host %s (not checked: unknown until polled)", c->dry_run ? "would add" : "added",
 			     argv[optind]);
 	else
 		vdi_cli_info(c, "%s host %s: %lld CPUs, %s memory, pool %s", c->dry_run ? "would add" : "added",
-			     argv[optind], (long long)rep.vcpus, mem, spec.pool);
+			     argv[optind], (long long)rep.vcpus, mem, a->spec.pool);
 	return 0;
 }
 
 static int
 cmd_set(struct vdi_cli *c, int argc, char **argv)
 {
+	struct args *a = c->args;
 	struct vdi_err err = { 0 };
 	int rc;
 
 	need_args(c, "set", argc - optind, 1, 1);
 	check_host_name(c, argv[optind]);
-	spec.tags = tags;
-	spec.ntags = ntags;
+	a->spec.tags = a->tags;
+	a->spec.ntags = a->ntags;
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
-	if (vdi_host_update(c->db, argv[optind], &spec, &err) < 0)
+	if (vdi_host_update(c->db, argv[optind], &a->spec, &err) < 0)
 		return vdi_cli_fail(c, &err);
 	if (c->dry_run)
 		vdi_cli_info(c, "would change host %s", argv[optind]);
@@ -442,6 +448,7 @@ move_away(struct vdi_cli *c, const char *name, int64_t *left, struct vdi_err *er
 static int
 admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char *admin)
 {
+	struct args *a = c->args;
 	struct vdi_err err = { 0 };
 	char **names;
 	size_t n;
@@ -450,7 +457,7 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 	vdi_cli_args(c, argc, argv, &names, &n);
 	if (n == 0)
 		vdi_cli_usage_error(c, "%s: missing host name", cmd);
-	if (migrate && force)
+	if (a->migrate && a->force)
 		vdi_cli_usage_error(c, "%s: give one of --migrate and --force", cmd);
 	for (size_t i = 0; i < n; i++)
 		check_host_name(c, names[i]);
@@ -458,17 +465,17 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 		vdi_cli_args_free(names, n);
 		return rc;
 	}
-	if (migrate)
+	if (a->migrate)
 		vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < n; i++) {
 		int64_t left = 0;
 		vdi_err_reset(&err);
 		/* With --migrate, no new sessions first; then the moves; then (maintenance) the mark. */
-		if (migrate && !c->dry_run && vdi_host_set_admin(c->db, names[i], "draining", false, &err) < 0) {
+		if (a->migrate && !c->dry_run && vdi_host_set_admin(c->db, names[i], "draining", false, &err) < 0) {
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
 			continue;
 		}
-		if (migrate) {
+		if (a->migrate) {
 			rc = move_away(c, names[i], &left, &err);
 			if (rc < 0) {
 				code = vdi_code_worst(code, vdi_cli_fail(c, &err));
@@ -481,14 +488,14 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 			if (strcmp(admin, "draining") == 0)
 				continue;
 		}
-		if (c->dry_run && migrate)
+		if (c->dry_run && a->migrate)
 			continue;
-		if (vdi_host_set_admin(c->db, names[i], admin, force, &err) < 0)
+		if (vdi_host_set_admin(c->db, names[i], admin, a->force, &err) < 0)
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
 		else if (c->dry_run)
 			vdi_cli_info(c, "would mark host %s %s", names[i], admin);
 	}
-	if (migrate)
+	if (a->migrate)
 		vdi_out_list_end(c->out);
 	vdi_cli_args_free(names, n);
 	return code;
@@ -515,6 +522,7 @@ cmd_maintenance(struct vdi_cli *c, int argc, char **argv)
 static int
 cmd_rm(struct vdi_cli *c, int argc, char **argv)
 {
+	struct args *a = c->args;
 	struct vdi_err err = { 0 };
 	struct vdi_conns *cs;
 	int rc;
@@ -524,7 +532,7 @@ cmd_rm(struct vdi_cli *c, int argc, char **argv)
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
 	cs = vdi_conns_new(c->cfg.poll_timeout);
-	rc = vdi_reaper_host_rm(c->db, cs, argv[optind], force, &err);
+	rc = vdi_reaper_host_rm(c->db, cs, argv[optind], a->force, &err);
 	vdi_conns_free(cs);
 	if (rc < 0)
 		return vdi_cli_fail(c, &err);
@@ -616,10 +624,12 @@ int
 main(int argc, char **argv)
 {
 	struct vdi_cli c;
+	struct args a = { 0 };
 	int rc;
 
 	vdi_cli_init(&c, "vm-hosts", usage);
+	c.args = &a;
 	rc = vdi_cli_dispatch(&c, argc, argv, opts, cmds, parse_spec_opt);
-	free(tags);
+	free(a.tags);
 	return vdi_cli_finish(&c, rc);
 }

@@ -75,11 +75,13 @@ static const struct option opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Options, borrowed from argv; the import's options are filled by them. */
-static struct vdi_import_opts io = { .spec = { .mem = -1, .vcpus = -1, .disk = -1 } };
-static char **apps;
-static size_t napps;
-static char *sha256;
+/* The commands' own options, borrowed from argv; main owns them (c->args). */
+struct args {
+	struct vdi_import_opts io;
+	char **apps;
+	size_t napps;
+	char *sha256;
+};
 
 static volatile sig_atomic_t interrupted;
 
@@ -102,44 +104,45 @@ check_name(struct vdi_cli *c, const char *kind, const char *name)
 static void
 parse_opt(struct vdi_cli *c, int o, const char *arg)
 {
+	struct args *a = c->args;
 	struct vdi_err err = { 0 };
 
 	switch (o) {
 	case OPT_IMAGE:
-		io.spec.source = arg;
+		a->io.spec.source = arg;
 		break;
 	case OPT_OS:
 		check_name(c, "os", arg);
-		io.spec.os = arg;
+		a->io.spec.os = arg;
 		break;
 	case OPT_APP:
 		check_name(c, "app", arg);
-		vdi_strv_push(&apps, &napps, (char *)arg);
+		vdi_strv_push(&a->apps, &a->napps, (char *)arg);
 		break;
 	case OPT_SHA256:
-		free(sha256);
-		sha256 = vdi_xstrdup(arg);
-		if (vdi_sha256_check(sha256, &err) < 0)
+		free(a->sha256);
+		a->sha256 = vdi_xstrdup(arg);
+		if (vdi_sha256_check(a->sha256, &err) < 0)
 			vdi_cli_usage_error(c, "--sha256: %s", err.msg);
 		break;
 	case OPT_POOL:
 		check_name(c, "pool", arg);
-		io.spec.pool = arg;
+		a->io.spec.pool = arg;
 		break;
 	case OPT_HOST:
 		check_name(c, "host", arg);
-		io.host = arg;
+		a->io.host = arg;
 		break;
 	case OPT_MEM:
-		if (vdi_mem_parse(arg, &io.spec.mem, &err) < 0)
+		if (vdi_mem_parse(arg, &a->io.spec.mem, &err) < 0)
 			vdi_cli_usage_error(c, "--%s", err.msg);
 		break;
 	case OPT_VCPUS:
-		if (vdi_vcpus_parse(arg, &io.spec.vcpus, &err) < 0)
+		if (vdi_vcpus_parse(arg, &a->io.spec.vcpus, &err) < 0)
 			vdi_cli_usage_error(c, "--%s", err.msg);
 		break;
 	case OPT_DISK:
-		if (vdi_disk_parse(arg, &io.spec.disk, &err) < 0)
+		if (vdi_disk_parse(arg, &a->io.spec.disk, &err) < 0)
 			vdi_cli_usage_error(c, "--%s", err.msg);
 		break;
 	case OPT_PROFILE:
@@ -153,18 +156,18 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 		*slot = arg;
 		if (vdi_profile_check(&p, &err) < 0)
 			vdi_cli_usage_error(c, "--%s", err.msg);
-		*(o == OPT_PROFILE ? &io.spec.prof.name : o == OPT_FIRMWARE ? &io.spec.prof.firmware :
-		  o == OPT_DISK_BUS ? &io.spec.prof.disk_bus : o == OPT_NIC ? &io.spec.prof.nic :
-		  &io.spec.prof.video) = arg;
+		*(o == OPT_PROFILE ? &a->io.spec.prof.name : o == OPT_FIRMWARE ? &a->io.spec.prof.firmware :
+		  o == OPT_DISK_BUS ? &a->io.spec.prof.disk_bus : o == OPT_NIC ? &a->io.spec.prof.nic :
+		  &a->io.spec.prof.video) = arg;
 		break;
 	}
 	case OPT_PREPARE:
 		if (strcmp(arg, "cloud-init") != 0 && strcmp(arg, "none") != 0)
 			vdi_cli_usage_error(c, "--prepare: '%s' is not cloud-init or none", arg);
-		io.spec.prepare = arg;
+		a->io.spec.prepare = arg;
 		break;
 	case OPT_RDP:
-		io.spec.rdp = true;
+		a->io.spec.rdp = true;
 		break;
 	}
 }
@@ -172,32 +175,34 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 static void
 progress(void *ctx, int64_t done, int64_t total)
 {
-	vdi_cli_progress(ctx, io.spec.name, done, total, true);
+	struct args *a = ((struct vdi_cli *)ctx)->args;
+	vdi_cli_progress(ctx, a->io.spec.name, done, total, true);
 }
 
 /* Settings into the import's options (after vdi_cli_open). */
 static void
 fill_opts(struct vdi_cli *c)
 {
-	io.spec.apps = apps;
-	io.spec.napps = napps;
+	struct args *a = c->args;
+	a->io.spec.apps = a->apps;
+	a->io.spec.napps = a->napps;
 	{
 		struct vdi_err err = { 0 };
-		if (vdi_profile_check(&io.spec.prof, &err) < 0)
+		if (vdi_profile_check(&a->io.spec.prof, &err) < 0)
 			vdi_cli_usage_error(c, "%s", err.msg);
 	}
-	if (!io.spec.pool)
-		io.spec.pool = c->cfg.pool;
-	if (io.spec.mem <= 0)
-		io.spec.mem = 1LL << 30;
-	if (io.spec.vcpus <= 0)
-		io.spec.vcpus = 1;
-	io.sha256 = sha256;
-	io.max_size = c->cfg.image_max_size;
-	io.conns = vdi_conns_new(c->cfg.poll_timeout);
-	io.interrupted = &interrupted;
-	io.progress = progress;
-	io.ctx = c;
+	if (!a->io.spec.pool)
+		a->io.spec.pool = c->cfg.pool;
+	if (a->io.spec.mem <= 0)
+		a->io.spec.mem = 1LL << 30;
+	if (a->io.spec.vcpus <= 0)
+		a->io.spec.vcpus = 1;
+	a->io.sha256 = a->sha256;
+	a->io.max_size = c->cfg.image_max_size;
+	a->io.conns = vdi_conns_new(c->cfg.poll_timeout);
+	a->io.interrupted = &interrupted;
+	a->io.progress = progress;
+	a->io.ctx = c;
 }
 
 static void
@@ -236,6 +241,7 @@ put_master(struct vdi_out *o, const struct vdi_master *m, bool full)
 static int
 cmd_add(struct vdi_cli *c, int argc, char **argv)
 {
+	struct args *a = c->args;
 	struct vdi_err err = { 0 };
 	struct vdi_master m;
 	bool takeover;
@@ -244,23 +250,23 @@ cmd_add(struct vdi_cli *c, int argc, char **argv)
 	if (argc - optind != 1)
 		vdi_cli_usage_error(c, "add: expected one master name");
 	check_name(c, "master", argv[optind]);
-	if (!io.spec.source)
+	if (!a->io.spec.source)
 		vdi_cli_usage_error(c, "add: --image PATH|URL is required");
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
-	io.spec.name = argv[optind];
+	a->io.spec.name = argv[optind];
 	fill_opts(c);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	rc = vdi_import(c->db, &io, &m, &takeover, &err);
+	rc = vdi_import(c->db, &a->io, &m, &takeover, &err);
 	vdi_cli_progress(c, NULL, -1, 0, false);
 	if (rc < 0)
 		return vdi_cli_fail(c, &err);
 	if (takeover)
-		vdi_cli_info(c, "took over the import of %s left by a process that died", io.spec.name);
+		vdi_cli_info(c, "took over the import of %s left by a process that died", a->io.spec.name);
 	if (c->dry_run) {
-		vdi_cli_info(c, "would import %s into pool %s", io.spec.source, io.spec.pool);
+		vdi_cli_info(c, "would import %s into pool %s", a->io.spec.source, a->io.spec.pool);
 	} else if (!c->quiet) {
 		vdi_out_list_begin(c->out);
 		put_master(c->out, &m, false);
@@ -315,6 +321,7 @@ cmd_show(struct vdi_cli *c, int argc, char **argv)
 static int
 each_name(struct vdi_cli *c, int argc, char **argv, const char *cmd, bool rm)
 {
+	struct args *a = c->args;
 	struct vdi_err err;
 	char **names;
 	size_t n;
@@ -332,7 +339,7 @@ each_name(struct vdi_cli *c, int argc, char **argv, const char *cmd, bool rm)
 	fill_opts(c);
 	for (size_t i = 0; i < n; i++) {
 		vdi_err_reset(&err);
-		rc = rm ? vdi_import_rm(c->db, names[i], &io, &err) : vdi_master_retire(c->db, names[i], &err);
+		rc = rm ? vdi_import_rm(c->db, names[i], &a->io, &err) : vdi_master_retire(c->db, names[i], &err);
 		if (rc < 0)
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
 		else
@@ -374,12 +381,14 @@ int
 main(int argc, char **argv)
 {
 	struct vdi_cli c;
+	struct args a = { .io = { .spec = { .mem = -1, .vcpus = -1, .disk = -1 } } };
 	int rc;
 
 	vdi_cli_init(&c, "vm-master", usage);
+	c.args = &a;
 	rc = vdi_cli_dispatch(&c, argc, argv, opts, cmds, parse_opt);
-	vdi_conns_free(io.conns);
-	free(apps);
-	free(sha256);
+	vdi_conns_free(a.io.conns);
+	free(a.apps);
+	free(a.sha256);
 	return vdi_cli_finish(&c, rc);
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "conns.h"
 #include "mem.h"
@@ -155,7 +156,7 @@ main(int argc, char **argv)
 	ro.max_moves = max_moves;
 	ro.threshold = has_threshold ? threshold : (double)c.cfg.rebalance_threshold;
 	ro.rest = c.cfg.rebalance_rest / 1000;
-	ro.now = (int64_t)time(NULL);
+	ro.now = vdi_clock_now();
 	ro.max_age = c.cfg.poll_max_age / 1000;
 	if (vdi_rebalance_plan(c.db, &ro, &p, &err) < 0) {
 		code = vdi_cli_fail(&c, &err);

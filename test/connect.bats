@@ -247,13 +247,11 @@ running_session_of() {
 	cp "$W/b" "$W/alice.vv"
 	viewer "$W/alice.vv"
 	wait_sql "select disconnected_since is null from sessions where id = 1" 1
-	sleep 5
-	run_vdi vm-reap
+	VDI_TEST_CLOCK=5 run_vdi vm-reap
 	assert_equal "$(sql "select state from sessions where id = 1")" running
 	# Gone for good: past disconnect_timeout, vm-reap ends it "disconnected" and the host has its memory back.
 	viewer_leaves 1
-	sleep 5
-	run_vdi vm-reap
+	VDI_TEST_CLOCK=5 run_vdi vm-reap
 	assert_equal "$(sql "select state || ' ' || reason from sessions where id = 1")" "ended disconnected"
 	assert_equal "$(sql "select sum(sessions) || ' ' || sum(mem_used) from hosts")" "0 0"
 	# A .vv opened after its ticket expired is refused: the client never gets past authentication.
@@ -304,8 +302,7 @@ running_session_of() {
 	# A started session nobody connects to ends never-connected (vm-reap, from what vm-watch saw).
 	printf 'connect_timeout = 2s\n' >"$VDI_CONFIG"
 	run_vdi vm-start bob
-	sleep 4
-	run_vdi vm-reap
+	VDI_TEST_CLOCK=4 run_vdi vm-reap
 	assert_equal "$(sql "select reason from sessions where id = 2")" never-connected
 	# SIGTERM: it stops, and says the hosts are no longer watched.
 	stop_pidfile "$W/watch.pid"

@@ -113,8 +113,7 @@ ready_lines() {
 	[ "$status" -ne 0 ]
 	assert_equal "$(sql "select connected_since is not null and disconnected_since is null from sessions")" 1
 	# Past disconnect_timeout, vm-reap still finds it connected: the session runs on.
-	sleep 5
-	run_vdi vm-reap
+	VDI_TEST_CLOCK=5 run_vdi vm-reap
 	assert_equal "$(sql "select state from sessions")" running
 	run_vdi vm-ls -o json alice
 	assert_equal "$(jq -r '.[0].viewer' <<<"$output")" connected

@@ -165,8 +165,7 @@ print("ok")' "$output"
 	vm-hosts add dead "qemu+unix:///system?socket=$BATS_TEST_TMPDIR/none" --no-check
 	vm-hosts poll dead >/dev/null || true
 	echo 'poll_max_age = 1s' >"$VDI_CONFIG"
-	sleep 2
-	run_vdi 4 vm-assign -n u1
+	VDI_TEST_CLOCK=2 run_vdi 4 vm-assign -n u1
 	assert_output --partial "1 down, 3 stale"
 }
 

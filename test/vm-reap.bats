@@ -108,8 +108,7 @@ doms() { # every running domain of the lab, sorted
 	run_vdi vm-reap
 	assert_output ""    # not past start_ttl yet
 	echo 'start_ttl = 1s' >"$VDI_CONFIG"
-	sleep 2
-	run_vdi vm-reap
+	VDI_TEST_CLOCK=2 run_vdi vm-reap
 	assert_output $'end\tsession 1 (u1 on h1)\tfailed'
 	assert_agree
 }
@@ -117,8 +116,7 @@ doms() { # every running domain of the lab, sorted
 @test "vm-start killed after the domain started: vm-reap finishes it (running)" {
 	VDI_TEST_STOP_AT=domain run_vdi 137 vm-start u1
 	echo 'start_ttl = 1s' >"$VDI_CONFIG"
-	sleep 2
-	run_vdi vm-reap
+	VDI_TEST_CLOCK=2 run_vdi vm-reap
 	assert_output $'finish\tsession 1 (u1 on h1)\trunning'
 	[ "$(sql 'select state from sessions where id = 1')" = running ]
 	assert_agree
@@ -133,8 +131,7 @@ doms() { # every running domain of the lab, sorted
 	run_vdi vm-reap
 	assert_output $'end\tsession 1 (u1 on h1)\tpoweroff'
 	echo 'stop_ttl = 1s' >"$VDI_CONFIG"
-	sleep 2
-	run_vdi vm-reap
+	VDI_TEST_CLOCK=2 run_vdi vm-reap
 	assert_output $'end\tsession 2 (u2 on h2)\tadmin'
 	assert_agree
 }
@@ -200,9 +197,8 @@ doms() { # every running domain of the lab, sorted
 @test "--expired deletes user VMs past their expiry that have no session" {
 	vm-copy -q --master m --ttl 1s old1
 	vm-copy -q --master m --ttl 1s old2
-	sleep 2
 	vm-start -q old2
-	run_vdi vm-reap --expired
+	VDI_TEST_CLOCK=2 run_vdi vm-reap --expired
 	assert_line $'delete\tuser VM of old1\texpired'
 	refute_output --partial old2
 	[ ! -e "$LAB/pool/user-old1.qcow2" ]

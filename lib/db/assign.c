@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "assign.h"
 #include "session.h"
@@ -743,7 +744,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	}
 	res->mem = req.mem = u.mem;
 	res->vcpus = req.vcpus = u.vcpus;
-	req.now = (int64_t)time(NULL);
+	req.now = vdi_clock_now();
 	req.max_age = o->max_age;
 	if (o->policy == VDI_POLICY_ROUND_ROBIN)
 		rr = kv_get(db, "rr_last");

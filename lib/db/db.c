@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "engine.h"
 
@@ -384,6 +385,28 @@ out:
 }
 
 int
+vdi_db_insert_names(struct vdi_db *db, const char *sql, int64_t id, char *const *names, size_t n,
+		    const char *what, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int ret = -1;
+
+	if (vdi_db_prepare(db, &st, sql, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		vdi_stmt_reset(st);
+		vdi_stmt_bind_int64(st, 1, id);
+		vdi_stmt_bind_text(st, 2, names[i]);
+		if (vdi_db_step(db, st, what, err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	vdi_stmt_finalize(st);
+	return ret;
+}
+
+int
 vdi_event_add(struct vdi_db *db, const char *object, const char *action,
 	      const char *detail, struct vdi_err *err)
 {
@@ -393,7 +416,7 @@ vdi_event_add(struct vdi_db *db, const char *object, const char *action,
 	if (vdi_db_prepare(db, &st, "INSERT INTO events (at, who, program, object, action, detail) "
 			   "VALUES (?, ?, ?, ?, ?, ?)", err) < 0)
 		return -1;
-	vdi_stmt_bind_int64(st, 1, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 1, vdi_clock_now());
 	vdi_stmt_bind_text(st, 2, db->who);
 	vdi_stmt_bind_text(st, 3, db->program);
 	vdi_stmt_bind_text(st, 4, object);

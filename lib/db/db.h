@@ -166,6 +166,14 @@ int vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, cons
 		 const char *claim_state, const char *noun, const char *taken, const char *doing,
 		 bool *takeover, struct vdi_err *err);
 
+/*
+ * Run sql (two parameters: an id and a name) once for each of names[0..n),
+ * inside the caller's transaction: the rows of a list (a master's apps, a
+ * user VM's tags).  what names the step in an error.
+ */
+int vdi_db_insert_names(struct vdi_db *db, const char *sql, int64_t id, char *const *names, size_t n,
+			const char *what, struct vdi_err *err);
+
 /* Append an event (inside the caller's transaction). */
 int vdi_event_add(struct vdi_db *db, const char *object, const char *action,
 		  const char *detail, struct vdi_err *err);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "host.h"
 #include "names.h"
 #include "report.h"
@@ -208,7 +209,7 @@ vdi_host_add(struct vdi_db *db, const char *name, const char *uri,
 	     struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
-	int64_t now = (int64_t)time(NULL), id;
+	int64_t now = vdi_clock_now(), id;
 	char detail[1024];
 	int rc;
 
@@ -593,7 +594,7 @@ vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err
 	}
 	if (live > 0) {
 		/* Forced: the sessions end now, as the administrator's act. */
-		if (vdi_session_end_on_host(db, id, "admin", (int64_t)time(NULL), err) < 0)
+		if (vdi_session_end_on_host(db, id, "admin", vdi_clock_now(), err) < 0)
 			goto fail;
 	}
 	if (vdi_db_prepare(db, &st, "DELETE FROM hosts WHERE id = ?", err) < 0)
@@ -658,7 +659,7 @@ vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 		      const struct vdi_node_report *reps, size_t n, struct vdi_err *err)
 {
 	struct vdi_stmt *up = NULL, *down = NULL, *was = NULL;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = vdi_clock_now();
 	int ret = -1;
 
 	if (vdi_db_begin(db, true, err) < 0)
@@ -836,7 +837,7 @@ vdi_host_watch_end(struct vdi_db *db, int64_t id, bool down, const char *why, st
 		"UPDATE hosts SET watch_since = NULL, watch_seen = NULL, health = 'down', "
 		"down_since = coalesce(down_since, ?2), last_error = ?3 WHERE id = ?1" :
 		"UPDATE hosts SET watch_since = NULL, watch_seen = NULL WHERE id = ?1 AND ?2 IS NOT NULL",
-		(int64_t)time(NULL), down ? why : NULL, down ? "down" : NULL, "host-down", err), err);
+		vdi_clock_now(), down ? why : NULL, down ? "down" : NULL, "host-down", err), err);
 }
 
 int

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "master.h"
 #include "strv.h"
 
@@ -22,27 +23,6 @@ void
 vdi_master_volume(const char *name, char *buf, size_t len)
 {
 	snprintf(buf, len, "master-%s", name);
-}
-
-static int
-set_apps(struct vdi_db *db, int64_t id, char *const *apps, size_t n, struct vdi_err *err)
-{
-	struct vdi_stmt *st = NULL;
-	int ret = -1;
-
-	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO master_apps (master_id, app) VALUES (?, ?)", err) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		vdi_stmt_reset(st);
-		vdi_stmt_bind_int64(st, 1, id);
-		vdi_stmt_bind_text(st, 2, apps[i]);
-		if (vdi_db_step(db, st, "recording apps", err) < 0)
-			goto out;
-	}
-	ret = 0;
-out:
-	vdi_stmt_finalize(st);
-	return ret;
 }
 
 int
@@ -79,13 +59,14 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id
 	if (m->disk > 0)
 		vdi_stmt_bind_int64(st, 8, m->disk);
 	vdi_stmt_bind_int64(st, 9, (int64_t)getpid());
-	vdi_stmt_bind_int64(st, 10, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 10, vdi_clock_now());
 	if (vdi_db_step(db, st, "claiming master", err) < 0)
 		goto fail;
 	*id = vdi_stmt_int64(st, 0);
 	vdi_stmt_finalize(st);
 	st = NULL;
-	if (set_apps(db, *id, m->apps, m->napps, err) < 0)
+	if (vdi_db_insert_names(db, "INSERT OR IGNORE INTO master_apps (master_id, app) VALUES (?, ?)", *id,
+				m->apps, m->napps, "recording apps", err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "master.h"
 #include "mem.h"
 #include "request.h"
@@ -14,7 +15,7 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 	struct vdi_stmt *st = NULL;
 	struct vdi_master m = { 0 };
 	char detail[256];
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = vdi_clock_now();
 	int rc, ret = -1;
 
 	if (vdi_db_begin(db, true, err) < 0)
@@ -120,7 +121,7 @@ vdi_request_finish(struct vdi_db *db, int64_t id, const char *state, const char 
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_text(st, 2, state);
 	vdi_stmt_bind_text(st, 3, detail);
-	vdi_stmt_bind_int64(st, 4, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 4, vdi_clock_now());
 	rc = vdi_stmt_step(st);
 	if (rc == VDI_DB_ROW)
 		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));

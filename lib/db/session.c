@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "master.h"
 #include "session.h"
@@ -210,7 +211,7 @@ vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const
 			   "WHERE id = ?1", err) < 0)
 		goto fail_clear;
 	vdi_stmt_bind_int64(st, 1, id);
-	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
 	vdi_stmt_bind_text(st, 4, domain);
 	vdi_stmt_bind_text(st, 5, overlay);
@@ -245,7 +246,7 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id), domain", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
-	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	vdi_stmt_bind_int64(st, 3, port);
 	vdi_stmt_bind_int64(st, 4, (int64_t)getpid());
 	rc = vdi_stmt_step(st);
@@ -287,7 +288,7 @@ vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *r
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
-	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	vdi_stmt_bind_text(st, 3, reason);
 	if (expect)
 		vdi_stmt_bind_text(st, 4, expect);
@@ -405,7 +406,7 @@ vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct
 			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
-	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
 	rc = vdi_db_step(db, st, "stopping session", err);
 	vdi_stmt_finalize(st);
@@ -434,7 +435,7 @@ vdi_session_set_address(struct vdi_db *db, int64_t id, const char *address, stru
 		return -1;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_text(st, 2, address);
-	vdi_stmt_bind_int64(st, 3, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 3, vdi_clock_now());
 	ret = vdi_db_step(db, st, "recording the address", err);
 	vdi_stmt_finalize(st);
 	return ret;
@@ -563,7 +564,7 @@ vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, co
 			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
-	vdi_stmt_bind_int64(st, 2, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	if (moved) {
 		vdi_stmt_bind_int64(st, 3, port);
 		vdi_stmt_bind_text(st, 4, display_address);

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "master.h"
 #include "session.h"
 #include "uservm.h"
@@ -15,27 +16,6 @@ vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t
 {
 	snprintf(disk, dlen, "user-%s.qcow2", user);
 	snprintf(seed, slen, "user-%s-seed.iso", user);
-}
-
-static int
-add_names(struct vdi_db *db, const char *sql, int64_t id, char *const *v, size_t n, struct vdi_err *err)
-{
-	struct vdi_stmt *st = NULL;
-	int ret = -1;
-
-	if (vdi_db_prepare(db, &st, sql, err) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		vdi_stmt_reset(st);
-		vdi_stmt_bind_int64(st, 1, id);
-		vdi_stmt_bind_text(st, 2, v[i]);
-		if (vdi_db_step(db, st, "recording user VM", err) < 0)
-			goto out;
-	}
-	ret = 0;
-out:
-	vdi_stmt_finalize(st);
-	return ret;
 }
 
 int
@@ -67,15 +47,15 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id
 	if (u->expires > 0)
 		vdi_stmt_bind_int64(st, 10, u->expires);
 	vdi_stmt_bind_int64(st, 11, (int64_t)getpid());
-	vdi_stmt_bind_int64(st, 12, (int64_t)time(NULL));
+	vdi_stmt_bind_int64(st, 12, vdi_clock_now());
 	if (vdi_db_step(db, st, "claiming user VM", err) < 0)
 		goto fail;
 	*id = vdi_stmt_int64(st, 0);
 	vdi_stmt_reset(st);
-	if (add_names(db, "INSERT OR IGNORE INTO uservm_tags (uservm_id, tag) VALUES (?, ?)", *id,
-		      u->tags, u->ntags, err) < 0 ||
-	    add_names(db, "INSERT OR IGNORE INTO uservm_apps (uservm_id, app) VALUES (?, ?)", *id,
-		      u->apps, u->napps, err) < 0)
+	if (vdi_db_insert_names(db, "INSERT OR IGNORE INTO uservm_tags (uservm_id, tag) VALUES (?, ?)", *id,
+				u->tags, u->ntags, "recording user VM", err) < 0 ||
+	    vdi_db_insert_names(db, "INSERT OR IGNORE INTO uservm_apps (uservm_id, app) VALUES (?, ?)", *id,
+				u->apps, u->napps, "recording user VM", err) < 0)
 		goto fail;
 	vdi_stmt_finalize(st);
 	return vdi_db_commit(db, err);

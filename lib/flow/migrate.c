@@ -8,6 +8,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "clock.h"
 #include "assign.h"
 #include "batch.h"
 #include "config.h"
@@ -234,7 +235,7 @@ record_viewer(struct vdi_db *db, virDomainPtr dom, const struct vdi_session *s)
 	while (keys[n])
 		n++;
 	if ((n > 0) != vdi_session_connected(s))
-		vdi_session_set_viewer(db, s->id, n > 0, (int64_t)time(NULL), &e);
+		vdi_session_set_viewer(db, s->id, n > 0, vdi_clock_now(), &e);
 	vdi_strv_free(keys, n);
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "conns.h"
 #include "mem.h"
 #include "prepare.h"
@@ -117,7 +118,7 @@ vdi_prepare_run(struct vdi_db *db, char *const *users, size_t n, const struct vd
 	so.retries = 0; /* a failed first boot is made again from the master: vm-copy's retry */
 	while (left > 0) {
 		size_t running = 0;
-		int64_t now = (int64_t)time(NULL);
+		int64_t now = vdi_clock_now();
 
 		/* Start what the hosts take; a user that finds no host waits for a running first boot. */
 		for (size_t i = 0; i < n; i++)
@@ -156,7 +157,7 @@ vdi_prepare_run(struct vdi_db *db, char *const *users, size_t n, const struct vd
 			break;
 		}
 		sleep_ms(o->poll_ms > 0 ? o->poll_ms : 500);
-		now = (int64_t)time(NULL);
+		now = vdi_clock_now();
 		for (size_t i = 0; i < n; i++) {
 			if (bs[i].step != RUNNING || check(db, users[i], &bs[i], o, now))
 				continue;

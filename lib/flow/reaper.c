@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "batch.h"
 #include "file.h"
 #include "host.h"
@@ -134,7 +135,7 @@ reap_expired(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vd
 	struct vdi_uservm *us;
 	struct vdi_err err = { 0 };
 	size_t n;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = vdi_clock_now();
 
 	if (vdi_uservm_list(db, NULL, 0, &us, &n, &err) < 0) {
 		*worst = vdi_code_worst(*worst, err.code);
@@ -335,7 +336,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	ro.hosts = hostids;
 	ro.nhosts = o->nhosts;
 	ro.pid_alive = vdi_pid_alive;
-	ro.now = (int64_t)time(NULL);
+	ro.now = vdi_clock_now();
 	reps = vdi_xcalloc(nhs + 1, sizeof(*reps));
 	rh = vdi_xcalloc(nhs + 1, sizeof(*rh));
 	vols = vdi_xcalloc(nhs + 1, sizeof(*vols));

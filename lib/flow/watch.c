@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 
+#include "clock.h"
 #include "conns.h"
 #include "file.h"
 #include "host.h"
@@ -261,7 +262,7 @@ end_poweroff(struct watch *w, const struct vdi_session *s, const char *why)
 static int
 viewer(struct watch *w, const struct vdi_session *s, bool in, const char *client, struct vdi_err *err)
 {
-	int rc = vdi_session_set_viewer(w->db, s->id, in, (int64_t)time(NULL), err);
+	int rc = vdi_session_set_viewer(w->db, s->id, in, vdi_clock_now(), err);
 
 	if (rc > 0)
 		say(w, "session %lld (%s on %s): viewer %s (%s)", (long long)s->id, s->user, s->host,
@@ -512,7 +513,7 @@ host_connect(struct watch *w, struct whost *h, struct vdi_err *err)
 		vdi_virt_fail(VDI_R_TEMP, "registering for events", &e);
 		goto fail;
 	}
-	if (reconcile(w, h, err) < 0 || vdi_host_watch_begin(w->db, h->id, (int64_t)time(NULL), err) < 0)
+	if (reconcile(w, h, err) < 0 || vdi_host_watch_begin(w->db, h->id, vdi_clock_now(), err) < 0)
 		return -1;
 	say(w, "host %s: watching (%s)", h->name, h->uri);
 	h->failing = false;
@@ -599,7 +600,7 @@ tick(struct watch *w, struct vdi_err *err)
 		if (h->conn)
 			ids[n++] = h->id;
 	}
-	ret = vdi_host_watch_seen(w->db, ids, n, (int64_t)time(NULL), err);
+	ret = vdi_host_watch_seen(w->db, ids, n, vdi_clock_now(), err);
 out:
 	free(ids);
 	return ret;
