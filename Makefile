@@ -65,7 +65,7 @@ layer_inc  = $(foreach l,$(LAYER_$(1)),-iquote lib/$(l))
 ALL_INC    = $(call layer_inc,flow) -iquote cmd
 
 BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
-           config.c file.c meta.c report.c xml.c iso.c seed.c form.c clock.c)
+           config.c file.c meta.c report.c xml.c iso.c seed.c form.c clock.c proc.c)
 DB_SRC   = $(addprefix lib/db/,db.c sqlite.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
            request.c rebalance.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
@@ -78,7 +78,7 @@ PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-watch 
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-migrate vm-rebalance
 NET_PROGS  = vm-master vm-connect
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form
+UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)

@@ -36,6 +36,7 @@ static const char usage[] =
 	"       vm-hosts maintenance [--migrate | --force] [-n] [NAME...]\n"
 	"       vm-hosts undrain [-n] [NAME...]\n"
 	"       vm-hosts rm [--force] [-n] NAME\n"
+	"       vm-hosts fence [-n] NAME\n"
 	"       vm-hosts poll [-n] [NAME...]\n"
 	"       vm-hosts -h | --help | --version\n"
 	"\n"
@@ -254,6 +255,7 @@ put_fields(struct vdi_out *o, const struct vdi_host *h, bool full)
 	vdi_out_int(o, "domains_ours", h->domains_ours);
 	vdi_out_time(o, "last_ok", h->last_ok);
 	vdi_out_time(o, "down_since", h->down_since);
+	vdi_out_time(o, "fenced", h->fenced);
 }
 
 /* ---- commands ---- */
@@ -541,6 +543,41 @@ cmd_rm(struct vdi_cli *c, int argc, char **argv)
 }
 
 static int
+cmd_fence(struct vdi_cli *c, int argc, char **argv)
+{
+	struct vdi_err err = { 0 };
+	struct vdi_fence_opts fo = { 0 };
+	struct vdi_fence_result res;
+	int rc;
+
+	need_args(c, "fence", argc - optind, 1, 1);
+	check_host_name(c, argv[optind]);
+	if ((rc = vdi_cli_open(c)) != 0)
+		return rc;
+	fo.command = c->cfg.fence_command;
+	fo.timeout_ms = c->cfg.fence_timeout;
+	fo.conns = vdi_conns_new(c->cfg.poll_timeout);
+	rc = vdi_reaper_fence(c->db, argv[optind], &fo, &res, &err);
+	vdi_conns_free(fo.conns);
+	if (rc < 0)
+		return vdi_cli_fail(c, &err);
+	if (c->dry_run) {
+		vdi_cli_info(c, "would fence host %s: it does not answer%s", argv[optind],
+			     fo.command && *fo.command ? " (the fence agent was not run)" : "");
+		return 0;
+	}
+	vdi_cli_info(c, "fenced host %s (%s): %lld session%s ended host-lost, %zu overlay%s deleted", argv[optind],
+		     res.agent ? "turned off by the fence agent" : "vouched off", (long long)res.ended,
+		     res.ended == 1 ? "" : "s", res.deleted, res.deleted == 1 ? "" : "s");
+	if (res.left) {
+		vdi_cli_warn(c, "%zu overlay%s of %s left in the pool: no other host of it answered; "
+			     "vm-reap --orphans deletes them", res.left, res.left == 1 ? "" : "s", argv[optind]);
+		return VDI_ETEMP;
+	}
+	return 0;
+}
+
+static int
 cmd_poll(struct vdi_cli *c, int argc, char **argv)
 {
 	struct vdi_err err = { 0 };
@@ -616,6 +653,7 @@ static const struct vdi_cli_cmd cmds[] = {
 	{ "undrain", cmd_undrain, no_opts, true },
 	{ "maintenance", cmd_maintenance, maint_opts, true },
 	{ "rm", cmd_rm, rm_opts, true },
+	{ "fence", cmd_fence, no_opts, true },
 	{ "poll", cmd_poll, no_opts, true },
 	{ NULL, NULL, NULL, false },
 };

@@ -20,6 +20,9 @@ setup() {
 }
 
 teardown() {
+	# A libvirtd a test stopped answers again, whatever the test did.
+	local p
+	for p in "$LAB"/h*/libvirtd.pid; do kill -CONT "$(cat "$p")" 2>/dev/null || true; done
 	# Whatever the test did, the VMDB, libvirt and the pool must agree.
 	local agree=0
 	assert_agree || agree=1
@@ -182,6 +185,66 @@ doms() { # every running domain of the lab, sorted
 	run_vdi vm-reap
 	assert_output $'end\tsession 1 (u1 on h9)\thost-lost'
 	[ "$(sql "select sessions from hosts where name = 'h9'")" = 0 ]
+	# Its overlay stays in the shared pool: h9 may still run the guest on it, and the audit waits for h9.
+	[ -e "$LAB/pool/s1-u1.qcow2" ]
+	run_vdi 75 vm-reap --orphans
+	# The administrator vouches h9 is off: the overlay goes, the pool's audit no longer waits for it.
+	run_vdi vm-hosts fence h9
+	assert_output "vm-hosts: fenced host h9 (vouched off): 0 sessions ended host-lost, 1 overlay deleted"
+	[ ! -e "$LAB/pool/s1-u1.qcow2" ]
+	[ "$(sql "select admin || ' ' || (fenced is not null) from hosts where name = 'h9'")" = "maintenance 1" ]
+	run_vdi vm-hosts list -o tsv
+	assert_line --regexp $'^h9\t[^\t]*\tfenced\t'
+	run_vdi vm-reap --orphans
+	assert_output ""
+	[ "$(sql "select count(*) from events where object = 'h9' and action = 'host-fenced'")" = 1 ]
+}
+
+@test "fencing a host cut off while its guest runs: the agent first, sessions end, overlays go; when it answers again its domains are destroyed" {
+	vm-start -q u1 u2 u3
+	local h dom
+	h=$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.id = 2")
+	dom=$(sql "select domain from sessions where id = 2")
+	printf 'poll_timeout = 1s\nfence_command = %s\n' "$BATS_TEST_TMPDIR/fence" >"$VDI_CONFIG"
+	# A host that answers is not off: refused, whatever an agent would say.
+	printf '#!/bin/sh\necho "$@" >>"%s"\nexit 0\n' "$BATS_TEST_TMPDIR/agent.log" >"$BATS_TEST_TMPDIR/fence"
+	chmod +x "$BATS_TEST_TMPDIR/fence"
+	run_vdi 5 vm-hosts fence "$h"
+	assert_output --partial "answers: it is not off, so it is not fenced (the fence agent said it was)"
+	[ "$(sql "select count(*) from hosts where fenced is not null")" = 0 ]
+	# Cut off: its libvirtd does not answer, its guest runs on.
+	kill -STOP "$(cat "$LAB/$h/libvirtd.pid")"
+	# -n runs no agent and changes nothing.
+	: >"$BATS_TEST_TMPDIR/agent.log"
+	run_vdi vm-hosts fence -n "$h"
+	assert_output --partial "would fence host $h: it does not answer (the fence agent was not run)"
+	[ ! -s "$BATS_TEST_TMPDIR/agent.log" ]
+	[ "$(sql "select state from sessions where id = 2")" = running ]
+	# An agent that fails: nothing is recorded, and its last words are in the error.
+	printf '#!/bin/sh\necho "power off: BMC timed out" >&2\nexit 3\n' >"$BATS_TEST_TMPDIR/fence"
+	run_vdi 1 vm-hosts fence "$h"
+	assert_output --partial "the fence agent failed; nothing was recorded: $BATS_TEST_TMPDIR/fence exited 3: power off: BMC timed out"
+	[ "$(sql "select state from sessions where id = 2")" = running ]
+	# The agent works: the session ends host-lost, its overlay goes, capacity comes back.
+	printf '#!/bin/sh\necho "$@" >>"%s"\nexit 0\n' "$BATS_TEST_TMPDIR/agent.log" >"$BATS_TEST_TMPDIR/fence"
+	run_vdi vm-hosts fence "$h"
+	assert_output "vm-hosts: fenced host $h (turned off by the fence agent): 1 session ended host-lost, 1 overlay deleted"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/agent.log")" "$h $(lab_uri "$h")"
+	[ "$(sql "select state || ' ' || reason from sessions where id = 2")" = "ended host-lost" ]
+	[ ! -e "$LAB/pool/s2-u2.qcow2" ]
+	[ "$(sql "select sessions || ' ' || mem_used from hosts where name = '$h'")" = "0 0" ]
+	# Nothing new lands there.
+	run_vdi vm-assign -n u2
+	refute_output --partial "$h"
+	# It answers again with the guest still running: vm-reap (no --orphans needed) destroys it.
+	kill -CONT "$(cat "$LAB/$h/libvirtd.pid")"
+	[ "$(running_domains "$h")" = "$dom" ]
+	run_vdi vm-reap
+	assert_output $'destroy\t'"$dom"$'\torphan'
+	[ -z "$(running_domains "$h")" ]
+	# Back in service: undrain ends the fence.
+	run_vdi vm-hosts undrain "$h"
+	[ "$(sql "select admin || ' ' || (fenced is null) from hosts where name = '$h'")" = "active 1" ]
 }
 
 @test "two vm-reap runs at once: the second skips, and says so only without -q" {

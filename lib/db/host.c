@@ -20,11 +20,14 @@
 	"h.id, h.name, h.uri, h.pool, h.admin, h.health, h.display_address, h.max_sessions, " \
 	"h.cpu_ratio, h.ram_ratio, h.reserve_mem, h.vcpus, h.mem_total, h.mem_free, h.load, " \
 	"h.domains_total, h.domains_ours, h.last_poll, h.last_ok, h.down_since, h.created, " \
-	"h.last_error, h.sessions, h.vcpus_used, h.mem_used, h.network, h.bridge, h.migration_uri"
+	"h.last_error, h.sessions, h.vcpus_used, h.mem_used, h.network, h.bridge, h.migration_uri, " \
+	"coalesce(h.fenced, 0)"
 
 const char *
 vdi_host_state(const struct vdi_host *h)
 {
+	if (h->fenced)
+		return "fenced";
 	if (strcmp(h->admin, "maintenance") == 0)
 		return "maintenance";
 	if (strcmp(h->health, "down") == 0)
@@ -338,6 +341,7 @@ read_row(struct vdi_stmt *st, struct vdi_host *h)
 	h->network = vdi_stmt_strdup(st, 25);
 	h->bridge = vdi_stmt_strdup(st, 26);
 	h->migration_uri = vdi_stmt_strdup(st, 27);
+	h->fenced = vdi_stmt_int64(st, 28);
 }
 
 int
@@ -554,7 +558,10 @@ vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool 
 			goto fail;
 		}
 	}
-	if (vdi_db_prepare(db, &st, "UPDATE hosts SET admin = ? WHERE id = ? AND admin <> ?1", err) < 0)
+	/* Back to active is also the end of a fence: the administrator has it back. */
+	if (vdi_db_prepare(db, &st, "UPDATE hosts SET admin = ?1, fenced = CASE WHEN ?1 = 'active' THEN NULL "
+			   "ELSE fenced END WHERE id = ?2 AND (admin <> ?1 OR (?1 = 'active' AND fenced IS NOT NULL))",
+			   err) < 0)
 		goto fail;
 	vdi_stmt_bind_text(st, 1, admin);
 	vdi_stmt_bind_int64(st, 2, id);
@@ -862,4 +869,44 @@ vdi_host_watch_seen(struct vdi_db *db, const int64_t *ids, size_t n, int64_t now
 out:
 	vdi_stmt_finalize(st);
 	return vdi_db_finish(db, ret, err);
+}
+
+int
+vdi_host_fence(struct vdi_db *db, const char *name, const char *detail, int64_t *ended, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int64_t id, now = vdi_clock_now();
+	char what[512];
+	int rc;
+
+	*ended = 0;
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if ((id = host_id(db, name, err)) < 0)
+		goto fail;
+	if (vdi_session_end_fenced(db, id, now, ended, err) < 0)
+		goto fail;
+	if (vdi_db_prepare(db, &st, "UPDATE hosts SET fenced = ?2, admin = 'maintenance', domains_total = 0, "
+			   "domains_ours = 0 WHERE id = ?1", err) < 0)
+		goto fail;
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, now);
+	rc = vdi_db_step(db, st, "fencing host", err);
+	vdi_stmt_finalize(st);
+	st = NULL;
+	if (rc < 0 || vdi_db_prepare(db, &st, "DELETE FROM host_domains WHERE host_id = ?", err) < 0)
+		goto fail;
+	vdi_stmt_bind_int64(st, 1, id);
+	rc = vdi_db_step(db, st, "forgetting the host's domains", err);
+	vdi_stmt_finalize(st);
+	if (rc < 0)
+		goto fail;
+	snprintf(what, sizeof(what), "%s; %lld session%s ended host-lost", detail, (long long)*ended,
+		 *ended == 1 ? "" : "s");
+	if (vdi_event_add(db, name, "host-fenced", what, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	vdi_db_rollback(db);
+	return -1;
 }

@@ -39,6 +39,7 @@ struct vdi_host {
 	bool load_known;
 	int64_t domains_total, domains_ours;
 	int64_t last_poll, last_ok, down_since, created;
+	int64_t fenced;        /* when an administrator vouched it is off (vm-hosts fence); 0: not fenced */
 	char *last_error;
 	char **tags;
 	size_t ntags;
@@ -119,6 +120,16 @@ int vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, b
 
 /* Remove a host; refused (5) while it has sessions that are not ended, unless force. */
 int vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err);
+
+/*
+ * Record that host name is off, as its administrator vouches (vm-hosts
+ * fence), in one transaction: fenced now and out of placement
+ * (maintenance); its sessions that are not ended end host-lost, so their
+ * capacity comes back (a session moving away is left for vm-reap to
+ * settle, as its domain may run on the destination); its domains are
+ * forgotten; an event names how (detail).  *ended: how many sessions ended.
+ */
+int vdi_host_fence(struct vdi_db *db, const char *name, const char *detail, int64_t *ended, struct vdi_err *err);
 
 /* Store a poll of n hosts in one transaction: health, figures, domains, transitions as events. */
 int vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,

@@ -185,15 +185,18 @@ plan_session(const struct vdi_session *s, const struct vdi_reap_host *hs, size_t
 	}
 }
 
-/* Domains of ours that no session that is not ended runs there. */
+/*
+ * Domains of ours that no session that is not ended runs there: on every
+ * host with --orphans, and always on a fenced host that answers again.
+ */
 static void
 plan_orphan_domains(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
-		    struct vdi_reap_item **v, size_t *n)
+		    bool all, struct vdi_reap_item **v, size_t *n)
 {
 	for (size_t hi = 0; hi < nhs; hi++) {
 		const struct vdi_reap_host *h = &hs[hi];
 
-		if (!h->rep || h->rep->err.code)
+		if (!h->rep || h->rep->err.code || !(all || h->fenced))
 			continue;
 		for (size_t k = 0; k < h->rep->ndoms; k++) {
 			const struct vdi_domain_info *d = &h->rep->doms[k];
@@ -208,7 +211,10 @@ plan_orphan_domains(const struct vdi_session *ss, size_t nss, const struct vdi_r
 	}
 }
 
-/* Overlays of no session: each shared pool once, through its first host, and only if all its hosts answered. */
+/*
+ * Overlays of no session: each shared pool once, through its first host,
+ * and only if all its hosts answered (a fenced host, vouched off, need not).
+ */
 static void
 plan_orphan_overlays(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
 		     struct vdi_reap_item **v, size_t *n)
@@ -226,7 +232,8 @@ plan_orphan_overlays(const struct vdi_session *ss, size_t nss, const struct vdi_
 		if (!first)
 			continue;
 		for (size_t j = 0; j < nhs && silent == nhs; j++)
-			if (hs[j].pool && strcmp(hs[j].pool, h->pool) == 0 && (!hs[j].rep || hs[j].rep->err.code))
+			if (hs[j].pool && strcmp(hs[j].pool, h->pool) == 0 && (!hs[j].rep || hs[j].rep->err.code) &&
+			    !hs[j].fenced)
 				silent = j;
 		if (silent < nhs || !h->volumes) {
 			snprintf(obj, sizeof(obj), "overlays in pool %s", h->pool);
@@ -258,10 +265,9 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 
 	for (size_t i = 0; i < nss; i++)
 		plan_session(&ss[i], hs, nhs, o, &v, &n);
-	if (o->orphans) {
-		plan_orphan_domains(ss, nss, hs, nhs, &v, &n);
+	plan_orphan_domains(ss, nss, hs, nhs, o->orphans, &v, &n);
+	if (o->orphans)
 		plan_orphan_overlays(ss, nss, hs, nhs, &v, &n);
-	}
 	*items = v;
 	*nitems = n;
 	return 0;

@@ -41,6 +41,7 @@ struct vdi_reap_host {
 	const char *name;
 	const char *pool;                /* the pool it sees */
 	int64_t down_since;              /* from the VMDB; 0: not known to be down */
+	bool fenced;                     /* vouched off: runs nothing of ours, blocks no pool audit */
 	const struct vdi_node_report *rep; /* NULL: not asked */
 	char *const *volumes;            /* for --orphans: the pool's volume names, NULL-terminated */
 };

@@ -9,6 +9,7 @@
 #include "mem.h"
 #include "master.h"
 #include "session.h"
+#include "strv.h"
 
 void
 vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen)
@@ -663,4 +664,74 @@ vdi_session_forget_ended(struct vdi_db *db, int64_t uservm, struct vdi_err *err)
 	rc = vdi_db_step(db, st, "forgetting ended sessions", err);
 	vdi_stmt_finalize(st);
 	return rc;
+}
+
+int
+vdi_session_end_fenced(struct vdi_db *db, int64_t host, int64_t now, int64_t *n, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int64_t *ids = NULL;
+	char **users = NULL, d[128];
+	size_t k = 0;
+	int rc, ret = -1;
+
+	*n = 0;
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = 'host-lost', changed = ?2, "
+			   "ended = ?2, pid = NULL, migrate_to = NULL WHERE host_id = ?1 AND state NOT IN ('ended', "
+			   "'migrating') RETURNING id, (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, host);
+	vdi_stmt_bind_int64(st, 2, now);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		ids = vdi_grow(ids, k, sizeof(*ids));
+		users = vdi_grow(users, k, sizeof(*users));
+		ids[k] = vdi_stmt_int64(st, 0);
+		users[k++] = vdi_stmt_strdup(st, 1);
+	}
+	if (rc != VDI_DB_DONE) {
+		vdi_db_fail(db, "ending the fenced host's sessions", err);
+		goto out;
+	}
+	vdi_stmt_finalize(st);
+	st = NULL;
+	for (size_t i = 0; i < k; i++) {
+		snprintf(d, sizeof(d), "session=%lld reason=host-lost fenced", (long long)ids[i]);
+		if (vdi_event_add(db, users[i] ? users[i] : "", "session-end", d, err) < 0)
+			goto out;
+	}
+	*n = (int64_t)k;
+	ret = 0;
+out:
+	vdi_stmt_finalize(st);
+	for (size_t i = 0; i < k; i++)
+		free(users[i]);
+	free(users);
+	free(ids);
+	return ret;
+}
+
+int
+vdi_session_overlays_ended(struct vdi_db *db, int64_t host, char ***out, size_t *n, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (vdi_db_prepare(db, &st, "SELECT DISTINCT overlay FROM sessions WHERE host_id = ? AND state = 'ended' "
+			   "AND overlay IS NOT NULL ORDER BY overlay", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, host);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		*out = vdi_grow(*out, *n, sizeof(**out));
+		(*out)[(*n)++] = vdi_stmt_strdup(st, 0);
+	}
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE) {
+		vdi_strv_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		return vdi_db_fail(db, "reading the host's sessions", err);
+	}
+	return 0;
 }

@@ -123,6 +123,10 @@ int vdi_session_move_begin(struct vdi_db *db, int64_t id, int64_t host, int64_t 
 int vdi_session_end_on_host(struct vdi_db *db, int64_t host, const char *reason, int64_t now,
 			    struct vdi_err *err);
 int vdi_session_forget_ended(struct vdi_db *db, int64_t uservm, struct vdi_err *err);
+/* The overlay names of host's ended sessions (the list is the caller's: vdi_strv_free). */
+int vdi_session_overlays_ended(struct vdi_db *db, int64_t host, char ***out, size_t *n, struct vdi_err *err);
+/* The sessions on a fenced host, ended host-lost (but a move, which vm-reap settles); *n: how many. */
+int vdi_session_end_fenced(struct vdi_db *db, int64_t host, int64_t now, int64_t *n, struct vdi_err *err);
 
 /*
  * Moves (migrate.h).  vdi_assign with move set takes a running session to

@@ -11,6 +11,8 @@
 #include "master.h"
 #include "mem.h"
 #include "migrate.h"
+#include "proc.h"
+#include "strv.h"
 #include "reaper.h"
 #include "uservm.h"
 #include "virt.h"
@@ -173,7 +175,7 @@ reap_expired(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vd
 	vdi_uservms_free(us, n);
 }
 
-/* Ask the hosts that matter (with sessions past assigned; all with --orphans) for their domains. */
+/* Ask the hosts that matter (with sessions past assigned, fenced ones; all with --orphans) for their domains. */
 static void
 probe_hosts(const struct vdi_reaper_opts *o, const struct vdi_session *ss, size_t nss, const struct vdi_host *hs,
 	    size_t nhs, struct vdi_node_report *reps, struct vdi_reap_host *rh)
@@ -183,13 +185,14 @@ probe_hosts(const struct vdi_reaper_opts *o, const struct vdi_session *ss, size_
 	size_t *map = vdi_xcalloc(nhs + 1, sizeof(*map)), nq = 0;
 
 	for (size_t k = 0; k < nhs; k++) {
-		bool want = o->plan.orphans;
+		bool want = o->plan.orphans || hs[k].fenced;
 		for (size_t i = 0; i < nss && !want; i++)
 			want = ss[i].host_id == hs[k].id && strcmp(ss[i].state, "assigned") != 0;
 		rh[k].id = hs[k].id;
 		rh[k].name = hs[k].name;
 		rh[k].pool = hs[k].pool;
 		rh[k].down_since = hs[k].down_since;
+		rh[k].fenced = hs[k].fenced != 0;
 		if (!want)
 			continue;
 		reqs[nq].uri = hs[k].uri;
@@ -451,6 +454,87 @@ vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bo
 	ret = vdi_host_rm(db, name, false, err);
 out:
 	vdi_sessions_free(ss, nss);
+	vdi_host_clear(&h);
+	return ret;
+}
+
+/* The overlays of host's ended sessions that are still in its pool, deleted through another host of it. */
+static void
+fence_overlays(struct vdi_db *db, const struct vdi_host *h, const struct vdi_fence_opts *o,
+	       struct vdi_fence_result *res, struct vdi_err *err)
+{
+	char **ovl = NULL, **vols = NULL;
+	size_t n = 0;
+	virConnectPtr conn;
+
+	if (vdi_session_overlays_ended(db, h->id, &ovl, &n, err) < 0 || n == 0)
+		goto out;
+	if (!(conn = vdi_conns_for_pool(o->conns, db, h->pool, NULL, err)) ||
+	    !(vols = vdi_pool_volumes(conn, h->pool, err))) {
+		res->left = n;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vdi_err e = { 0 };
+		bool there = false;
+		int rc;
+		for (size_t k = 0; vols[k] && !there; k++)
+			there = strcmp(vols[k], ovl[i]) == 0;
+		if (!there)
+			continue;
+		rc = vdi_vol_delete(conn, h->pool, ovl[i], &e);
+		if (rc > 0)
+			res->deleted++;
+		else if (rc < 0)
+			res->left++;
+	}
+out:
+	for (size_t k = 0; vols && vols[k]; k++)
+		free(vols[k]);
+	free(vols);
+	vdi_strv_free(ovl, n);
+}
+
+int
+vdi_reaper_fence(struct vdi_db *db, const char *name, const struct vdi_fence_opts *o,
+		 struct vdi_fence_result *res, struct vdi_err *err)
+{
+	struct vdi_host h = { 0 };
+	struct vdi_err e = { 0 };
+	virConnectPtr conn;
+	char detail[256];
+	int ret = -1;
+
+	memset(res, 0, sizeof(*res));
+	vdi_err_object(err, "%s", name);
+	if (vdi_host_get(db, name, &h, err) < 0)
+		return -1;
+	if (o->command && *o->command && !vdi_db_dry_run(db)) {
+		char *argv[] = { (char *)o->command, h.name, h.uri, NULL };
+		if (vdi_proc_run(argv, o->timeout_ms, err) < 0) {
+			vdi_err_prefix(err, "the fence agent failed; nothing was recorded");
+			goto out;
+		}
+		res->agent = true;
+	}
+	/* Off means off: a host that answers still runs its guests on their disks. */
+	vdi_conns_drop(o->conns, h.name);
+	if ((conn = vdi_conns_get(o->conns, h.name, h.uri, &e))) {
+		vdi_err_set(err, VDI_R_CONFLICT, "host '%s' answers: it is not off, so it is not fenced%s", name,
+			    res->agent ? " (the fence agent said it was)" : "");
+		goto out;
+	}
+	if (vdi_db_dry_run(db)) {
+		ret = 0;
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "%s", res->agent ? "turned off by the fence agent" :
+		 "the administrator vouches it is off");
+	if (vdi_host_fence(db, name, detail, &res->ended, err) < 0)
+		goto out;
+	fence_overlays(db, &h, o, res, &e);
+	ret = 0;
+out:
 	vdi_host_clear(&h);
 	return ret;
 }

@@ -79,4 +79,29 @@ int vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err);
 int vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bool force,
 		       struct vdi_err *err);
 
+/*
+ * Fencing: a host that does not answer is declared off, so what it ran
+ * can be cleaned up (vdi-tools(7), FENCING).  With a fence agent
+ * (command: an absolute path, run as COMMAND HOST URI with no shell, given
+ * timeout_ms), the agent turns it off first and must exit 0; without one
+ * the administrator vouches.  Then the host must not answer (5 if it does:
+ * it is not off), and vdi_host_fence() records it: sessions end
+ * host-lost, domains are forgotten.  Last, the overlays of every ended
+ * session of that host still in its pool are deleted through another host
+ * of the pool (left, and counted, when none answers: vm-reap --orphans
+ * deletes them later).  With -n it checks, runs no agent, changes nothing.
+ */
+struct vdi_fence_opts {
+	const char *command;     /* NULL or "": no agent */
+	int64_t timeout_ms;      /* the agent's */
+	struct vdi_conns *conns; /* borrowed: the host is asked through it, the pool through another */
+};
+struct vdi_fence_result {
+	bool agent;              /* the agent ran and said it is off */
+	int64_t ended;           /* sessions ended host-lost now */
+	size_t deleted, left;    /* overlays deleted; left for vm-reap --orphans */
+};
+int vdi_reaper_fence(struct vdi_db *db, const char *name, const struct vdi_fence_opts *o,
+		     struct vdi_fence_result *res, struct vdi_err *err);
+
 #endif

@@ -121,6 +121,9 @@ test_desktop_settings(void **state)
 		{ "console_log_dir = /var/log/x'y\n", "is not an absolute path of plain characters" },
 		{ "prepare_timeout = 0s\n", "prepare_timeout: '0s' is out of range" },
 		{ "address_timeout = 2h\n", "address_timeout: '2h' is out of range" },
+		{ "fence_command = fence_ipmilan\n", "fence_command: 'fence_ipmilan' is not an absolute path" },
+		{ "fence_command = /etc/vdi/fence\x01x\n", "control character 0x01" },
+		{ "fence_timeout = 0s\n", "fence_timeout: '0s' is out of range" },
 	};
 	struct vdi_config c;
 	struct vdi_err err = { 0 };
@@ -133,9 +136,13 @@ test_desktop_settings(void **state)
 	assert_string_equal(c.console_log_dir, "/var/log/libvirt/qemu");
 	assert_int_equal(c.prepare_timeout, 30 * 60 * 1000);
 	assert_int_equal(c.address_timeout, 2 * 60 * 1000);
+	assert_string_equal(c.fence_command, "");
+	assert_int_equal(c.fence_timeout, 2 * 60 * 1000);
 	vdi_config_clear(&c);
-	write_conf("domain_type = qemu\nmac_prefix = 52:54:01\nprepare_timeout = 5m\nconsole_log_dir = /srv/log\n");
+	write_conf("domain_type = qemu\nmac_prefix = 52:54:01\nprepare_timeout = 5m\nconsole_log_dir = /srv/log\n"
+		   "fence_command = /etc/vdi/fence agent\n");
 	assert_int_equal(vdi_config_load(&c, &err), 0);
+	assert_string_equal(c.fence_command, "/etc/vdi/fence agent");
 	assert_string_equal(c.domain_type, "qemu");
 	assert_string_equal(c.mac_prefix, "52:54:01");
 	assert_int_equal(c.prepare_timeout, 5 * 60 * 1000);
