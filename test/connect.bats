@@ -293,6 +293,15 @@ running_session_of() {
 	watch_start
 	run_vdi 5 vm-watch
 	assert_output --partial 'another vm-watch watches'
+	# The lock belongs to the VMDB itself: another name for it (a symlink, "..") meets the same lock.
+	ln -s "$VDI_DB" "$W/other-name.db"
+	mkdir -p "$W/sub"
+	VDI_DB=$W/other-name.db run_vdi 5 vm-watch
+	assert_output --partial 'another vm-watch watches'
+	VDI_DB=$W/sub/../other-name.db run_vdi 5 vm-watch
+	assert_output --partial 'another vm-watch watches'
+	# The refused ones marked nothing unwatched: every host is still watched.
+	assert_equal "$(sql "select count(*) from hosts where watch_since is null")" 0
 	run_vdi vm-start alice
 	running_session_of alice
 	virsh -q -c "$(lab_uri "$host")" destroy "$dom" >/dev/null

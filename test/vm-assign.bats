@@ -24,6 +24,10 @@ teardown() {
 	assert_agree || agree=1
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-*
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
+	if [ -n "${DBFS:-}" ]; then
+		umount "$DBFS" 2>/dev/null || true
+		rmdir "$DBFS" 2>/dev/null || true
+	fi
 	return $agree
 }
 
@@ -253,6 +257,29 @@ print("ok")' "$output"
 	[ "$(jq length <<<"$output")" = 3 ]
 	[ "$(jq -r '[.[].verdict] | unique | join(",")' <<<"$output")" = memory ]
 	[ "$(sql 'select count(*) from sessions')" = 0 ]
+}
+
+@test "a batch that fails for want of VMDB disk: every error line names its user; nothing is half-written" {
+	users 3
+	# The VMDB alone on a small file system, then filled.
+	DBFS=$(mktemp -d /tmp/vdi-dbfs.XXXXXX)
+	mount -t tmpfs -o size=4m tmpfs "$DBFS"
+	cp "$VDI_DB" "$VDI_DB-wal" "$DBFS/" # the VMDB keeps its WAL between commands
+	export VDI_DB=$DBFS/${VDI_DB##*/}
+	vm-ls >/dev/null # its -shm made while there is room, as any earlier command would have
+	dd if=/dev/zero of="$DBFS/fill" bs=4k 2>/dev/null || true
+	run_vdi 1 vm-assign u1 u2 u3
+	local u
+	for u in u1 u2 u3; do
+		assert_line --regexp "^vm-assign: error: $u: .*disk full"
+	done
+	[ "$(grep -c '^vm-assign: error:' <<<"$output")" = 3 ]
+	rm "$DBFS/fill"
+	assert_equal "$(sql "select count(*) from sessions")" 0
+	assert_equal "$(sql "pragma integrity_check")" ok
+	# Room again: the same batch goes through.
+	run_vdi vm-assign u1 u2 u3
+	assert_equal "$(sql "select count(*) from sessions")" 3
 }
 
 @test "errors in a batch name their user, even a one-letter user" {

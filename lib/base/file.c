@@ -90,6 +90,23 @@ vdi_file_lock(const char *path, int *fd, struct vdi_err *err)
 }
 
 int
+vdi_file_lock_beside(const char *file, const char *suffix, int *fd, struct vdi_err *err)
+{
+	char *real = realpath(file, NULL), path[4096];
+	int n;
+
+	*fd = -1;
+	if (!real)
+		return vdi_err_set(err, errno == ENOENT ? VDI_R_NOTFOUND : VDI_R_FAIL, "cannot resolve %s: %s", file,
+				   strerror(errno));
+	n = snprintf(path, sizeof(path), "%s%s", real, suffix);
+	free(real);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return vdi_err_set(err, VDI_R_FAIL, "%s: path too long for its lock", file);
+	return vdi_file_lock(path, fd, err);
+}
+
+int
 vdi_file_read_small(const char *path, size_t max, char **buf, size_t *len, struct vdi_err *err)
 {
 	struct stat sb;

@@ -28,6 +28,12 @@ int vdi_file_write_private(const char *dir, const char *name, const char *data, 
  * it to unlock); 0: another process holds it; -1: error.
  */
 int vdi_file_lock(const char *path, int *fd, struct vdi_err *err);
+/*
+ * The same for a lock beside file: FILE.SUFFIX, where FILE is file's real
+ * path (every symlink and "..", resolved), so that every name of one VMDB
+ * meets the same lock.
+ */
+int vdi_file_lock_beside(const char *file, const char *suffix, int *fd, struct vdi_err *err);
 
 /*
  * Read a small regular file whole (a config file): refused when it is not

@@ -726,6 +726,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	bool keep = false;
 
 	memset(res, 0, sizeof(*res));
+	vdi_err_object(err, "%s", user); /* every error line of a batch names its user */
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (load_uservm(db, user, o->prepare, &u, err) < 0)

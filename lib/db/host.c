@@ -836,15 +836,28 @@ vdi_host_watch_begin(struct vdi_db *db, int64_t id, int64_t now, struct vdi_err 
 }
 
 int
-vdi_host_watch_end(struct vdi_db *db, int64_t id, bool down, const char *why, struct vdi_err *err)
+vdi_host_watch_end(struct vdi_db *db, int64_t id, int64_t since, bool down, const char *why, struct vdi_err *err)
 {
+	struct vdi_stmt *st = NULL;
+	int rc;
+
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	return vdi_db_finish(db, set_health(db, id, down ?
-		"UPDATE hosts SET watch_since = NULL, watch_seen = NULL, health = 'down', "
-		"down_since = coalesce(down_since, ?2), last_error = ?3 WHERE id = ?1" :
-		"UPDATE hosts SET watch_since = NULL, watch_seen = NULL WHERE id = ?1 AND ?2 IS NOT NULL",
-		vdi_clock_now(), down ? why : NULL, down ? "down" : NULL, "host-down", err), err);
+	if (down)
+		return vdi_db_finish(db, set_health(db, id, "UPDATE hosts SET watch_since = NULL, watch_seen = NULL, "
+						    "health = 'down', down_since = coalesce(down_since, ?2), last_error = ?3 "
+						    "WHERE id = ?1", vdi_clock_now(), why, "down", "host-down", err), err);
+	/* Only the mark this watcher made: another watcher's stays. */
+	if (vdi_db_prepare(db, &st, "UPDATE hosts SET watch_since = NULL, watch_seen = NULL WHERE id = ?1 "
+			   "AND (?2 = 0 OR watch_since = ?2)", err) < 0) {
+		vdi_db_rollback(db);
+		return -1;
+	}
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, since);
+	rc = vdi_db_step(db, st, "ending the watch", err);
+	vdi_stmt_finalize(st);
+	return vdi_db_finish(db, rc, err);
 }
 
 int

@@ -147,7 +147,7 @@ int vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 #define VDI_WATCH_STALE 30
 int vdi_host_watch_begin(struct vdi_db *db, int64_t id, int64_t now, struct vdi_err *err);
 int vdi_host_watch_seen(struct vdi_db *db, const int64_t *ids, size_t n, int64_t now, struct vdi_err *err);
-int vdi_host_watch_end(struct vdi_db *db, int64_t id, bool down, const char *why, struct vdi_err *err);
+int vdi_host_watch_end(struct vdi_db *db, int64_t id, int64_t since, bool down, const char *why, struct vdi_err *err);
 
 struct vdi_host_domain {
 	char *name, *uuid, *state, *user, *session_state;

@@ -45,10 +45,7 @@ vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session
 int
 vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err)
 {
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s.reap.lock", db_path);
-	return vdi_file_lock(path, fd, err);
+	return vdi_file_lock_beside(db_path, ".reap.lock", fd, err);
 }
 
 static const struct vdi_session *

@@ -64,7 +64,7 @@ struct vdi_reaper_opts {
 int vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, struct vdi_err *err);
 
 /*
- * One vm-reap at a time per VMDB: the lock file DB.reap.lock (never
+ * One vm-reap at a time per VMDB: the lock file DB.reap.lock beside its real path (never
  * through a symlink).  1 locked (*fd holds it), 0 another run holds it.
  */
 int vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err);

@@ -48,6 +48,7 @@ struct whost {
 	bool cb_close, present, failing;
 	int64_t gen;                 /* connections made so far */
 	int64_t next_try, backoff;   /* ms, monotonic */
+	int64_t since;               /* the watch_since this watcher recorded (0: none) */
 };
 
 /* The sockets of one session that got past authentication. */
@@ -98,10 +99,7 @@ say(struct watch *w, const char *fmt, ...)
 int
 vdi_watch_lock(const char *db_path, int *fd, struct vdi_err *err)
 {
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s.watch.lock", db_path);
-	return vdi_file_lock(path, fd, err);
+	return vdi_file_lock_beside(db_path, ".watch.lock", fd, err);
 }
 
 /* ---- the callbacks: libvirt's event thread; they only queue ---- */
@@ -400,7 +398,7 @@ handle(struct watch *w, const struct ev *e, struct vdi_err *err)
 		h->backoff = 1000;
 		h->next_try = mono_ms() + h->backoff;
 		say(w, "host %s: %s; marked down, reconnecting", h->name, close_why(e->detail));
-		return vdi_host_watch_end(w->db, h->id, true, why, err);
+		return vdi_host_watch_end(w->db, h->id, h->since, true, why, err);
 	}
 	switch (session_of(w, h->id, e->domain, &s, err)) {
 	case -1:
@@ -513,7 +511,8 @@ host_connect(struct watch *w, struct whost *h, struct vdi_err *err)
 		vdi_virt_fail(VDI_R_TEMP, "registering for events", &e);
 		goto fail;
 	}
-	if (reconcile(w, h, err) < 0 || vdi_host_watch_begin(w->db, h->id, vdi_clock_now(), err) < 0)
+	h->since = vdi_clock_now();
+	if (reconcile(w, h, err) < 0 || vdi_host_watch_begin(w->db, h->id, h->since, err) < 0)
 		return -1;
 	say(w, "host %s: watching (%s)", h->name, h->uri);
 	h->failing = false;
@@ -664,7 +663,7 @@ out:
 	for (size_t i = 0; i < w.nhosts; i++) {
 		struct vdi_err e = { 0 };
 		if (w.hosts[i]->conn)
-			vdi_host_watch_end(db, w.hosts[i]->id, false, NULL, &e);
+			vdi_host_watch_end(db, w.hosts[i]->id, w.hosts[i]->since, false, NULL, &e);
 		host_disconnect(&w, w.hosts[i]);
 		host_free(w.hosts[i]);
 	}
