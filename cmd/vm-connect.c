@@ -102,8 +102,8 @@ send_answer(struct answer *a, bool head)
 {
 	fclose(a->h);
 	fclose(a->b);
-	printf("Status: %d %s\r\n%sContent-Length: %zu\r\n\r\n", a->status, a->reason, a->headers,
-	       head ? 0 : a->blen);
+	/* HEAD: the length GET's body would have (RFC 9110, 9.3.2 and 8.6), and no body. */
+	printf("Status: %d %s\r\n%sContent-Length: %zu\r\n\r\n", a->status, a->reason, a->headers, a->blen);
 	if (!head)
 		fwrite(a->body, 1, a->blen, stdout);
 	free(a->headers);
@@ -199,6 +199,9 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 		fputs("Your desktop is being prepared. Come back in a few minutes.", a->b);
 	} else if (strcmp(st.desktop, "failed") == 0) {
 		fputs("Your desktop could not be prepared. Your administrator can make it again.", a->b);
+	} else if (st.never_fits) {
+		fputs("Your desktop is larger than any host here can run. Your administrator can make it smaller.",
+		      a->b);
 	} else if (st.session && strcmp(st.session, "running") == 0) {
 		fputs("Your desktop is running on ", a->b);
 		esc(a->b, st.host);
@@ -213,13 +216,18 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 		fputs("Your desktop is ready.", a->b);
 	}
 	fputs("</p>\n", a->b);
-	if (st.desktop && (strcmp(st.desktop, "ready") == 0)) {
+	if (st.desktop && strcmp(st.desktop, "ready") == 0 && !st.never_fits) {
 		fputs("<form method=\"post\" id=\"connect\">\n", a->b);
 		if (have_key)
 			form_token(a, key, "connect");
-		fprintf(a->b, "<button type=\"submit\">Connect</button>\n</form>\n"
-			"<p>Open the file you get with remote-viewer (virt-viewer) within %lld seconds.</p>\n",
-			(long long)(c.cfg.ticket_ttl / 1000));
+		/* A viewer is in: a new ticket's first use takes the desktop over from it, so say so. */
+		if (st.session && st.connected)
+			fputs("<p id=\"takeover\">Your desktop is open in a viewer now. Connecting here closes it "
+			      "there.</p>\n<button type=\"submit\">Connect here instead</button>\n</form>\n", a->b);
+		else
+			fputs("<button type=\"submit\">Connect</button>\n</form>\n", a->b);
+		fprintf(a->b, "<p>Open the file you get with remote-viewer (virt-viewer) within %lld seconds; "
+			"it works once.</p>\n", (long long)(c.cfg.ticket_ttl / 1000));
 	}
 	if (st.desktop && (strcmp(st.desktop, "none") == 0 || strcmp(st.desktop, "requested") == 0) && nms) {
 		fputs("<h2>Ask for a desktop</h2>\n<form method=\"post\" id=\"request\">\n", a->b);
@@ -275,6 +283,10 @@ connect_failed(struct answer *a, const struct vdi_err *err)
 	case VDI_R_PREPARE_FAILED:
 		page(a, 500, "Internal Server Error",
 		     "Your desktop could not be prepared. Your administrator can make it again.");
+		break;
+	case VDI_R_NEVER_FITS:
+		page(a, 409, "Conflict", "Your desktop is larger than any host here can run. "
+		     "Your administrator can make it smaller.");
 		break;
 	default:
 		if (err->code == VDI_ETEMP || err->code == VDI_ECONFLICT) {
@@ -337,7 +349,10 @@ request_desktop(struct answer *a, const struct vdi_form *f)
 	}
 	if (vdi_request_add(c.db, &r, &id, &err) < 0) {
 		log_line("request refused: %s", err.msg);
-		if (err.code == VDI_ENOTFOUND)
+		if (err.reason == VDI_R_NEVER_FITS)
+			page(a, 400, "Bad Request", "No host here can run a desktop with that much memory. "
+			     "Ask for less, or leave Memory empty for the system's own size.");
+		else if (err.code == VDI_ENOTFOUND)
 			page(a, 400, "Bad Request", "There is no such system to choose.");
 		else if (err.code == VDI_ECONFLICT)
 			page(a, 409, "Conflict", "You have a desktop already.");

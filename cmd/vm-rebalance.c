@@ -91,6 +91,12 @@ done(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_e
 }
 
 static void
+waiting(void *ctx)
+{
+	vdi_cli_info(ctx, "another vm-rebalance is running; waiting for it to finish");
+}
+
+static void
 explain(struct vdi_cli *c, const struct vdi_rebalance_plan *p)
 {
 	const char *unit = p->metric == VDI_METRIC_MEMORY ? "%" : "";
@@ -117,7 +123,7 @@ main(int argc, char **argv)
 	int64_t max_moves = 3, *ids = NULL;
 	char **to = NULL;
 	double threshold = 0;
-	int o, rc, code = 0;
+	int o, rc, code = 0, lockfd = -1;
 
 	vdi_cli_init(&c, "vm-rebalance", usage);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT "np:", opts, NULL)) != -1) {
@@ -149,6 +155,11 @@ main(int argc, char **argv)
 		vdi_cli_usage_error(&c, "unexpected argument '%s'", argv[optind]);
 	if ((rc = vdi_cli_open(&c)) != 0) {
 		code = rc;
+		goto out;
+	}
+	/* A second run waits for the first, then plans on what it left (vdi_rebalance_lock). */
+	if (!c.dry_run && vdi_rebalance_lock(c.db, waiting, &c, &lockfd, &err) < 0) {
+		code = vdi_cli_fail(&c, &err);
 		goto out;
 	}
 	if (!policy && vdi_policy_parse(c.cfg.policy, &ro.policy) < 0)
@@ -194,6 +205,8 @@ main(int argc, char **argv)
 	}
 	vdi_out_list_end(c.out);
 out:
+	if (lockfd >= 0)
+		close(lockfd);
 	free(ids);
 	free(to);
 	vdi_rebalance_plan_clear(&p);

@@ -28,7 +28,7 @@ setup() {
 # (viewer_leaves), and a failure here fails the test.
 teardown() {
 	local rc=0
-	dump_logs_on_failure "$W/watch.log" "$W/viewer.log" "$W/web.err" "$W/cgi.err"
+	dump_logs_on_failure "$W/watch.log" "$W/viewer.log" "$W/replay.log" "$W/web.err" "$W/cgi.err"
 	assert_agree || rc=1
 	stop_pidfile "$W/viewer.pid"
 	stop_pidfile "$W/xvfb.pid"
@@ -228,6 +228,35 @@ running_session_of() {
 	grep -q 'Your desktop is ready' "$W/page.html"
 }
 
+@test "what no host could ever hold: the page refuses the request in words, approval exits 4, a desktop that fits nowhere is not 'ready'; HEAD has GET's length" {
+	web_start
+	page carol
+	tok=$(grep -o 'value="request"><input type="hidden" name="token" value="[^"]*"' "$W/page.html" | sed 's/.*value="//; s/"$//')
+	post carol "action=request&token=$tok&master=m&mem=16T&disk=1P"
+	assert_equal "$code" 400
+	grep -q 'No host here can run a desktop with that much memory' "$W/b"
+	assert_equal "$(sql "select count(*) from requests")" 0
+	# One recorded anyway (before the hosts shrank, say): approval refuses it with exit 4 and the reason.
+	sql "insert into requests (user, master, mem, vcpus, disk, created, changed)
+		values ('carol', 'm', 17592186044416, 1, 1073741824, 0, 0)"
+	run_vdi 4 vm-copy --requests --approve carol
+	assert_output --regexp "carol: no host of pool 'vdi' can ever hold .* of memory: the largest can give "
+	assert_equal "$(sql "select state from requests where user = 'carol'")" failed
+	assert_equal "$(sql "select count(*) from uservms where user = 'carol'")" 0
+	run_vdi 4 vm-copy --master m --mem 16T carol
+	# A desktop that fits no host any more: the page says so, with no Connect button.
+	sql "update uservms set mem = 17592186044416 where user = 'bob'"
+	page bob
+	grep -q 'larger than any host here can run' "$W/page.html"
+	! grep -q 'Your desktop is ready' "$W/page.html"
+	! grep -q 'id="connect"' "$W/page.html"
+	sql "update uservms set mem = 67108864 where user = 'bob'"
+	# HEAD answers the length GET's body has, and no body.
+	curl -sS -u alice:pw-alice -o "$W/get.html" "$WEB"
+	curl -sS -u alice:pw-alice -I -o /dev/null -D "$W/head" "$WEB"
+	grep -qix "content-length: $(stat -c %s "$W/get.html")"$'\r' "$W/head"
+}
+
 @test "remote-viewer opens the page's .vv: vm-watch records connect and disconnect; a reconnect keeps the session, a viewer gone past disconnect_timeout ends it; an expired ticket is refused" {
 	printf 'ticket_ttl = 8s\ndisconnect_timeout = 4s\nconnect_timeout = 0\n' >"$VDI_CONFIG"
 	web_start
@@ -235,11 +264,35 @@ running_session_of() {
 	page alice
 	post alice "action=connect&token=$TOKEN"
 	cp "$W/b" "$W/alice.vv"
+	cp "$W/b" "$W/leaked.vv" # remote-viewer deletes the file it opens: a copy that leaked
 	viewer "$W/alice.vv"
 	wait_sql "select connected_since is not null and disconnected_since is null from sessions where id = 1" 1
 	run_vdi vm-ls -o json alice
 	assert_equal "$(jq -r '.[0].viewer' <<<"$output")" connected
 	grep -q 'session 1 (alice on h[12]): viewer connected' "$W/watch.log"
+	# Once the viewer is in, its ticket is spent: the same .vv again (leaked, replayed) is refused,
+	# and the user's own viewer stays connected.
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'session 1 (alice on h[12]): ticket spent' "$W/watch.log" && break
+		sleep 0.1
+	done
+	grep -q 'session 1 (alice on h[12]): ticket spent' "$W/watch.log"
+	DISPLAY=$XDISP remote-viewer --debug "$W/leaked.vv" </dev/null >"$W/replay.log" 2>&1 3>&- &
+	echo $! >"$W/replay.pid"
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'main channel: auth failure' "$W/replay.log" && break
+		sleep 0.1
+	done
+	stop_pidfile "$W/replay.pid"
+	grep -q 'main channel: auth failure' "$W/replay.log"
+	kill -0 "$(cat "$W/viewer.pid")"
+	assert_equal "$(sql "select connected_since is not null and disconnected_since is null from sessions where id = 1")" 1
+	run virsh -q -c "$(lab_uri "$(sql "select h.name from sessions s join hosts h on h.id = s.host_id where s.id = 1")")" \
+		qemu-monitor-command "$(sql "select domain from sessions where id = 1")" '{"execute":"query-spice"}'
+	assert_equal "$(jq '.return.channels | length > 0' <<<"$output")" true
+	# The page says a new Connect takes the desktop over from the viewer that is in.
+	page alice
+	grep -q 'id="takeover"' "$W/page.html"
 	# The viewer closes: disconnected.  It comes back within the timeout: the session stays.
 	viewer_leaves 1
 	page alice

@@ -252,6 +252,27 @@ ready_lines() {
 	assert_output --partial "policy pack fills hosts on purpose"
 }
 
+@test "two vm-rebalance at once: the second waits for the first, then finds the hosts level; no desktop moves twice" {
+	vm-copy -q --master m u1 u2 u3 u4 u5
+	run_vdi vm-assign --host h1 u1 u2 u3 u4 u5
+	run_vdi vm-start u1 u2 u3 u4 u5
+	run_vdi vm-hosts poll
+	mark=$(sql "select coalesce(max(id), 0) from events")
+	vm-rebalance -p least-sessions --threshold 1 >"$BATS_TEST_TMPDIR/r1.out" 2>&1 &
+	local r1=$! rc1=0 rc2=0
+	vm-rebalance -p least-sessions --threshold 1 >"$BATS_TEST_TMPDIR/r2.out" 2>&1 &
+	local r2=$!
+	wait "$r1" || rc1=$?
+	wait "$r2" || rc2=$?
+	cat "$BATS_TEST_TMPDIR/r1.out" "$BATS_TEST_TMPDIR/r2.out"
+	assert_equal "$rc1 $rc2" "0 0"
+	cat "$BATS_TEST_TMPDIR/r1.out" "$BATS_TEST_TMPDIR/r2.out" | grep -q "another vm-rebalance is running; waiting"
+	assert_equal "$(sql "select group_concat(sessions, ' ') from hosts order by name")" "3 2"
+	assert_equal "$(sql "select count(*) || ' ' || count(distinct object) from events
+		where id > $mark and action = 'session-migrate-begin'")" "2 2"
+	assert_agree
+}
+
 @test "vm-migrate refuses what it cannot do, in one line with its exit code, and changes nothing" {
 	vm-copy -q --master m u1 u2
 	run_vdi vm-assign --host h1 u1 u2

@@ -90,10 +90,10 @@ vdi_file_lock(const char *path, int *fd, struct vdi_err *err)
 }
 
 int
-vdi_file_lock_beside(const char *file, const char *suffix, int *fd, struct vdi_err *err)
+vdi_file_lock_beside(const char *file, const char *suffix, bool wait, int *fd, struct vdi_err *err)
 {
 	char *real = realpath(file, NULL), path[4096];
-	int n;
+	int n, rc;
 
 	*fd = -1;
 	if (!real)
@@ -103,7 +103,22 @@ vdi_file_lock_beside(const char *file, const char *suffix, int *fd, struct vdi_e
 	free(real);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return vdi_err_set(err, VDI_R_FAIL, "%s: path too long for its lock", file);
-	return vdi_file_lock(path, fd, err);
+	rc = vdi_file_lock(path, fd, err);
+	if (rc != 0 || !wait)
+		return rc;
+	/* Held by another process: wait for it (a file vdi_file_lock just checked). */
+	*fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0)
+		return vdi_err_set(err, VDI_R_FAIL, "cannot open lock file %s: %s", path, strerror(errno));
+	while (flock(*fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		rc = errno;
+		close(*fd);
+		*fd = -1;
+		return vdi_err_set(err, VDI_R_FAIL, "cannot lock %s: %s", path, strerror(rc));
+	}
+	return 1;
 }
 
 int

@@ -10,6 +10,7 @@
 #ifndef VDI_FILE_H
 #define VDI_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -31,9 +32,10 @@ int vdi_file_lock(const char *path, int *fd, struct vdi_err *err);
 /*
  * The same for a lock beside file: FILE.SUFFIX, where FILE is file's real
  * path (every symlink and "..", resolved), so that every name of one VMDB
- * meets the same lock.
+ * meets the same lock.  With wait, a lock another process holds is waited
+ * for (the answer is then 1, or -1), else it is 0 at once.
  */
-int vdi_file_lock_beside(const char *file, const char *suffix, int *fd, struct vdi_err *err);
+int vdi_file_lock_beside(const char *file, const char *suffix, bool wait, int *fd, struct vdi_err *err);
 
 /*
  * Read a small regular file whole (a config file): refused when it is not

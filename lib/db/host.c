@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "host.h"
 #include "names.h"
+#include "parse.h"
 #include "report.h"
 #include "session.h"
 #include "strv.h"
@@ -922,4 +923,40 @@ vdi_host_fence(struct vdi_db *db, const char *name, const char *detail, int64_t 
 fail:
 	vdi_db_rollback(db);
 	return -1;
+}
+
+int
+vdi_host_fits_ever(struct vdi_db *db, const char *pool, int64_t mem, int64_t vcpus, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int64_t max_mem = 0, max_vcpus = 0, polled = 0;
+	char a[24], b[24];
+	int rc;
+
+	/* The caps as lib/db/sched.c computes them (mem_cap is schema 5's generated column). */
+	if (vdi_db_prepare(db, &st, "SELECT coalesce(max(mem_cap), 0), coalesce(max(CAST(vcpus * cpu_ratio + 1e-9 "
+			   "AS INTEGER)), 0), count(*) FROM hosts WHERE pool = ?1 AND mem_total > 0", err) < 0)
+		return -1;
+	vdi_stmt_bind_text(st, 1, pool);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW) {
+		max_mem = vdi_stmt_int64(st, 0);
+		max_vcpus = vdi_stmt_int64(st, 1);
+		polled = vdi_stmt_int64(st, 2);
+	}
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_ROW)
+		return vdi_db_fail(db, "reading the hosts' capacity", err);
+	if (polled == 0)
+		return 0;
+	if (mem > max_mem) {
+		vdi_size_format((uint64_t)mem, a, sizeof(a));
+		vdi_size_format((uint64_t)max_mem, b, sizeof(b));
+		return vdi_err_set(err, VDI_R_NEVER_FITS, "no host of pool '%s' can ever hold %s of memory: the "
+				   "largest can give %s", pool, a, b);
+	}
+	if (vcpus > max_vcpus)
+		return vdi_err_set(err, VDI_R_NEVER_FITS, "no host of pool '%s' can ever hold %lld vCPUs: the "
+				   "largest can give %lld", pool, (long long)vcpus, (long long)max_vcpus);
+	return 0;
 }

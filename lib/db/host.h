@@ -129,6 +129,15 @@ int vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err 
  * settle, as its domain may run on the destination); its domains are
  * forgotten; an event names how (detail).  *ended: how many sessions ended.
  */
+/*
+ * Could any host that sees pool ever hold a session of mem bytes and vcpus
+ * vCPUs, empty, under its allocation ratios and reserve?  0: yes, or not
+ * known yet (no host of the pool has been polled).  -1 with
+ * VDI_R_NEVER_FITS and what the largest can give: no host ever could, so
+ * the user VM would wait for room for ever.
+ */
+int vdi_host_fits_ever(struct vdi_db *db, const char *pool, int64_t mem, int64_t vcpus, struct vdi_err *err);
+
 int vdi_host_fence(struct vdi_db *db, const char *name, const char *detail, int64_t *ended, struct vdi_err *err);
 
 /* Store a poll of n hosts in one transaction: health, figures, domains, transitions as events. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "file.h"
 #include "mem.h"
 #include "rebalance.h"
 #include "strv.h"
@@ -387,4 +388,16 @@ vdi_rebalance_plan_clear(struct vdi_rebalance_plan *p)
 	free(p->sessions);
 	free(p->moves);
 	memset(p, 0, sizeof(*p));
+}
+
+int
+vdi_rebalance_lock(struct vdi_db *db, void (*waiting)(void *ctx), void *ctx, int *fd, struct vdi_err *err)
+{
+	int rc = vdi_file_lock_beside(vdi_db_path(db), ".rebalance.lock", false, fd, err);
+
+	if (rc != 0)
+		return rc;
+	if (waiting)
+		waiting(ctx);
+	return vdi_file_lock_beside(vdi_db_path(db), ".rebalance.lock", true, fd, err);
 }

@@ -103,4 +103,14 @@ int vdi_rebalance_plan(struct vdi_db *db, const struct vdi_rebalance_opts *o, st
 void vdi_rebalance_compute(struct vdi_rebalance_plan *p, const struct vdi_rebalance_opts *o);
 void vdi_rebalance_plan_clear(struct vdi_rebalance_plan *p);
 
+/*
+ * One vm-rebalance at a time per VMDB: the lock file DB.rebalance.lock
+ * beside its real path.  A second run does not race the first for the
+ * same sessions: it waits until the first is done (*waited says so), then
+ * plans on the hosts as the first left them, which are level within the
+ * threshold, so it usually moves nothing.  1: locked (*fd holds it until
+ * closed); -1 with err.
+ */
+int vdi_rebalance_lock(struct vdi_db *db, void (*waiting)(void *ctx), void *ctx, int *fd, struct vdi_err *err);
+
 #endif

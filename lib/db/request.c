@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "host.h"
 #include "master.h"
 #include "mem.h"
 #include "request.h"
@@ -36,6 +37,9 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 		vdi_err_set(err, VDI_R_CONFLICT, "'%s' has a desktop already", r->user);
 		goto out;
 	}
+	/* What no host could ever run would wait for room for ever: refused now, in words. */
+	if (vdi_host_fits_ever(db, m.pool, r->mem > 0 ? r->mem : m.mem, r->vcpus > 0 ? r->vcpus : m.vcpus, err) < 0)
+		goto out;
 	if (vdi_db_prepare(db, &st, "DELETE FROM requests WHERE user = ? AND state = 'pending'", err) < 0)
 		goto out;
 	vdi_stmt_bind_text(st, 1, r->user);

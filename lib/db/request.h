@@ -25,7 +25,8 @@ struct vdi_request {
 /*
  * Record r (its user, master and sizes; <= 0: the master's) as pending.
  * 3: no such master (or it is not active); 5: the user has a user VM
- * already.  *id gets the request's id.
+ * already; 4 (VDI_R_NEVER_FITS): no host of the master's pool could ever
+ * hold its memory or vCPUs.  *id gets the request's id.
  */
 int vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, struct vdi_err *err);
 /* Requests in state (NULL: any) of user (NULL: any), oldest first. */

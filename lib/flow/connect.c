@@ -8,6 +8,7 @@
 #include <libxml/tree.h>
 
 #include "connect.h"
+#include "host.h"
 #include "mem.h"
 #include "request.h"
 #include "uservm.h"
@@ -30,6 +31,11 @@ vdi_connect_status(struct vdi_db *db, const char *user, struct vdi_connect_statu
 		st->mem = u.mem;
 		st->vcpus = u.vcpus;
 		st->disk = u.disk;
+		{
+			struct vdi_err e = { 0 };
+			st->never_fits = vdi_host_fits_ever(db, u.pool, u.mem, u.vcpus, &e) < 0 &&
+					 e.reason == VDI_R_NEVER_FITS;
+		}
 		vdi_uservm_clear(&u);
 	} else if (err->code != VDI_ENOTFOUND) {
 		goto out;
@@ -171,6 +177,38 @@ out:
 }
 
 int
+vdi_connect_ticket_spend(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s, struct vdi_err *err)
+{
+	virDomainPtr dom = NULL;
+	char pw[21], *xml = NULL;
+	int64_t past = (int64_t)time(NULL) - 1; /* the hypervisor's clock, not the tests' */
+	int ret = -1;
+
+	if (vdi_start_password(pw, sizeof(pw), err) < 0)
+		goto out;
+	if (!(dom = virDomainLookupByName(conn, s->domain))) {
+		vdi_virt_fail(VDI_R_FAIL, "finding the desktop's domain", err);
+		goto out;
+	}
+	if (!(xml = ticket_xml(dom, pw, past, err)))
+		goto out;
+	if (virDomainUpdateDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+		vdi_virt_fail(VDI_R_FAIL, "expiring the display password", err);
+		goto out;
+	}
+	ret = vdi_session_set_ticket(db, s->id, pw, past, err);
+out:
+	if (xml) {
+		explicit_bzero(xml, strlen(xml));
+		free(xml);
+	}
+	explicit_bzero(pw, sizeof(pw));
+	if (dom)
+		virDomainFree(dom);
+	return ret;
+}
+
+int
 vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
 	    struct vdi_session *s, struct vdi_err *err)
 {
@@ -190,7 +228,7 @@ vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o,
 		ret = vdi_err_set(err, VDI_R_PREPARE_FAILED, "your desktop could not be prepared; "
 				  "your administrator can make it again");
 	else
-		ret = 0;
+		ret = vdi_host_fits_ever(db, u.pool, u.mem, u.vcpus, err);
 	vdi_uservm_clear(&u);
 	if (ret < 0)
 		return -1;

@@ -197,6 +197,8 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	u.mem = q->mem > 0 ? q->mem : m.mem;
 	u.vcpus = q->vcpus > 0 ? q->vcpus : m.vcpus;
 	u.disk = q->disk > 0 ? q->disk : m.disk;
+	if (vdi_host_fits_ever(db, u.pool, u.mem, u.vcpus, err) < 0)
+		goto out;
 	if (u.disk < m.virtual_size) {
 		vdi_err_set(err, VDI_R_USAGE, "disk %lld is smaller than master '%s' (%lld)", (long long)u.disk,
 			    m.name, (long long)m.virtual_size);

@@ -45,7 +45,7 @@ vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session
 int
 vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err)
 {
-	return vdi_file_lock_beside(db_path, ".reap.lock", fd, err);
+	return vdi_file_lock_beside(db_path, ".reap.lock", false, fd, err);
 }
 
 static const struct vdi_session *

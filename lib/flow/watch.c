@@ -12,6 +12,7 @@
 
 
 #include "clock.h"
+#include "connect.h"
 #include "conns.h"
 #include "file.h"
 #include "host.h"
@@ -57,7 +58,15 @@ struct clients {
 	int64_t host;            /* where they were seen: a desktop that moved is read again there */
 	char **keys;
 	size_t n;
+	int64_t spend_at;        /* ms, monotonic: when to spend the ticket its first viewer used (0: none due) */
 };
+
+/*
+ * A viewer opens its channels (main, display, inputs, cursor, sound, USB)
+ * one after another, each with the ticket: it is spent this long after the
+ * first got in, once they all have.
+ */
+#define TICKET_SPEND_MS 3000
 
 struct watch {
 	pthread_mutex_t mu;
@@ -99,7 +108,7 @@ say(struct watch *w, const char *fmt, ...)
 int
 vdi_watch_lock(const char *db_path, int *fd, struct vdi_err *err)
 {
-	return vdi_file_lock_beside(db_path, ".watch.lock", fd, err);
+	return vdi_file_lock_beside(db_path, ".watch.lock", false, fd, err);
 }
 
 /* ---- the callbacks: libvirt's event thread; they only queue ---- */
@@ -323,6 +332,8 @@ on_gfx(struct watch *w, struct whost *h, const struct ev *e, struct vdi_session 
 
 	if (e->phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE && !had) {
 		vdi_strv_push_copy(&c->keys, &c->n, e->client);
+		if (c->n == 1 && !c->spend_at)
+			c->spend_at = mono_ms() + TICKET_SPEND_MS;
 		return c->n == 1 ? viewer(w, s, true, e->client, err) : 0;
 	}
 	if (e->phase != VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT)
@@ -605,6 +616,36 @@ out:
 	return ret;
 }
 
+/* Spend the tickets whose viewer got in (vdi_connect_ticket_spend): a replayed .vv is refused. */
+static void
+spend_tickets(struct watch *w)
+{
+	int64_t now = mono_ms();
+
+	for (size_t i = 0; i < w->ncl; i++) {
+		struct clients *c = &w->cl[i];
+		struct whost *h;
+		struct vdi_session s;
+		struct vdi_err e = { 0 };
+
+		if (!c->spend_at || now < c->spend_at)
+			continue;
+		c->spend_at = 0;
+		h = host_by_id(w, c->host);
+		if (!h || !h->conn || vdi_session_get(w->db, c->session, &s, &e) < 0)
+			continue;
+		if (strcmp(s.state, "running") == 0 && s.host_id == h->id && s.domain) {
+			if (vdi_connect_ticket_spend(w->db, h->conn, &s, &e) < 0)
+				say(w, "session %lld (%s on %s): its ticket could not be spent: %s", (long long)s.id,
+				    s.user, s.host, e.msg);
+			else
+				say(w, "session %lld (%s on %s): ticket spent (a replay of its .vv is refused)",
+				    (long long)s.id, s.user, s.host);
+		}
+		vdi_session_clear(&s);
+	}
+}
+
 static int
 drain(struct watch *w, struct vdi_err *err)
 {
@@ -657,6 +698,7 @@ vdi_watch_run(struct vdi_db *db, const struct vdi_watch_opts *o, struct vdi_err 
 		}
 		if (drain(&w, err) < 0)
 			goto out;
+		spend_tickets(&w);
 	}
 	ret = 0;
 out:
