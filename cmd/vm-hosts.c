@@ -256,6 +256,7 @@ put_fields(struct vdi_out *o, const struct vdi_host *h, bool full)
 	vdi_out_time(o, "last_ok", h->last_ok);
 	vdi_out_time(o, "down_since", h->down_since);
 	vdi_out_time(o, "fenced", h->fenced);
+	vdi_out_int(o, "crashes", h->crashes);
 }
 
 /* ---- commands ---- */

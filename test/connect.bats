@@ -366,6 +366,18 @@ running_session_of() {
 	run_vdi vm-start bob
 	VDI_TEST_CLOCK=4 run_vdi vm-reap
 	assert_equal "$(sql "select reason from sessions where id = 2")" never-connected
+	# A QEMU that dies on its own (SIGSEGV, as spice-server's crash on a viewer's drop does) ends
+	# 'crashed', not 'poweroff': counted on its host, and the event says what libvirt said.
+	run_vdi vm-start alice
+	running_session_of alice
+	kill -SEGV "$(cat "$LAB/$host/run/qemu/$dom.pid")"
+	wait_sql "select state || ' ' || reason from sessions where id = 3" "ended crashed" 10
+	grep -q "session 3 (alice on $host): QEMU failed; ended crashed" "$W/watch.log" ||
+		grep -q "session 3 (alice on $host): it crashed; ended crashed" "$W/watch.log"
+	assert_equal "$(sql "select crashes from hosts where name = '$host'")" 1
+	run_vdi vm-hosts list -o json
+	assert_equal "$(jq -r --arg h "$host" '.[] | select(.name == $h) | .crashes' <<<"$output")" 1
+	sql "select detail from events where action = 'session-end' and detail like 'session=3 %'" | grep -q 'reason=crashed libvirt: '
 	# SIGTERM: it stops, and says the hosts are no longer watched.
 	stop_pidfile "$W/watch.pid"
 	wait_sql "select count(*) from hosts where watch_since is not null" 0 5

@@ -22,7 +22,7 @@
 	"h.cpu_ratio, h.ram_ratio, h.reserve_mem, h.vcpus, h.mem_total, h.mem_free, h.load, " \
 	"h.domains_total, h.domains_ours, h.last_poll, h.last_ok, h.down_since, h.created, " \
 	"h.last_error, h.sessions, h.vcpus_used, h.mem_used, h.network, h.bridge, h.migration_uri, " \
-	"coalesce(h.fenced, 0)"
+	"coalesce(h.fenced, 0), h.crashes"
 
 const char *
 vdi_host_state(const struct vdi_host *h)
@@ -343,6 +343,7 @@ read_row(struct vdi_stmt *st, struct vdi_host *h)
 	h->bridge = vdi_stmt_strdup(st, 26);
 	h->migration_uri = vdi_stmt_strdup(st, 27);
 	h->fenced = vdi_stmt_int64(st, 28);
+	h->crashes = vdi_stmt_int64(st, 29);
 }
 
 int

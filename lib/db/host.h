@@ -40,6 +40,7 @@ struct vdi_host {
 	int64_t domains_total, domains_ours;
 	int64_t last_poll, last_ok, down_since, created;
 	int64_t fenced;        /* when an administrator vouched it is off (vm-hosts fence); 0: not fenced */
+	int64_t crashes;       /* sessions of it that ended 'crashed' (their QEMU died on its own) */
 	char *last_error;
 	char **tags;
 	size_t ntags;

@@ -266,7 +266,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 			vdi_session_clear(&s);
 			return vdi_uservm_get(db, user, &u, err) < 0 ? -1 : (vdi_uservm_clear(&u), 0);
 		}
-		ret = vdi_reaper_end(db, o->conns, &s, s.state, "admin", err);
+		ret = vdi_reaper_end(db, o->conns, &s, s.state, "admin", NULL, err);
 		vdi_session_clear(&s);
 		if (ret < 0)
 			return vdi_err_prefix(err, "ending its session");

@@ -84,7 +84,7 @@ check(struct vdi_db *db, const char *user, struct boot *b, const struct vdi_prep
 	}
 	if (reason) {
 		vdi_err_reset(&b->err);
-		if (vdi_reaper_end(db, o->start.conns, &s, NULL, reason, &b->err) < 0) {
+		if (vdi_reaper_end(db, o->start.conns, &s, NULL, reason, NULL, &b->err) < 0) {
 			vdi_err_prefix(&b->err, "ending its first boot");
 		} else {
 			vdi_err_reset(&b->err);

@@ -19,7 +19,7 @@
 
 int
 vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session *s, const char *expect,
-	       const char *reason, struct vdi_err *err)
+	       const char *reason, const char *detail, struct vdi_err *err)
 {
 	char domain[160], overlay[160];
 	virConnectPtr conn;
@@ -38,7 +38,7 @@ vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session
 		     vdi_vol_delete(conn, s->pool, s->overlay ? s->overlay : overlay, err) < 0))
 			return -1;
 	}
-	rc = vdi_session_end(db, s->id, "stopping", reason, NULL, err);
+	rc = vdi_session_end(db, s->id, "stopping", reason, detail, err);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -77,7 +77,7 @@ act(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_host *hs, const st
 		/* Only while it is still what the plan saw: a vm-start may have claimed it since. */
 		return vdi_session_end(db, s->id, s->state, it->reason, NULL, err);
 	case VDI_REAP_END:
-		return vdi_reaper_end(db, cs, s, s->state, it->reason, err);
+		return vdi_reaper_end(db, cs, s, s->state, it->reason, NULL, err);
 	case VDI_REAP_FINISH_START:
 		if (!(conn = vdi_conns_get(cs, h->name, h->uri, err)) ||
 		    vdi_domain_port(conn, s->domain, s->id, &port, err) < 0)
@@ -445,7 +445,7 @@ vdi_reaper_host_rm(struct vdi_db *db, struct vdi_conns *cs, const char *name, bo
 		goto out;
 	}
 	for (size_t i = 0; i < nss; i++)
-		if (vdi_reaper_end(db, cs, &ss[i], ss[i].state, "admin", err) < 0)
+		if (vdi_reaper_end(db, cs, &ss[i], ss[i].state, "admin", NULL, err) < 0)
 			goto out;
 	/* Without force now: a session assigned there meanwhile keeps the host. */
 	ret = vdi_host_rm(db, name, false, err);

@@ -32,9 +32,10 @@
  * End session s (as read by the caller): expect is the state the caller
  * saw (NULL: any that is not ended).  0: ended; 1: it moved on meanwhile
  * and was left alone; -1: error (5 when a live vm-start holds it).
+ * detail (NULL: none) goes into the session-end event: what was seen.
  */
 int vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session *s, const char *expect,
-		   const char *reason, struct vdi_err *err);
+		   const char *reason, const char *detail, struct vdi_err *err);
 
 struct vdi_reaper_opts {
 	struct vdi_reap_opts plan;   /* TTLs, max_age, orphans; users and ids to end (borrowed) */

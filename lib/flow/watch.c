@@ -246,21 +246,25 @@ stopped_why(int detail)
 }
 
 /*
- * A running session's domain is gone: end it the way vm-reap does.  A
- * failure is logged, not fatal: vm-reap ends it later (a busy VMDB, a host
- * that broke mid-call).
+ * A running session's domain is gone: end it the way vm-reap does, with
+ * the truth libvirt told: 'crashed' when it died on its own (QEMU failed
+ * or crashed), else 'poweroff'.  A failure is logged, not fatal: vm-reap
+ * ends it later (a busy VMDB, a host that broke mid-call).
  */
 static void
-end_poweroff(struct watch *w, const struct vdi_session *s, const char *why)
+end_stopped(struct watch *w, const struct vdi_session *s, const char *why, bool crashed)
 {
+	const char *reason = crashed ? "crashed" : "poweroff";
 	struct vdi_err e = { 0 };
+	char detail[160];
 	int rc;
 
-	rc = vdi_reaper_end(w->db, w->conns, s, "running", "poweroff", &e);
+	snprintf(detail, sizeof(detail), "libvirt: %s", why);
+	rc = vdi_reaper_end(w->db, w->conns, s, "running", reason, detail, &e);
 	clients_forget(w, s->id);
 	if (rc == 0)
-		say(w, "session %lld (%s on %s): %s; ended poweroff, %lld MiB back on %s", (long long)s->id, s->user,
-		    s->host, why, (long long)(s->mem >> 20), s->host);
+		say(w, "session %lld (%s on %s): %s; ended %s, %lld MiB back on %s", (long long)s->id, s->user,
+		    s->host, why, reason, (long long)(s->mem >> 20), s->host);
 	else if (rc < 0)
 		say(w, "session %lld (%s on %s): %s, but ending it failed: %s (vm-reap will)", (long long)s->id,
 		    s->user, s->host, why, e.msg);
@@ -423,7 +427,8 @@ handle(struct watch *w, const struct ev *e, struct vdi_err *err)
 	 * mover's to record (it reads them on the destination when done).
 	 */
 	if (e->kind == EV_STOPPED && e->detail != VIR_DOMAIN_EVENT_STOPPED_MIGRATED && strcmp(s.state, "running") == 0)
-		end_poweroff(w, &s, stopped_why(e->detail));
+		end_stopped(w, &s, stopped_why(e->detail), e->detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ||
+			    e->detail == VIR_DOMAIN_EVENT_STOPPED_FAILED);
 	else if (e->kind == EV_GFX && strcmp(s.state, "migrating") != 0)
 		rc = on_gfx(w, h, e, &s, err);
 	vdi_session_clear(&s);
@@ -449,7 +454,7 @@ reconcile(struct watch *w, struct whost *h, struct vdi_err *err)
 		int alive = s->domain ? vdi_domain_alive(h->conn, s->domain, &e) : 0;
 
 		if (alive == 0) {
-			end_poweroff(w, s, "its domain is gone");
+			end_stopped(w, s, "its domain is gone", false);
 			continue;
 		}
 		if (alive < 0 || vdi_session_is_prepare(s))

@@ -189,6 +189,83 @@ test_master_activate_failures(void **state)
 	vdi_db_close(db);
 }
 
+/* One integer from raw SQL on a raw connection. */
+static long long
+raw_int(sqlite3 *h, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/*
+ * A VMDB of schema 5 with a host, a master, user VMs and sessions (live,
+ * ended, migrating) is upgraded to the current schema: schema 6 makes the
+ * sessions table again; every row, the counters and the audit view
+ * survive, and a crash is counted on its host by the new trigger.
+ */
+static void
+test_upgrade_from_5_keeps_sessions(void **state)
+{
+	struct vdi_db *db;
+	struct vdi_err err = { 0 };
+	sqlite3 *h;
+	char mkdir_cmd[160];
+
+	(void)state;
+	snprintf(mkdir_cmd, sizeof(mkdir_cmd), "mkdir -p '%s/sub'", dir);
+	assert_int_equal(system(mkdir_cmd), 0);
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "PRAGMA journal_mode=WAL; PRAGMA application_id = " VDI_STR(VDI_APP_ID),
+				      NULL, NULL, NULL), SQLITE_OK);
+	for (int v = 0; v < 5; v++) {
+		char sql[64];
+		assert_int_equal(sqlite3_exec(h, vdi_migrations[v].sql, NULL, NULL, NULL), SQLITE_OK);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", vdi_migrations[v].version);
+		assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	}
+	assert_int_equal(sqlite3_exec(h,
+		"INSERT INTO hosts (id, name, uri, pool, created) VALUES (1, 'h1', 'qemu:///a', 'vdi', 0), "
+		"(2, 'h2', 'qemu:///b', 'vdi', 0);"
+		"INSERT INTO masters (id, name, state, pool, volume, format, virtual_size, sha256, source, mem, "
+		"vcpus, disk, created) VALUES (1, 'm', 'active', 'vdi', 'master-m', 'qcow2', 1, 'x', '/x', 1, 1, 1, 0);"
+		"INSERT INTO uservms (id, user, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, "
+		"created) VALUES (1, 'a', 'ready', 1, 'vdi', 'user-a', 's', 'a', 100, 1, 1, 0), "
+		"(2, 'b', 'ready', 1, 'vdi', 'user-b', 's', 'b', 200, 2, 1, 0), "
+		"(3, 'c', 'ready', 1, 'vdi', 'user-c', 's', 'c', 300, 1, 1, 0);"
+		"INSERT INTO sessions (id, uservm_id, host_id, state, reason, mem, vcpus, created, changed, ended) "
+		"VALUES (1, 1, 1, 'ended', 'poweroff', 100, 1, 0, 0, 0);"
+		"INSERT INTO sessions (id, uservm_id, host_id, state, mem, vcpus, created, changed, domain) "
+		"VALUES (2, 1, 1, 'running', 100, 1, 0, 0, 'vdi-s2-a'), (3, 2, 2, 'running', 200, 2, 0, 0, 'vdi-s3-b');"
+		"INSERT INTO sessions (id, uservm_id, host_id, state, mem, vcpus, created, changed) "
+		"VALUES (4, 3, 1, 'running', 300, 1, 0, 0);"
+		"UPDATE sessions SET state = 'migrating', migrate_to = 2 WHERE id = 4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+
+	assert_int_equal(vdi_db_open(&db, path, 1000, "test", &err), 0);
+	assert_int_equal(version_of(db), vdi_db_schema_version());
+	vdi_db_close(db);
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	assert_int_equal(raw_int(h, "SELECT count(*) FROM sessions"), 4);
+	assert_int_equal(raw_int(h, "SELECT migrate_to FROM sessions WHERE id = 4"), 2);
+	assert_int_equal(raw_int(h, "SELECT sessions * 1000 + mem_used FROM hosts WHERE id = 1"), 2 * 1000 + 400);
+	assert_int_equal(raw_int(h, "SELECT sessions * 1000 + mem_used FROM hosts WHERE id = 2"), 2 * 1000 + 500);
+	assert_int_equal(raw_int(h, "SELECT count(*) FROM host_usage_check WHERE sessions <> sessions_real "
+			 "OR mem_used <> mem_used_real OR vcpus_used <> vcpus_used_real"), 0);
+	/* The invariants came along: one live session per user VM, and the counters' triggers. */
+	assert_int_not_equal(sqlite3_exec(h, "INSERT INTO sessions (uservm_id, host_id, state, mem, vcpus, created, "
+					  "changed) VALUES (1, 2, 'assigned', 1, 1, 0, 0)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "UPDATE sessions SET state = 'ended', reason = 'crashed', ended = 1 "
+				      "WHERE id = 3", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(raw_int(h, "SELECT crashes * 1000 + sessions FROM hosts WHERE id = 2"), 1 * 1000 + 1);
+	sqlite3_close(h);
+}
+
 /* Frames in the WAL file (4 KiB pages, 24-byte frame headers, 32-byte file header). */
 static long
 wal_frames(void)
@@ -270,6 +347,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_constraint_is_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_stays_short, setup, teardown),
 		cmocka_unit_test(test_reasons),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_5_keeps_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_temporary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_master_activate_failures, setup, teardown),
 		cmocka_unit_test(test_migrations_numbered),
