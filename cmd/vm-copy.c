@@ -224,25 +224,6 @@ report(struct vdi_cli *c, const char *user, struct vdi_copy_result *res, const s
 	return 0;
 }
 
-/* One user (a request of the web page): copy, print, and return the exit code. */
-static int
-do_one(struct vdi_cli *c, const struct vdi_copy_req *q, int done, int total)
-{
-	struct vdi_copy_result res;
-	struct vdi_err err = { 0 };
-	bool keep;
-	int rc;
-
-	if (interrupted)
-		return vdi_err_set(&err, VDI_R_FAIL, "interrupted"), vdi_cli_fail(c, &err);
-	rc = vdi_copy(c->db, q, &a.o, &res, &err);
-	vdi_cli_progress(c, "copying", done, total, false);
-	rc = report(c, q->user, rc < 0 ? NULL : &res, rc < 0 ? &err : NULL, &keep);
-	if (!keep && !err.code)
-		vdi_copy_result_clear(&res);
-	return rc;
-}
-
 struct batch_out {
 	struct vdi_cli *c;
 	const struct vdi_copy_req *reqs;
@@ -338,8 +319,8 @@ run_requests(struct vdi_cli *c, char **users, size_t n)
 		}
 	}
 	for (size_t i = 0; i < nr; i++) {
-		struct vdi_copy_req q = { .user = r[i].user, .master = r[i].master, .mem = r[i].mem,
-					  .vcpus = r[i].vcpus, .disk = r[i].disk };
+		struct vdi_copy_result res;
+		bool keep;
 		int rc;
 		if (!a.all && !vdi_strv_has(users, n, r[i].user))
 			continue;
@@ -364,14 +345,17 @@ run_requests(struct vdi_cli *c, char **users, size_t n)
 			}
 			continue;
 		}
-		rc = do_one(c, &q, ++done, 0);
-		code = vdi_code_worst(code, rc);
-		if (!c->dry_run && rc != VDI_ETEMP &&
-		    vdi_request_finish(c->db, r[i].id, rc ? "failed" : "done", rc ? "vm-copy failed; see its error" : NULL,
-				       &err) < 0) {
+		if (interrupted) {
+			vdi_err_set(&err, VDI_R_FAIL, "interrupted");
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
-			vdi_err_reset(&err);
+			break;
 		}
+		vdi_err_reset(&err);
+		rc = vdi_copy_request(c->db, &r[i], &a.o, &res, &err);
+		vdi_cli_progress(c, "copying", ++done, 0, false);
+		code = vdi_code_worst(code, report(c, r[i].user, rc < 0 ? NULL : &res, rc < 0 ? &err : NULL, &keep));
+		if (rc == 0 && !keep)
+			vdi_copy_result_clear(&res);
 	}
 	vdi_requests_free(r, nr);
 	return code;

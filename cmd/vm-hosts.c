@@ -426,33 +426,15 @@ moved(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_
 	vdi_out_obj_end(m->c->out);
 }
 
-/* Move every running desktop off host name; its admin state is set by the caller first. */
-static int
-move_away(struct vdi_cli *c, const char *name, int64_t *left, struct vdi_err *err)
-{
-	struct vdi_migrate_opts mo = { 0 };
-	struct vdi_migrate_batch mb = { 0 };
-	struct moves m = { .c = c };
-	int rc;
-
-	vdi_migrate_opts_config(&mo, &c->cfg);
-	mo.rng = &c->rng;
-	mb.db = c->db;
-	mb.timeout_ms = c->cfg.poll_timeout;
-	mb.parallel = (int)c->cfg.migrate_parallel;
-	mb.done = moved;
-	mb.ctx = &m;
-	rc = vdi_migrate_away(c->db, name, &mo, &mb, left, err);
-	if (rc < 0)
-		return -1;
-	return m.code;
-}
 
 static int
 admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char *admin)
 {
 	struct args *a = c->args;
 	struct vdi_err err = { 0 };
+	struct vdi_migrate_opts mo = { 0 };
+	struct vdi_migrate_batch mb = { 0 };
+	struct moves m = { .c = c };
 	char **names;
 	size_t n;
 	int rc, code = 0;
@@ -468,34 +450,27 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 		vdi_cli_args_free(names, n);
 		return rc;
 	}
+	vdi_migrate_opts_config(&mo, &c->cfg);
+	mo.rng = &c->rng;
+	mb.db = c->db;
+	mb.timeout_ms = c->cfg.poll_timeout;
+	mb.parallel = (int)c->cfg.migrate_parallel;
+	mb.done = moved;
+	mb.ctx = &m;
 	if (a->migrate)
 		vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < n; i++) {
 		int64_t left = 0;
 		vdi_err_reset(&err);
-		/* With --migrate, no new sessions first; then the moves; then (maintenance) the mark. */
-		if (a->migrate && !c->dry_run && vdi_host_set_admin(c->db, names[i], "draining", false, &err) < 0) {
+		m.code = 0;
+		rc = vdi_migrate_drain(c->db, names[i], admin, a->force, &mo, a->migrate ? &mb : NULL, &left, &err);
+		code = vdi_code_worst(code, m.code);
+		if (left > 0 && !c->dry_run)
+			vdi_cli_warn(c, "%s: %lld session%s stay%s there (see above, and vm-ls --host %s)", names[i],
+				     (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", names[i]);
+		if (rc < 0)
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
-			continue;
-		}
-		if (a->migrate) {
-			rc = move_away(c, names[i], &left, &err);
-			if (rc < 0) {
-				code = vdi_code_worst(code, vdi_cli_fail(c, &err));
-				continue;
-			}
-			code = vdi_code_worst(code, rc);
-			if (left > 0 && !c->dry_run)
-				vdi_cli_warn(c, "%s: %lld session%s stay%s there (see above, and vm-ls --host %s)", names[i],
-					     (long long)left, left == 1 ? "" : "s", left == 1 ? "s" : "", names[i]);
-			if (strcmp(admin, "draining") == 0)
-				continue;
-		}
-		if (c->dry_run && a->migrate)
-			continue;
-		if (vdi_host_set_admin(c->db, names[i], admin, a->force, &err) < 0)
-			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
-		else if (c->dry_run)
+		else if (c->dry_run && !a->migrate)
 			vdi_cli_info(c, "would mark host %s %s", names[i], admin);
 	}
 	if (a->migrate)

@@ -371,3 +371,24 @@ vdi_copy_many(const struct vdi_copy_req *reqs, size_t n, const struct vdi_copy_o
 	free(m.res);
 	free(m.errs);
 }
+
+int
+vdi_copy_request(struct vdi_db *db, const struct vdi_request *r, const struct vdi_copy_opts *o,
+		 struct vdi_copy_result *res, struct vdi_err *err)
+{
+	struct vdi_copy_req q = { .user = r->user, .master = r->master, .mem = r->mem, .vcpus = r->vcpus,
+				  .disk = r->disk };
+	struct vdi_err e = { 0 };
+	char detail[256];
+	int rc;
+
+	rc = vdi_copy(db, &q, o, res, err);
+	if (vdi_db_dry_run(db) || (rc < 0 && err->code == VDI_ETEMP))
+		return rc;
+	snprintf(detail, sizeof(detail), "%.250s", rc < 0 ? err->msg : "");
+	if (vdi_request_finish(db, r->id, rc < 0 ? "failed" : "done", rc < 0 ? detail : NULL, &e) < 0 && rc == 0) {
+		vdi_copy_result_clear(res);
+		return vdi_err_copy(err, &e);
+	}
+	return rc;
+}

@@ -26,6 +26,7 @@
 #include "conns.h"
 #include "db.h"
 #include "err.h"
+#include "request.h"
 
 /* One user's request (borrowed strings). */
 struct vdi_copy_req {
@@ -62,6 +63,16 @@ int vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_c
 void vdi_copy_result_clear(struct vdi_copy_result *res);
 
 int vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, struct vdi_err *err);
+
+/*
+ * Approve a desktop request of the web page (request.h): the user VM is made
+ * as vdi_copy makes it, with the request's master and sizes, and the
+ * request is recorded done, or failed with the reason (a temporary failure,
+ * 75, leaves it pending for the next approval; -n records nothing).  What
+ * no host could ever hold is refused with VDI_R_NEVER_FITS (4).
+ */
+int vdi_copy_request(struct vdi_db *db, const struct vdi_request *r, const struct vdi_copy_opts *o,
+		     struct vdi_copy_result *res, struct vdi_err *err);
 
 /*
  * A batch: vdi_copy (or, with rm, vdi_copy_rm) of every request, at most

@@ -547,3 +547,24 @@ vdi_migrate_away(struct vdi_db *db, const char *host, const struct vdi_migrate_o
 	vdi_sessions_free(ss, n);
 	return 0;
 }
+
+int
+vdi_migrate_drain(struct vdi_db *db, const char *host, const char *admin, bool force,
+		  const struct vdi_migrate_opts *o, const struct vdi_migrate_batch *b, int64_t *left,
+		  struct vdi_err *err)
+{
+	bool dry = vdi_db_dry_run(db);
+
+	*left = 0;
+	vdi_err_object(err, "%s", host);
+	if (b) {
+		/* No new sessions first; then the moves; then (maintenance) the mark. */
+		if (!dry && vdi_host_set_admin(db, host, "draining", false, err) < 0)
+			return -1;
+		if (vdi_migrate_away(db, host, o, b, left, err) < 0)
+			return -1;
+		if (strcmp(admin, "draining") == 0 || dry)
+			return 0;
+	}
+	return vdi_host_set_admin(db, host, admin, force, err);
+}

@@ -109,6 +109,20 @@ void vdi_migrate_many(const int64_t *ids, char *const *to, size_t n, const struc
 int vdi_migrate_away(struct vdi_db *db, const char *host, const struct vdi_migrate_opts *o,
 		     const struct vdi_migrate_batch *b, int64_t *left, struct vdi_err *err);
 
+/*
+ * Set host's admin state ("draining", "maintenance", or "active" to take it
+ * back), the whole sequence of vm-hosts drain, maintenance and undrain.
+ * With move (b set), new sessions stop first (draining), its running
+ * desktops move away (vdi_migrate_away: each move's result goes to
+ * b->done), and only then is maintenance marked (refused while sessions
+ * stay, 5, unless force).  *left: sessions that stay.  With -n the moves
+ * are planned and no state changes.  -1 with err: the host is unknown, or
+ * a mark failed.
+ */
+int vdi_migrate_drain(struct vdi_db *db, const char *host, const char *admin, bool force,
+		      const struct vdi_migrate_opts *o, const struct vdi_migrate_batch *b, int64_t *left,
+		      struct vdi_err *err);
+
 /* The settings of cfg that moves use (placement policy, poll_max_age, migrate_timeout, migrate_unsafe). */
 struct vdi_config;
 void vdi_migrate_opts_config(struct vdi_migrate_opts *o, const struct vdi_config *cfg);
