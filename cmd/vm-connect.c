@@ -152,6 +152,43 @@ form_token(struct answer *a, const unsigned char *key, const char *action)
 }
 
 /* The page: the user's desktop, Connect, and the request form; msg (if any) says what went wrong. */
+/* The sentence that says where the user's desktop is. */
+static void
+state_line(struct answer *a, const struct vdi_connect_status *st)
+{
+	char tbuf[64];
+
+	fputs("<p id=\"state\">", a->b);
+	if (!st->desktop) {
+		fputs("Your desktop cannot be read right now.", a->b);
+	} else if (strcmp(st->desktop, "none") == 0) {
+		fputs("You have no desktop yet. Ask for one below.", a->b);
+	} else if (strcmp(st->desktop, "requested") == 0) {
+		fputs("Your request for a ", a->b);
+		esc(a->b, st->master);
+		fputs(" desktop is waiting for your administrator.", a->b);
+	} else if (strcmp(st->desktop, "creating") == 0 || strcmp(st->desktop, "preparing") == 0) {
+		fputs("Your desktop is being prepared. Come back in a few minutes.", a->b);
+	} else if (strcmp(st->desktop, "failed") == 0) {
+		fputs("Your desktop could not be prepared. Your administrator can make it again.", a->b);
+	} else if (st->never_fits) {
+		fputs("Your desktop is larger than any host here can run. Your administrator can make it smaller.",
+		      a->b);
+	} else if (st->session && strcmp(st->session, "running") == 0) {
+		fputs("Your desktop is running on ", a->b);
+		esc(a->b, st->host);
+		fputs(st->since ? (st->connected ? ", connected" : ", disconnected") : ", not connected yet", a->b);
+		esc(a->b, since(st->since, tbuf, sizeof(tbuf)));
+		fputs(".", a->b);
+	} else if (st->session) {
+		fputs("Your desktop is ", a->b);
+		esc(a->b, st->session);
+		fputs(".", a->b);
+	} else {
+		fputs("Your desktop is ready.", a->b);
+	}
+}
+
 static void
 page(struct answer *a, int status, const char *reason, const char *msg)
 {
@@ -160,7 +197,7 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 	struct vdi_err err = { 0 };
 	unsigned char key[VDI_TOKEN_KEY];
 	size_t nms = 0;
-	char tbuf[64], mem[32], disk[32];
+	char mem[32], disk[32];
 	bool have_key;
 
 	a->status = status;
@@ -186,35 +223,7 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 		esc(a->b, msg);
 		fputs("</p>\n", a->b);
 	}
-	fputs("<p id=\"state\">", a->b);
-	if (!st.desktop) {
-		fputs("Your desktop cannot be read right now.", a->b);
-	} else if (strcmp(st.desktop, "none") == 0) {
-		fputs("You have no desktop yet. Ask for one below.", a->b);
-	} else if (strcmp(st.desktop, "requested") == 0) {
-		fputs("Your request for a ", a->b);
-		esc(a->b, st.master);
-		fputs(" desktop is waiting for your administrator.", a->b);
-	} else if (strcmp(st.desktop, "creating") == 0 || strcmp(st.desktop, "preparing") == 0) {
-		fputs("Your desktop is being prepared. Come back in a few minutes.", a->b);
-	} else if (strcmp(st.desktop, "failed") == 0) {
-		fputs("Your desktop could not be prepared. Your administrator can make it again.", a->b);
-	} else if (st.never_fits) {
-		fputs("Your desktop is larger than any host here can run. Your administrator can make it smaller.",
-		      a->b);
-	} else if (st.session && strcmp(st.session, "running") == 0) {
-		fputs("Your desktop is running on ", a->b);
-		esc(a->b, st.host);
-		fputs(st.since ? (st.connected ? ", connected" : ", disconnected") : ", not connected yet", a->b);
-		esc(a->b, since(st.since, tbuf, sizeof(tbuf)));
-		fputs(".", a->b);
-	} else if (st.session) {
-		fputs("Your desktop is ", a->b);
-		esc(a->b, st.session);
-		fputs(".", a->b);
-	} else {
-		fputs("Your desktop is ready.", a->b);
-	}
+	state_line(a, &st);
 	fputs("</p>\n", a->b);
 	if (st.desktop && strcmp(st.desktop, "ready") == 0 && !st.never_fits) {
 		fputs("<form method=\"post\" id=\"connect\">\n", a->b);
