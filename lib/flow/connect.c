@@ -136,16 +136,19 @@ out:
 	return out;
 }
 
-int
-vdi_connect_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s, int64_t ttl,
-		   struct vdi_err *err)
+/*
+ * A fresh display password for session s's domain, valid until expires
+ * (the hypervisor's clock), recorded in the VMDB; pw gets it.
+ */
+static int
+ticket_set(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s, int64_t expires, char *pw,
+	   size_t len, struct vdi_err *err)
 {
 	virDomainPtr dom = NULL;
-	char pw[21], *xml = NULL;
-	int64_t expires = (int64_t)time(NULL) + ttl;
+	char *xml = NULL;
 	int ret = -1;
 
-	if (vdi_start_password(pw, sizeof(pw), err) < 0)
+	if (vdi_start_password(pw, len, err) < 0)
 		goto out;
 	if (!(dom = virDomainLookupByName(conn, s->domain))) {
 		vdi_virt_fail(VDI_R_FAIL, "finding the desktop's domain", err);
@@ -157,7 +160,26 @@ vdi_connect_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s,
 		vdi_virt_fail(VDI_R_FAIL, "setting the display password", err);
 		goto out;
 	}
-	if (vdi_session_set_ticket(db, s->id, pw, expires, err) < 0)
+	ret = vdi_session_set_ticket(db, s->id, pw, expires, err);
+out:
+	if (xml) {
+		explicit_bzero(xml, strlen(xml));
+		free(xml);
+	}
+	if (dom)
+		virDomainFree(dom);
+	return ret;
+}
+
+int
+vdi_connect_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s, int64_t ttl,
+		   struct vdi_err *err)
+{
+	char pw[21];
+	int64_t expires = (int64_t)time(NULL) + ttl;
+	int ret = -1;
+
+	if (ticket_set(db, conn, s, expires, pw, sizeof(pw), err) < 0)
 		goto out;
 	if (s->display_password)
 		explicit_bzero(s->display_password, strlen(s->display_password));
@@ -166,45 +188,18 @@ vdi_connect_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s,
 	s->ticket_expires = expires;
 	ret = 0;
 out:
-	if (xml) {
-		explicit_bzero(xml, strlen(xml));
-		free(xml);
-	}
 	explicit_bzero(pw, sizeof(pw));
-	if (dom)
-		virDomainFree(dom);
 	return ret;
 }
 
 int
 vdi_connect_ticket_spend(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s, struct vdi_err *err)
 {
-	virDomainPtr dom = NULL;
-	char pw[21], *xml = NULL;
-	int64_t past = (int64_t)time(NULL) - 1; /* the hypervisor's clock, not the tests' */
-	int ret = -1;
+	char pw[21];
+	/* Expired already, by the hypervisor's clock (not the tests'). */
+	int ret = ticket_set(db, conn, s, (int64_t)time(NULL) - 1, pw, sizeof(pw), err);
 
-	if (vdi_start_password(pw, sizeof(pw), err) < 0)
-		goto out;
-	if (!(dom = virDomainLookupByName(conn, s->domain))) {
-		vdi_virt_fail(VDI_R_FAIL, "finding the desktop's domain", err);
-		goto out;
-	}
-	if (!(xml = ticket_xml(dom, pw, past, err)))
-		goto out;
-	if (virDomainUpdateDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-		vdi_virt_fail(VDI_R_FAIL, "expiring the display password", err);
-		goto out;
-	}
-	ret = vdi_session_set_ticket(db, s->id, pw, past, err);
-out:
-	if (xml) {
-		explicit_bzero(xml, strlen(xml));
-		free(xml);
-	}
 	explicit_bzero(pw, sizeof(pw));
-	if (dom)
-		virDomainFree(dom);
 	return ret;
 }
 
