@@ -136,25 +136,14 @@ main(int argc, char **argv)
 			code = vdi_cli_fail(&c, &err);
 		goto out;
 	}
-	ro.plan.assign_ttl = c.cfg.assign_ttl / 1000;
-	ro.plan.start_ttl = c.cfg.start_ttl / 1000;
-	ro.plan.stop_ttl = c.cfg.stop_ttl / 1000;
-	ro.plan.host_lost_after = c.cfg.host_lost_after / 1000;
-	ro.plan.prepare_timeout = c.cfg.prepare_timeout / 1000;
-	ro.plan.disconnect_timeout = c.cfg.disconnect_timeout / 1000;
-	ro.plan.connect_timeout = c.cfg.connect_timeout / 1000;
-	ro.plan.watch_stale = VDI_WATCH_STALE;
+	vdi_reaper_opts_config(&ro, &c.cfg);
 	ro.plan.users = users;
 	ro.plan.nusers = nusers;
 	ro.plan.ids = ids;
 	ro.plan.nids = nids;
 	ro.hosts = hosts;
 	ro.nhosts = nhosts;
-	ro.timeout_ms = c.cfg.poll_timeout;
-	ro.parallel = (int)c.cfg.poll_parallel;
 	ro.conns = vdi_conns_new(c.cfg.poll_timeout);
-	ro.act_parallel = (int)c.cfg.start_parallel;
-	ro.act_parallel_host = (int)c.cfg.start_parallel_host;
 	ro.report = report;
 	ro.ctx = &c;
 	vdi_out_list_begin(c.out);

@@ -16,6 +16,7 @@
 #include "reaper.h"
 #include "uservm.h"
 #include "virt.h"
+#include "watch.h"
 
 int
 vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session *s, const char *expect,
@@ -289,6 +290,23 @@ acts_run(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_ho
 	free(a.chain);
 	free(a.start);
 	free(taken);
+}
+
+void
+vdi_reaper_opts_config(struct vdi_reaper_opts *o, const struct vdi_config *cfg)
+{
+	o->plan.assign_ttl = cfg->assign_ttl / 1000;
+	o->plan.start_ttl = cfg->start_ttl / 1000;
+	o->plan.stop_ttl = cfg->stop_ttl / 1000;
+	o->plan.host_lost_after = cfg->host_lost_after / 1000;
+	o->plan.prepare_timeout = cfg->prepare_timeout / 1000;
+	o->plan.disconnect_timeout = cfg->disconnect_timeout / 1000;
+	o->plan.connect_timeout = cfg->connect_timeout / 1000;
+	o->plan.watch_stale = VDI_WATCH_STALE;
+	o->timeout_ms = cfg->poll_timeout;
+	o->parallel = (int)cfg->poll_parallel;
+	o->act_parallel = (int)cfg->start_parallel;
+	o->act_parallel_host = (int)cfg->start_parallel_host;
 }
 
 int

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "conns.h"
 #include "db.h"
 #include "err.h"
@@ -63,6 +64,8 @@ struct vdi_reaper_opts {
  * items (75 when a host did not answer and its sessions were left alone).
  */
 int vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, struct vdi_err *err);
+/* The settings of cfg that a reap uses: TTLs, timeouts, how many at once (what it ends is the caller's). */
+void vdi_reaper_opts_config(struct vdi_reaper_opts *o, const struct vdi_config *cfg);
 
 /*
  * One vm-reap at a time per VMDB: the lock file DB.reap.lock beside its real path (never
