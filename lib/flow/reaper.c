@@ -16,7 +16,6 @@
 #include "reaper.h"
 #include "uservm.h"
 #include "virt.h"
-#include "watch.h"
 
 int
 vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session *s, const char *expect,
