@@ -78,7 +78,7 @@ PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-watch 
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-migrate vm-rebalance
 NET_PROGS  = vm-master vm-connect
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc
+UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)
@@ -131,6 +131,13 @@ $(O)/test/%: $(O)/test/unit/%.o $(O)/libvdi-net.a $(O)/libvdi.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/libvdi-net.a $(O)/libvdi.a $(LIBS_NET) $(LIBS_CORE) -lcmocka
+
+# The workflows' unit tests also link libvirt (its test:///default driver, a real one).
+$(O)/test/test_flows: $(O)/test/unit/test_flows.o $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a $(LIBS_NET) \
+		$(LIBS_VIRT) $(LIBS_CORE) -lcmocka
 
 unit: $(UNIT_BINS)
 
