@@ -168,6 +168,9 @@ main(int argc, char **argv)
 	if (policy)
 		vdi_policy_parse(policy, &so.assign.policy); /* checked when parsed */
 	so.assign.rng = &c.rng;
+	/* A desktop that runs already may have had its password spent (vm-watch): hand out a fresh one. */
+	if (vv || show_password)
+		so.ticket_ttl = c.cfg.ticket_ttl / 1000;
 	so.host_failed = host_failed;
 	so.ctx = &c;
 	sb.db = c.db;

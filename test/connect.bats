@@ -293,6 +293,11 @@ running_session_of() {
 	# The page says a new Connect takes the desktop over from the viewer that is in.
 	page alice
 	grep -q 'id="takeover"' "$W/page.html"
+	# vm-start hands out a fresh ticket for a desktop that runs (its own was spent), and the viewer stays.
+	run_vdi vm-start --show-password -o json alice
+	[ "$(jq -r '.[0].password' <<<"$output")" = "$(sql "select display_password from sessions where id = 1")" ]
+	assert_equal "$(sql "select ticket_expires > strftime('%s','now') from sessions where id = 1")" 1
+	kill -0 "$(cat "$W/viewer.pid")"
 	# The viewer closes: disconnected.  It comes back within the timeout: the session stays.
 	viewer_leaves 1
 	page alice

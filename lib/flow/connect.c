@@ -4,9 +4,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-
 #include "connect.h"
 #include "host.h"
 #include "mem.h"
@@ -84,125 +81,6 @@ vdi_connect_status_clear(struct vdi_connect_status *st)
 	memset(st, 0, sizeof(*st));
 }
 
-/* The live <graphics type='spice'> of dom with the new ticket, as XML for virDomainUpdateDeviceFlags. */
-static char *
-ticket_xml(virDomainPtr dom, const char *password, int64_t expires, struct vdi_err *err)
-{
-	char *live = virDomainGetXMLDesc(dom, 0), *out = NULL, until[32];
-	xmlDocPtr doc = NULL;
-	xmlNodePtr n = NULL, dev;
-	xmlBufferPtr buf = NULL;
-	struct tm tm;
-	time_t t = (time_t)expires;
-
-	if (!live) {
-		vdi_virt_fail(VDI_R_FAIL, "reading the domain", err);
-		goto out;
-	}
-	vdi_xml_init();
-	doc = xmlReadMemory(live, (int)strlen(live), "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS);
-	for (dev = doc ? xmlDocGetRootElement(doc)->children : NULL; dev; dev = dev->next)
-		if (dev->type == XML_ELEMENT_NODE && xmlStrEqual(dev->name, BAD_CAST "devices"))
-			break;
-	for (n = dev ? dev->children : NULL; n; n = n->next) {
-		xmlChar *type;
-		bool spice;
-		if (n->type != XML_ELEMENT_NODE || !xmlStrEqual(n->name, BAD_CAST "graphics"))
-			continue;
-		type = xmlGetProp(n, BAD_CAST "type");
-		spice = type && xmlStrEqual(type, BAD_CAST "spice");
-		xmlFree(type);
-		if (spice)
-			break;
-	}
-	if (!n) {
-		vdi_err_set(err, VDI_R_FAIL, "the domain has no SPICE display");
-		goto out;
-	}
-	gmtime_r(&t, &tm);
-	strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%S", &tm);
-	xmlSetProp(n, BAD_CAST "passwd", BAD_CAST password);
-	xmlSetProp(n, BAD_CAST "passwdValidTo", BAD_CAST until);
-	xmlSetProp(n, BAD_CAST "connected", BAD_CAST "keep");
-	buf = xmlBufferCreate();
-	if (!buf || xmlNodeDump(buf, doc, n, 0, 0) < 0)
-		vdi_oom();
-	out = vdi_xstrdup((const char *)xmlBufferContent(buf));
-out:
-	if (buf)
-		xmlBufferFree(buf);
-	xmlFreeDoc(doc);
-	free(live);
-	return out;
-}
-
-/*
- * A fresh display password for session s's domain, valid until expires
- * (the hypervisor's clock), recorded in the VMDB; pw gets it.
- */
-static int
-ticket_set(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s, int64_t expires, char *pw,
-	   size_t len, struct vdi_err *err)
-{
-	virDomainPtr dom = NULL;
-	char *xml = NULL;
-	int ret = -1;
-
-	if (vdi_start_password(pw, len, err) < 0)
-		goto out;
-	if (!(dom = virDomainLookupByName(conn, s->domain))) {
-		vdi_virt_fail(VDI_R_FAIL, "finding the desktop's domain", err);
-		goto out;
-	}
-	if (!(xml = ticket_xml(dom, pw, expires, err)))
-		goto out;
-	if (virDomainUpdateDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-		vdi_virt_fail(VDI_R_FAIL, "setting the display password", err);
-		goto out;
-	}
-	ret = vdi_session_set_ticket(db, s->id, pw, expires, err);
-out:
-	if (xml) {
-		explicit_bzero(xml, strlen(xml));
-		free(xml);
-	}
-	if (dom)
-		virDomainFree(dom);
-	return ret;
-}
-
-int
-vdi_connect_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s, int64_t ttl,
-		   struct vdi_err *err)
-{
-	char pw[21];
-	int64_t expires = (int64_t)time(NULL) + ttl;
-	int ret = -1;
-
-	if (ticket_set(db, conn, s, expires, pw, sizeof(pw), err) < 0)
-		goto out;
-	if (s->display_password)
-		explicit_bzero(s->display_password, strlen(s->display_password));
-	free(s->display_password);
-	s->display_password = vdi_xstrdup(pw);
-	s->ticket_expires = expires;
-	ret = 0;
-out:
-	explicit_bzero(pw, sizeof(pw));
-	return ret;
-}
-
-int
-vdi_connect_ticket_spend(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s, struct vdi_err *err)
-{
-	char pw[21];
-	/* Expired already, by the hypervisor's clock (not the tests'). */
-	int ret = ticket_set(db, conn, s, (int64_t)time(NULL) - 1, pw, sizeof(pw), err);
-
-	explicit_bzero(pw, sizeof(pw));
-	return ret;
-}
-
 int
 vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
 	    struct vdi_session *s, struct vdi_err *err)
@@ -231,7 +109,7 @@ vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o,
 	if (vdi_start(db, user, 0, o, s, err) < 0)
 		return -1;
 	if (!(conn = vdi_conns_get(o->conns, s->host, s->host_uri, err)) ||
-	    vdi_connect_ticket(db, conn, s, ttl, err) < 0)
+	    vdi_start_ticket(db, conn, s, ttl, err) < 0)
 		goto out;
 	ret = 0;
 out:

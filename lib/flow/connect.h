@@ -45,17 +45,5 @@ void vdi_connect_status_clear(struct vdi_connect_status *st);
 int vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
 		struct vdi_session *s, struct vdi_err *err);
 
-/* Give running session s on conn a fresh password valid for ttl seconds (s->display_password is updated). */
-/*
- * Spend session s's display ticket: its password is replaced by a fresh
- * one that expired already (passwdValidTo in the past, connected=keep), so
- * the viewer that is in stays and a replay of the same .vv is refused.
- * vm-watch calls it once a session's first viewer got in.
- */
-int vdi_connect_ticket_spend(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s,
-			     struct vdi_err *err);
-
-int vdi_connect_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s, int64_t ttl,
-		       struct vdi_err *err);
 
 #endif

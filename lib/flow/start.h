@@ -43,6 +43,12 @@ struct vdi_start_opts {
 	const char *domain_type;        /* auto, kvm, qemu (NULL: auto) */
 	const char *mac_prefix;         /* of every NIC's MAC (NULL: the default) */
 	const char *console_log_dir;    /* on the host, for DIR/DOMAIN.console.log (NULL: no serial log) */
+	/*
+	 * > 0: a session that runs already gets a fresh display ticket of this
+	 * many seconds, as its password may have been spent (vm-start --vv,
+	 * --show-password); 0: it is returned as it is.
+	 */
+	int64_t ticket_ttl;
 };
 
 /*
@@ -98,6 +104,19 @@ int vdi_start_password(char *buf, size_t len, struct vdi_err *err);
 char *vdi_start_vv(const struct vdi_session *s);
 /* Write DIR/USER.vv privately (file.h): 5 when something not ours is in the way. */
 int vdi_start_write_vv(const struct vdi_session *s, const char *dir, struct vdi_err *err);
+
+/*
+ * Display tickets (vm-connect's Connect, vm-start on a desktop that runs
+ * already): running session s on conn gets a fresh password valid for ttl
+ * seconds, with connected='keep' (s->display_password is updated).  Spend:
+ * the password is replaced by a fresh one that expired already, so the
+ * viewer that is in stays and a replay of the same .vv is refused; vm-watch
+ * calls it once a session's first viewer got in.
+ */
+int vdi_start_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s, int64_t ttl,
+		     struct vdi_err *err);
+int vdi_start_ticket_spend(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s,
+			   struct vdi_err *err);
 
 /* The address a host's sessions listen on: its display address, else its URI's host, else 127.0.0.1. */
 void vdi_start_listen(const char *display, const char *uri, char *addr, size_t len);

@@ -12,7 +12,7 @@
 
 
 #include "clock.h"
-#include "connect.h"
+#include "start.h"
 #include "conns.h"
 #include "file.h"
 #include "host.h"
@@ -621,7 +621,7 @@ out:
 	return ret;
 }
 
-/* Spend the tickets whose viewer got in (vdi_connect_ticket_spend): a replayed .vv is refused. */
+/* Spend the tickets whose viewer got in (vdi_start_ticket_spend): a replayed .vv is refused. */
 static void
 spend_tickets(struct watch *w)
 {
@@ -640,7 +640,7 @@ spend_tickets(struct watch *w)
 		if (!h || !h->conn || vdi_session_get(w->db, c->session, &s, &e) < 0)
 			continue;
 		if (strcmp(s.state, "running") == 0 && s.host_id == h->id && s.domain) {
-			if (vdi_connect_ticket_spend(w->db, h->conn, &s, &e) < 0)
+			if (vdi_start_ticket_spend(w->db, h->conn, &s, &e) < 0)
 				say(w, "session %lld (%s on %s): its ticket could not be spent: %s", (long long)s.id,
 				    s.user, s.host, e.msg);
 			else
