@@ -589,7 +589,7 @@ int
 vdi_start_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *s, int64_t ttl,
 		   struct vdi_err *err)
 {
-	char pw[21];
+	char pw[25]; /* as long as a start's own password */
 	int64_t expires = (int64_t)time(NULL) + ttl;
 	int ret = -1;
 
@@ -609,7 +609,7 @@ out:
 int
 vdi_start_ticket_spend(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s, struct vdi_err *err)
 {
-	char pw[21];
+	char pw[25]; /* as long as a start's own password */
 	/* Expired already, by the hypervisor's clock (not the tests'). */
 	int ret = ticket_set(db, conn, s, (int64_t)time(NULL) - 1, pw, sizeof(pw), err);
 
