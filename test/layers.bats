@@ -25,7 +25,7 @@ setup() {
 	assert_failure 1
 	assert_line --partial 'lib/base/names.c:'
 	assert_line --partial 'layer base includes "session.h" of the higher layer db'
-	run make -C "$copy" --no-print-directory build/lib/base/names.o
+	run make -C "$copy" --no-print-directory "$O/lib/base/names.o"
 	assert_failure
 	assert_output --partial 'session.h: No such file or directory'
 }
