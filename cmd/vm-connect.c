@@ -5,9 +5,9 @@
  *
  * The web server does TLS and authentication; vm-connect trusts only
  * REMOTE_USER, and a user sees and starts only their own desktop.  Forms
- * carry a one-time token tied to the user and the form (lib/token.c).  A
- * thin main: vdi_connect_status(), vdi_connect() (lib/connect.c) and
- * vdi_request_add() (lib/request.c) do the work; this file speaks HTTP
+ * carry a one-time token tied to the user and the form (lib/db/token.c).  A
+ * thin main: vdi_connect_status(), vdi_connect() (lib/flow/connect.c) and
+ * vdi_request_add() (lib/db/request.c) do the work; this file speaks HTTP
  * and HTML.  Each refusal is one line in the web server's error log.
  */
 #include <errno.h>

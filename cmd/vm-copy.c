@@ -3,8 +3,8 @@
  * sized as the user asked, with the user's environment as a cloud-init
  * seed.  The paper's VMCM.  Also removes user VMs (--rm).
  *
- * A thin main: one vdi_copy() (lib/copy.c) per user or CSV record
- * (lib/csv.c); a failure for one user is reported and the others go on;
+ * A thin main: one vdi_copy() (lib/flow/copy.c) per user or CSV record
+ * (lib/base/csv.c); a failure for one user is reported and the others go on;
  * the exit status is the worst one seen.
  */
 #include <signal.h>

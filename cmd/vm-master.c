@@ -2,7 +2,7 @@
  * vm-master - masters (golden images): import with libcurl into a libvirt
  * storage pool, list, show, retire, remove.  The paper's VMMS.
  *
- * A thin main: the import is vdi_import() (lib/import.c), which streams
+ * A thin main: the import is vdi_import() (lib/flow/import.c), which streams
  * the image straight into a new volume, hashing and checking it on the
  * way; only a complete, verified image is registered.
  */

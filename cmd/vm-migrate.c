@@ -1,7 +1,7 @@
 /*
  * vm-migrate - move running desktops live to another host.
  *
- * A thin main: the workflow is vdi_migrate() (lib/migrate.c), one call per
+ * A thin main: the workflow is vdi_migrate() (lib/flow/migrate.c), one call per
  * session, migrate_parallel of them in flight (vdi_migrate_many), the
  * results printed in input order.  Users are names, always; a session is
  * named only by --session ID.

@@ -3,8 +3,8 @@
  * The paper's VSCS stop half, and the audit that keeps the VMDB, the
  * domains and the pool in agreement.
  *
- * A thin main: the work is vdi_reaper_run() (lib/reaper.c), which plans
- * with lib/reap.c and ends sessions with vdi_reaper_end().  Only one
+ * A thin main: the work is vdi_reaper_run() (lib/flow/reaper.c), which plans
+ * with lib/db/reap.c and ends sessions with vdi_reaper_end().  Only one
  * vm-reap acts at a time (a lock file beside the VMDB); a second one skips.
  */
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * vm-rebalance - the global approach to balance, for cron: plan a few live
  * moves that lower the spread the policy cares about, then make them.
  *
- * A thin main: the plan is vdi_rebalance_plan() (lib/rebalance.c), each
+ * A thin main: the plan is vdi_rebalance_plan() (lib/db/rebalance.c), each
  * move vm-migrate's vdi_migrate(), migrate_parallel in flight.
  */
 #include <stdio.h>

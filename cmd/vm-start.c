@@ -3,7 +3,7 @@
  * as a transient libvirt domain on the assigned host, and say how to
  * connect.  The paper's VMCU and the start half of VSCS.
  *
- * A thin main: the workflow is vdi_start() (lib/start.c), one call per
+ * A thin main: the workflow is vdi_start() (lib/flow/start.c), one call per
  * user or session, start_parallel of them in flight (vdi_start_many), the
  * results printed in input order.  Users are names, always; a session is named only by
  * --session ID, so a user called "7" can never get session 7.

@@ -3,7 +3,7 @@
  * their desktop powers off and the VMDB knows who is connected (a
  * systemd service; one per VMDB).
  *
- * A thin main: the work is vdi_watch_run() (lib/watch.c).  Each state
+ * A thin main: the work is vdi_watch_run() (lib/flow/watch.c).  Each state
  * change is one line on stderr, which systemd puts in the journal.
  */
 #include <signal.h>

@@ -1,4 +1,4 @@
-/* test_batch.c - unit tests of the batch pool and the per-key gate (lib/batch.c). */
+/* test_batch.c - unit tests of the batch pool and the per-key gate (lib/base/batch.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_config.c - unit tests of settings: defaults, file, environment (lib/config.c). */
+/* test_config.c - unit tests of settings: defaults, file, environment (lib/base/config.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_csv.c - unit tests of request CSV as spreadsheets write it (lib/csv.c). */
+/* test_csv.c - unit tests of request CSV as spreadsheets write it (lib/base/csv.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_image.c - unit tests of disk image probing (lib/image.c). */
+/* test_image.c - unit tests of disk image probing (lib/virt/image.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_iso.c - unit tests of the in-memory ISO 9660 image (lib/iso.c): layout, odd inputs, refusals. */
+/* test_iso.c - unit tests of the in-memory ISO 9660 image (lib/base/iso.c): layout, odd inputs, refusals. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* test_names.c - unit tests of the name pattern and URI checks (lib/names.c). */
+/* test_names.c - unit tests of the name pattern and URI checks (lib/base/names.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_out.c - unit tests of the output writer and its escaping (lib/out.c). */
+/* test_out.c - unit tests of the output writer and its escaping (lib/base/out.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_parse.c - unit tests of sizes, durations and numbers (lib/parse.c). */
+/* test_parse.c - unit tests of sizes, durations and numbers (lib/base/parse.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

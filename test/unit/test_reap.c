@@ -1,4 +1,4 @@
-/* test_reap.c - unit tests of vm-reap's planner (lib/reap.c): pure decisions, no I/O. */
+/* test_reap.c - unit tests of vm-reap's planner (lib/db/reap.c): pure decisions, no I/O. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>

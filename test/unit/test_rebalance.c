@@ -1,4 +1,4 @@
-/* test_rebalance.c - unit tests of vm-rebalance's planner (lib/rebalance.c). */
+/* test_rebalance.c - unit tests of vm-rebalance's planner (lib/db/rebalance.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

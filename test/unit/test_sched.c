@@ -1,4 +1,4 @@
-/* test_sched.c - unit tests of host filters and policies (lib/sched.c). */
+/* test_sched.c - unit tests of host filters and policies (lib/db/sched.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_seed.c - unit tests of the cloud-init seed documents and XML building (lib/seed.c, lib/xml.c). */
+/* test_seed.c - unit tests of the cloud-init seed documents and XML building (lib/base/seed.c, lib/base/xml.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * test_threads.c - libxml2's first use from many threads at once (lib/xml.c
+ * test_threads.c - libxml2's first use from many threads at once (lib/base/xml.c
  * vdi_xml_init).  A batch's workers build volume XML at the same moment; if
  * libxml2 is not set up before, its lazily made global mutexes race and one
  * leaks (about one run in two).  Each try runs in a fresh child, whose

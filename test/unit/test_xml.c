@@ -1,5 +1,5 @@
 /*
- * test_xml.c - unit tests of the desktop domain XML (lib/xml.c, lib/profile.c):
+ * test_xml.c - unit tests of the desktop domain XML (lib/base/xml.c, lib/base/profile.c):
  * every profile, with and without a NIC, is checked against libvirt's own
  * schema by virt-xml-validate, and the devices each profile promises are there.
  */
