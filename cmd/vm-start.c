@@ -190,20 +190,12 @@ main(int argc, char **argv)
 	if (rdp && b.nstarted) {
 		struct vdi_conns *cs = vdi_conns_new(c.cfg.poll_timeout);
 		for (size_t i = 0; i < b.nstarted; i++) {
-			struct vdi_session s;
 			vdi_err_reset(&err);
-			vdi_err_object(&err, "%s", b.started[i]);
-			if (vdi_session_of_user(c.db, b.started[i], &s, &err) < 0) {
+			rc = vdi_start_rdp_wait(c.db, cs, b.started[i], rdp, c.cfg.address_timeout, &err);
+			if (rc < 0)
 				code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
-				continue;
-			}
-			if (!s.rdp)
-				vdi_cli_warn(&c, "%s: master %s does not serve RDP (vm-master add --rdp): no .rdp written",
-					     s.user, s.master);
-			else if (vdi_start_address(c.db, cs, &s, c.cfg.address_timeout, &err) < 0 ||
-				 vdi_start_write_rdp(&s, rdp, &err) < 0)
-				code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
-			vdi_session_clear(&s);
+			else if (rc == 1)
+				vdi_cli_warn_err(&c, &err);
 		}
 		vdi_conns_free(cs);
 	}

@@ -291,6 +291,59 @@ acts_run(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_ho
 	free(taken);
 }
 
+/* Each pool's volumes (for --orphans), read through the first host of it that answers. */
+static void
+pool_volumes(const struct vdi_reaper_opts *o, const struct vdi_host *hs, size_t nhs, struct vdi_reap_host *rh,
+	     char ***vols)
+{
+	for (size_t k = 0; k < nhs; k++) {
+		struct vdi_err e = { 0 };
+		virConnectPtr conn;
+		bool seen = false;
+		for (size_t j = 0; j < k; j++)
+			seen |= vols[j] && strcmp(hs[j].pool, hs[k].pool) == 0;
+		if (seen || !rh[k].rep || rh[k].rep->err.code)
+			continue;
+		conn = vdi_conns_get(o->conns, hs[k].name, hs[k].uri, &e);
+		vols[k] = conn ? vdi_pool_volumes(conn, hs[k].pool, &e) : NULL;
+		for (size_t j = 0; vols[k] && j < nhs; j++)
+			if (strcmp(hs[j].pool, hs[k].pool) == 0)
+				rh[j].volumes = vols[k];
+	}
+}
+
+/* Each planned item to o->report, in plan order, with how it went; *worst: the worst code. */
+static void
+report_items(struct vdi_db *db, const struct vdi_reaper_opts *o, const struct vdi_host *hs,
+	     const struct vdi_reap_host *rh, const struct vdi_reap_item *items, size_t nitems, const int *rcs,
+	     const struct vdi_err *errs, int *worst)
+{
+	for (size_t i = 0; i < nitems; i++) {
+		const struct vdi_reap_item *it = &items[i];
+		struct vdi_err e = { 0 };
+		int rc;
+
+		if (it->action == VDI_REAP_WAIT) {
+			*worst = vdi_code_worst(*worst, VDI_ETEMP);
+			vdi_err_set(&e, VDI_R_TEMP, "host %s does not answer (%s); left alone", hs[it->host].name,
+				    rh[it->host].rep ? rh[it->host].rep->err.msg : "not asked");
+			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, &e);
+			continue;
+		}
+		if (vdi_db_dry_run(db)) {
+			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, NULL);
+			continue;
+		}
+		rc = rcs[i];
+		e = errs[i];
+		if (rc == 1)
+			continue; /* moved on since we looked: whoever moved it owns it */
+		if (rc < 0)
+			*worst = vdi_code_worst(*worst, e.code ? e.code : VDI_EFAIL);
+		o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, rc < 0 ? &e : NULL);
+	}
+}
+
 void
 vdi_reaper_opts_config(struct vdi_reaper_opts *o, const struct vdi_config *cfg)
 {
@@ -359,52 +412,14 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	vols = vdi_xcalloc(nhs + 1, sizeof(*vols));
 	/* No VMDB transaction is open while the hosts are asked. */
 	probe_hosts(o, ss, nss, hs, nhs, reps, rh);
-	if (ro.orphans) {
-		/* Each pool's volumes, read through the first host of it that answers. */
-		for (size_t k = 0; k < nhs; k++) {
-			struct vdi_err e = { 0 };
-			virConnectPtr conn;
-			bool seen = false;
-			for (size_t j = 0; j < k; j++)
-				seen |= vols[j] && strcmp(hs[j].pool, hs[k].pool) == 0;
-			if (seen || !rh[k].rep || rh[k].rep->err.code)
-				continue;
-			conn = vdi_conns_get(o->conns, hs[k].name, hs[k].uri, &e);
-			vols[k] = conn ? vdi_pool_volumes(conn, hs[k].pool, &e) : NULL;
-			for (size_t j = 0; vols[k] && j < nhs; j++)
-				if (strcmp(hs[j].pool, hs[k].pool) == 0)
-					rh[j].volumes = vols[k];
-		}
-	}
+	if (ro.orphans)
+		pool_volumes(o, hs, nhs, rh, vols);
 	vdi_reap_plan(ss, nss, rh, nhs, &ro, &items, &nitems);
 	rcs = vdi_xcalloc(nitems + 1, sizeof(*rcs));
 	errs = vdi_xcalloc(nitems + 1, sizeof(*errs));
 	if (!vdi_db_dry_run(db))
 		acts_run(db, o, hs, ss, nss, items, nitems, rcs, errs);
-	for (size_t i = 0; i < nitems; i++) {
-		const struct vdi_reap_item *it = &items[i];
-		struct vdi_err e = { 0 };
-		int rc;
-
-		if (it->action == VDI_REAP_WAIT) {
-			*worst = vdi_code_worst(*worst, VDI_ETEMP);
-			vdi_err_set(&e, VDI_R_TEMP, "host %s does not answer (%s); left alone", hs[it->host].name,
-				    rh[it->host].rep ? rh[it->host].rep->err.msg : "not asked");
-			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, &e);
-			continue;
-		}
-		if (vdi_db_dry_run(db)) {
-			o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, NULL);
-			continue;
-		}
-		rc = rcs[i];
-		e = errs[i];
-		if (rc == 1)
-			continue; /* moved on since we looked: whoever moved it owns it */
-		if (rc < 0)
-			*worst = vdi_code_worst(*worst, e.code ? e.code : VDI_EFAIL);
-		o->report(o->ctx, vdi_reap_action_name(it->action), it->object, it->reason, rc < 0 ? &e : NULL);
-	}
+	report_items(db, o, hs, rh, items, nitems, rcs, errs, worst);
 	reap_unwatched(db, o, worst);
 	if (o->expired)
 		reap_expired(db, o, hs, nhs, worst);

@@ -616,3 +616,24 @@ vdi_start_ticket_spend(struct vdi_db *db, virConnectPtr conn, const struct vdi_s
 	explicit_bzero(pw, sizeof(pw));
 	return ret;
 }
+
+int
+vdi_start_rdp_wait(struct vdi_db *db, struct vdi_conns *cs, const char *user, const char *dir,
+		   int64_t timeout_ms, struct vdi_err *err)
+{
+	struct vdi_session s;
+	int ret = -1;
+
+	vdi_err_object(err, "%s", user);
+	if (vdi_session_of_user(db, user, &s, err) < 0)
+		return -1;
+	if (!s.rdp) {
+		vdi_err_set(err, VDI_R_NONE, "master %s does not serve RDP (vm-master add --rdp): no .rdp written",
+			    s.master);
+		ret = 1;
+	} else if (vdi_start_address(db, cs, &s, timeout_ms, err) == 0 && vdi_start_write_rdp(&s, dir, err) == 0) {
+		ret = 0;
+	}
+	vdi_session_clear(&s);
+	return ret;
+}

@@ -118,6 +118,14 @@ int vdi_start_ticket(struct vdi_db *db, virConnectPtr conn, struct vdi_session *
 int vdi_start_ticket_spend(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s,
 			   struct vdi_err *err);
 
+/*
+ * --rdp: wait (at most timeout_ms) for the address of user's running desktop,
+ * record it, and write DIR/USER.rdp.  0: written; 1: its master serves no
+ * RDP, nothing written (err says so, for a warning); -1 with err.
+ */
+int vdi_start_rdp_wait(struct vdi_db *db, struct vdi_conns *cs, const char *user, const char *dir,
+		       int64_t timeout_ms, struct vdi_err *err);
+
 /* The address a host's sessions listen on: its display address, else its URI's host, else 127.0.0.1. */
 void vdi_start_listen(const char *display, const char *uri, char *addr, size_t len);
 
