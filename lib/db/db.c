@@ -171,6 +171,19 @@ vdi_db_step(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct vdi
 }
 
 int
+vdi_db_step_row(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct vdi_err *err)
+{
+	switch (vdi_stmt_step(st)) {
+	case VDI_DB_ROW:
+		return 1;
+	case VDI_DB_DONE:
+		return 0;
+	default:
+		return vdi_db_fail(db, what, err);
+	}
+}
+
+int
 vdi_db_begin(struct vdi_db *db, bool write, struct vdi_err *err)
 {
 	return vdi_db_exec(db, write ? db->eng->begin_write : "BEGIN", err);

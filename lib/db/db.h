@@ -110,6 +110,12 @@ int vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err);
 int vdi_db_prepare(struct vdi_db *db, struct vdi_stmt **st, const char *sql, struct vdi_err *err);
 /* Step a statement that changes rows (a row back, from RETURNING, is fine too). */
 int vdi_db_step(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct vdi_err *err);
+/*
+ * Step a statement that should give one row (an UPDATE ... RETURNING under
+ * a claim): 1 a row, 0 none (the caller says what that means: a claim
+ * lost, not a failed write), -1 the write failed, with err.
+ */
+int vdi_db_step_row(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct vdi_err *err);
 
 /* ---- transactions ---- */
 

@@ -93,14 +93,13 @@ vdi_master_activate(struct vdi_db *db, int64_t id, const char *format, int64_t v
 	vdi_stmt_bind_int64(st, 3, virtual_size);
 	vdi_stmt_bind_text(st, 4, sha256);
 	vdi_stmt_bind_int64(st, 5, disk);
-	switch (vdi_stmt_step(st)) {
-	case VDI_DB_ROW:
+	switch (vdi_db_step_row(db, st, "recording the imported master", err)) {
+	case 1:
 		break;
-	case VDI_DB_DONE:
+	case 0:
 		vdi_err_set(err, VDI_R_CLAIM_LOST, "the import's claim was lost (taken over or removed)");
 		goto fail;
 	default:
-		vdi_db_fail(db, "recording the imported master", err);
 		goto fail;
 	}
 	snprintf(name, sizeof(name), "%s", vdi_stmt_text(st, 0));

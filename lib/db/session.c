@@ -250,19 +250,17 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	vdi_stmt_bind_int64(st, 3, port);
 	vdi_stmt_bind_int64(st, 4, (int64_t)getpid());
-	rc = vdi_stmt_step(st);
-	if (rc == VDI_DB_ROW) {
+	rc = vdi_db_step_row(db, st, "recording the running session", err);
+	if (rc == 1) {
 		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
 		snprintf(domain, sizeof(domain), "%s", vdi_stmt_text(st, 1));
-	} else if (rc == VDI_DB_DONE) {
+	} else if (rc == 0) {
 		vdi_err_set(err, VDI_R_CLAIM_LOST, "session %lld was ended or taken over while it started",
 			    (long long)id);
-	} else {
-		vdi_db_fail(db, "recording the running session", err);
 	}
 	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc != VDI_DB_ROW)
+	if (rc != 1)
 		goto fail;
 	snprintf(detail, sizeof(detail), "session=%lld domain=%s port=%lld", (long long)id, domain, (long long)port);
 	if (vdi_event_add(db, user, "session-running", detail, err) < 0)

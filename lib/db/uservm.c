@@ -79,14 +79,13 @@ vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail,
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_text(st, 2, prepare ? "preparing" : "ready");
-	switch (vdi_stmt_step(st)) {
-	case VDI_DB_ROW:
+	switch (vdi_db_step_row(db, st, "recording the user VM", err)) {
+	case 1:
 		break;
-	case VDI_DB_DONE:
+	case 0:
 		vdi_err_set(err, VDI_R_CLAIM_LOST, "the user VM's claim was lost (taken over or removed)");
 		goto fail;
 	default:
-		vdi_db_fail(db, "recording the user VM", err);
 		goto fail;
 	}
 	snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
