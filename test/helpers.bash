@@ -303,6 +303,24 @@ viewer_leaves() {
 	return 1
 }
 
+# vmdb_on_small_fs: move the test's VMDB (and its kept WAL) onto a 4 MiB
+# tmpfs of its own, DBFS, so a test can fill its disk (vmdb_fill) and free it
+# (rm "$DBFS/fill"); small_fs_drop, in teardown, unmounts it.
+vmdb_on_small_fs() {
+	DBFS=$(mktemp -d /tmp/vdi-dbfs.XXXXXX)
+	mount -t tmpfs -o size=4m tmpfs "$DBFS"
+	cp "$VDI_DB" "$VDI_DB-wal" "$DBFS/" # the VMDB keeps its WAL between commands
+	export VDI_DB=$DBFS/${VDI_DB##*/}
+}
+vmdb_fill() {
+	dd if=/dev/zero of="$DBFS/fill" bs=4k 2>/dev/null || true
+}
+small_fs_drop() {
+	[ -n "${DBFS:-}" ] || return 0
+	umount "$DBFS" 2>/dev/null || true
+	rmdir "$DBFS" 2>/dev/null || true
+}
+
 # wait_sql QUERY VALUE [SECONDS]: until the query answers VALUE.
 wait_sql() {
 	local i

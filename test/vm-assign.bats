@@ -24,10 +24,7 @@ teardown() {
 	assert_agree || agree=1
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-*
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
-	if [ -n "${DBFS:-}" ]; then
-		umount "$DBFS" 2>/dev/null || true
-		rmdir "$DBFS" 2>/dev/null || true
-	fi
+	small_fs_drop
 	return $agree
 }
 
@@ -265,12 +262,9 @@ print("ok")' "$output"
 @test "a batch that fails for want of VMDB disk: every error line names its user; nothing is half-written" {
 	users 3
 	# The VMDB alone on a small file system, then filled.
-	DBFS=$(mktemp -d /tmp/vdi-dbfs.XXXXXX)
-	mount -t tmpfs -o size=4m tmpfs "$DBFS"
-	cp "$VDI_DB" "$VDI_DB-wal" "$DBFS/" # the VMDB keeps its WAL between commands
-	export VDI_DB=$DBFS/${VDI_DB##*/}
+	vmdb_on_small_fs
 	vm-ls >/dev/null # its -shm made while there is room, as any earlier command would have
-	dd if=/dev/zero of="$DBFS/fill" bs=4k 2>/dev/null || true
+	vmdb_fill
 	run_vdi 1 vm-assign u1 u2 u3
 	local u
 	for u in u1 u2 u3; do

@@ -54,10 +54,7 @@ teardown() {
 	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-*
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true
 	virsh -q -c "$(lab_uri h2)" pool-refresh vdi >/dev/null 2>&1 || true
-	if [ -n "${DBFS:-}" ]; then
-		umount "$DBFS" 2>/dev/null || true
-		rmdir "$DBFS" 2>/dev/null || true
-	fi
+	small_fs_drop
 	return $agree
 }
 
@@ -154,14 +151,11 @@ print("ok")' "$output" "$sha"
 
 @test "the VMDB's disk full as an import ends: exit 1 with 'disk full', not a lost claim; the next add takes over" {
 	# The VMDB alone on a small file system, filled while the image downloads.
-	DBFS=$(mktemp -d /tmp/vdi-dbfs.XXXXXX)
-	mount -t tmpfs -o size=4m tmpfs "$DBFS"
-	cp "$VDI_DB" "$VDI_DB-wal" "$DBFS/" # the VMDB keeps its WAL between commands
-	export VDI_DB=$DBFS/${VDI_DB##*/}
+	vmdb_on_small_fs
 	vm-master add full --image "$(url slow/random.raw)" -q 2>"$BATS_TEST_TMPDIR/add.err" &
 	local pid=$! rc=0
 	wait_sql "select state from masters where name = 'full'" importing
-	dd if=/dev/zero of="$DBFS/fill" bs=4k 2>/dev/null || true
+	vmdb_fill
 	wait "$pid" || rc=$?
 	cat "$BATS_TEST_TMPDIR/add.err"
 	[ "$rc" -eq 1 ] || fail "exit $rc, expected 1: $(cat "$BATS_TEST_TMPDIR/add.err")"
