@@ -127,7 +127,7 @@ open_now(const char *uri, struct vdi_err *err)
 
 	c = virConnectOpenAuth(uri, &auth, 0);
 	if (!c) {
-		vdi_virt_fail(VDI_R_TEMP, "cannot connect", err);
+		vdi_virt_fail(VDI_R_HOST_DOWN, "cannot connect", err);
 		return NULL;
 	}
 	/* -1: not supported by this transport; 1: no event loop.  Either way go on. */
@@ -289,7 +289,7 @@ vdi_virt_connect(const char *uri, int64_t timeout_ms, struct vdi_err *err)
 		if (!c)
 			vdi_err_copy(err, &j->rep.err);
 	} else {
-		vdi_err_set(err, VDI_R_TEMP, "cannot connect: no answer within %.1f s",
+		vdi_err_set(err, VDI_R_HOST_DOWN, "cannot connect: no answer within %.1f s",
 			    (double)timeout_ms / 1000);
 	}
 	job_release_locked(j);
@@ -483,7 +483,7 @@ vdi_virt_probe_many(const struct vdi_probe_req *reqs, size_t n, int64_t timeout_
 				out[i] = j->rep;
 				memset(&j->rep, 0, sizeof(j->rep));
 			} else if (now >= j->deadline) {
-				vdi_err_set(&out[i].err, VDI_R_TEMP, "no answer within %.1f s",
+				vdi_err_set(&out[i].err, VDI_R_HOST_DOWN, "no answer within %.1f s",
 					    (double)timeout_ms / 1000);
 				out[i].elapsed_ms = timeout_ms;
 			} else {
