@@ -63,7 +63,6 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 		return -1;
 	db->program = vdi_xstrdup(program);
 	db->who = actor_name();
-	db->busy_ms = busy_ms;
 	*out = db;
 	return 0;
 }

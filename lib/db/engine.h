@@ -22,7 +22,7 @@ struct vdi_db {
 	char *program; /* for events: which program acts */
 	char *who;     /* for events: who */
 	bool dry_run;  /* every commit rolls back instead */
-	int64_t busy_ms; /* how long to wait for another writer */
+	int64_t busy_ms; /* how long to wait for another writer (the backend sets it at open) */
 };
 
 struct vdi_stmt {

@@ -25,7 +25,7 @@
 struct sq_db {
 	struct vdi_db base;
 	sqlite3 *h;
-	int64_t busy_ms, busy_since; /* the busy handler's timeout and start */
+	int64_t busy_since;          /* when the busy handler began waiting (its timeout: base.busy_ms) */
 	uint32_t rng;                /* its random sleeps */
 	bool no_wait;                /* busy means give up now (a checkpoint that can wait) */
 	int wal_frames;              /* frames in the WAL after our last commit */
@@ -210,7 +210,7 @@ busy_wait(void *arg, int count)
 		return 0;
 	if (count == 0)
 		db->busy_since = now;
-	if (now - db->busy_since >= db->busy_ms)
+	if (now - db->busy_since >= db->base.busy_ms)
 		return 0;
 	db->rng ^= db->rng << 13;
 	db->rng ^= db->rng >> 17;
@@ -543,7 +543,7 @@ sq_open(struct vdi_db **out, const char *path, int64_t busy_ms, struct vdi_err *
 		sqlite3_file_control(q->h, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
 	}
 	db->readonly = sqlite3_db_readonly(q->h, "main") == 1;
-	q->busy_ms = busy_ms;
+	db->busy_ms = busy_ms;
 	q->rng = (uint32_t)getpid() * 2654435761u | 1;
 	sqlite3_busy_handler(q->h, busy_wait, q);
 	if (!db->readonly)
