@@ -23,7 +23,7 @@ load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, st
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT id, state, pool, mem, vcpus, "
-			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id) FROM uservms u WHERE user = ?",
+			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id) FROM uservms u WHERE username = ?",
 			   err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, user);
@@ -305,12 +305,12 @@ static int
 quick_prepare(struct quick *q, struct vdi_stmt **st, const char *index, const char *where, const char *order,
 	      struct vdi_err *err)
 {
-	char sql[512];
+	char sql[512], ix[64];
 
-	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS ", name FROM hosts%s%s WHERE admin = 'active' "
-		 "AND health = 'up' AND pool = ?1 AND last_ok >= ?2%s ORDER BY %s", index ? " INDEXED BY " : "",
-		 index ? index : "", where, order);
-	if (vdi_db_prepare(q->db, st, sql, err) < 0)
+	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS ", name FROM hosts%s WHERE admin = 'active' "
+		 "AND health = 'up' AND pool = ?1 AND last_ok >= ?2%s ORDER BY %s",
+		 vdi_db_indexed_by(q->db, index, ix, sizeof(ix)), where, order);
+	if (vdi_db_prepare_walk(q->db, st, sql, err) < 0)
 		return -1;
 	vdi_stmt_bind_text(*st, 1, q->u->pool);
 	vdi_stmt_bind_int64(*st, 2, q->min_ok);
@@ -377,10 +377,11 @@ quick_sizes(struct quick *q, enum vdi_policy p, struct vdi_err *err)
 	double best = 0, sc;
 	bool have = false, mine;
 	int n = 0, rc, ret = -1;
-	char sql[256];
+	char sql[256], ix[64];
 
-	snprintf(sql, sizeof(sql), "SELECT mem_cap FROM hosts INDEXED BY %s WHERE admin = 'active' AND health = 'up' "
-		 "AND pool = ?1 AND mem_cap < ?2 ORDER BY mem_cap DESC LIMIT 1", index);
+	snprintf(sql, sizeof(sql), "SELECT mem_cap FROM hosts%s WHERE admin = 'active' AND health = 'up' "
+		 "AND pool = ?1 AND mem_cap < ?2 ORDER BY mem_cap DESC LIMIT 1",
+		 vdi_db_indexed_by(q->db, index, ix, sizeof(ix)));
 	if (vdi_db_prepare(q->db, &sizes, sql, err) < 0 ||
 	    quick_prepare(q, &st, index, pack ? " AND mem_cap = ?4 AND mem_room >= ?5" : " AND mem_cap = ?4",
 			  pack ? "mem_room, name" : "mem_key, name", err) < 0)
@@ -529,7 +530,8 @@ kv_set(struct vdi_db *db, const char *key, const char *val, struct vdi_err *err)
 	struct vdi_stmt *st = NULL;
 	int rc;
 
-	if (vdi_db_prepare(db, &st, "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO kv (key, value) VALUES (?, ?) "
+			   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, key);
 	vdi_stmt_bind_text(st, 2, val);

@@ -103,7 +103,7 @@ set_tags(struct vdi_db *db, int64_t id, char **tags, size_t n, struct vdi_err *e
 	if (vdi_db_step(db, st, "setting tags", err) < 0)
 		goto out;
 	vdi_stmt_finalize(st);
-	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO host_tags (host_id, tag) VALUES (?, ?)", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO host_tags (host_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", err) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		vdi_stmt_reset(st);
@@ -219,8 +219,13 @@ vdi_host_add(struct vdi_db *db, const char *name, const char *uri,
 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
+	/*
+	 * A name or URI taken makes no row (DO NOTHING): the transaction stays
+	 * usable to say which, on PostgreSQL too, where a failed statement
+	 * would end it.
+	 */
 	if (vdi_db_prepare(db, &st, "INSERT INTO hosts (name, uri, pool, created) VALUES (?, ?, ?, ?) "
-			   "RETURNING id", err) < 0)
+			   "ON CONFLICT DO NOTHING RETURNING id", err) < 0)
 		goto fail;
 	vdi_stmt_bind_text(st, 1, name);
 	vdi_stmt_bind_text(st, 2, uri);
@@ -229,21 +234,20 @@ vdi_host_add(struct vdi_db *db, const char *name, const char *uri,
 	rc = vdi_stmt_step(st);
 	if (rc == VDI_DB_ROW)
 		id = vdi_stmt_int64(st, 0);
+	else if (rc == VDI_DB_ERROR)
+		vdi_db_fail(db, "adding host", err);
 	vdi_stmt_finalize(st);
 	st = NULL;
-	if (rc != VDI_DB_ROW) {
-		if (vdi_db_conflict(db)) {
-			int ex = vdi_host_exists(db, name, err);
-			if (ex == 1)
-				vdi_err_set(err, VDI_R_CONFLICT, "host '%s' exists already", name);
-			else if (ex == 0)
-				vdi_err_set(err, VDI_R_CONFLICT, "URI %s is host of another name already "
-					    "(see vm-hosts list)", uri);
-		} else {
-			vdi_db_fail(db, "adding host", err);
-		}
-		goto fail;
+	if (rc == VDI_DB_DONE) {
+		int ex = vdi_host_exists(db, name, err);
+		if (ex == 1)
+			vdi_err_set(err, VDI_R_CONFLICT, "host '%s' exists already", name);
+		else if (ex == 0)
+			vdi_err_set(err, VDI_R_CONFLICT, "URI %s is host of another name already "
+				    "(see vm-hosts list)", uri);
 	}
+	if (rc != VDI_DB_ROW)
+		goto fail;
 	if (apply_spec(db, id, spec, err) < 0)
 		goto fail;
 	if (probe) {
@@ -421,7 +425,7 @@ vdi_host_list(struct vdi_db *db, char *const *names, size_t nnames,
 	if (vdi_db_read_begin(db, &began, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "SELECT " HOST_COLS " FROM hosts h "
-			   "WHERE ?1 IS NULL OR h.name = ?1 ORDER BY h.name", err) < 0)
+			   "WHERE h.name = ?1 OR ?1 IS NULL ORDER BY h.name", err) < 0)
 		goto out;
 	for (k = 0; k < (names ? nnames : 1); k++) {
 		bool found = false;
@@ -494,7 +498,7 @@ vdi_host_for_pool(struct vdi_db *db, const char *pool, const char *want, char **
 
 	/* A host named by hand may see more pools than its default: libvirt will tell. */
 	*name = *uri = NULL;
-	if (vdi_db_prepare(db, &st, "SELECT name, uri, pool FROM hosts WHERE (?2 IS NULL OR name = ?2) AND "
+	if (vdi_db_prepare(db, &st, "SELECT name, uri, pool FROM hosts WHERE (name = ?2 OR ?2 IS NULL) AND "
 			   "(?2 IS NOT NULL OR (pool = ?1 AND health <> 'down' AND admin <> 'maintenance')) "
 			   "ORDER BY health = 'up' DESC, name LIMIT 1", err) < 0)
 		return -1;
@@ -636,8 +640,11 @@ store_domains(struct vdi_db *db, int64_t id, const struct vdi_node_report *r, st
 	if (vdi_db_step(db, st, "storing domains", err) < 0)
 		goto out;
 	vdi_stmt_finalize(st);
-	if (vdi_db_prepare(db, &st, "INSERT OR REPLACE INTO host_domains (host_id, name, uuid, state, ours, "
-			   "session_id, user, vcpus, mem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO host_domains (host_id, name, uuid, state, ours, "
+			   "session_id, username, vcpus, mem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+			   "ON CONFLICT (host_id, name) DO UPDATE SET uuid = excluded.uuid, state = excluded.state, "
+			   "ours = excluded.ours, session_id = excluded.session_id, username = excluded.username, "
+			   "vcpus = excluded.vcpus, mem = excluded.mem", err) < 0)
 		return -1;
 	for (size_t i = 0; i < r->ndoms; i++) {
 		const struct vdi_domain_info *d = &r->doms[i];
@@ -663,6 +670,30 @@ out:
 	return ret;
 }
 
+/* The rest of one host's poll, in its transaction (begun by the caller, ended here). */
+static int
+record_poll(struct vdi_db *db, const struct vdi_host *h, const struct vdi_node_report *r,
+	    struct vdi_stmt *st, const char *before, struct vdi_err *err)
+{
+	int ret = -1;
+
+	if (vdi_db_step(db, st, "recording poll", err) < 0)
+		goto out;
+	if (r->err.code == 0 && store_domains(db, h->id, r, err) < 0)
+		goto out;
+	/* Only changes of health are events; a poll every minute would drown the log. */
+	if (r->err.code == 0 && strcmp(before, "up") != 0) {
+		if (vdi_event_add(db, h->name, "host-up", NULL, err) < 0)
+			goto out;
+	} else if (r->err.code != 0 && strcmp(before, "down") != 0) {
+		if (vdi_event_add(db, h->name, "host-down", r->err.msg, err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	return vdi_db_finish(db, ret, err);
+}
+
 int
 vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 		      const struct vdi_node_report *reps, size_t n, struct vdi_err *err)
@@ -671,8 +702,6 @@ vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 	int64_t now = vdi_clock_now();
 	int ret = -1;
 
-	if (vdi_db_begin(db, true, err) < 0)
-		return -1;
 	if (vdi_db_prepare(db, &up, "UPDATE hosts SET health = 'up', vcpus = ?2, mem_total = ?3, "
 			   "mem_free = ?4, load = ?5, domains_total = ?6, domains_ours = ?7, last_poll = ?8, "
 			   "last_ok = ?8, down_since = NULL, last_error = NULL WHERE id = ?1", err) < 0 ||
@@ -686,10 +715,19 @@ vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 		int64_t ours = 0;
 		struct vdi_stmt *st;
 
+		/*
+		 * One short transaction per host: at 10,000 hosts one for all held
+		 * the write lock for seconds and every login waited behind it.
+		 */
+		if (vdi_db_begin(db, true, err) < 0)
+			goto out;
 		vdi_stmt_reset(was);
 		vdi_stmt_bind_int64(was, 1, hs[i].id);
-		if (vdi_stmt_step(was) != VDI_DB_ROW)
+		if (vdi_stmt_step(was) != VDI_DB_ROW) {
+			vdi_stmt_reset(was);
+			vdi_db_rollback(db);
 			continue; /* removed while we polled */
+		}
 		snprintf(before, sizeof(before), "%s", vdi_stmt_text(was, 0));
 		if (r->err.code == 0) {
 			for (size_t d = 0; d < r->ndoms; d++)
@@ -714,25 +752,16 @@ vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 			vdi_stmt_bind_int64(st, 2, now);
 			vdi_stmt_bind_text(st, 3, r->err.msg);
 		}
-		if (vdi_db_step(db, st, "recording poll", err) < 0)
+		vdi_stmt_reset(was);
+		if (record_poll(db, &hs[i], r, st, before, err) < 0)
 			goto out;
-		if (r->err.code == 0 && store_domains(db, hs[i].id, r, err) < 0)
-			goto out;
-		/* Only changes of health are events; a poll every minute would drown the log. */
-		if (r->err.code == 0 && strcmp(before, "up") != 0) {
-			if (vdi_event_add(db, hs[i].name, "host-up", NULL, err) < 0)
-				goto out;
-		} else if (r->err.code != 0 && strcmp(before, "down") != 0) {
-			if (vdi_event_add(db, hs[i].name, "host-down", r->err.msg, err) < 0)
-				goto out;
-		}
 	}
 	ret = 0;
 out:
 	vdi_stmt_finalize(up);
 	vdi_stmt_finalize(down);
 	vdi_stmt_finalize(was);
-	return vdi_db_finish(db, ret, err);
+	return ret;
 }
 
 int
@@ -746,7 +775,7 @@ vdi_host_domains(struct vdi_db *db, int64_t host_id, struct vdi_host_domain **ou
 
 	*out = NULL;
 	*nout = 0;
-	if (vdi_db_prepare(db, &st, "SELECT d.name, d.uuid, d.state, d.ours, d.session_id, d.user, "
+	if (vdi_db_prepare(db, &st, "SELECT d.name, d.uuid, d.state, d.ours, d.session_id, d.username, "
 			   "d.vcpus, d.mem, s.state FROM host_domains d LEFT JOIN sessions s ON s.id = d.session_id "
 			   "WHERE d.host_id = ? ORDER BY d.ours DESC, d.name", err) < 0)
 		return -1;
@@ -934,15 +963,19 @@ vdi_host_fits_ever(struct vdi_db *db, const char *pool, int64_t mem, int64_t vcp
 	char a[24], b[24];
 	int rc;
 
-	/* The caps as lib/db/sched.c computes them (mem_cap is schema 5's generated column). */
-	if (vdi_db_prepare(db, &st, "SELECT coalesce(max(mem_cap), 0), coalesce(max(CAST(vcpus * cpu_ratio + 1e-9 "
-			   "AS INTEGER)), 0), count(*) FROM hosts WHERE pool = ?1 AND mem_total > 0", err) < 0)
+	/*
+	 * The caps as lib/db/sched.c computes them (mem_cap is schema 5's
+	 * generated column); the vCPU cap is truncated here, as the engines'
+	 * casts do not agree (SQLite truncates, PostgreSQL rounds).
+	 */
+	if (vdi_db_prepare(db, &st, "SELECT coalesce(max(mem_cap), 0), coalesce(max(vcpus * cpu_ratio), 0), "
+			   "count(*) FROM hosts WHERE pool = ?1 AND mem_total > 0", err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, pool);
 	rc = vdi_stmt_step(st);
 	if (rc == VDI_DB_ROW) {
 		max_mem = vdi_stmt_int64(st, 0);
-		max_vcpus = vdi_stmt_int64(st, 1);
+		max_vcpus = (int64_t)(vdi_stmt_double(st, 1) + 1e-9);
 		polled = vdi_stmt_int64(st, 2);
 	}
 	vdi_stmt_finalize(st);

@@ -141,7 +141,12 @@ int vdi_host_fits_ever(struct vdi_db *db, const char *pool, int64_t mem, int64_t
 
 int vdi_host_fence(struct vdi_db *db, const char *name, const char *detail, int64_t *ended, struct vdi_err *err);
 
-/* Store a poll of n hosts in one transaction: health, figures, domains, transitions as events. */
+/*
+ * Store a poll of n hosts, one short transaction per host (a login waits
+ * for one host's write at most, not for all of them): health, figures,
+ * domains, transitions as events.  On an error the hosts before it stay
+ * recorded.
+ */
 int vdi_host_record_polls(struct vdi_db *db, const struct vdi_host *hs,
 			  const struct vdi_node_report *reps, size_t n, struct vdi_err *err);
 

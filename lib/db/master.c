@@ -65,7 +65,7 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id
 	*id = vdi_stmt_int64(st, 0);
 	vdi_stmt_finalize(st);
 	st = NULL;
-	if (vdi_db_insert_names(db, "INSERT OR IGNORE INTO master_apps (master_id, app) VALUES (?, ?)", *id,
+	if (vdi_db_insert_names(db, "INSERT INTO master_apps (master_id, app) VALUES (?, ?) ON CONFLICT DO NOTHING", *id,
 				m->apps, m->napps, "recording apps", err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
@@ -85,7 +85,7 @@ vdi_master_activate(struct vdi_db *db, int64_t id, const char *format, int64_t v
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE masters SET state = 'active', format = ?2, virtual_size = ?3, "
-			   "sha256 = ?4, disk = max(coalesce(disk, 0), ?5), pid = NULL "
+			   "sha256 = ?4, disk = CASE WHEN coalesce(disk, 0) > ?5 THEN disk ELSE ?5 END, pid = NULL "
 			   "WHERE id = ?1 AND state = 'importing' RETURNING name", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
@@ -195,7 +195,7 @@ query(struct vdi_db *db, const char *name, struct vdi_master **out, size_t *n, s
 	size_t k = 0;
 	int rc, ret = -1;
 
-	if (vdi_db_prepare(db, &st, "SELECT " MASTER_COLS " FROM masters m WHERE ?1 IS NULL OR m.name = ?1 "
+	if (vdi_db_prepare(db, &st, "SELECT " MASTER_COLS " FROM masters m WHERE m.name = ?1 OR ?1 IS NULL "
 			   "ORDER BY m.name", err) < 0)
 		return -1;
 	if (name)
@@ -360,9 +360,9 @@ vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t n
 	*name = NULL;
 	/* Requested apps go in a temp table: one query ranks every candidate. */
 	if (vdi_db_exec(db, "CREATE TEMP TABLE IF NOT EXISTS req_apps (app TEXT PRIMARY KEY); "
-			"DELETE FROM temp.req_apps", err) < 0)
+			"DELETE FROM req_apps", err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO temp.req_apps VALUES (?)", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO req_apps VALUES (?) ON CONFLICT DO NOTHING", err) < 0)
 		return -1;
 	for (size_t i = 0; i < napps; i++) {
 		vdi_stmt_reset(st);
@@ -373,7 +373,7 @@ vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t n
 	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st,
 			   "SELECT m.name FROM masters m WHERE m.state = 'active' AND m.os = ?1"
-			   " AND NOT EXISTS (SELECT 1 FROM temp.req_apps r WHERE r.app NOT IN"
+			   " AND NOT EXISTS (SELECT 1 FROM req_apps r WHERE r.app NOT IN"
 			   "   (SELECT app FROM master_apps a WHERE a.master_id = m.id))"
 			   " ORDER BY (SELECT count(*) FROM master_apps a WHERE a.master_id = m.id), m.created DESC, m.id DESC"
 			   " LIMIT 1", err) < 0)
@@ -392,7 +392,7 @@ vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t n
 	vdi_stmt_finalize(st);
 	/* No master covers the request: say which apps none of that OS has. */
 	if (vdi_db_prepare(db, &st,
-			   "SELECT r.app FROM temp.req_apps r WHERE NOT EXISTS (SELECT 1 FROM master_apps a"
+			   "SELECT r.app FROM req_apps r WHERE NOT EXISTS (SELECT 1 FROM master_apps a"
 			   " JOIN masters m ON m.id = a.master_id WHERE m.state = 'active' AND m.os = ?1"
 			   " AND a.app = r.app) ORDER BY r.app", err) < 0)
 		return -1;

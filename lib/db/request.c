@@ -27,7 +27,7 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 		vdi_err_set(err, VDI_R_NOTFOUND, "master '%s' is %s", r->master, m.state);
 		goto out;
 	}
-	if (vdi_db_prepare(db, &st, "SELECT 1 FROM uservms WHERE user = ?", err) < 0)
+	if (vdi_db_prepare(db, &st, "SELECT 1 FROM uservms WHERE username = ?", err) < 0)
 		goto out;
 	vdi_stmt_bind_text(st, 1, r->user);
 	rc = vdi_stmt_step(st);
@@ -40,13 +40,13 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 	/* What no host could ever run would wait for room for ever: refused now, in words. */
 	if (vdi_host_fits_ever(db, m.pool, r->mem > 0 ? r->mem : m.mem, r->vcpus > 0 ? r->vcpus : m.vcpus, err) < 0)
 		goto out;
-	if (vdi_db_prepare(db, &st, "DELETE FROM requests WHERE user = ? AND state = 'pending'", err) < 0)
+	if (vdi_db_prepare(db, &st, "DELETE FROM requests WHERE username = ? AND state = 'pending'", err) < 0)
 		goto out;
 	vdi_stmt_bind_text(st, 1, r->user);
 	if (vdi_db_step(db, st, "replacing the request", err) < 0)
 		goto out;
 	vdi_stmt_finalize(st);
-	if (vdi_db_prepare(db, &st, "INSERT INTO requests (user, master, mem, vcpus, disk, created, changed) "
+	if (vdi_db_prepare(db, &st, "INSERT INTO requests (username, master, mem, vcpus, disk, created, changed) "
 			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id", err) < 0)
 		goto out;
 	vdi_stmt_bind_text(st, 1, r->user);
@@ -80,8 +80,8 @@ vdi_request_list(struct vdi_db *db, const char *state, const char *user, struct 
 
 	*out = NULL;
 	*n = 0;
-	if (vdi_db_prepare(db, &st, "SELECT id, user, master, state, detail, mem, vcpus, disk, created, changed "
-			   "FROM requests WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR user = ?2) ORDER BY id",
+	if (vdi_db_prepare(db, &st, "SELECT id, username, master, state, detail, mem, vcpus, disk, created, changed "
+			   "FROM requests WHERE (state = ?1 OR ?1 IS NULL) AND (username = ?2 OR ?2 IS NULL) ORDER BY id",
 			   err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, state);
@@ -120,7 +120,7 @@ vdi_request_finish(struct vdi_db *db, int64_t id, const char *state, const char 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE requests SET state = ?2, detail = ?3, changed = ?4 "
-			   "WHERE id = ?1 AND state = 'pending' RETURNING user", err) < 0)
+			   "WHERE id = ?1 AND state = 'pending' RETURNING username", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_text(st, 2, state);

@@ -19,7 +19,7 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 }
 
 #define SESSION_SELECT \
-	"SELECT s.id, s.uservm_id, coalesce(s.host_id, 0), s.state, s.reason, u.user, h.name, h.uri, " \
+	"SELECT s.id, s.uservm_id, coalesce(s.host_id, 0), s.state, s.reason, u.username, h.name, h.uri, " \
 	"h.display_address, u.pool, u.volume, u.seed, s.domain, s.overlay, s.display_address, " \
 	"s.display_password, coalesce(s.display_port, 0), s.mem, s.vcpus, s.created, s.changed, " \
 	"coalesce(s.pid, 0), s.kind, m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.rdp, " \
@@ -136,7 +136,7 @@ vdi_session_get(struct vdi_db *db, int64_t id, struct vdi_session *s, struct vdi
 int
 vdi_session_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, struct vdi_err *err)
 {
-	return get_one(db, "WHERE u.user = ?1 AND s.state <> 'ended'", 0, user, s, err);
+	return get_one(db, "WHERE u.username = ?1 AND s.state <> 'ended'", 0, user, s, err);
 }
 
 void
@@ -244,7 +244,7 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'running', changed = ?2, started = ?2, pid = NULL, "
 			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' AND pid = ?4 "
-			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id), domain", err) < 0)
+			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id), domain", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
@@ -283,8 +283,8 @@ vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *r
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = ?3, changed = ?2, ended = ?2, "
-			   "pid = NULL, migrate_to = NULL WHERE id = ?1 AND state <> 'ended' AND (?4 IS NULL OR state = ?4) "
-			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
+			   "pid = NULL, migrate_to = NULL WHERE id = ?1 AND state <> 'ended' AND (state = ?4 OR ?4 IS NULL) "
+			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
@@ -358,8 +358,8 @@ int
 vdi_session_list(struct vdi_db *db, const char *host, const char *state, struct vdi_session **out,
 		 size_t *n, struct vdi_err *err)
 {
-	return list(db, SESSION_SELECT "WHERE (?1 IS NULL OR h.name = ?1) AND "
-		    "(?2 IS NULL AND s.state <> 'ended' OR s.state = ?2) ORDER BY s.id DESC",
+	return list(db, SESSION_SELECT "WHERE (h.name = ?1 OR ?1 IS NULL) AND "
+		    "(s.state = ?2 OR ?2 IS NULL AND s.state <> 'ended') ORDER BY s.id DESC",
 		    host, state, out, n, err);
 }
 
@@ -459,10 +459,10 @@ vdi_session_set_viewer(struct vdi_db *db, int64_t id, bool connected, int64_t at
 	if (vdi_db_prepare(db, &st, connected ?
 			   "UPDATE sessions SET connected_since = ?2, disconnected_since = NULL "
 			   "WHERE id = ?1 AND state <> 'ended' AND (connected_since IS NULL OR disconnected_since IS NOT NULL) "
-			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)" :
+			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id)" :
 			   "UPDATE sessions SET disconnected_since = ?2 "
 			   "WHERE id = ?1 AND state <> 'ended' AND connected_since IS NOT NULL AND disconnected_since IS NULL "
-			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
+			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, at);
@@ -557,10 +557,10 @@ vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, co
 			   "changed = ?2, migrated = ?2, display_port = ?3, display_address = coalesce(?4, display_address), "
 			   "address = NULL, address_seen = NULL "
 			   "WHERE id = ?1 AND state = 'migrating' AND pid = ?5 "
-			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)" :
+			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id)" :
 			   "UPDATE sessions SET state = 'running', migrate_to = NULL, pid = NULL, changed = ?2 "
 			   "WHERE id = ?1 AND state = 'migrating' AND pid = ?5 "
-			   "RETURNING (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
+			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
@@ -676,7 +676,7 @@ vdi_session_end_fenced(struct vdi_db *db, int64_t host, int64_t now, int64_t *n,
 	*n = 0;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'ended', reason = 'host-lost', changed = ?2, "
 			   "ended = ?2, pid = NULL, migrate_to = NULL WHERE host_id = ?1 AND state NOT IN ('ended', "
-			   "'migrating') RETURNING id, (SELECT user FROM uservms WHERE id = uservm_id)", err) < 0)
+			   "'migrating') RETURNING id, (SELECT username FROM uservms WHERE id = uservm_id)", err) < 0)
 		return -1;
 	vdi_stmt_bind_int64(st, 1, host);
 	vdi_stmt_bind_int64(st, 2, now);

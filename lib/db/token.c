@@ -71,7 +71,8 @@ vdi_token_key(struct vdi_db *db, unsigned char key[VDI_TOKEN_KEY], struct vdi_er
 		return vdi_err_set(err, VDI_R_FAIL, "no random bytes for the form key: %s", strerror(errno));
 	hex(fresh, sizeof(fresh), fresh_hex);
 	/* The first one stored wins; everyone reads it back. */
-	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO kv (key, value) VALUES ('form-key', ?)", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO kv (key, value) VALUES ('form-key', ?) "
+			   "ON CONFLICT DO NOTHING", err) < 0)
 		goto out;
 	vdi_stmt_bind_text(st, 1, fresh_hex);
 	if (vdi_db_step(db, st, "storing the form key", err) < 0)
@@ -172,7 +173,8 @@ vdi_token_spend(struct vdi_db *db, const char *tok, int64_t now, struct vdi_err 
 	if (vdi_db_step(db, st, "forgetting old form tokens", err) < 0)
 		goto out;
 	vdi_stmt_finalize(st);
-	if (vdi_db_prepare(db, &st, "INSERT OR IGNORE INTO form_tokens (nonce, expires) VALUES (?, ?)", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO form_tokens (nonce, expires) VALUES (?, ?) "
+			   "ON CONFLICT DO NOTHING", err) < 0)
 		goto out;
 	vdi_stmt_bind_textn(st, 1, tok, (size_t)(dot - tok));
 	vdi_stmt_bind_int64(st, 2, strtoll(dot + 1, NULL, 10));

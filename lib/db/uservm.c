@@ -28,10 +28,10 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id
 	vdi_uservm_volumes(u->user, disk, sizeof(disk), seed, sizeof(seed));
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
-	if (vdi_db_claim(db, "uservms", "user", u->user, "creating", "user", "has a user VM already", "copied",
+	if (vdi_db_claim(db, "uservms", "username", u->user, "creating", "user", "has a user VM already", "copied",
 			 takeover, err) < 0)
 		goto fail;
-	if (vdi_db_prepare(db, &st, "INSERT INTO uservms (user, state, master_id, pool, volume, seed, hostname, "
+	if (vdi_db_prepare(db, &st, "INSERT INTO uservms (username, state, master_id, pool, volume, seed, hostname, "
 			   "mem, vcpus, disk, expires, pid, created) "
 			   "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", err) < 0)
 		goto fail;
@@ -52,9 +52,9 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id
 		goto fail;
 	*id = vdi_stmt_int64(st, 0);
 	vdi_stmt_reset(st);
-	if (vdi_db_insert_names(db, "INSERT OR IGNORE INTO uservm_tags (uservm_id, tag) VALUES (?, ?)", *id,
+	if (vdi_db_insert_names(db, "INSERT INTO uservm_tags (uservm_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", *id,
 				u->tags, u->ntags, "recording user VM", err) < 0 ||
-	    vdi_db_insert_names(db, "INSERT OR IGNORE INTO uservm_apps (uservm_id, app) VALUES (?, ?)", *id,
+	    vdi_db_insert_names(db, "INSERT INTO uservm_apps (uservm_id, app) VALUES (?, ?) ON CONFLICT DO NOTHING", *id,
 				u->apps, u->napps, "recording user VM", err) < 0)
 		goto fail;
 	vdi_stmt_finalize(st);
@@ -75,7 +75,7 @@ vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail,
 		return -1;
 	/* Preparing keeps this process's pid: it waits for the first boot. */
 	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = ?2, pid = CASE WHEN ?2 = 'ready' THEN NULL ELSE pid END "
-			   "WHERE id = ?1 AND state = 'creating' RETURNING user", err) < 0)
+			   "WHERE id = ?1 AND state = 'creating' RETURNING username", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_text(st, 2, prepare ? "preparing" : "ready");
@@ -113,7 +113,7 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "SELECT id, state, coalesce(pid, 0), EXISTS (SELECT 1 FROM sessions s WHERE "
-			   "s.uservm_id = u.id AND s.state <> 'ended') FROM uservms u WHERE user = ?", err) < 0)
+			   "s.uservm_id = u.id AND s.state <> 'ended') FROM uservms u WHERE username = ?", err) < 0)
 		goto fail;
 	vdi_stmt_bind_text(st, 1, user);
 	rc = vdi_stmt_step(st);
@@ -158,7 +158,7 @@ vdi_uservm_fail(struct vdi_db *db, int64_t id, const char *detail, struct vdi_er
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'failed', pid = NULL WHERE id = ? AND "
-			   "state IN ('creating', 'preparing') RETURNING user", err) < 0)
+			   "state IN ('creating', 'preparing') RETURNING username", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
 	if (vdi_stmt_step(st) == VDI_DB_ROW) {
@@ -224,12 +224,12 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 	if (vdi_db_read_begin(db, &began, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st,
-			   "SELECT u.id, u.user, u.state, m.name, u.pool, u.volume, u.seed, u.hostname, u.master_id,"
+			   "SELECT u.id, u.username, u.state, m.name, u.pool, u.volume, u.seed, u.hostname, u.master_id,"
 			   " u.mem, u.vcpus, u.disk, u.expires, u.created, u.pid, s.id, s.state, h.name"
 			   " FROM uservms u JOIN masters m ON m.id = u.master_id"
 			   " LEFT JOIN sessions s ON s.uservm_id = u.id AND s.state <> 'ended'"
 			   " LEFT JOIN hosts h ON h.id = s.host_id"
-			   " WHERE ?1 IS NULL OR u.user = ?1 ORDER BY u.user", err) < 0)
+			   " WHERE u.username = ?1 OR ?1 IS NULL ORDER BY u.username", err) < 0)
 		goto out;
 	for (size_t k = 0; k < (users ? nusers : 1); k++) {
 		bool found = false;
@@ -389,7 +389,7 @@ vdi_uservm_list_unwatched(struct vdi_db *db, struct vdi_uservm **out, size_t *n,
 	*out = NULL;
 	*n = 0;
 	/* Only the few preparing rows: vm-reap runs this every time, on every user VM there is. */
-	if (vdi_db_prepare(db, &st, "SELECT id, user, state, coalesce(pid, 0) FROM uservms u WHERE state = 'preparing' "
+	if (vdi_db_prepare(db, &st, "SELECT id, username, state, coalesce(pid, 0) FROM uservms u WHERE state = 'preparing' "
 			   "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.uservm_id = u.id AND s.state <> 'ended')",
 			   err) < 0)
 		return -1;

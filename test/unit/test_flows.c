@@ -55,7 +55,7 @@ setup(void **state)
 			 "INSERT INTO masters (id, name, state, pool, volume, format, virtual_size, sha256, source, "
 			 "mem, vcpus, disk, created, prepare) VALUES (1, 'm', 'active', '" POOL "', 'master-m', "
 			 "'qcow2', 1048576, 'x', '/x', 67108864, 1, 1048576, 0, 'none');"
-			 "INSERT INTO uservms (id, user, state, master_id, pool, volume, seed, hostname, mem, vcpus, "
+			 "INSERT INTO uservms (id, username, state, master_id, pool, volume, seed, hostname, mem, vcpus, "
 			 "disk, created) VALUES (1, 'alice', 'ready', 1, '" POOL "', 'user-alice.qcow2', "
 			 "'user-alice-seed.iso', 'alice', 67108864, 1, 1048576, 0)", &err);
 	vdi_db_close(db);
@@ -178,7 +178,7 @@ test_copy_undo(void **state)
 	assert_string_equal(err.object, "bob");
 	assert_false(vol_there("user-bob.qcow2"));
 	assert_false(vol_there("user-bob-seed.iso"));
-	assert_int_equal(count(db, "SELECT count(*) FROM uservms WHERE user = 'bob'"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM uservms WHERE username = 'bob'"), 0);
 	assert_true(vol_there("master-m"));
 	vdi_conns_free(o.conns);
 	vdi_db_close(db);
