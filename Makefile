@@ -15,7 +15,7 @@ BINDIR    = $(PREFIX)/bin
 MANDIR    = $(PREFIX)/share/man
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
-PKGS      = sqlite3 libxml-2.0
+PKGS      = sqlite3 libpq libxml-2.0
 PKGS_VIRT = libvirt libvirt-qemu json-c
 PKGS_NET  = libcurl nettle
 
@@ -55,7 +55,8 @@ LIBS_NET   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
 #   flow  the workflows: start, copy, prepare, import, reap, poll, watch, connect, migrate
 # Each layer is compiled with only its own and lower include paths, so a
 # lower layer that includes a higher one does not build; scripts/check-layers
-# says the same in words, and that sqlite3_ is spoken only in lib/db/sqlite.c.
+# says the same in words, and that sqlite3_ is spoken only in lib/db/sqlite.c,
+# libpq only in lib/db/pg.c.
 LAYERS     = base db virt flow
 LAYER_base = base
 LAYER_db   = base db
@@ -66,7 +67,7 @@ ALL_INC    = $(call layer_inc,flow) -iquote cmd
 
 BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
            config.c file.c meta.c report.c xml.c iso.c seed.c form.c clock.c proc.c)
-DB_SRC   = $(addprefix lib/db/,db.c sqlite.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
+DB_SRC   = $(addprefix lib/db/,db.c sqlite.c pg.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
            request.c rebalance.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
 VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \
@@ -78,9 +79,9 @@ PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-watch 
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-migrate vm-rebalance
 NET_PROGS  = vm-master vm-connect
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows
+UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows test_dialect
 
-CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema.gen.o
+CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema-sqlite.gen.o $(O)/schema-postgresql.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)
 NET_OBJ  = $(NET_SRC:%.c=$(O)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(O)/%.o)
@@ -92,19 +93,25 @@ all: $(BINS)
 # What a file may include: its own layer and the ones below; cmd/ and test/ see all.
 INC = $(ALL_INC)
 $(foreach l,$(LAYERS),$(eval $$(O)/lib/$(l)/%.o: INC = $$(call layer_inc,$(l))))
-$(O)/schema.gen.o: INC = $(call layer_inc,db)
+$(O)/schema-%.gen.o: INC = $(call layer_inc,db)
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(O)/schema.gen.c: scripts/embed-schema $(sort $(wildcard schema/*.sql))
+# Each engine's migrations, compiled in: schema/sqlite/ and schema/postgresql/.
+$(O)/schema-sqlite.gen.c: scripts/embed-schema $(sort $(wildcard schema/sqlite/*.sql))
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  GEN     $@")
-	$(Q)scripts/embed-schema $(sort $(wildcard schema/*.sql)) > $@.tmp && mv $@.tmp $@
+	$(Q)scripts/embed-schema vdi_migrations $(sort $(wildcard schema/sqlite/*.sql)) > $@.tmp && mv $@.tmp $@
 
-$(O)/schema.gen.o: $(O)/schema.gen.c
+$(O)/schema-postgresql.gen.c: scripts/embed-schema $(sort $(wildcard schema/postgresql/*.sql))
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)scripts/embed-schema vdi_migrations_pg $(sort $(wildcard schema/postgresql/*.sql)) > $@.tmp && mv $@.tmp $@
+
+$(O)/schema-%.gen.o: $(O)/schema-%.gen.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -169,7 +176,7 @@ bench: deps
 
 lint:
 	shellcheck scripts/vdi-lab scripts/mkguest scripts/install-deps scripts/demo scripts/embed-schema scripts/check-layers test/run .ci/run \
-		test/bench/run test/bench/copy
+		test/bench/run test/bench/copy test/bench/pg-assign test/pg-server
 	shellcheck -s bash scripts/vdi-tools.bash-completion
 	for m in man/*.[157]; do mandoc -T lint -W warning $$m || exit 1; done
 

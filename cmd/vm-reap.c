@@ -128,7 +128,7 @@ main(int argc, char **argv)
 		code = rc;
 		goto out;
 	}
-	rc = vdi_reaper_lock(c.cfg.db, &lockfd, &err);
+	rc = vdi_reaper_lock(c.db, &lockfd, &err);
 	if (rc <= 0) {
 		if (rc == 0)
 			vdi_cli_info(&c, "another vm-reap is running; skipping this run");

@@ -82,10 +82,10 @@ main(int argc, char **argv)
 		code = rc;
 		goto out;
 	}
-	rc = vdi_watch_lock(c.cfg.db, &lockfd, &err);
+	rc = vdi_watch_lock(c.db, &lockfd, &err);
 	if (rc <= 0) {
 		if (rc == 0)
-			vdi_err_set(&err, VDI_R_CONFLICT, "another vm-watch watches %s", c.cfg.db);
+			vdi_err_set(&err, VDI_R_CONFLICT, "another vm-watch watches %s", vdi_db_path(c.db));
 		code = vdi_cli_fail(&c, &err);
 		goto out;
 	}

@@ -29,6 +29,7 @@ static const struct {
 	[VDI_R_TOKEN_SPENT] = { "token-spent", VDI_ECONFLICT },
 	[VDI_R_HOST_DOWN] = { "host-down", VDI_ETEMP },
 	[VDI_R_DB_BUSY] = { "db-busy", VDI_ETEMP },
+	[VDI_R_DB_DOWN] = { "db-down", VDI_ETEMP },
 };
 
 int

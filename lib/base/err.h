@@ -64,6 +64,7 @@ enum vdi_reason {
 	VDI_R_TOKEN_SPENT,     /* 5: a token used before */
 	VDI_R_HOST_DOWN,       /* 75: a host does not answer */
 	VDI_R_DB_BUSY,         /* 75: the VMDB stayed locked past the busy timeout */
+	VDI_R_DB_DOWN,         /* 75: the VMDB's server cannot be reached, or went away */
 	VDI_R_MAX
 };
 

@@ -17,13 +17,45 @@
 #include "engine.h"
 
 int
-vdi_db_schema_version(void)
+vdi_migrations_count(const struct vdi_migration *m)
 {
 	int n = 0;
 
-	while (vdi_migrations[n].sql)
+	while (m[n].sql)
 		n++;
 	return n;
+}
+
+int
+vdi_db_schema_version(void)
+{
+	return vdi_migrations_count(vdi_migrations);
+}
+
+bool
+vdi_db_name_is_pg(const char *name)
+{
+	size_t k;
+
+	if (!strncmp(name, "postgresql://", 13) || !strncmp(name, "postgres://", 11))
+		return true;
+	/* A libpq keyword string: KEYWORD= first (a path never starts so in practice). */
+	k = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
+	return k > 0 && name[k + strspn(name + k, " ")] == '=';
+}
+
+const char *
+vdi_db_engine_name(const struct vdi_db *db)
+{
+	return db->eng->name;
+}
+
+const char *
+vdi_db_indexed_by(const struct vdi_db *db, const char *index, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s", db->eng->indexed_by && index ? " INDEXED BY " : "",
+		 db->eng->indexed_by && index ? index : "");
+	return buf;
 }
 
 static char *
@@ -41,14 +73,9 @@ actor_name(void)
 
 /* The engine a VMDB's name asks for. */
 static const struct vdi_db_engine *
-engine_of(const char *name, struct vdi_err *err)
+engine_of(const char *name)
 {
-	if (!strncmp(name, "postgresql://", 13) || !strncmp(name, "postgres://", 11)) {
-		vdi_err_set(err, VDI_R_USAGE, "VMDB %.200s: this vdi-tools keeps its VMDB in an SQLite "
-			    "file only; give a path", name);
-		return NULL;
-	}
-	return &vdi_db_sqlite;
+	return vdi_db_name_is_pg(name) ? &vdi_db_postgresql : &vdi_db_sqlite;
 }
 
 int
@@ -59,8 +86,10 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 	struct vdi_db *db = NULL;
 
 	*out = NULL;
-	if (!(eng = engine_of(path, err)) || eng->open(&db, path, busy_ms, err) < 0)
+	eng = engine_of(path);
+	if (eng->open(&db, path, busy_ms, err) < 0)
 		return -1;
+	db->name = vdi_xstrdup(path);
 	db->program = vdi_xstrdup(program);
 	db->who = actor_name();
 	*out = db;
@@ -70,7 +99,7 @@ vdi_db_open(struct vdi_db **out, const char *path, int64_t busy_ms,
 int
 vdi_db_reopen(struct vdi_db *db, struct vdi_db **out, struct vdi_err *err)
 {
-	if (vdi_db_open(out, db->path, db->busy_ms, db->program, err) < 0)
+	if (vdi_db_open(out, db->name, db->busy_ms, db->program, err) < 0)
 		return -1;
 	vdi_db_set_who(*out, db->who);
 	(*out)->dry_run = db->dry_run;
@@ -80,8 +109,10 @@ vdi_db_reopen(struct vdi_db *db, struct vdi_db **out, struct vdi_err *err)
 void
 vdi_db_close(struct vdi_db *db)
 {
-	if (db)
+	if (db) {
+		free(db->name);
 		db->eng->close(db);
+	}
 }
 
 const char *
@@ -162,6 +193,14 @@ vdi_db_prepare(struct vdi_db *db, struct vdi_stmt **st, const char *sql, struct 
 }
 
 int
+vdi_db_prepare_walk(struct vdi_db *db, struct vdi_stmt **st, const char *sql, struct vdi_err *err)
+{
+	if ((db->eng->prepare_walk ? db->eng->prepare_walk : db->eng->prepare)(db, st, sql) < 0)
+		return vdi_db_fail(db, "VMDB query", err);
+	return 0;
+}
+
+int
 vdi_db_step(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct vdi_err *err)
 {
 	if (vdi_stmt_step(st) == VDI_DB_ERROR)
@@ -185,7 +224,7 @@ vdi_db_step_row(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct
 int
 vdi_db_begin(struct vdi_db *db, bool write, struct vdi_err *err)
 {
-	return vdi_db_exec(db, write ? db->eng->begin_write : "BEGIN", err);
+	return vdi_db_exec(db, write ? db->eng->begin_write : db->eng->begin_read, err);
 }
 
 int
@@ -342,6 +381,13 @@ vdi_stmt_strdup(struct vdi_stmt *st, int col)
 }
 
 /* ---- shared by every row's file ---- */
+
+int
+vdi_db_lock(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_err *err)
+{
+	*fd = -1;
+	return db->eng->lock(db, name, wait, fd, err);
+}
 
 int
 vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const char *key,

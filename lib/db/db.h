@@ -4,13 +4,19 @@
  *
  * The rows' files (host.c, master.c, uservm.c, session.c, ...) write their
  * SQL once and run it through this interface; only a backend file speaks
- * an engine's API (lib/db/sqlite.c for SQLite, the default; scripts/
- * check-layers refuses the SQLite API anywhere else).  A backend implements
+ * an engine's API (lib/db/sqlite.c for SQLite, the default, lib/db/pg.c
+ * for PostgreSQL; scripts/check-layers refuses either API anywhere else).
+ * The SQL is written once, in what SQLite 3.40 and PostgreSQL 15 both
+ * take (ON CONFLICT, RETURNING, ?N placeholders, no scalar max/min, no
+ * column named user), with a named hook where they cannot agree
+ * (vdi_db_indexed_by; the write lock is each engine's begin_write).  A backend implements
  * struct vdi_db_engine (engine.h); db.c picks it from the VMDB's name and
  * keeps what every engine shares: transactions with -n, claims, events.
  *
  * Opening.  vdi_db_open() takes what VDI_DB (or vmdb= in vdi.conf) says:
- * a path names an SQLite file.  The SQLite backend creates the file (mode
+ * a postgresql:// or postgres:// URI, or a libpq keyword string (it begins
+ * KEYWORD=), names a PostgreSQL database (lib/db/pg.c); anything else is a
+ * path and names an SQLite file.  The SQLite backend creates the file (mode
  * 0600, parent folders 0750) on first use, turns on WAL, foreign keys and
  * a busy timeout, and applies the migrations in schema/ (compiled in) in
  * order, by PRAGMA user_version.  A VMDB written by a newer vdi-tools is
@@ -28,7 +34,8 @@
  * (NULL is fine).  A new row's id comes back through RETURNING id, as a row.
  *
  * Errors.  The engine's errors map to reasons in one place (vdi_db_fail):
- * busy past the timeout -> VDI_R_DB_BUSY (exit 75), a constraint ->
+ * busy past the timeout -> VDI_R_DB_BUSY (exit 75), a server that cannot
+ * be reached or went away -> VDI_R_DB_DOWN (75), a constraint ->
  * VDI_R_CONFLICT (5), a full disk -> VDI_R_IO (1), read-only -> VDI_R_FAIL.
  *
  * Ownership.  The caller owns the struct vdi_db that vdi_db_open() gives
@@ -62,7 +69,10 @@ struct vdi_migration {
 	const char *name;
 	const char *sql;
 };
+/* Each engine's migrations, ended by { 0, NULL, NULL }: schema/sqlite/, schema/postgresql/. */
 extern const struct vdi_migration vdi_migrations[];
+extern const struct vdi_migration vdi_migrations_pg[];
+int vdi_migrations_count(const struct vdi_migration *m);
 
 struct vdi_db;   /* a connection to the VMDB */
 struct vdi_stmt; /* a prepared statement of one connection */
@@ -85,8 +95,18 @@ void vdi_db_close(struct vdi_db *db);
  */
 int vdi_db_reopen(struct vdi_db *db, struct vdi_db **out, struct vdi_err *err);
 
-/* The schema version this build knows. */
+/* The SQLite schema version this build knows. */
 int vdi_db_schema_version(void);
+/* Does name (VDI_DB, vmdb=) name a PostgreSQL database rather than an SQLite file? */
+bool vdi_db_name_is_pg(const char *name);
+/* "SQLite" or "PostgreSQL". */
+const char *vdi_db_engine_name(const struct vdi_db *db);
+/*
+ * The dialect hook for SQLite's INDEXED BY: " INDEXED BY index" where the
+ * engine takes it (a plan that cannot use the index fails loudly), "" where
+ * it does not (PostgreSQL's planner chooses).  Into buf; returns buf.
+ */
+const char *vdi_db_indexed_by(const struct vdi_db *db, const char *index, char *buf, size_t len);
 
 /* What the VMDB was opened from; whether it is read-only. */
 const char *vdi_db_path(const struct vdi_db *db);
@@ -108,6 +128,13 @@ int64_t vdi_db_changes(struct vdi_db *db);
 /* Run SQL without results (one or more statements). */
 int vdi_db_exec(struct vdi_db *db, const char *sql, struct vdi_err *err);
 int vdi_db_prepare(struct vdi_db *db, struct vdi_stmt **st, const char *sql, struct vdi_err *err);
+/*
+ * A query whose rows the caller walks and may stop reading early (an index
+ * walk: vm-assign's quick path).  The same as vdi_db_prepare on SQLite,
+ * which steps lazily; on PostgreSQL, inside a transaction, the rows come a
+ * few at a time through a cursor instead of all at once.
+ */
+int vdi_db_prepare_walk(struct vdi_db *db, struct vdi_stmt **st, const char *sql, struct vdi_err *err);
 /* Step a statement that changes rows (a row back, from RETURNING, is fine too). */
 int vdi_db_step(struct vdi_db *db, struct vdi_stmt *st, const char *what, struct vdi_err *err);
 /*
@@ -179,6 +206,16 @@ int vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, cons
  */
 int vdi_db_insert_names(struct vdi_db *db, const char *sql, int64_t id, char *const *names, size_t n,
 			const char *what, struct vdi_err *err);
+
+/*
+ * A singleton's lock ("reap", "watch", "rebalance"): one holder at a time
+ * per VMDB.  On SQLite a file beside the VMDB (VMDB.NAME.lock, flock(2):
+ * the machine's processes); on PostgreSQL a session advisory lock, which
+ * every machine that uses the database sees.  Held until *fd is closed
+ * (SQLite; -1 on PostgreSQL) and the connection is.  1 taken, 0 held by
+ * another (wait: wait for it instead), -1 error.
+ */
+int vdi_db_lock(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_err *err);
 
 /* Append an event (inside the caller's transaction). */
 int vdi_event_add(struct vdi_db *db, const char *object, const char *action,

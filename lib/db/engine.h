@@ -1,6 +1,6 @@
 /*
  * engine.h - what a VMDB backend implements, for db.c and the backends
- * only (sqlite.c); the rows' files use db.h and never this.
+ * only (sqlite.c, pg.c); the rows' files use db.h and never this.
  *
  * A backend's open() allocates its own connection struct with struct
  * vdi_db first, fills the common fields, and returns it; its prepare()
@@ -17,7 +17,8 @@
 
 struct vdi_db {
 	const struct vdi_db_engine *eng;
-	char *path;    /* what it was opened from */
+	char *path;    /* what it was opened from, as shown (a password redacted) */
+	char *name;    /* what it was opened from, to open again (db.c owns it) */
 	bool readonly;
 	char *program; /* for events: which program acts */
 	char *who;     /* for events: who */
@@ -33,7 +34,15 @@ struct vdi_db_engine {
 	const char *name;
 	/* SQL that begins a write transaction with the write lock taken now. */
 	const char *begin_write;
+	/* SQL that begins a read transaction: one consistent view of the VMDB. */
+	const char *begin_read;
+	/* Its schema's migrations (schema/ENGINE/, compiled in). */
+	const struct vdi_migration *migrations;
+	/* Does it take SQLite's INDEXED BY (see vdi_db_indexed_by)? */
+	bool indexed_by;
 	int (*open)(struct vdi_db **out, const char *name, int64_t busy_ms, struct vdi_err *err);
+	/* vdi_db_lock: a singleton lock for the connection's life; *fd is a file to close, or -1. */
+	int (*lock)(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_err *err);
 	void (*close)(struct vdi_db *db);
 	int (*fail)(struct vdi_db *db, const char *what, struct vdi_err *err);
 	bool (*conflict)(struct vdi_db *db);
@@ -41,6 +50,8 @@ struct vdi_db_engine {
 	bool (*in_tx)(struct vdi_db *db);
 	int (*exec)(struct vdi_db *db, const char *sql);
 	int (*prepare)(struct vdi_db *db, struct vdi_stmt **st, const char *sql);
+	/* vdi_db_prepare_walk; NULL: prepare serves. */
+	int (*prepare_walk)(struct vdi_db *db, struct vdi_stmt **st, const char *sql);
 	int (*step)(struct vdi_stmt *st);
 	void (*reset)(struct vdi_stmt *st);
 	void (*clear)(struct vdi_stmt *st);
@@ -56,5 +67,6 @@ struct vdi_db_engine {
 };
 
 extern const struct vdi_db_engine vdi_db_sqlite;
+extern const struct vdi_db_engine vdi_db_postgresql;
 
 #endif

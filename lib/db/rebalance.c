@@ -301,7 +301,7 @@ load_sessions(struct vdi_db *db, const struct vdi_rebalance_opts *o, struct vdi_
 	struct vdi_stmt *st = NULL, *tq = NULL;
 	int rc;
 
-	if (vdi_db_prepare(db, &st, "SELECT s.id, u.user, s.host_id, u.pool, s.mem, s.vcpus, "
+	if (vdi_db_prepare(db, &st, "SELECT s.id, u.username, s.host_id, u.pool, s.mem, s.vcpus, "
 			   "s.state = 'running' AND s.kind = 'desktop' AND (s.migrated IS NULL OR s.migrated <= ?1), "
 			   "s.uservm_id, (SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = s.uservm_id) "
 			   "FROM sessions s JOIN uservms u ON u.id = s.uservm_id "
@@ -393,11 +393,11 @@ vdi_rebalance_plan_clear(struct vdi_rebalance_plan *p)
 int
 vdi_rebalance_lock(struct vdi_db *db, void (*waiting)(void *ctx), void *ctx, int *fd, struct vdi_err *err)
 {
-	int rc = vdi_file_lock_beside(vdi_db_path(db), ".rebalance.lock", false, fd, err);
+	int rc = vdi_db_lock(db, "rebalance", false, fd, err);
 
 	if (rc != 0)
 		return rc;
 	if (waiting)
 		waiting(ctx);
-	return vdi_file_lock_beside(vdi_db_path(db), ".rebalance.lock", true, fd, err);
+	return vdi_db_lock(db, "rebalance", true, fd, err);
 }

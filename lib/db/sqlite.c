@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include "file.h"
 #include "mem.h"
 #include "engine.h"
 
@@ -563,6 +564,16 @@ fail:
 	return -1;
 }
 
+/* The file VMDB.NAME.lock beside the VMDB's real path (see vdi_db_lock). */
+static int
+sq_lock(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_err *err)
+{
+	char suffix[64];
+
+	snprintf(suffix, sizeof(suffix), ".%s.lock", name);
+	return vdi_file_lock_beside(db->path, suffix, wait, fd, err);
+}
+
 static void
 sq_close(struct vdi_db *db)
 {
@@ -584,7 +595,11 @@ sq_close(struct vdi_db *db)
 const struct vdi_db_engine vdi_db_sqlite = {
 	.name = "SQLite",
 	.begin_write = "BEGIN IMMEDIATE",
+	.begin_read = "BEGIN",
+	.migrations = vdi_migrations,
+	.indexed_by = true,
 	.open = sq_open,
+	.lock = sq_lock,
 	.close = sq_close,
 	.fail = sq_fail,
 	.conflict = sq_conflict,

@@ -43,9 +43,9 @@ vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session
 }
 
 int
-vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err)
+vdi_reaper_lock(struct vdi_db *db, int *fd, struct vdi_err *err)
 {
-	return vdi_file_lock_beside(db_path, ".reap.lock", false, fd, err);
+	return vdi_db_lock(db, "reap", false, fd, err);
 }
 
 static const struct vdi_session *

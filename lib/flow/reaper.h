@@ -68,10 +68,11 @@ int vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *wors
 void vdi_reaper_opts_config(struct vdi_reaper_opts *o, const struct vdi_config *cfg);
 
 /*
- * One vm-reap at a time per VMDB: the lock file DB.reap.lock beside its real path (never
- * through a symlink).  1 locked (*fd holds it), 0 another run holds it.
+ * One vm-reap at a time per VMDB (vdi_db_lock "reap": the file DB.reap.lock beside an
+ * SQLite VMDB's real path, never through a symlink; an advisory lock on PostgreSQL).
+ * 1 locked (*fd, if not -1, holds it), 0 another run holds it.
  */
-int vdi_reaper_lock(const char *db_path, int *fd, struct vdi_err *err);
+int vdi_reaper_lock(struct vdi_db *db, int *fd, struct vdi_err *err);
 
 /*
  * Remove host name.  Its sessions that are not ended refuse it (5) unless

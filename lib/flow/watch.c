@@ -106,9 +106,9 @@ say(struct watch *w, const char *fmt, ...)
 }
 
 int
-vdi_watch_lock(const char *db_path, int *fd, struct vdi_err *err)
+vdi_watch_lock(struct vdi_db *db, int *fd, struct vdi_err *err)
 {
-	return vdi_file_lock_beside(db_path, ".watch.lock", false, fd, err);
+	return vdi_db_lock(db, "watch", false, fd, err);
 }
 
 /* ---- the callbacks: libvirt's event thread; they only queue ---- */

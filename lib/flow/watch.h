@@ -58,8 +58,11 @@ struct vdi_watch_opts {
  */
 int vdi_watch_run(struct vdi_db *db, const struct vdi_watch_opts *o, struct vdi_err *err);
 
-/* One vm-watch per VMDB: the lock file DB.watch.lock beside its real path.  1 locked (*fd holds it), 0 another holds it. */
-int vdi_watch_lock(const char *db_path, int *fd, struct vdi_err *err);
+/*
+ * One vm-watch per VMDB (vdi_db_lock "watch": DB.watch.lock beside an SQLite VMDB, an
+ * advisory lock on PostgreSQL).  1 locked (*fd, if not -1, holds it), 0 another holds it.
+ */
+int vdi_watch_lock(struct vdi_db *db, int *fd, struct vdi_err *err);
 
 
 #endif
