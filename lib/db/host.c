@@ -168,14 +168,14 @@ apply_spec(struct vdi_db *db, int64_t id, const struct vdi_host_spec *s, struct 
 	if (vdi_db_prepare(db, &st,
 			   "UPDATE hosts SET "
 			   " pool = coalesce(?2, pool),"
-			   " max_sessions = CASE WHEN ?3 THEN ?4 ELSE max_sessions END,"
-			   " cpu_ratio = CASE WHEN ?5 THEN ?6 ELSE cpu_ratio END,"
-			   " ram_ratio = CASE WHEN ?7 THEN ?8 ELSE ram_ratio END,"
-			   " reserve_mem = CASE WHEN ?9 THEN ?10 ELSE reserve_mem END,"
-			   " display_address = CASE WHEN ?11 THEN nullif(?12, '') ELSE display_address END,"
-			   " network = CASE WHEN ?13 THEN nullif(?14, '') ELSE network END,"
-			   " bridge = CASE WHEN ?13 THEN nullif(?15, '') ELSE bridge END,"
-			   " migration_uri = CASE WHEN ?16 THEN nullif(?17, '') ELSE migration_uri END"
+			   " max_sessions = CASE WHEN ?3 <> 0 THEN ?4 ELSE max_sessions END,"
+			   " cpu_ratio = CASE WHEN ?5 <> 0 THEN ?6 ELSE cpu_ratio END,"
+			   " ram_ratio = CASE WHEN ?7 <> 0 THEN ?8 ELSE ram_ratio END,"
+			   " reserve_mem = CASE WHEN ?9 <> 0 THEN ?10 ELSE reserve_mem END,"
+			   " display_address = CASE WHEN ?11 <> 0 THEN nullif(?12, '') ELSE display_address END,"
+			   " network = CASE WHEN ?13 <> 0 THEN nullif(?14, '') ELSE network END,"
+			   " bridge = CASE WHEN ?13 <> 0 THEN nullif(?15, '') ELSE bridge END,"
+			   " migration_uri = CASE WHEN ?16 <> 0 THEN nullif(?17, '') ELSE migration_uri END"
 			   " WHERE id = ?1", err) < 0)
 		return -1;
 	vdi_stmt_bind_int64(st, 1, id);

@@ -27,6 +27,9 @@
  * so a migration either happens whole or not at all.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -583,7 +586,7 @@ pg_col_null(struct vdi_stmt *st, int col)
 
 /* Where a server's notices would go: nowhere (the library never prints). */
 static void
-no_notice(void *arg, const char *msg)
+no_notice(void *arg, const PGresult *res)
 {
 }
 
@@ -654,12 +657,25 @@ static int
 marker(struct pg_db *db, int *version, struct vdi_err *err)
 {
 	char *v = NULL;
+	long long marked = 0, tables = 0;
 	int rc = -1;
 
-	if (query_text(db, "SELECT to_regclass('vdi_meta') IS NOT NULL", &v, err) < 0)
+	/*
+	 * One statement, one snapshot: another command may be making this
+	 * database a VMDB right now, and its tables and its marker appear
+	 * together, in one commit.
+	 */
+	if (query_text(db, "SELECT count(*) FILTER (WHERE c.relname = 'vdi_meta') || ' ' || count(*) "
+		       "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		       "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v', 'p', 'm', 'f')", &v, err) < 0)
 		return -1;
-	if (v && !strcmp(v, "t")) {
+	if (!v || sscanf(v, "%lld %lld", &marked, &tables) != 2) {
 		free(v);
+		return vdi_err_set(err, VDI_R_FAIL, "VMDB %s: cannot read its catalog", db->base.path);
+	}
+	free(v);
+	v = NULL;
+	if (marked) {
 		if (query_text(db, "SELECT app_id || ' ' || schema_version FROM vdi_meta", &v, err) < 0)
 			return -1;
 		long long app = 0;
@@ -668,11 +684,7 @@ marker(struct pg_db *db, int *version, struct vdi_err *err)
 		rc = 0;
 		goto out;
 	}
-	free(v);
-	if (query_text(db, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		       "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v', 'p', 'm', 'f')", &v, err) < 0)
-		return -1;
-	*version = v && !strcmp(v, "0") ? -1 : -2;
+	*version = tables == 0 ? -1 : -2;
 	rc = 0;
 out:
 	free(v);
@@ -762,6 +774,47 @@ connect_error(struct pg_db *db, struct vdi_err *err)
 	return vdi_err_set(err, VDI_R_DB_DOWN, "cannot open VMDB %s: %s; try again", db->base.path, line);
 }
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Connect with the notice receiver in place from the start (a server
+ * shutting down may send its FATAL as the connection completes: libpq's
+ * default receiver would print it), within timeout_s: libpq does not keep
+ * connect_timeout for a connection polled by its caller.
+ */
+static int
+connect_quiet(struct pg_db *p, const char *const *keys, const char *const *vals, int timeout_s,
+	      struct vdi_err *err)
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int64_t end = mono_ms() + (int64_t)timeout_s * 1000;
+
+	if (!(p->h = PQconnectStartParams(keys, vals, 1)))
+		return vdi_err_set(err, VDI_R_FAIL, "cannot open VMDB %s: no memory", p->base.path);
+	PQsetNoticeReceiver(p->h, no_notice, NULL);
+	if (PQstatus(p->h) == CONNECTION_BAD)
+		return connect_error(p, err);
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = { .fd = PQsocket(p->h), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
+		int64_t left = end - mono_ms();
+		if (left <= 0)
+			return vdi_err_set(err, VDI_R_DB_DOWN, "cannot open VMDB %s: no answer within %d s; try again",
+					   p->base.path, timeout_s);
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			return vdi_err_set(err, VDI_R_DB_DOWN, "cannot open VMDB %s: %s; try again", p->base.path,
+					   strerror(errno));
+		st = PQconnectPoll(p->h);
+	}
+	return PQstatus(p->h) == CONNECTION_OK ? 0 : connect_error(p, err);
+}
+
 static void pg_close(struct vdi_db *db);
 
 static int
@@ -773,7 +826,8 @@ pg_open(struct vdi_db **out, const char *name, int64_t busy_ms, struct vdi_err *
 	struct pg_db *p = vdi_xcalloc(1, sizeof(*p));
 	struct vdi_db *db = &p->base;
 	PQconninfoOption *opts;
-	char *parse_err = NULL, sql[160], *ro = NULL;
+	char *parse_err = NULL, sql[256], *ro = NULL;
+	int timeout_s = 10;
 
 	*out = NULL;
 	db->eng = &vdi_db_postgresql;
@@ -788,19 +842,19 @@ pg_open(struct vdi_db **out, const char *name, int64_t busy_ms, struct vdi_err *
 		PQfreemem(parse_err);
 		goto fail;
 	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (!strcmp(o->keyword, "connect_timeout") && o->val && atoi(o->val) > 0)
+			timeout_s = atoi(o->val);
 	PQconninfoFree(opts);
-	p->h = PQconnectdbParams(keys, vals, 1);
-	if (!p->h) {
-		vdi_err_set(err, VDI_R_FAIL, "cannot open VMDB %s: no memory", db->path);
+	if (connect_quiet(p, keys, vals, timeout_s, err) < 0)
 		goto fail;
-	}
-	if (PQstatus(p->h) != CONNECTION_OK) {
-		connect_error(p, err);
-		goto fail;
-	}
-	PQsetNoticeProcessor(p->h, no_notice, NULL);
-	/* The busy timeout bounds every wait for a lock; names sort as bytes regardless. */
-	snprintf(sql, sizeof(sql), "SET lock_timeout = %lld; SET client_min_messages = warning",
+	/*
+	 * The busy timeout bounds every wait for a lock.  Over TCP the server
+	 * probes a silent client (keepalives), so a machine that vanishes lets
+	 * go of its locks (vm-watch's, vm-reap's) within 25 s.
+	 */
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %lld; SET client_min_messages = warning; "
+		 "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3",
 		 (long long)(busy_ms > 0 ? busy_ms : 1));
 	if (vdi_db_exec(db, sql, err) < 0 || query_text(p, "SHOW transaction_read_only", &ro, err) < 0)
 		goto fail;
