@@ -7,6 +7,7 @@
  * change is one line on stderr, which systemd puts in the journal.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,20 +18,24 @@
 #include "watch.h"
 
 static const char usage[] =
-	"usage: vm-watch [--db PATH] [-q] [-v] [--rescan DURATION]\n"
+	"usage: vm-watch [--db PATH] [-q] [-v] [--rescan DURATION] [--standby]\n"
 	"       vm-watch -h | --help | --version\n"
 	"\n"
 	"Runs until SIGTERM or SIGINT, logging one line per state change on stderr.\n"
+	"--standby: while another vm-watch watches this VMDB, wait and take over\n"
+	"when it stops.\n"
 	"Exit: 0 stopped by a signal, 1 failure, 2 usage, 5 another vm-watch watches\n"
-	"this VMDB.  See vm-watch(1).\n";
+	"this VMDB (without --standby).  See vm-watch(1).\n";
 
 enum {
 	OPT_RESCAN = VDI_OPT_FIRST_PRIVATE,
+	OPT_STANDBY,
 };
 
 static const struct option opts[] = {
 	VDI_CLI_OPTS,
 	{ "rescan", required_argument, NULL, OPT_RESCAN },
+	{ "standby", no_argument, NULL, OPT_STANDBY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -60,6 +65,7 @@ main(int argc, char **argv)
 	struct vdi_watch_opts wo = { .rescan_ms = 5000, .backoff_max_ms = 60000 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	int o, rc, code = 0, lockfd = -1;
+	bool standby = false;
 
 	vdi_cli_init(&c, "vm-watch", usage);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT, opts, NULL)) != -1) {
@@ -72,6 +78,9 @@ main(int argc, char **argv)
 				vdi_cli_usage_error(&c, "--rescan: %s", err.msg[0] ? err.msg :
 						    "between 100ms and a third of 30s");
 			break;
+		case OPT_STANDBY:
+			standby = true;
+			break;
 		default:
 			vdi_cli_usage_error(&c, "unknown option");
 		}
@@ -82,15 +91,23 @@ main(int argc, char **argv)
 		code = rc;
 		goto out;
 	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	rc = vdi_watch_lock(c.db, &lockfd, &err);
+	if (rc == 0 && standby) {
+		log_line(&c, "standby: another vm-watch watches; taking over when it stops");
+		rc = vdi_watch_lock_wait(c.db, &stop, &lockfd, &err);
+		if (rc == 0) /* stopped while waiting */
+			goto out;
+		if (rc > 0)
+			log_line(&c, "taking over");
+	}
 	if (rc <= 0) {
 		if (rc == 0)
 			vdi_err_set(&err, VDI_R_CONFLICT, "another vm-watch watches %s", vdi_db_path(c.db));
 		code = vdi_cli_fail(&c, &err);
 		goto out;
 	}
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	wo.connect_timeout_ms = c.cfg.poll_timeout;
 	wo.stop = &stop;

@@ -111,6 +111,16 @@ vdi_watch_lock(struct vdi_db *db, int *fd, struct vdi_err *err)
 	return vdi_db_lock(db, "watch", false, fd, err);
 }
 
+int
+vdi_watch_lock_wait(struct vdi_db *db, volatile sig_atomic_t *stop, int *fd, struct vdi_err *err)
+{
+	int rc;
+
+	while ((rc = vdi_watch_lock(db, fd, err)) == 0 && !*stop)
+		usleep(500 * 1000);
+	return rc;
+}
+
 /* ---- the callbacks: libvirt's event thread; they only queue ---- */
 
 static void

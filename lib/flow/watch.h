@@ -63,6 +63,13 @@ int vdi_watch_run(struct vdi_db *db, const struct vdi_watch_opts *o, struct vdi_
  * advisory lock on PostgreSQL).  1 locked (*fd, if not -1, holds it), 0 another holds it.
  */
 int vdi_watch_lock(struct vdi_db *db, int *fd, struct vdi_err *err);
+/*
+ * A standby's wait (vm-watch --standby): try the lock every half second
+ * until it is free (the watcher that held it stopped, was killed, or its
+ * machine's connection to the VMDB closed) or *stop is set.  1 locked, 0
+ * stopped, -1 error.
+ */
+int vdi_watch_lock_wait(struct vdi_db *db, volatile sig_atomic_t *stop, int *fd, struct vdi_err *err);
 
 
 #endif
