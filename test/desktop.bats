@@ -39,10 +39,10 @@ running_session() {
 @test "a user VM is prepared once: its first boot runs on its own disk, powers off, and the hostname stays there" {
 	run_vdi vm-copy --master guest -o json alice
 	assert_equal "$(jq -r '.[0].state' <<<"$output")" ready
-	assert_equal "$(sql "select state from uservms where user = 'alice'")" ready
-	[ -n "$(sql "select prepared from uservms where user = 'alice'")" ]
+	assert_equal "$(sql "select state from uservms where username = 'alice'")" ready
+	[ -n "$(sql "select prepared from uservms where username = 'alice'")" ]
 	# The first boot was a session of kind prepare, placed and reserved like a desktop, ended poweroff.
-	assert_equal "$(sql "select kind || ' ' || state || ' ' || reason || ' ' || (overlay is null) from sessions")" \
+	assert_equal "$(sql "select kind || ' ' || state || ' ' || reason || ' ' || (case when overlay is null then 1 else 0 end) from sessions")" \
 		"prepare ended poweroff 1"
 	run grep -c "first boot of instance vdi-uservm-1: applying hostname=alice power_state=poweroff" "$(console_of alice)"
 	assert_output 1
@@ -93,7 +93,7 @@ running_session() {
 	run_vdi vm-ls -o json alice
 	assert_equal "$(jq -r '.[0].address' <<<"$output")" "$ip"
 	# The MAC is the user VM's: 02:56:44 and its id, on every host and in every session.
-	id=$(sql "select id from uservms where user = 'alice'")
+	id=$(sql "select id from uservms where username = 'alice'")
 	running_session
 	virsh -q -c "$(lab_uri "$host")" dumpxml "$dom" | grep -q "<mac address='02:56:44:00:00:0$id'/>"
 }
@@ -163,7 +163,7 @@ running_session() {
 	printf 'domain_type = qemu\nprepare_timeout = 3s\n' >"$VDI_CONFIG"
 	run_vdi 1 vm-copy --master blank dave
 	assert_output --partial "vm-copy: error: dave: its first boot did not power off within prepare_timeout; the user VM is failed (vm-copy dave again retries)"
-	assert_equal "$(sql "select state from uservms where user = 'dave'")" failed
+	assert_equal "$(sql "select state from uservms where username = 'dave'")" failed
 	assert_equal "$(sql "select kind || ' ' || reason from sessions")" "prepare expired"
 	run_vdi vm-ls -o json dave
 	assert_equal "$(jq -r '.[0].vm' <<<"$output")" failed
@@ -190,12 +190,12 @@ running_session() {
 	done
 	kill -9 "$pid"
 	wait "$pid" || true
-	assert_equal "$(sql "select state from uservms where user = 'erin'")" preparing
+	assert_equal "$(sql "select state from uservms where username = 'erin'")" preparing
 	wait_console erin "power_state: powering off"
 	running_session
 	wait_domain_gone "$host" "$dom"
 	run_vdi vm-reap -q
-	assert_equal "$(sql "select state from uservms where user = 'erin'")" ready
+	assert_equal "$(sql "select state from uservms where username = 'erin'")" ready
 	assert_equal "$(sql "select reason from sessions where domain = '$dom'")" poweroff
 	run_vdi vm-start erin
 }
@@ -240,16 +240,16 @@ PY
 @test "a vm-copy killed between its copy and the first boot: vm-reap fails the user VM, vm-copy again prepares it" {
 	VDI_TEST_STOP_AT=preparing run timeout 60 vm-copy --master guest fay
 	[ "$status" -ne 0 ]
-	assert_equal "$(sql "select state || ' ' || (select count(*) from sessions) from uservms where user = 'fay'")" \
+	assert_equal "$(sql "select state || ' ' || (select count(*) from sessions) from uservms where username = 'fay'")" \
 		"preparing 0"
 	run_vdi 5 vm-start fay
 	assert_output --partial "is being prepared (its first boot)"
 	run_vdi vm-reap -n
 	assert_output --partial "user VM fay"
-	assert_equal "$(sql "select state from uservms where user = 'fay'")" preparing
+	assert_equal "$(sql "select state from uservms where username = 'fay'")" preparing
 	run_vdi vm-reap
 	assert_output --partial "user VM fay"
-	assert_equal "$(sql "select state from uservms where user = 'fay'")" failed
+	assert_equal "$(sql "select state from uservms where username = 'fay'")" failed
 	run_vdi vm-copy --master guest fay
-	assert_equal "$(sql "select state from uservms where user = 'fay'")" ready
+	assert_equal "$(sql "select state from uservms where username = 'fay'")" ready
 }

@@ -1,7 +1,9 @@
 # helpers.bash - shared set-up for the bats suites.
 #
-# Every test gets its own VMDB ($VDI_DB under the test's temp folder) and an
-# empty config file, so the machine's /etc/vdi/vdi.conf never leaks in.
+# Every test gets its own VMDB and an empty config file, so the machine's
+# /etc/vdi/vdi.conf never leaks in.  The VMDB is an SQLite file under the
+# test's temp folder, or with VDI_TEST_DB=postgresql a database of its own on
+# the run's PostgreSQL server (test/setup_suite.bash starts it, test/pg-server).
 # Suites that need hosts start a lab once per file (lab_start in
 # setup_file, lab_stop in teardown_file): real libvirtd daemons with the
 # QEMU driver, see scripts/vdi-lab.  Daemons are started with fd 3 closed,
@@ -15,9 +17,34 @@ load /usr/lib/bats/bats-support/load.bash
 load /usr/lib/bats/bats-assert/load.bash
 
 common_setup() {
-	export VDI_DB="$BATS_TEST_TMPDIR/vdi.db"
+	if on_pg; then
+		local name="t${BATS_SUITE_TEST_NUMBER}_$RANDOM"
+		createdb -h "$VDI_TEST_PG" -U postgres "$name" || return 1
+		export VDI_DB="host=$VDI_TEST_PG user=postgres dbname=$name"
+	else
+		export VDI_DB="$BATS_TEST_TMPDIR/vdi.db"
+	fi
 	export VDI_CONFIG="$BATS_TEST_TMPDIR/vdi.conf"
 	: >"$VDI_CONFIG"
+}
+
+# on_pg: does this run keep its VMDBs on PostgreSQL (VDI_TEST_DB=postgresql)?
+on_pg() {
+	[ "${VDI_TEST_DB:-sqlite}" = postgresql ]
+}
+
+# sqlite_only WHY: skip a test about the SQLite file itself on a PostgreSQL run.
+sqlite_only() {
+	! on_pg || skip "SQLite only: $*"
+}
+
+# vmdb_made: has a command made the test's VMDB yet?
+vmdb_made() {
+	if on_pg; then
+		[ "$(psql -X -q -At -d "$VDI_DB" -c "select to_regclass('vdi_meta') is not null" 2>/dev/null)" = t ]
+	else
+		[ -s "$VDI_DB" ]
+	fi
 }
 
 # lab_start N: N lab hosts; sets LAB and writes $LAB/hosts (NAME<TAB>URI).
@@ -49,9 +76,68 @@ add_lab_hosts() {
 	done <"$LAB/hosts.tsv"
 }
 
-# sql QUERY: run a query on the test's VMDB.
+# sql QUERY: run a query on the test's VMDB (rows as a|b|c, as sqlite3 prints them).
 sql() {
-	sqlite3 -batch -noheader "$VDI_DB" "$1"
+	if on_pg; then
+		psql -X -q -At -F '|' -v ON_ERROR_STOP=1 -d "$VDI_DB" <<<"$1"
+	else
+		sqlite3 -batch -noheader "$VDI_DB" "$1"
+	fi
+}
+
+# sql_list SEP QUERY: the query's rows (one value each) joined by SEP, in the
+# query's order (what group_concat would say, on either engine).
+sql_list() {
+	sql "$2" | paste -sd "$1"
+}
+
+# vmdb_sum: a checksum of the VMDB's whole content, to show nothing changed.
+vmdb_sum() {
+	if on_pg; then
+		pg_sum "$VDI_DB"
+	else
+		file_sum "$VDI_DB"
+	fi
+}
+
+# pg_sum CONNINFO: a checksum of a PostgreSQL database's content (pg_dump's
+# random \restrict keys left out).
+pg_sum() {
+	pg_dump -d "$1" --no-owner | grep -Ev '^\\(un)?restrict ' | sha256sum | cut -d' ' -f1
+}
+
+# hold_write_lock SECONDS: another process holds the VMDB's write lock for
+# a while (SQLite: BEGIN IMMEDIATE; PostgreSQL: the advisory lock vdi-tools
+# takes); its pid in $holder.  Returns once the lock is taken.
+hold_write_lock() {
+	if on_pg; then
+		psql -X -q -d "$VDI_DB" -c "begin; select pg_advisory_xact_lock(1447315761); select pg_sleep($1); commit" \
+			>/dev/null 3>&- &
+	else
+		sqlite3 "$VDI_DB" 'begin immediate; select 1;' ".shell sleep $1" 'commit;' >/dev/null 3>&- &
+	fi
+	holder=$!
+	sleep 0.5
+}
+
+# hold_singleton NAME SECONDS: another process holds a singleton's lock
+# (vdi_db_lock: "reap", "watch", "rebalance") for a while; its pid in
+# $holder.  SQLite: flock on VMDB.NAME.lock; PostgreSQL: the advisory lock
+# on (1447315761, FNV-1a of NAME), as lib/db/pg.c takes it.
+hold_singleton() {
+	if on_pg; then
+		local h=2166136261 i c
+		for ((i = 0; i < ${#1}; i++)); do
+			printf -v c '%d' "'${1:i:1}"
+			h=$(( ((h ^ c) * 16777619) & 0xffffffff ))
+		done
+		(( h >= 2147483648 )) && h=$(( h - 4294967296 ))
+		psql -X -q -d "$VDI_DB" -c "select pg_advisory_lock(1447315761, $h); select pg_sleep($2)" >/dev/null 3>&- &
+	else
+		flock "$VDI_DB.$1.lock" sleep "$2" 3>&- &
+	fi
+	holder=$!
+	sleep 0.5
 }
 
 # hung_socket PATH: a unix socket that accepts connections and never answers.
@@ -146,7 +232,7 @@ run_vdi() {
 #    and every running session's overlay is there.
 assert_agree() {
 	local bad h d live ov
-	[ -s "$VDI_DB" ] || return 0
+	vmdb_made || return 0
 	bad=$(sql "select name || ': sessions ' || sessions || '/' || sessions_real || ', mem ' || mem_used ||
 		'/' || mem_used_real || ', vcpus ' || vcpus_used || '/' || vcpus_used_real from host_usage_check
 		where sessions <> sessions_real or mem_used <> mem_used_real or vcpus_used <> vcpus_used_real")
@@ -295,7 +381,7 @@ viewer_leaves() {
 	dom=$(sql "select domain from sessions where id = $sid")
 	before=$(dmesg 2>/dev/null | grep -c 'SPICE Worker.*segfault' || true)
 	stop_pidfile "$W/viewer.pid"
-	wait_sql "select disconnected_since is not null from sessions where id = $sid" 1 && return 0
+	wait_sql "select case when disconnected_since is not null then 1 else 0 end from sessions where id = $sid" 1 && return 0
 	if grep -qs 'shutting down, reason=crashed' "$LAB"/h*/log/qemu/"$dom".log &&
 		[ "$(dmesg 2>/dev/null | grep -c 'SPICE Worker.*segfault' || true)" -gt "$before" ]; then
 		skip "QEMU crashed when the viewer left (spice-server's SPICE Worker segfault, upstream)"
@@ -307,6 +393,7 @@ viewer_leaves() {
 # tmpfs of its own, DBFS, so a test can fill its disk (vmdb_fill) and free it
 # (rm "$DBFS/fill"); small_fs_drop, in teardown, unmounts it.
 vmdb_on_small_fs() {
+	sqlite_only "the VMDB file on a small file system"
 	DBFS=$(mktemp -d /tmp/vdi-dbfs.XXXXXX)
 	mount -t tmpfs -o size=4m tmpfs "$DBFS"
 	cp "$VDI_DB" "$VDI_DB-wal" "$DBFS/" # the VMDB keeps its WAL between commands

@@ -77,6 +77,7 @@ teardown() {
 }
 
 @test "the reaper's lock never follows a symlink" {
+	sqlite_only "the lock is a file beside an SQLite VMDB"
 	ln -s "$BATS_TEST_TMPDIR/created-by-reap" "$VDI_DB.reap.lock"
 	run_vdi 1 vm-reap
 	assert_output --partial "a symlink: refused"
@@ -124,7 +125,7 @@ teardown() {
 	wait "$reaper" || true
 	kill -CONT "$(cat "$LAB/h2/libvirtd.pid")"
 	# The VMDB says what runs: alice's desktop is running, and h1 counts it.
-	[ "$(sql "select s.state from sessions s join uservms u on u.id = s.uservm_id where u.user = 'alice'")" = running ]
+	[ "$(sql "select s.state from sessions s join uservms u on u.id = s.uservm_id where u.username = 'alice'")" = running ]
 	[ "$(running_domains h1)" = vdi-s2-alice ]
 	[ "$(sql "select sessions from hosts where name = 'h1'")" = 1 ]
 	# The other order: the reaper commits first, and vm-start then refuses.
@@ -151,7 +152,7 @@ teardown() {
 	run_vdi vm-hosts rm --force h2
 	[ "$(running_domains h2)" = "" ]
 	[ ! -e "$LAB/pool/s1-u1.qcow2" ] && [ ! -e "$LAB/pool/s2-u2.qcow2" ]
-	[ "$(sql "select group_concat(state || ' ' || reason) from sessions")" = "ended admin,ended admin" ]
+	[ "$(sql_list , "select state || ' ' || reason from sessions order by id")" = "ended admin,ended admin" ]
 	[ "$(sql "select count(*) from hosts where name = 'h2'")" = 0 ]
 }
 
@@ -178,7 +179,37 @@ teardown() {
 	[ "$(file_sum "$f")" = "$sum" ]
 	[ ! -e "$f-wal" ] && [ "$(sqlite3 "$g" .tables)" = hosts ]
 	# A VMDB says it is one.
-	[ "$(sql 'pragma application_id')" = 1447315761 ]
+	on_pg || [ "$(sql 'pragma application_id')" = 1447315761 ]
+}
+
+@test "PostgreSQL: another application's database, a bad URI, a wrong password, a server gone: one line each, nothing changed" {
+	on_pg || skip "PostgreSQL only"
+	local other="host=$VDI_TEST_PG user=postgres dbname=other_$RANDOM" sum
+	createdb -h "$VDI_TEST_PG" -U postgres "${other##*dbname=}"
+	psql -X -q -d "$other" -c "create table contacts (name text); insert into contacts values ('ann')"
+	sum=$(pg_sum "$other")
+	VDI_DB=$other run_vdi 1 vm-ls
+	assert_output "vm-ls: error: $other is not a VMDB: a database of another application (it has tables but no vdi_meta marker); refused, nothing was changed"
+	VDI_DB=$other run_vdi 1 vm-assign -n alice
+	[ "$(pg_sum "$other")" = "$sum" ]
+	# A URI libpq cannot read: a usage error (2), one line.
+	VDI_DB='postgresql://[::1/x' run_vdi 2 vm-ls
+	assert_output --regexp '^vm-ls: error: VMDB postgresql://\[::1/x: not a PostgreSQL connection string: '
+	[ "${#lines[@]}" = 1 ]
+	# A password that is wrong (the server asks for one from this role): 2, and the password is not shown.
+	psql -X -q -d "$VDI_DB" -c "create role ann login password 'right'"
+	sed -i 's/^local .*all .*all .*trust$/local all ann scram-sha-256\n&/' "$VDI_TEST_PG/data/pg_hba.conf"
+	psql -X -q -d "$VDI_DB" -c "select pg_reload_conf()" >/dev/null
+	VDI_DB="postgresql://ann:wrong-pw@/postgres?host=$VDI_TEST_PG" run_vdi 2 vm-ls
+	sed -i '/^local all ann scram-sha-256$/d' "$VDI_TEST_PG/data/pg_hba.conf"
+	psql -X -q -d "$VDI_DB" -c "select pg_reload_conf()" >/dev/null
+	assert_output --partial 'password authentication failed'
+	assert_output --partial "postgresql://ann:***@/postgres"
+	refute_output --partial wrong-pw
+	[ "${#lines[@]}" = 1 ]
+	# No server there: temporary (75), try again.
+	VDI_DB="host=$BATS_TEST_TMPDIR user=postgres dbname=x" run_vdi 75 vm-ls
+	assert_output --regexp "^vm-ls: error: cannot open VMDB host=$BATS_TEST_TMPDIR user=postgres dbname=x: .*; try again$"
 }
 
 @test "config files: a device, random bytes, a huge line and values out of range each name file, line and key" {
@@ -236,7 +267,7 @@ teardown() {
 	assert_output --partial "'2099-02-30' is not a date that exists"
 	run_vdi 2 vm-copy --master m --expires 2099-13-01 alice
 	run_vdi vm-copy -q --master m --expires 2099-02-28T23:59Z alice
-	[ "$(sql "select expires from uservms where user = 'alice'")" = 4076006340 ]
+	[ "$(sql "select expires from uservms where username = 'alice'")" = 4076006340 ]
 }
 
 @test "CSV as a spreadsheet writes it: BOM, CRLF, quoted header and fields; lists with CRLF" {
@@ -246,7 +277,7 @@ teardown() {
 	[ "$(grep -c error: <<<"$output")" = 2 ]
 	assert_line --index 0 --partial "line 5: invalid user name 'c,d'"
 	assert_line --index 1 --partial "line 6: invalid user name 'e\"f'"
-	[ "$(sql "select group_concat(x) from (select user || ':' || mem as x from uservms order by user)")" = "alice:134217728,bob:67108864" ]
+	[ "$(sql_list , "select username || ':' || mem from uservms order by username")" = "alice:134217728,bob:67108864" ]
 	run_vdi bash -c "printf 'alice\r\n\r\n  bob\t# x\r\n' | vm-assign -n"
 	assert_line --index 0 --regexp $'^alice\th[12]\t$'
 	assert_line --index 1 --regexp $'^bob\th[12]\t$'
@@ -284,5 +315,5 @@ teardown() {
 	virsh -q -c "$(lab_uri h2)" destroy vdi-s2-bob >/dev/null
 	run_vdi vm-reap --user bob
 	refute_output --partial error
-	[ "$(sql "select group_concat(state) from sessions")" = "ended,ended" ]
+	[ "$(sql_list , "select state from sessions order by id")" = "ended,ended" ]
 }

@@ -45,7 +45,7 @@ seed_user_data() {
 	run seed_user_data alice
 	assert_line 'hostname: "alice"'
 	assert_line '  - name: "alice"'
-	[ "$(sql "select state || ' ' || hostname || ' ' || mem from uservms where user = 'alice'")" = "ready alice 134217728" ]
+	[ "$(sql "select state || ' ' || hostname || ' ' || mem from uservms where username = 'alice'")" = "ready alice 134217728" ]
 }
 
 @test "copies are thin: the overlay's size does not grow with the master's" {
@@ -90,7 +90,7 @@ seed_user_data() {
 	run_vdi 5 vm-copy --master win11 --disk 2G alice
 	assert_output --partial "has a user VM already"
 	[ "$(file_sum "$LAB/pool/user-alice.qcow2")" = "$before" ]
-	[ "$(sql "select disk from uservms where user = 'alice'")" = 104857600 ]
+	[ "$(sql "select disk from uservms where username = 'alice'")" = 104857600 ]
 }
 
 @test "users from stdin; one failure does not stop the others; the exit status tells" {
@@ -104,7 +104,7 @@ erin extra fields are ignored
 USERS
 	assert_output --partial "carol"
 	assert_output --partial "invalid user name 'bad/name'"
-	[ "$(sql "select group_concat(user, ',') from (select user from uservms order by user)")" = "carol,dave,erin" ]
+	[ "$(sql_list , "select username from uservms order by username")" = "carol,dave,erin" ]
 }
 
 @test "50 users from a CSV in one command, each thin; bad lines reported by number and skipped" {
@@ -132,7 +132,7 @@ USERS
 @test "--rm deletes disk, seed and row; refused while a session is not ended unless --force" {
 	vm-copy -q --master win11 alice
 	sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed)
-	     values ((select id from uservms where user = 'alice'), 1, 'running', 67108864, 1, 0, 0)"
+	     values ((select id from uservms where username = 'alice'), 1, 'running', 67108864, 1, 0, 0)"
 	run_vdi 5 vm-copy --rm alice
 	assert_output --partial "has session"
 	vol_exists user-alice.qcow2
@@ -146,10 +146,10 @@ USERS
 @test "--expires and --ttl record the expiry; a past date is exit 2" {
 	vm-copy -q --master win11 --expires 2099-01-31 alice
 	vm-copy -q --master win11 --ttl 2h bob
-	[ "$(sql "select expires from uservms where user = 'alice'")" = "$(date -ud 2099-01-31 +%s)" ]
+	[ "$(sql "select expires from uservms where username = 'alice'")" = "$(date -ud 2099-01-31 +%s)" ]
 	local now ttl
 	now=$(date +%s)
-	ttl=$(sql "select expires from uservms where user = 'bob'")
+	ttl=$(sql "select expires from uservms where username = 'bob'")
 	[ $((ttl - now)) -gt 7100 ] && [ $((ttl - now)) -le 7200 ]
 	run_vdi 2 vm-copy --master win11 --expires 2001-01-01 carol
 	run_vdi 2 vm-copy --master win11 --expires tomorrow carol
@@ -158,14 +158,14 @@ USERS
 @test "a copy whose process died is taken over: its leftover volumes are replaced" {
 	local mid
 	mid=$(sql "select id from masters where name = 'win11'")
-	sql "insert into uservms (user, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, pid, created)
+	sql "insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, pid, created)
 	     values ('zoe', 'creating', $mid, 'vdi', 'user-zoe.qcow2', 'user-zoe-seed.iso', 'zoe', 1, 1, 1, 999999, 0)"
 	echo junk >"$LAB/pool/user-zoe.qcow2"
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null
 	run_vdi vm-copy --master win11 zoe
 	run qemu-img info "$LAB/pool/user-zoe.qcow2"
 	assert_output --partial "backing file: $LAB/pool/master-win11"
-	[ "$(sql "select state from uservms where user = 'zoe'")" = ready ]
+	[ "$(sql "select state from uservms where username = 'zoe'")" = ready ]
 }
 
 @test "usage errors are exit 2" {

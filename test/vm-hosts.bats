@@ -177,7 +177,7 @@ print("ok")' "$output"
 	run_vdi vm-hosts list -o tsv
 	assert_line --regexp $'^h1\t[^\t]+\tup\t'
 	assert_line --regexp $'^h2\t[^\t]+\tup\t'
-	[ "$(sql "select group_concat(detail, ',') from events where action = 'host-admin' and object = 'h1'")" = "draining,active" ]
+	[ "$(sql_list , "select detail from events where action = 'host-admin' and object = 'h1' order by id")" = "draining,active" ]
 	run_vdi 3 vm-hosts drain nosuch
 }
 
@@ -198,7 +198,7 @@ print("ok")' "$output"
 	vm-hosts add h1 "$(lab_uri h1)"
 	sql "insert into masters (name, pool, volume, format, virtual_size, sha256, source, mem, vcpus, disk, created)
 	     values ('m', 'vdi', 'm.qcow2', 'qcow2', 1, 'x', 'file:///m', 67108864, 1, 1, 0);
-	     insert into uservms (user, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
+	     insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
 	     values ('alice', 'ready', 1, 'vdi', 'u.qcow2', 'u.iso', 'alice', 67108864, 1, 1, 0);
 	     insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed)
 	     values (1, 1, 'running', 67108864, 1, 0, 0);"
@@ -209,7 +209,7 @@ print("ok")' "$output"
 	assert_output --partial "1 session that is not ended"
 	run_vdi vm-hosts rm h1 --force
 	[ "$(sql 'select count(*) from hosts')" = 0 ]
-	[ "$(sql 'select state || "," || reason from sessions')" = "ended,admin" ]
+	[ "$(sql "select state || ',' || reason from sessions")" = "ended,admin" ]
 	run_vdi 3 vm-hosts rm h1
 }
 
@@ -245,7 +245,7 @@ print("ok")' "$output"
 	run_vdi vm-hosts show flaky -o json
 	assert_output --partial '"state":"up"'
 	assert_output --partial '"last_error":null'
-	[ "$(sql "select group_concat(action, ',') from events where object = 'flaky'")" = "host-add,host-down,host-up" ]
+	[ "$(sql_list , "select action from events where object = 'flaky' order by id")" = "host-add,host-down,host-up" ]
 }
 
 @test "poll records load and domains; show lists ours with session and user, and counts foreign ones" {
@@ -304,7 +304,7 @@ print("ok")' "$output"
 	sql "update hosts set last_poll = 1, health = 'unknown'"
 	run_vdi vm-hosts poll -n -o tsv
 	[ "$(grep -c $'\tup\t' <<<"$output")" = 3 ]
-	[ "$(sql "select group_concat(last_poll || health) from hosts")" = "1unknown,1unknown,1unknown" ]
+	[ "$(sql_list , "select last_poll || health from hosts order by id")" = "1unknown,1unknown,1unknown" ]
 	run_vdi vm-hosts poll -q
 	[ "$(sql "select count(*) from hosts where health = 'up'")" = 3 ]
 }

@@ -129,7 +129,7 @@ doms() { # every running domain of the lab, sorted
 	vm-start -q u1 u2
 	VDI_TEST_STOP_AT=stopping run_vdi 137 vm-reap --user u2
 	[ "$(sql 'select state from sessions where id = 2')" = stopping ]
-	[ "$(sql 'select sessions from hosts where name = "h2"')" = 1 ]   # still held until it really ends
+	[ "$(sql "select sessions from hosts where name = 'h2'")" = 1 ]   # still held until it really ends
 	virsh -q -c "$(lab_uri h1)" destroy vdi-s1-u1 >/dev/null
 	run_vdi vm-reap
 	assert_output $'end\tsession 1 (u1 on h1)\tpoweroff'
@@ -192,7 +192,7 @@ doms() { # every running domain of the lab, sorted
 	run_vdi vm-hosts fence h9
 	assert_output "vm-hosts: fenced host h9 (vouched off): 0 sessions ended host-lost, 1 overlay deleted"
 	[ ! -e "$LAB/pool/s1-u1.qcow2" ]
-	[ "$(sql "select admin || ' ' || (fenced is not null) from hosts where name = 'h9'")" = "maintenance 1" ]
+	[ "$(sql "select admin || ' ' || (case when fenced is not null then 1 else 0 end) from hosts where name = 'h9'")" = "maintenance 1" ]
 	run_vdi vm-hosts list -o tsv
 	assert_line --regexp $'^h9\t[^\t]*\tfenced\t'
 	run_vdi vm-reap --orphans
@@ -244,17 +244,18 @@ doms() { # every running domain of the lab, sorted
 	[ -z "$(running_domains "$h")" ]
 	# Back in service: undrain ends the fence.
 	run_vdi vm-hosts undrain "$h"
-	[ "$(sql "select admin || ' ' || (fenced is null) from hosts where name = '$h'")" = "active 1" ]
+	[ "$(sql "select admin || ' ' || (case when fenced is null then 1 else 0 end) from hosts where name = '$h'")" = "active 1" ]
 }
 
 @test "two vm-reap runs at once: the second skips, and says so only without -q" {
-	exec {fd}>"$VDI_DB.reap.lock"
-	flock "$fd"
+	local holder
+	hold_singleton reap 8
 	run_vdi vm-reap
 	assert_output --partial "another vm-reap is running"
 	run_vdi vm-reap -q
 	assert_output ""
-	exec {fd}>&-
+	kill "$holder"
+	wait "$holder" || true
 }
 
 @test "--expired deletes user VMs past their expiry that have no session" {
@@ -265,7 +266,7 @@ doms() { # every running domain of the lab, sorted
 	assert_line $'delete\tuser VM of old1\texpired'
 	refute_output --partial old2
 	[ ! -e "$LAB/pool/user-old1.qcow2" ]
-	[ "$(sql "select count(*) from uservms where user like 'old%'")" = 1 ]
+	[ "$(sql "select count(*) from uservms where username like 'old%'")" = 1 ]
 }
 
 @test "vm-ls: where is each user's desktop" {

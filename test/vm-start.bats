@@ -126,7 +126,7 @@ teardown() {
 	[ "$(sql "select count(distinct display_port) from sessions where state = 'running'")" = 20 ]
 	[ "$(( $(running_domains h1 | wc -l) + $(running_domains h2 | wc -l) + $(running_domains h3 | wc -l) ))" = 20 ]
 	[ "$(sql "select count(*) from host_usage_check where sessions <> sessions_real or mem_used <> mem_used_real")" = 0 ]
-	[ "$(sql "select count(*) from (select uservm_id from sessions where state <> 'ended' group by uservm_id having count(*) > 1)")" = 0 ]
+	[ "$(sql "select count(*) from (select uservm_id from sessions where state <> 'ended' group by uservm_id having count(*) > 1) x")" = 0 ]
 }
 
 @test "a batch starts in parallel under storm control: output in input order, one error line per bad user, the same user once" {

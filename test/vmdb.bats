@@ -21,22 +21,28 @@ setup() {
 
 @test "a VMDB from a newer vdi-tools is refused and left untouched" {
 	vm-hosts add h1 qemu:///system --no-check -q
-	sql 'pragma user_version = 999'
+	if on_pg; then
+		sql 'update vdi_meta set schema_version = 999'
+	else
+		sql 'pragma user_version = 999'
+	fi
 	local before
-	before=$(file_sum "$VDI_DB")
+	before=$(vmdb_sum)
 	run_vdi 1 vm-hosts list
 	assert_output --partial "schema version 999, newer than this vdi-tools knows"
 	run_vdi 1 vm-hosts add h2 qemu+ssh://x/system --no-check
-	[ "$(file_sum "$VDI_DB")" = "$before" ]
+	[ "$(vmdb_sum)" = "$before" ]
 }
 
 @test "a file that is not an SQLite database is refused with one clear line" {
+	sqlite_only "a file"
 	echo "hello, I am not a database, but I am long enough to have a header of sorts....." >"$VDI_DB"
 	run_vdi 1 vm-hosts list
 	assert_output "vm-hosts: error: $VDI_DB is not a VMDB (not an SQLite database)"
 }
 
 @test "a read-only VMDB: reads work, a change fails with a clear error and exit 1" {
+	sqlite_only "file modes"
 	vm-hosts add h1 qemu:///system --no-check -q
 	local dir=$BATS_TEST_TMPDIR
 	# Root ignores file modes: make the folder read-only with a bind mount in a private namespace.
@@ -58,7 +64,12 @@ setup() {
 	for i in "${pids[@]}"; do wait "$i"; done
 	cat "$BATS_TEST_TMPDIR"/err.* >&2
 	[ -z "$(cat "$BATS_TEST_TMPDIR"/err.*)" ]
-	[ "$(sql "select count(*) from sqlite_master where name = 'hosts'")" = 1 ]
+	if on_pg; then
+		[ "$(sql "select count(*) from pg_tables where tablename = 'hosts'")" = 1 ]
+		[ "$(sql "select schema_version from vdi_meta")" -ge 1 ]
+	else
+		[ "$(sql "select count(*) from sqlite_master where name = 'hosts'")" = 1 ]
+	fi
 }
 
 @test "settings: --db beats VDI_DB beats the config file beats the default" {
@@ -103,9 +114,8 @@ setup() {
 	echo 'busy_timeout = 300ms' >"$VDI_CONFIG"
 	vm-hosts -q add h1 qemu:///system --no-check
 	# Hold the write lock from another process for a while.
-	sqlite3 "$VDI_DB" 'begin immediate; select 1;' '.shell sleep 3' 'commit;' >/dev/null 3>&- &
-	local holder=$!
-	sleep 0.5
+	local holder
+	hold_write_lock 3
 	run_vdi 75 vm-hosts drain h1
 	wait "$holder"
 	assert_output --partial "is busy"
@@ -136,19 +146,19 @@ setup() {
 	for i in $(seq 1 60); do
 		sql "insert into hosts (name, uri, pool, health, vcpus, mem_total, mem_free, load, last_poll, last_ok,
 			created, ram_ratio, cpu_ratio) values ('h$i', 'qemu+ssh://h$i/system', 'vdi', 'up', 16,
-			$(( (i % 4 + 1) * 32 ))*1073741824, 0, $(( i * 7 % 10 )) / 20.0, strftime('%s'), strftime('%s'), 0,
+			$(( (i % 4 + 1) * 32 * 1073741824 )), 0, $(( i * 7 % 10 )) / 20.0, $(date +%s), $(date +%s), 0,
 			$(( i % 2 )) * 0.5 + 1, 4)"
 	done
 	# Sessions once every host is there: the triggers count them on their hosts.
 	for i in $(seq 1 60); do
-		sql "insert into uservms (user, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
-			values ('f$i', 'ready', 1, 'vdi', 'v$i', 's$i', 'f$i', $(( i * 13 % 16 + 1 )) * 1073741824, 1 + $i % 3, 1, 0)"
+		sql "insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
+			values ('f$i', 'ready', 1, 'vdi', 'v$i', 's$i', 'f$i', $(( (i * 13 % 16 + 1) * 1073741824 )), 1 + $i % 3, 1, 0)"
 		sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed)
-			values ($i, $(( i * 37 % 60 + 1 )), 'running', $(( i * 13 % 16 + 1 )) * 1073741824, 1 + $i % 3, 0, 0)"
+			values ($i, $(( i * 37 % 60 + 1 )), 'running', $(( (i * 13 % 16 + 1) * 1073741824 )), 1 + $i % 3, 0, 0)"
 	done
 	for i in $(seq 1 12); do
-		sql "insert into uservms (user, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
-			values ('u$i', 'ready', 1, 'vdi', 'uv$i', 'us$i', 'u$i', $(( i % 4 + 1 )) * 1073741824, 1 + $i % 2, 1, 0)"
+		sql "insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
+			values ('u$i', 'ready', 1, 'vdi', 'uv$i', 'us$i', 'u$i', $(( (i % 4 + 1) * 1073741824 )), 1 + $i % 2, 1, 0)"
 	done
 	for p in least-sessions least-load pack round-robin sticky random2; do
 		for u in u1 u2 u3 u4 u5 u6 u7 u8 u9 u10 u11 u12; do
