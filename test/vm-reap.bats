@@ -125,6 +125,23 @@ doms() { # every running domain of the lab, sorted
 	assert_agree
 }
 
+@test "vm-start killed on another machine mid-claim: vm-reap here waits out its lease, then takes it over" {
+	# Machine A: another host name and boot id in the claim's owner token.
+	VDI_TEST_HOST=machine-a/boot-a VDI_TEST_STOP_AT=domain run_vdi 137 vm-start u1
+	assert_equal "$(sql "select state from sessions where id = 1")" starting
+	[[ "$(sql "select owner from sessions where id = 1")" == machine-a/boot-a/* ]]
+	# Past start_ttl, but machine A's lease runs: it may still be at work; nothing is touched.
+	echo 'start_ttl = 1s' >"$VDI_CONFIG"
+	VDI_TEST_CLOCK=2 run_vdi vm-reap
+	assert_output ""
+	assert_equal "$(sql "select state from sessions where id = 1")" starting
+	# Its lease ran out (nobody renewed it): this machine takes the claim over and finishes the start.
+	VDI_TEST_CLOCK=62 run_vdi vm-reap
+	assert_output $'finish\tsession 1 (u1 on h1)\trunning'
+	assert_equal "$(sql "select state from sessions where id = 1")" running
+	assert_agree
+}
+
 @test "vm-reap killed half-way (after committing stopping): the next run finishes past stop_ttl" {
 	vm-start -q u1 u2
 	VDI_TEST_STOP_AT=stopping run_vdi 137 vm-reap --user u2

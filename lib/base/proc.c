@@ -1,11 +1,13 @@
-/* proc.c - running a helper program with a time limit (see proc.h). */
+/* proc.c - running a helper program with a time limit; this process as a claim's owner (see proc.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -111,4 +113,102 @@ vdi_proc_run(char *const argv[], int64_t timeout_ms, struct vdi_err *err)
 out:
 	close(pipefd[0]);
 	return ret;
+}
+
+/* The start time of process pid, in clock ticks since boot (field 22 of /proc/PID/stat); 0 if unknown. */
+static unsigned long long
+start_time(long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long t = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* After the command's ")" (it may hold spaces and parentheses): state is field 3; start time 22. */
+	if (!(p = strrchr(buf, ')')))
+		return 0;
+	if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &t) != 1)
+		return 0;
+	return t;
+}
+
+/* "HOST/BOOT_ID" of this machine, into buf. */
+static void
+machine(char *buf, size_t len)
+{
+	const char *test = getenv("VDI_TEST_HOST");
+	char host[256] = "localhost", boot[64] = "";
+	int fd;
+
+	if (test && *test) {
+		snprintf(buf, len, "%s", test);
+		return;
+	}
+	gethostname(host, sizeof(host) - 1);
+	if ((fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC)) >= 0) {
+		ssize_t n = read(fd, boot, sizeof(boot) - 1);
+		close(fd);
+		boot[n > 0 ? n : 0] = '\0';
+		boot[strcspn(boot, "\n")] = '\0';
+	}
+	/* A '/' in a host name would break the token apart. */
+	for (char *p = host; *p; p++)
+		if (*p == '/')
+			*p = '_';
+	snprintf(buf, len, "%s/%s", host, boot);
+}
+
+static char owner_token[400];
+
+static void
+make_owner(void)
+{
+	char m[320];
+
+	machine(m, sizeof(m));
+	snprintf(owner_token, sizeof(owner_token), "%s/%ld/%llu", m, (long)getpid(), start_time((long)getpid()));
+}
+
+const char *
+vdi_proc_owner(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, make_owner);
+	return owner_token;
+}
+
+int
+vdi_proc_owner_alive(const char *owner)
+{
+	char m[320], mine[320];
+	const char *p = strrchr(owner, '/'), *q;
+	unsigned long long start;
+	long pid;
+
+	/* HOST/BOOT/PID/START: the machine is everything before the last two parts. */
+	if (!p || p == owner)
+		return -1;
+	for (q = p - 1; q > owner && *q != '/'; q--)
+		;
+	if (q == owner || (size_t)(q - owner) >= sizeof(m))
+		return -1;
+	memcpy(m, owner, (size_t)(q - owner));
+	m[q - owner] = '\0';
+	machine(mine, sizeof(mine));
+	if (strcmp(m, mine) != 0)
+		return -1;
+	if (sscanf(q + 1, "%ld/%llu", &pid, &start) != 2 || pid <= 0)
+		return 0;
+	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
+		return 0;
+	return start == 0 || start_time(pid) == start;
 }

@@ -4,6 +4,7 @@
  * engine a VMDB was opened with (engine.h).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "clock.h"
 #include "mem.h"
+#include "proc.h"
 #include "engine.h"
 
 int
@@ -389,18 +391,95 @@ vdi_db_lock(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_
 	return db->eng->lock(db, name, wait, fd, err);
 }
 
+bool
+vdi_claim_alive(int64_t pid, const char *owner, int64_t lease)
+{
+	int local;
+
+	if (pid <= 0)
+		return false;
+	if (!owner || !*owner) /* a row of an older vdi-tools: its pid is all there is */
+		return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	if ((local = vdi_proc_owner_alive(owner)) >= 0)
+		return local == 1;
+	return lease > vdi_clock_now();
+}
+
+void
+vdi_stmt_claim(struct vdi_stmt *st, int col, char *owner, size_t len, int64_t *lease)
+{
+	const char *o = vdi_stmt_text(st, col);
+
+	snprintf(owner, len, "%s", o ? o : "");
+	*lease = vdi_stmt_int64(st, col + 1);
+}
+
+/* The renewing thread: its own connection, every VDI_CLAIM_LEASE / 3 seconds, for the process's life. */
+static void *
+renew_leases(void *arg)
+{
+	struct vdi_db *db = arg;
+	const char *me = vdi_proc_owner();
+	static const char *const tables[] = { "masters", "uservms", "sessions" };
+	char sql[128];
+
+	for (;;) {
+		sleep(VDI_CLAIM_LEASE / 3);
+		if (vdi_db_begin(db, true, VDI_ERR_SCRATCH) < 0)
+			continue;
+		for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+			struct vdi_stmt *st = NULL;
+			snprintf(sql, sizeof(sql), "UPDATE %s SET lease = ?1 WHERE owner = ?2 AND pid IS NOT NULL",
+				 tables[i]);
+			if (vdi_db_prepare(db, &st, sql, VDI_ERR_SCRATCH) == 0) {
+				vdi_stmt_bind_int64(st, 1, vdi_clock_now() + VDI_CLAIM_LEASE);
+				vdi_stmt_bind_text(st, 2, me);
+				(void)vdi_stmt_step(st);
+			}
+			vdi_stmt_finalize(st);
+		}
+		(void)vdi_db_commit(db, VDI_ERR_SCRATCH);
+	}
+	return NULL;
+}
+
+static pthread_mutex_t renew_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool renewing;
+
+void
+vdi_db_bind_claim(struct vdi_db *db, struct vdi_stmt *st, int i)
+{
+	struct vdi_db *own = NULL;
+	pthread_t t;
+
+	vdi_stmt_bind_text(st, i, vdi_proc_owner());
+	vdi_stmt_bind_int64(st, i + 1, vdi_clock_now() + VDI_CLAIM_LEASE);
+	pthread_mutex_lock(&renew_mu);
+	if (!renewing && !db->dry_run && vdi_db_reopen(db, &own, VDI_ERR_SCRATCH) == 0) {
+		/* It lives as long as the process; its connection closes with it. */
+		if (pthread_create(&t, NULL, renew_leases, own) == 0) {
+			pthread_detach(t);
+			renewing = true;
+		} else {
+			vdi_db_close(own);
+		}
+	}
+	pthread_mutex_unlock(&renew_mu);
+}
+
 int
 vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const char *key,
 	     const char *claim_state, const char *noun, const char *taken, const char *doing,
 	     bool *takeover, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
-	char sql[160];
-	int64_t id, pid;
+	char sql[160], owner[160];
+	int64_t id, pid, lease;
 	int rc, ret = -1;
 
 	*takeover = false;
-	snprintf(sql, sizeof(sql), "SELECT id, state = ?2, coalesce(pid, 0) FROM %s WHERE %s = ?1", table, key_col);
+	snprintf(sql, sizeof(sql), "SELECT id, state = ?2, coalesce(pid, 0), owner, coalesce(lease, 0) FROM %s "
+		 "WHERE %s = ?1", table, key_col);
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, key);
@@ -416,11 +495,12 @@ vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const ch
 	}
 	id = vdi_stmt_int64(st, 0);
 	pid = vdi_stmt_int64(st, 2);
+	vdi_stmt_claim(st, 3, owner, sizeof(owner), &lease);
 	if (!vdi_stmt_int(st, 1)) {
 		vdi_err_set(err, VDI_R_EXISTS, "%s '%s' %s", noun, key, taken);
 		goto out;
 	}
-	if (pid > 0 && pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+	if (strcmp(owner, vdi_proc_owner()) != 0 && vdi_claim_alive(pid, owner, lease)) {
 		vdi_err_set(err, VDI_R_BUSY, "%s '%s' is being %s by process %lld", noun, key, doing,
 			    (long long)pid);
 		goto out;

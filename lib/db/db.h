@@ -48,6 +48,7 @@
 #define VDI_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -187,10 +188,32 @@ char *vdi_stmt_strdup(struct vdi_stmt *st, int col);
 /* ---- shared by every row's file ---- */
 
 /*
+ * Claims.  A row being worked on (a master importing, a user VM creating,
+ * a session starting, stopping or migrating) carries its owner's pid, its
+ * owner token (lib/base/proc.h: HOST/BOOT_ID/PID/START) and a lease, the
+ * time until which the owner vouches for it.  While a process holds a
+ * claim, a thread of its own renews its leases every VDI_CLAIM_LEASE / 3
+ * seconds; when it dies they run out.  vdi_claim_alive judges a claim from
+ * here: by the process when the owner is of this machine (its start time
+ * too, so a pid used again is no owner), by the lease when it is another
+ * machine's, by the pid alone for a row of an older vdi-tools (no owner).
+ */
+#define VDI_CLAIM_LEASE 60
+bool vdi_claim_alive(int64_t pid, const char *owner, int64_t lease);
+/* Read a claim's owner (column col) and lease (col + 1) from a row. */
+void vdi_stmt_claim(struct vdi_stmt *st, int col, char *owner, size_t len, int64_t *lease);
+/*
+ * Bind this process's owner token at parameter i and its lease's end at
+ * i + 1; starts the renewing thread (once per process).
+ */
+void vdi_db_bind_claim(struct vdi_db *db, struct vdi_stmt *st, int i);
+
+/*
  * Rule 2's claim, for a table whose rows are made in two steps (masters,
  * uservms): inside the caller's write transaction, look for the row whose
  * key_col is key.  None: 0.  One in claim_state whose pid is dead: it is
  * deleted (the caller takes over and cleans up) and *takeover set: 0.
+ * (Dead: vdi_claim_alive says so.)
  * Otherwise VDI_R_EXISTS ("NOUN 'KEY' TAKEN") or VDI_R_BUSY ("NOUN 'KEY' is
  * being DOING by process PID").  table and key_col are the caller's
  * constants, never input.

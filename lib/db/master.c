@@ -8,16 +8,9 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "proc.h"
 #include "master.h"
 #include "strv.h"
-
-bool
-vdi_pid_alive(int64_t pid)
-{
-	if (pid <= 0)
-		return false;
-	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
 
 void
 vdi_master_volume(const char *name, char *buf, size_t len)
@@ -39,8 +32,8 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id
 			 takeover, err) < 0)
 		goto fail;
 	if (vdi_db_prepare(db, &st, "INSERT INTO masters (name, state, os, pool, volume, source, mem, vcpus, "
-			   "disk, pid, created, profile, firmware, disk_bus, nic_model, video, prepare, rdp) "
-			   "VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", err) < 0)
+			   "disk, pid, created, profile, firmware, disk_bus, nic_model, video, prepare, rdp, owner, lease) "
+			   "VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", err) < 0)
 		goto fail;
 	vdi_stmt_bind_text(st, 11, m->prof.name ? m->prof.name : vdi_profile_for_os(m->os));
 	vdi_stmt_bind_text(st, 12, m->prof.firmware);
@@ -60,6 +53,7 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id
 		vdi_stmt_bind_int64(st, 8, m->disk);
 	vdi_stmt_bind_int64(st, 9, (int64_t)getpid());
 	vdi_stmt_bind_int64(st, 10, vdi_clock_now());
+	vdi_db_bind_claim(db, st, 18);
 	if (vdi_db_step(db, st, "claiming master", err) < 0)
 		goto fail;
 	*id = vdi_stmt_int64(st, 0);
@@ -132,7 +126,7 @@ vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 #define MASTER_COLS "m.id, m.name, m.state, m.os, m.pool, m.volume, m.format, m.sha256, m.source, " \
 	"m.virtual_size, m.mem, m.vcpus, m.disk, m.created, m.pid, " \
 	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id), " \
-	"m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.prepare, m.rdp"
+	"m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.prepare, m.rdp, m.owner, coalesce(m.lease, 0)"
 
 static void
 read_master(struct vdi_stmt *st, struct vdi_master *m)
@@ -161,6 +155,7 @@ read_master(struct vdi_stmt *st, struct vdi_master *m)
 	m->video = vdi_stmt_strdup(st, 20);
 	m->prepare = vdi_stmt_strdup(st, 21);
 	m->rdp = vdi_stmt_int(st, 22) != 0;
+	vdi_stmt_claim(st, 23, m->owner, sizeof(m->owner), &m->lease);
 }
 
 struct vdi_profile
@@ -316,7 +311,7 @@ vdi_master_rm_check(struct vdi_db *db, const char *name, struct vdi_master *m, s
 		vdi_master_clear(m);
 		return -1;
 	}
-	if (strcmp(m->state, "importing") == 0 && vdi_pid_alive(m->pid) && m->pid != getpid()) {
+	if (strcmp(m->state, "importing") == 0 && strcmp(m->owner, vdi_proc_owner()) != 0 && vdi_claim_alive(m->pid, m->owner, m->lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is being imported by process %lld", name,
 			    (long long)m->pid);
 		vdi_master_clear(m);

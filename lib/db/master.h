@@ -35,6 +35,8 @@ struct vdi_master {
 	int64_t id;
 	char *name, *state, *os, *pool, *volume, *format, *sha256, *source;
 	int64_t virtual_size, mem, vcpus, disk, created, pid;
+	char owner[160]; /* the import's claim (db.h: claims) */
+	int64_t lease;
 	char **apps;
 	size_t napps;
 	int64_t uservms; /* user VMs made from it */
@@ -78,7 +80,5 @@ int vdi_master_rm_row(struct vdi_db *db, int64_t id, const char *name, struct vd
 int vdi_master_choose(struct vdi_db *db, const char *os, char *const *apps, size_t napps,
 		      char **name, struct vdi_err *err);
 
-/* Is a process with this pid alive on this machine? (Claims are by local pid.) */
-bool vdi_pid_alive(int64_t pid);
 
 #endif

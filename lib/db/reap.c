@@ -120,7 +120,7 @@ plan_session(const struct vdi_session *s, const struct vdi_reap_host *hs, size_t
 	const struct vdi_domain_info *d;
 	size_t hi = 0;
 	char obj[160];
-	bool busy = o->pid_alive && s->pid && o->pid_alive(s->pid);
+	bool busy = o->claim_alive && s->pid && o->claim_alive(s->pid, s->owner, s->lease);
 	bool prep = vdi_session_is_prepare(s);
 	bool named = has_str(o->users, o->nusers, s->user) || has_id(o->ids, o->nids, s->id) ||
 		     has_id(o->hosts, o->nhosts, s->host_id);

@@ -67,7 +67,8 @@ struct vdi_reap_opts {
 	size_t nids;
 	const int64_t *hosts;
 	size_t nhosts;
-	bool (*pid_alive)(int64_t pid);
+	/* Is the claim on a session alive (db.h: vdi_claim_alive)? */
+	bool (*claim_alive)(int64_t pid, const char *owner, int64_t lease);
 };
 
 /* The plan for the live sessions ss on hosts hs; *items is the caller's to free. */

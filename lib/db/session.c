@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "proc.h"
 #include "mem.h"
 #include "master.h"
 #include "session.h"
@@ -27,9 +28,16 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"coalesce(s.started, 0), coalesce(s.connected_since, 0), coalesce(s.disconnected_since, 0), " \
 	"coalesce(s.ticket_expires, 0), coalesce(h.watch_since, 0), coalesce(h.watch_seen, 0), " \
 	"coalesce(s.migrate_to, 0), t.name, t.uri, t.display_address, t.migration_uri, t.network, t.bridge, " \
-	"coalesce(s.migrated, 0) " \
+	"coalesce(s.migrated, 0), s.owner, coalesce(s.lease, 0) " \
 	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
 	"LEFT JOIN hosts h ON h.id = s.host_id LEFT JOIN hosts t ON t.id = s.migrate_to "
+
+/* Is s claimed by this process? (A pid alone is no proof: another machine may have the same one.) */
+static bool
+mine(const struct vdi_session *s)
+{
+	return s->pid && (s->owner[0] ? strcmp(s->owner, vdi_proc_owner()) == 0 : s->pid == getpid());
+}
 
 static void
 read_session(struct vdi_stmt *st, struct vdi_session *s)
@@ -83,6 +91,7 @@ read_session(struct vdi_stmt *st, struct vdi_session *s)
 	s->to_network = vdi_stmt_strdup(st, 45);
 	s->to_bridge = vdi_stmt_strdup(st, 46);
 	s->migrated = vdi_stmt_int64(st, 47);
+	vdi_stmt_claim(st, 48, s->owner, sizeof(s->owner), &s->lease);
 }
 
 bool
@@ -193,7 +202,7 @@ vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const
 		vdi_db_rollback(db);
 		return ret;
 	}
-	if (strcmp(s.state, "starting") == 0 && vdi_pid_alive(s.pid) && s.pid != getpid()) {
+	if (strcmp(s.state, "starting") == 0 && !mine(&s) && vdi_claim_alive(s.pid, s.owner, s.lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being started by process %lld", (long long)id,
 			    (long long)s.pid);
 		goto fail_clear;
@@ -208,8 +217,8 @@ vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const
 		goto fail_clear;
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'starting', changed = ?2, pid = ?3, domain = ?4, "
-			   "overlay = ?5, display_address = ?6, display_password = coalesce(display_password, ?7) "
-			   "WHERE id = ?1", err) < 0)
+			   "overlay = ?5, display_address = ?6, display_password = coalesce(display_password, ?7), "
+			   "owner = ?8, lease = ?9 WHERE id = ?1", err) < 0)
 		goto fail_clear;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
@@ -218,6 +227,7 @@ vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const
 	vdi_stmt_bind_text(st, 5, overlay);
 	vdi_stmt_bind_text(st, 6, address);
 	vdi_stmt_bind_text(st, 7, password);
+	vdi_db_bind_claim(db, st, 8);
 	rc = vdi_stmt_step(st);
 	vdi_stmt_finalize(st);
 	if (rc != VDI_DB_DONE) {
@@ -243,13 +253,13 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'running', changed = ?2, started = ?2, pid = NULL, "
-			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' AND pid = ?4 "
+			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' AND owner = ?4 "
 			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id), domain", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	vdi_stmt_bind_int64(st, 3, port);
-	vdi_stmt_bind_int64(st, 4, (int64_t)getpid());
+	vdi_stmt_bind_text(st, 4, vdi_proc_owner());
 	rc = vdi_db_step_row(db, st, "recording the running session", err);
 	if (rc == 1) {
 		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
@@ -386,14 +396,14 @@ vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct
 		ret = 1; /* moved on since the caller looked: leave it to whoever moved it */
 		goto out;
 	}
-	if (strcmp(s.state, "starting") == 0 && s.pid && s.pid != getpid() && vdi_pid_alive(s.pid)) {
+	if (strcmp(s.state, "starting") == 0 && !mine(&s) && vdi_claim_alive(s.pid, s.owner, s.lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being started by process %lld; try again",
 			    (long long)id, (long long)s.pid);
 		goto out;
 	}
 	/* A move is finished or undone first (migrate.h): until then its domain may run on either host. */
 	if (strcmp(s.state, "migrating") == 0) {
-		if (s.pid && s.pid != getpid() && vdi_pid_alive(s.pid))
+		if (!mine(&s) && vdi_claim_alive(s.pid, s.owner, s.lease))
 			vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being moved to %s by process %lld; try again",
 				    (long long)id, s.to_host, (long long)s.pid);
 		else
@@ -401,12 +411,13 @@ vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct
 				    "or undoes the move first", (long long)id, s.to_host);
 		goto out;
 	}
-	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'stopping', changed = ?2, pid = ?3 "
-			   "WHERE id = ?1 AND state <> 'ended'", err) < 0)
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'stopping', changed = ?2, pid = ?3, owner = ?4, "
+			   "lease = ?5 WHERE id = ?1 AND state <> 'ended'", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
+	vdi_db_bind_claim(db, st, 4);
 	rc = vdi_db_step(db, st, "stopping session", err);
 	vdi_stmt_finalize(st);
 	if (rc < 0)
@@ -522,15 +533,17 @@ vdi_session_claim_move(struct vdi_db *db, int64_t id, struct vdi_err *err)
 		ret = 1;
 		goto out;
 	}
-	if (s.pid && s.pid != getpid() && vdi_pid_alive(s.pid)) {
+	if (!mine(&s) && vdi_claim_alive(s.pid, s.owner, s.lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being moved to %s by process %lld; try again",
 			    (long long)id, s.to_host, (long long)s.pid);
 		goto out;
 	}
-	if (vdi_db_prepare(db, &st, "UPDATE sessions SET pid = ?2 WHERE id = ?1 AND state = 'migrating'", err) < 0)
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET pid = ?2, owner = ?3, lease = ?4 WHERE id = ?1 "
+			   "AND state = 'migrating'", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, (int64_t)getpid());
+	vdi_db_bind_claim(db, st, 3);
 	ret = vdi_db_step(db, st, "taking over a move", err);
 	vdi_stmt_finalize(st);
 	if (ret == 0)
@@ -556,10 +569,10 @@ vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, co
 			   "UPDATE sessions SET state = 'running', host_id = migrate_to, migrate_to = NULL, pid = NULL, "
 			   "changed = ?2, migrated = ?2, display_port = ?3, display_address = coalesce(?4, display_address), "
 			   "address = NULL, address_seen = NULL "
-			   "WHERE id = ?1 AND state = 'migrating' AND pid = ?5 "
+			   "WHERE id = ?1 AND state = 'migrating' AND owner = ?5 "
 			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id)" :
 			   "UPDATE sessions SET state = 'running', migrate_to = NULL, pid = NULL, changed = ?2 "
-			   "WHERE id = ?1 AND state = 'migrating' AND pid = ?5 "
+			   "WHERE id = ?1 AND state = 'migrating' AND owner = ?5 "
 			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id)", err) < 0)
 		goto out;
 	vdi_stmt_bind_int64(st, 1, id);
@@ -568,7 +581,7 @@ vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, co
 		vdi_stmt_bind_int64(st, 3, port);
 		vdi_stmt_bind_text(st, 4, display_address);
 	}
-	vdi_stmt_bind_int64(st, 5, (int64_t)getpid());
+	vdi_stmt_bind_text(st, 5, vdi_proc_owner());
 	rc = vdi_stmt_step(st);
 	if (rc == VDI_DB_ROW)
 		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
@@ -621,13 +634,14 @@ vdi_session_move_begin(struct vdi_db *db, int64_t id, int64_t host, int64_t now,
 	struct vdi_stmt *st = NULL;
 	int rc;
 
-	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'migrating', migrate_to = ?2, pid = ?3, changed = ?4 "
-			   "WHERE id = ?1 AND state = 'running'", err) < 0)
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'migrating', migrate_to = ?2, pid = ?3, changed = ?4, "
+			   "owner = ?5, lease = ?6 WHERE id = ?1 AND state = 'running'", err) < 0)
 		return -1;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, host);
 	vdi_stmt_bind_int64(st, 3, (int64_t)getpid());
 	vdi_stmt_bind_int64(st, 4, now);
+	vdi_db_bind_claim(db, st, 5);
 	rc = vdi_db_step(db, st, "reserving the destination", err);
 	vdi_stmt_finalize(st);
 	return rc;

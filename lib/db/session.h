@@ -27,6 +27,8 @@ struct vdi_session {
 	char *domain, *overlay;
 	char *display_address, *display_password;
 	int64_t display_port, mem, vcpus, created, changed, pid;
+	char owner[160];                       /* the claim's owner token and lease (db.h: claims) */
+	int64_t lease;
 	char *kind;                            /* desktop, or prepare (a user VM's first boot, on its own disk) */
 	char *master;                          /* the user VM's master and its device profile */
 	char *profile, *firmware, *disk_bus, *nic, *video;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "proc.h"
 #include "master.h"
 #include "session.h"
 #include "uservm.h"
@@ -32,8 +33,8 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id
 			 takeover, err) < 0)
 		goto fail;
 	if (vdi_db_prepare(db, &st, "INSERT INTO uservms (username, state, master_id, pool, volume, seed, hostname, "
-			   "mem, vcpus, disk, expires, pid, created) "
-			   "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", err) < 0)
+			   "mem, vcpus, disk, expires, pid, created, owner, lease) "
+			   "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", err) < 0)
 		goto fail;
 	vdi_stmt_bind_text(st, 1, u->user);
 	vdi_stmt_bind_int64(st, 2, u->master_id);
@@ -48,6 +49,7 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id
 		vdi_stmt_bind_int64(st, 10, u->expires);
 	vdi_stmt_bind_int64(st, 11, (int64_t)getpid());
 	vdi_stmt_bind_int64(st, 12, vdi_clock_now());
+	vdi_db_bind_claim(db, st, 13);
 	if (vdi_db_step(db, st, "claiming user VM", err) < 0)
 		goto fail;
 	*id = vdi_stmt_int64(st, 0);
@@ -104,7 +106,8 @@ int
 vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
-	int64_t pid = 0;
+	int64_t pid = 0, lease = 0;
+	char owner[160];
 	const char *state;
 	bool retry = false;
 	int rc;
@@ -113,7 +116,8 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "SELECT id, state, coalesce(pid, 0), EXISTS (SELECT 1 FROM sessions s WHERE "
-			   "s.uservm_id = u.id AND s.state <> 'ended') FROM uservms u WHERE username = ?", err) < 0)
+			   "s.uservm_id = u.id AND s.state <> 'ended'), owner, coalesce(lease, 0) FROM uservms u "
+			   "WHERE username = ?", err) < 0)
 		goto fail;
 	vdi_stmt_bind_text(st, 1, user);
 	rc = vdi_stmt_step(st);
@@ -121,9 +125,10 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 		*id = vdi_stmt_int64(st, 0);
 		state = vdi_stmt_text(st, 1);
 		pid = vdi_stmt_int64(st, 2);
+		vdi_stmt_claim(st, 4, owner, sizeof(owner), &lease);
 		/* Failed, or preparing with nobody left to wait for it and no first boot running. */
 		retry = strcmp(state, "failed") == 0 ||
-			(strcmp(state, "preparing") == 0 && !vdi_stmt_int(st, 3) && !vdi_pid_alive(pid));
+			(strcmp(state, "preparing") == 0 && !vdi_stmt_int(st, 3) && !vdi_claim_alive(pid, owner, lease));
 	} else if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "reading user VM", err);
 		goto fail;
@@ -134,10 +139,11 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 		vdi_db_rollback(db);
 		return 0;
 	}
-	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'creating', pid = ?2 WHERE id = ?1", err) < 0)
+	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'creating', pid = ?2, owner = ?3, lease = ?4 WHERE id = ?1", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, *id);
 	vdi_stmt_bind_int64(st, 2, (int64_t)getpid());
+	vdi_db_bind_claim(db, st, 3);
 	if (vdi_db_step(db, st, "claiming user VM", err) < 0 ||
 	    vdi_event_add(db, user, "uservm-retry", "its disk is made again from the master", err) < 0)
 		goto fail;
@@ -225,7 +231,8 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 		return -1;
 	if (vdi_db_prepare(db, &st,
 			   "SELECT u.id, u.username, u.state, m.name, u.pool, u.volume, u.seed, u.hostname, u.master_id,"
-			   " u.mem, u.vcpus, u.disk, u.expires, u.created, u.pid, s.id, s.state, h.name"
+			   " u.mem, u.vcpus, u.disk, u.expires, u.created, u.pid, s.id, s.state, h.name, u.owner,"
+			   " coalesce(u.lease, 0)"
 			   " FROM uservms u JOIN masters m ON m.id = u.master_id"
 			   " LEFT JOIN sessions s ON s.uservm_id = u.id AND s.state <> 'ended'"
 			   " LEFT JOIN hosts h ON h.id = s.host_id"
@@ -260,6 +267,7 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 			u->session_id = vdi_stmt_int64(st, 15);
 			u->session_state = vdi_stmt_strdup(st, 16);
 			u->session_host = vdi_stmt_strdup(st, 17);
+			vdi_stmt_claim(st, 18, u->owner, sizeof(u->owner), &u->lease);
 			if (read_list(db, "SELECT tag FROM uservm_tags WHERE uservm_id = ? ORDER BY tag", u->id,
 				      &u->tags, &u->ntags, err) < 0 ||
 			    read_list(db, "SELECT app FROM uservm_apps WHERE uservm_id = ? ORDER BY app", u->id,
@@ -333,7 +341,7 @@ vdi_uservm_rm_begin(struct vdi_db *db, const char *user, struct vdi_uservm *u, s
 		return -1;
 	if (vdi_uservm_get(db, user, u, err) < 0)
 		goto fail;
-	if (strcmp(u->state, "creating") == 0 && vdi_pid_alive(u->pid) && u->pid != getpid()) {
+	if (strcmp(u->state, "creating") == 0 && strcmp(u->owner, vdi_proc_owner()) != 0 && vdi_claim_alive(u->pid, u->owner, u->lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "user '%s' is being copied by process %lld", user,
 			    (long long)u->pid);
 		goto fail_clear;
@@ -389,14 +397,16 @@ vdi_uservm_list_unwatched(struct vdi_db *db, struct vdi_uservm **out, size_t *n,
 	*out = NULL;
 	*n = 0;
 	/* Only the few preparing rows: vm-reap runs this every time, on every user VM there is. */
-	if (vdi_db_prepare(db, &st, "SELECT id, username, state, coalesce(pid, 0) FROM uservms u WHERE state = 'preparing' "
+	if (vdi_db_prepare(db, &st, "SELECT id, username, state, coalesce(pid, 0), owner, coalesce(lease, 0) FROM uservms u "
+			   "WHERE state = 'preparing' "
 			   "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.uservm_id = u.id AND s.state <> 'ended')",
 			   err) < 0)
 		return -1;
 	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		struct vdi_uservm u = { 0 };
 		/* ... and nobody alive waiting to start its first boot. */
-		if (vdi_pid_alive(vdi_stmt_int64(st, 3)))
+		vdi_stmt_claim(st, 4, u.owner, sizeof(u.owner), &u.lease);
+		if (vdi_claim_alive(vdi_stmt_int64(st, 3), u.owner, u.lease))
 			continue;
 		u.id = vdi_stmt_int64(st, 0);
 		u.user = vdi_stmt_strdup(st, 1);

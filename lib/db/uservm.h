@@ -33,6 +33,8 @@ struct vdi_uservm {
 	int64_t id;
 	char *user, *state, *master, *pool, *volume, *seed, *hostname;
 	int64_t master_id, mem, vcpus, disk, expires, created, pid;
+	char owner[160]; /* the copy's claim (db.h: claims) */
+	int64_t lease;
 	char **tags;
 	size_t ntags;
 	char **apps; /* requested apps the master lacks (in the seed) */

@@ -405,7 +405,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 		}
 	ro.hosts = hostids;
 	ro.nhosts = o->nhosts;
-	ro.pid_alive = vdi_pid_alive;
+	ro.claim_alive = vdi_claim_alive;
 	ro.now = vdi_clock_now();
 	reps = vdi_xcalloc(nhs + 1, sizeof(*reps));
 	rh = vdi_xcalloc(nhs + 1, sizeof(*rh));

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -284,6 +285,21 @@ test_pg_names(void **state)
 	assert_int_equal(err.code, 2);
 }
 
+/* A claim judged from here: another machine's by its lease, a row of an older vdi-tools by its pid. */
+static void
+test_claims(void **state)
+{
+	int64_t now = time(NULL);
+
+	(void)state;
+	assert_true(vdi_claim_alive(42, "machine-a/boot-a/42/7", now + 10));
+	assert_false(vdi_claim_alive(42, "machine-a/boot-a/42/7", now - 1));
+	assert_false(vdi_claim_alive(0, "machine-a/boot-a/42/7", now + 10)); /* no claim */
+	assert_true(vdi_claim_alive(getpid(), NULL, 0));
+	assert_true(vdi_claim_alive(getpid(), "", 0));
+	assert_false(vdi_claim_alive(0x7ffffff0, NULL, 0));
+}
+
 int
 main(void)
 {
@@ -299,6 +315,7 @@ main(void)
 		cmocka_unit_test(check_write_lock_and_singletons_sqlite),
 		cmocka_unit_test(check_write_lock_and_singletons_pg),
 		cmocka_unit_test(test_pg_names),
+		cmocka_unit_test(test_claims),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

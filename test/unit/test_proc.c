@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -63,6 +64,37 @@ test_time_limit(void **state)
 	assert_non_null(strstr(err.msg, "did not finish within 0 s; it was killed"));
 }
 
+/* A claim's owner token: this process is alive, a pid used again is not, another machine cannot tell. */
+static void
+test_owner(void **state)
+{
+	char buf[512], machine[400];
+	const char *me = vdi_proc_owner();
+	long pid;
+	unsigned long long start;
+
+	(void)state;
+	assert_ptr_equal(me, vdi_proc_owner()); /* made once */
+	assert_int_equal(vdi_proc_owner_alive(me), 1);
+	/* HOST/BOOT/PID/START */
+	snprintf(machine, sizeof(machine), "%s", me);
+	*strrchr(machine, '/') = '\0';
+	*strrchr(machine, '/') = '\0';
+	assert_int_equal(sscanf(me + strlen(machine) + 1, "%ld/%llu", &pid, &start), 2);
+	assert_int_equal(pid, (long)getpid());
+	/* The same pid with another start time: the pid was used again; its owner is gone. */
+	snprintf(buf, sizeof(buf), "%s/%ld/%llu", machine, pid, start + 1);
+	assert_int_equal(vdi_proc_owner_alive(buf), 0);
+	/* No such process on this machine. */
+	snprintf(buf, sizeof(buf), "%s/%d/1", machine, 0x7ffffff0);
+	assert_int_equal(vdi_proc_owner_alive(buf), 0);
+	/* Another machine, or this one after a reboot: only a lease can tell. */
+	assert_int_equal(vdi_proc_owner_alive("elsewhere/0000/1/1"), -1);
+	snprintf(buf, sizeof(buf), "%s-x/%ld/%llu", machine, pid, start);
+	assert_int_equal(vdi_proc_owner_alive(buf), -1);
+	assert_int_equal(vdi_proc_owner_alive("garbage"), -1);
+}
+
 int
 main(void)
 {
@@ -70,6 +102,7 @@ main(void)
 		cmocka_unit_test(test_exit_codes),
 		cmocka_unit_test(test_not_run),
 		cmocka_unit_test(test_time_limit),
+		cmocka_unit_test(test_owner),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

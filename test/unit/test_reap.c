@@ -15,7 +15,7 @@
 #define NOW 1000000
 
 static bool
-alive(int64_t pid)
+alive(int64_t pid, const char *owner, int64_t lease)
 {
 	return pid == 4242;
 }
@@ -60,7 +60,7 @@ opts(void)
 	o.start_ttl = 300;
 	o.stop_ttl = 300;
 	o.host_lost_after = 600;
-	o.pid_alive = alive;
+	o.claim_alive = alive;
 	return o;
 }
 
