@@ -112,6 +112,32 @@ teardown() {
 	[ "$(running_domains h2)" = vdi-s2-bob ]
 }
 
+@test "storm control across processes: start_parallel_host = 1 holds for 5 separate vm-start on one host" {
+	seq -f 'g%g' 1 5 | vm-copy -q --master m
+	vm-hosts drain h2
+	vm-hosts drain h3
+	echo 'start_parallel_host = 1' >"$VDI_CONFIG"
+	local i pids=() n most=0
+	for i in 1 2 3 4 5; do
+		vm-start "g$i" >"$BATS_TEST_TMPDIR/out.$i" 2>&1 &
+		pids+=($!)
+	done
+	# Watch the starts in flight on h1 while they run: never more than one.
+	while kill -0 "${pids[@]}" 2>/dev/null || [ "$(jobs -rp | wc -l)" -gt 0 ]; do
+		n=$(sql "select count(*) from sessions where state = 'starting'")
+		[ "$n" -le "$most" ] || most=$n
+		sleep 0.02
+		[ "$(sql "select count(*) from sessions where state = 'running'")" = 5 ] && break
+	done
+	local fails=0
+	for i in "${!pids[@]}"; do wait "${pids[$i]}" || { fails=$((fails + 1)); cat "$BATS_TEST_TMPDIR/out.$((i + 1))" >&3; }; done
+	echo "most starting at once: $most"
+	[ "$fails" = 0 ]
+	[ "$most" -le 1 ]
+	[ "$(sql "select count(*) from sessions where state = 'running'")" = 5 ]
+	[ "$(running_domains h1 | wc -l)" = 5 ]
+}
+
 @test "20 concurrent vm-start on 3 hosts: every desktop up, no port clash, no double session, nothing overcommitted" {
 	seq -f 'c%g' 1 20 | vm-copy -q --master m
 	local i pids=()

@@ -183,11 +183,45 @@ vdi_session_clear(struct vdi_session *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * Starts in flight on host_id other than session id's, across every
+ * process and broker: its sessions 'starting' under a claim that is alive.
+ */
+static int
+starts_in_flight(struct vdi_db *db, int64_t host_id, int64_t id, int64_t *n, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	char owner[160];
+	int64_t lease;
+	int rc;
+
+	*n = 0;
+	if (vdi_db_prepare(db, &st, "SELECT coalesce(pid, 0), owner, coalesce(lease, 0) FROM sessions "
+			   "WHERE host_id = ?1 AND state = 'starting' AND id <> ?2", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, host_id);
+	vdi_stmt_bind_int64(st, 2, id);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		vdi_stmt_claim(st, 1, owner, sizeof(owner), &lease);
+		*n += vdi_claim_alive(vdi_stmt_int64(st, 0), owner, lease);
+	}
+	vdi_stmt_finalize(st);
+	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "counting starts", err);
+}
+
 int
 vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
 			const char *address, const char *password, struct vdi_err *err)
 {
+	return vdi_session_claim_start_gated(db, id, domain, overlay, address, password, 0, err);
+}
+
+int
+vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
+			      const char *address, const char *password, int64_t per_host, struct vdi_err *err)
+{
 	struct vdi_stmt *st = NULL;
+	int64_t inflight;
 	int rc;
 	struct vdi_session s;
 	int ret = -1;
@@ -215,6 +249,16 @@ vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const
 	if (strcmp(s.state, "assigned") != 0 && strcmp(s.state, "starting") != 0) {
 		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is %s", (long long)id, s.state);
 		goto fail_clear;
+	}
+	/* Storm control, under the write lock: the host's start slots are counted in the VMDB. */
+	if (per_host > 0 && s.host_id && strcmp(s.state, "assigned") == 0) {
+		if (starts_in_flight(db, s.host_id, id, &inflight, err) < 0)
+			goto fail_clear;
+		if (inflight >= per_host) {
+			vdi_session_clear(&s);
+			vdi_db_rollback(db);
+			return 2;
+		}
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'starting', changed = ?2, pid = ?3, domain = ?4, "
 			   "overlay = ?5, display_address = ?6, display_password = coalesce(display_password, ?7), "

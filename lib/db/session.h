@@ -84,6 +84,15 @@ void vdi_session_clear(struct vdi_session *s);
  * Returns 0 claimed, 1 it is running already (nothing to do), -1 error (5
  * when another live process is starting it, or it is ending).
  */
+/*
+ * The same, with storm control across processes and brokers: an assigned
+ * session is not claimed while per_host starts or more are in flight on its
+ * host (sessions 'starting' under live claims, counted under the write
+ * lock); then it returns 2 and the caller waits.  per_host 0: no gate.
+ */
+int vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
+				  const char *address, const char *password, int64_t per_host,
+				  struct vdi_err *err);
 int vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
 			    const char *address, const char *password, struct vdi_err *err);
 /* starting -> running, only while this process's claim holds (5 when another process ended or took it). */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -150,6 +151,34 @@ undo:
 }
 
 /*
+ * Claim session s (id) for starting, waiting while its host has
+ * o->per_host starts in flight across every process (a random 50-250 ms
+ * between tries, so waiters do not march in step), up to o->start_wait_ms:
+ * then 2, with err temporary.  Else what vdi_session_claim_start_gated says.
+ */
+static int
+claim_slot(struct vdi_db *db, int64_t id, const struct vdi_session *s, const char *domain, const char *overlay,
+	   const char *addr, const char *pw, const struct vdi_start_opts *o, struct vdi_err *err)
+{
+	int64_t waited = 0, limit = o->start_wait_ms > 0 ? o->start_wait_ms : 120000;
+	unsigned seed = (unsigned)id * 2654435761u;
+	int rc;
+
+	while ((rc = vdi_session_claim_start_gated(db, id, domain, overlay, addr, pw, o->per_host, err)) == 2) {
+		int64_t nap = 50 + rand_r(&seed) % 200;
+		if (waited >= limit) {
+			vdi_err_set(err, VDI_R_TEMP, "host %s has %lld starts in flight (start_parallel_host) and "
+				    "kept them past %lld s; try again", s->host, (long long)o->per_host,
+				    (long long)(limit / 1000));
+			return 2;
+		}
+		usleep((useconds_t)nap * 1000);
+		waited += nap;
+	}
+	return rc;
+}
+
+/*
  * Try to run session id on its host.  On failure what was made is undone
  * and *s holds the session as claimed (s->host names the host that failed,
  * or is NULL when the failure was not the host's).
@@ -168,7 +197,8 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 	if (vdi_start_password(pw, sizeof(pw), err) < 0)
 		goto not_host;
 	/* A first boot runs on the user VM's own disk: no overlay. */
-	rc = vdi_session_claim_start(db, id, domain, vdi_session_is_prepare(s) ? NULL : overlay, addr, pw, err);
+	if ((rc = claim_slot(db, id, s, domain, vdi_session_is_prepare(s) ? NULL : overlay, addr, pw, o, err)) == 2)
+		goto not_host; /* err says the host stayed full of starts */
 	vdi_session_clear(s);
 	if (rc < 0 || vdi_session_get(db, id, s, err) < 0)
 		goto not_host;
@@ -421,6 +451,7 @@ vdi_start_opts_config(struct vdi_start_opts *o, const struct vdi_config *cfg)
 	o->assign.fallback = VDI_POLICY_LEAST_SESSIONS;
 	o->assign.max_age = cfg->poll_max_age / 1000;
 	o->retries = cfg->start_retries;
+	o->per_host = cfg->start_parallel_host;
 	o->domain_type = cfg->domain_type;
 	o->mac_prefix = cfg->mac_prefix;
 	o->console_log_dir = cfg->console_log_dir;

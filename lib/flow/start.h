@@ -40,6 +40,13 @@ struct vdi_start_opts {
 	void (*host_failed)(void *ctx, const struct vdi_err *e);
 	void *ctx;
 	struct vdi_gate *host_gate;     /* storm control: starts in flight per host (NULL: no limit) */
+	/*
+	 * Storm control across processes and brokers: at most this many
+	 * sessions 'starting' on one host in the VMDB (0: no limit); a start
+	 * waits for a slot up to start_wait_ms, then fails temporary (75).
+	 */
+	int64_t per_host;
+	int64_t start_wait_ms;
 	const char *domain_type;        /* auto, kvm, qemu (NULL: auto) */
 	const char *mac_prefix;         /* of every NIC's MAC (NULL: the default) */
 	const char *console_log_dir;    /* on the host, for DIR/DOMAIN.console.log (NULL: no serial log) */
