@@ -125,7 +125,7 @@ hold_write_lock() {
 # $holder.  SQLite: flock on VMDB.NAME.lock; PostgreSQL: the advisory lock
 # on (1447315761, FNV-1a of NAME), as lib/db/pg.c takes it.
 hold_singleton() {
-	if on_pg; then
+	if [[ $VDI_DB == *dbname=* || $VDI_DB == postgres* ]]; then
 		local h=2166136261 i c
 		for ((i = 0; i < ${#1}; i++)); do
 			printf -v c '%d' "'${1:i:1}"
@@ -134,7 +134,8 @@ hold_singleton() {
 		(( h >= 2147483648 )) && h=$(( h - 4294967296 ))
 		psql -X -q -d "$VDI_DB" -c "select pg_advisory_lock(1447315761, $h); select pg_sleep($2)" >/dev/null 3>&- &
 	else
-		flock "$VDI_DB.$1.lock" sleep "$2" 3>&- &
+		# The subshell becomes the sleep that holds the lock: killing $holder lets go of it.
+		(exec 9>"$VDI_DB.$1.lock" && flock 9 && exec sleep "$2") 3>&- &
 	fi
 	holder=$!
 	sleep 0.5

@@ -181,3 +181,61 @@ setup() {
 		where sessions <> sessions_real or mem_used <> mem_used_real"
 	assert_output ""
 }
+
+# vmdb_fill_small DB: two hosts, a master, three user VMs, two sessions (by vm-assign).
+vmdb_fill_small() {
+	VDI_DB=$1 vm-hosts -q add h1 qemu+ssh://h1/system --no-check
+	VDI_DB=$1 vm-hosts -q add h2 qemu+ssh://h2/system --no-check
+	sqlite3 "$1" "update hosts set health = 'up', vcpus = 8, mem_total = 17179869184, last_ok = $(date +%s),
+		last_poll = $(date +%s);
+		insert into masters (name, state, os, pool, volume, format, virtual_size, sha256, source, mem, vcpus,
+		disk, created) values ('m', 'active', 'linux', 'vdi', 'master-m', 'qcow2', 1, 'x', 'file:///m', 1, 1, 1, 0);
+		insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
+		values ('ann', 'ready', 1, 'vdi', 'v1', 's1', 'ann', 67108864, 1, 1, 0),
+		('bob', 'ready', 1, 'vdi', 'v2', 's2', 'bob', 67108864, 1, 1, 0),
+		('cy', 'ready', 1, 'vdi', 'v3', 's3', 'cy', 67108864, 1, 1, 0)"
+	VDI_DB=$1 vm-assign -q ann bob
+}
+
+@test "vdi-db copy moves an SQLite VMDB into a new database, checked; refused when in use, not empty or missing" {
+	local src=$BATS_TEST_TMPDIR/src.db target holder
+	vmdb_fill_small "$src"
+	# The target: this run's database (PostgreSQL), or a new SQLite file.
+	if on_pg; then target=$VDI_DB; else target=$BATS_TEST_TMPDIR/copy.db; fi
+	# In use: a vm-watch holds its lock on the source.
+	VDI_DB=$src hold_singleton watch 8
+	VDI_DB=$src run_vdi 5 vdi-db copy "$target"
+	assert_output --partial "is in use: a vm-watch runs on it"
+	kill "$holder"
+	wait "$holder" || true
+	sleep 0.2
+	VDI_DB=$src run_vdi vdi-db copy -o tsv "$target"
+	assert_line $'sessions\t2\t2'
+	assert_line $'uservms\t3\t3'
+	assert_line $'events\t4\t4'
+	VDI_DB=$target run_vdi vdi-db check -o tsv
+	assert_line $'hosts\t2'
+	# The copy works on: the counters came out right, and ids go on past the copied ones.
+	VDI_DB=$target run_vdi vm-assign -o tsv cy
+	assert_output --regexp $'^cy\th[12]\t3$'
+	assert_equal "$(VDI_DB=$target vm-hosts list -o tsv | cut -f1,7 | paste -sd' ')" "$(VDI_DB=$src vm-hosts list -o tsv | cut -f1,7 | paste -sd' ')"
+	# A copy goes into an empty database only; a missing source is no source.
+	VDI_DB=$src run_vdi 5 vdi-db copy "$target"
+	assert_output --partial "is not empty"
+	VDI_DB=$BATS_TEST_TMPDIR/none.db run_vdi 3 vdi-db copy "$target"
+	[ ! -e "$BATS_TEST_TMPDIR/none.db" ]
+}
+
+@test "vdi-db check finds counters that drifted; a copy of such a VMDB is refused and leaves the target empty" {
+	local src=$BATS_TEST_TMPDIR/src.db target
+	vmdb_fill_small "$src"
+	sqlite3 "$src" "update hosts set sessions = 7 where name = 'h1'"
+	VDI_DB=$src run_vdi 1 vdi-db check -o tsv
+	assert_output --partial "1 hosts' capacity counters disagree"
+	if on_pg; then target=$VDI_DB; else target=$BATS_TEST_TMPDIR/copy.db; fi
+	VDI_DB=$src run_vdi 1 vdi-db copy "$target"
+	assert_output --regexp "host 1: its sessions counter is 7 in the VMDB but its sessions add up to 1 in the copy"
+	VDI_DB=$target run_vdi vdi-db check -o tsv
+	assert_line $'hosts\t0'
+	assert_line $'events\t0'
+}

@@ -545,6 +545,41 @@ out:
 }
 
 int
+vdi_db_columns(struct vdi_db *db, const char *table, char ***names, size_t *n, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	char **v = NULL;
+	int rc;
+
+	*names = NULL;
+	*n = 0;
+	if (vdi_db_prepare(db, &st, db->eng->columns_sql, err) < 0)
+		return -1;
+	vdi_stmt_bind_text(st, 1, table);
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		v = vdi_grow(v, *n + 1, sizeof(*v));
+		v[(*n)++] = vdi_stmt_strdup(st, 0);
+		v[*n] = NULL;
+	}
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE) {
+		for (size_t i = 0; i < *n; i++)
+			free(v[i]);
+		free(v);
+		*n = 0;
+		return vdi_db_fail(db, "reading the columns", err);
+	}
+	*names = v;
+	return 0;
+}
+
+int
+vdi_db_sync_ids(struct vdi_db *db, const char *table, struct vdi_err *err)
+{
+	return db->eng->sync_ids ? db->eng->sync_ids(db, table, err) : 0;
+}
+
+int
 vdi_event_add(struct vdi_db *db, const char *object, const char *action,
 	      const char *detail, struct vdi_err *err)
 {

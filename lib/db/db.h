@@ -240,6 +240,18 @@ int vdi_db_insert_names(struct vdi_db *db, const char *sql, int64_t id, char *co
  */
 int vdi_db_lock(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_err *err);
 
+/*
+ * The stored columns of a table (its generated ones left out), in order,
+ * into *names (a NULL-ended array the caller frees with vdi_strv_free).
+ * table is the caller's constant.  For copying a VMDB between engines.
+ */
+int vdi_db_columns(struct vdi_db *db, const char *table, char ***names, size_t *n, struct vdi_err *err);
+/*
+ * After rows were written with their ids: the table's id generator goes
+ * past them (PostgreSQL's identity sequence; nothing on SQLite).
+ */
+int vdi_db_sync_ids(struct vdi_db *db, const char *table, struct vdi_err *err);
+
 /* Append an event (inside the caller's transaction). */
 int vdi_event_add(struct vdi_db *db, const char *object, const char *action,
 		  const char *detail, struct vdi_err *err);

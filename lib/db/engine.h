@@ -40,6 +40,10 @@ struct vdi_db_engine {
 	const struct vdi_migration *migrations;
 	/* Does it take SQLite's INDEXED BY (see vdi_db_indexed_by)? */
 	bool indexed_by;
+	/* A query of a table's stored columns, in order (?1: the table), for vdi_db_columns. */
+	const char *columns_sql;
+	/* vdi_db_sync_ids: move a table's id generator past its rows (NULL: nothing to do). */
+	int (*sync_ids)(struct vdi_db *db, const char *table, struct vdi_err *err);
 	int (*open)(struct vdi_db **out, const char *name, int64_t busy_ms, struct vdi_err *err);
 	/* vdi_db_lock: a singleton lock for the connection's life; *fd is a file to close, or -1. */
 	int (*lock)(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_err *err);

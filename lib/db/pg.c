@@ -904,6 +904,17 @@ pg_lock(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_err 
 	return rc;
 }
 
+/* An identity column's sequence past the rows copied in with their ids (table: the caller's constant). */
+static int
+pg_sync_ids(struct vdi_db *db, const char *table, struct vdi_err *err)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT setval(pg_get_serial_sequence('%s', 'id'), coalesce(max(id), 0) + 1, "
+		 "false) FROM %s", table, table);
+	return vdi_db_exec(db, sql, err);
+}
+
 static void
 pg_close(struct vdi_db *db)
 {
@@ -925,6 +936,9 @@ const struct vdi_db_engine vdi_db_postgresql = {
 	.begin_write = "BEGIN ISOLATION LEVEL READ COMMITTED; " PG_LOCK,
 	.begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	.migrations = vdi_migrations_pg,
+	.columns_sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+		       "AND table_name = ?1 AND is_generated = 'NEVER' ORDER BY ordinal_position",
+	.sync_ids = pg_sync_ids,
 	.open = pg_open,
 	.lock = pg_lock,
 	.close = pg_close,

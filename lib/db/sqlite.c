@@ -598,6 +598,9 @@ const struct vdi_db_engine vdi_db_sqlite = {
 	.begin_read = "BEGIN",
 	.migrations = vdi_migrations,
 	.indexed_by = true,
+	/* table_info lists the stored columns only (generated ones are in table_xinfo). */
+	.columns_sql = "SELECT name FROM pragma_table_info(?1) ORDER BY cid",
+	.sync_ids = NULL, /* INTEGER PRIMARY KEY takes max(id) + 1 by itself */
 	.open = sq_open,
 	.lock = sq_lock,
 	.close = sq_close,
