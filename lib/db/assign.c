@@ -308,8 +308,8 @@ quick_prepare(struct quick *q, struct vdi_stmt **st, const char *index, const ch
 	char sql[512], ix[64];
 
 	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS ", name FROM hosts%s WHERE admin = 'active' "
-		 "AND health = 'up' AND pool = ?1 AND last_ok >= ?2%s ORDER BY %s",
-		 vdi_db_indexed_by(q->db, index, ix, sizeof(ix)), where, order);
+		 "AND health = 'up' AND pool = ?1 AND last_ok >= ?2%s ORDER BY %s%s",
+		 vdi_db_indexed_by(q->db, index, ix, sizeof(ix)), where, order, vdi_db_lock_rows(q->db));
 	if (vdi_db_prepare_walk(q->db, st, sql, err) < 0)
 		return -1;
 	vdi_stmt_bind_text(*st, 1, q->u->pool);
@@ -613,12 +613,13 @@ static int assign_by_hand(struct vdi_assign_result *res, const struct vdi_sched_
  * the full pass reads every host, when asked to explain or to place by
  * hand, or when the quick path finds nothing and the refusal must say why.
  * 0 with *win; -1 with err, and *keep when the result holds every host's
- * verdict for --explain.
+ * verdict for --explain; 2 when a shared placement must place again under
+ * the write lock.
  */
 static int
 assign_pick(struct vdi_db *db, const char *user, const struct uvm *u, const struct vdi_sched_req *req,
-	    const struct vdi_assign_opts *o, const char *rr, int64_t source, struct vdi_assign_result *res,
-	    int *win, bool *keep, struct vdi_err *err)
+	    const struct vdi_assign_opts *o, const char *rr, int64_t source, bool shared,
+	    struct vdi_assign_result *res, int *win, bool *keep, struct vdi_err *err)
 {
 	struct vdi_sched_ctx ctx;
 	int64_t min_ok = o->max_age > 0 ? req->now - o->max_age : INT64_MIN;
@@ -628,6 +629,8 @@ assign_pick(struct vdi_db *db, const char *user, const struct uvm *u, const stru
 	*keep = false;
 	if (!o->explain && !o->host && quick_pick(db, u, req, o, rr, source, min_ok, res, win, err) < 0)
 		return -1;
+	if (*win < 0 && shared)
+		return 2; /* the full pass reads rows it has not locked: under the write lock only */
 	if (*win < 0) {
 		vdi_assign_result_hosts_clear(res);
 		if (load_hosts(db, u, rr, res, err) < 0)
@@ -716,20 +719,25 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
 			     "session-assign", detail, err);
 }
 
-int
-vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
-	   struct vdi_assign_result *res, struct vdi_err *err)
+/*
+ * One try at vdi_assign: as a shared placement when may_share (and the
+ * engine can), else under the write lock.  2: place again under the write
+ * lock (res cleared, nothing written).
+ */
+static int
+assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o, bool may_share,
+	    struct vdi_assign_result *res, struct vdi_err *err)
 {
 	struct uvm u;
 	struct vdi_sched_req req = { 0 };
 	char *rr = NULL;
 	int win = -1, rc, ret = -1;
 	int64_t source = 0;
-	bool keep = false;
+	bool keep = false, shared = false;
 
 	memset(res, 0, sizeof(*res));
 	vdi_err_object(err, "%s", user); /* every error line of a batch names its user */
-	if (vdi_db_begin(db, true, err) < 0)
+	if ((may_share ? vdi_db_begin_placement(db, &shared, err) : vdi_db_begin(db, true, err)) < 0)
 		return -1;
 	if (load_uservm(db, user, o->prepare, &u, err) < 0)
 		goto out;
@@ -751,8 +759,11 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	req.max_age = o->max_age;
 	if (o->policy == VDI_POLICY_ROUND_ROBIN)
 		rr = kv_get(db, "rr_last");
-	if (assign_pick(db, user, &u, &req, o, rr, source, res, &win, &keep, err) < 0)
+	if ((rc = assign_pick(db, user, &u, &req, o, rr, source, shared, res, &win, &keep, err)) != 0) {
+		if (rc == 2)
+			ret = 2;
 		goto out;
+	}
 	res->host = vdi_xstrdup(res->hosts[win].name);
 	if (o->explain)
 		for (size_t i = 0; i < res->nhosts; i++)
@@ -761,16 +772,34 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		ret = 0;
 		goto out;
 	}
-	if (assign_reserve(db, user, &u, o, win, req.now, res, err) < 0)
+	if (assign_reserve(db, user, &u, o, win, req.now, res, err) < 0) {
+		/* Another placement gave this user a session meanwhile: look again, under the write lock. */
+		if (shared && vdi_db_conflict(db))
+			ret = 2;
 		goto out;
+	}
 	free(rr);
 	return vdi_db_commit(db, err);
 out:
 	free(rr);
 	vdi_db_rollback(db);
-	if (ret < 0 && !keep)
+	if ((ret < 0 && !keep) || ret == 2)
 		vdi_assign_result_clear(res); /* on failure the caller has nothing to free */
 	return ret;
+}
+
+int
+vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
+	   struct vdi_assign_result *res, struct vdi_err *err)
+{
+	/* Only the quick path locks the rows it decides on; --explain, --host and a move read every host. */
+	int rc = assign_once(db, user, o, !o->explain && !o->host && !o->move, res, err);
+
+	if (rc == 2) {
+		vdi_err_clear(err);
+		rc = assign_once(db, user, o, false, res, err);
+	}
+	return rc;
 }
 
 void

@@ -230,6 +230,19 @@ vdi_db_begin(struct vdi_db *db, bool write, struct vdi_err *err)
 }
 
 int
+vdi_db_begin_placement(struct vdi_db *db, bool *shared, struct vdi_err *err)
+{
+	*shared = db->eng->begin_placement != NULL;
+	return vdi_db_exec(db, *shared ? db->eng->begin_placement : db->eng->begin_write, err);
+}
+
+const char *
+vdi_db_lock_rows(const struct vdi_db *db)
+{
+	return db->eng->lock_rows ? db->eng->lock_rows : "";
+}
+
+int
 vdi_db_read_begin(struct vdi_db *db, bool *began, struct vdi_err *err)
 {
 	*began = false;

@@ -150,6 +150,17 @@ int vdi_db_step_row(struct vdi_db *db, struct vdi_stmt *st, const char *what, st
 /* Begin writing (take the write lock now) or reading (a consistent view). */
 int vdi_db_begin(struct vdi_db *db, bool write, struct vdi_err *err);
 /*
+ * Begin a placement: a write transaction that, where the engine can (on
+ * PostgreSQL), shares the write lock with other placements and locks the
+ * host rows it reads instead (vdi_db_lock_rows).  *shared says which
+ * happened; a shared placement that cannot decide on rows it locked (the
+ * walk gave up, a user's second live session) rolls back and places again
+ * under the write lock.  On SQLite the same as vdi_db_begin(write).
+ */
+int vdi_db_begin_placement(struct vdi_db *db, bool *shared, struct vdi_err *err);
+/* What a placement's query of hosts appends so that the rows it reads are its own: "" or " FOR UPDATE SKIP LOCKED". */
+const char *vdi_db_lock_rows(const struct vdi_db *db);
+/*
  * A read transaction for a consistent view across several queries, unless
  * the caller has a transaction open already (then *began is false and
  * vdi_db_read_end does nothing).

@@ -34,6 +34,14 @@ struct vdi_db_engine {
 	const char *name;
 	/* SQL that begins a write transaction with the write lock taken now. */
 	const char *begin_write;
+	/*
+	 * SQL that begins a placement (vdi_db_begin_placement): NULL where it
+	 * is a write like any other (SQLite); else with the write lock shared
+	 * among placements, which lock the host rows they read instead.
+	 */
+	const char *begin_placement;
+	/* What a placement's walk of hosts appends to lock the rows it reads (vdi_db_lock_rows). */
+	const char *lock_rows;
 	/* SQL that begins a read transaction: one consistent view of the VMDB. */
 	const char *begin_read;
 	/* Its schema's migrations (schema/ENGINE/, compiled in). */

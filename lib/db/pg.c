@@ -19,6 +19,13 @@
  * under the lock, in READ COMMITTED, after the last writer committed.  The
  * wait is bounded by lock_timeout (the busy timeout); past it: VDI_R_DB_BUSY.
  *
+ * Placements (vm-assign's quick path) share that lock instead
+ * (pg_advisory_xact_lock_shared): they run beside each other but never
+ * beside another writer, and each locks the host rows it reads to decide
+ * (FOR UPDATE SKIP LOCKED), so two placements never decide on one host at
+ * once and a host another placement holds is passed over, not waited for.
+ * The counters a placement's insert changes are on the row it holds.
+ *
  * The marker.  A VMDB holds the table vdi_meta (app_id = VDI_APP_ID and the
  * schema version).  A database with no tables in its schema is new and is
  * set up; one with tables but no vdi_meta belongs to another application
@@ -320,7 +327,8 @@ inline_params(struct pg_db *db, const struct pg_stmt *st)
 
 /*
  * A walk's next rows: the first batch with its DECLARE, then each FETCH
- * asks for more (8, 64, 512: most walks stop within the first few).
+ * asks for more (2, 16, 128, 512: most walks stop within the first few;
+ * with FOR UPDATE every row fetched is a row locked, and written).
  */
 static int
 walk_fetch(struct pg_db *db, struct pg_stmt *st)
@@ -334,7 +342,7 @@ walk_fetch(struct pg_db *db, struct pg_stmt *st)
 		if (!(q = inline_params(db, st)))
 			return -1;
 		st->cursor = ++db->cursors;
-		st->batch = 8;
+		st->batch = 2;
 		if (asprintf(&sql, "DECLARE vdi_w%u NO SCROLL CURSOR FOR %s; FETCH %d FROM vdi_w%u", st->cursor, q,
 			     st->batch, st->cursor) < 0)
 			sql = NULL;
@@ -934,6 +942,8 @@ pg_close(struct vdi_db *db)
 const struct vdi_db_engine vdi_db_postgresql = {
 	.name = "PostgreSQL",
 	.begin_write = "BEGIN ISOLATION LEVEL READ COMMITTED; " PG_LOCK,
+	.begin_placement = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared(" PG_APP_ID ")",
+	.lock_rows = " FOR UPDATE SKIP LOCKED",
 	.begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	.migrations = vdi_migrations_pg,
 	.columns_sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
