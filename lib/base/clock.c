@@ -30,3 +30,12 @@ vdi_clock_now(void)
 	pthread_once(&once, read_offset);
 	return (int64_t)time(NULL) + offset;
 }
+
+int64_t
+vdi_clock_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -14,5 +14,7 @@
 #include <stdint.h>
 
 int64_t vdi_clock_now(void);
+/* Milliseconds of CLOCK_MONOTONIC: for timeouts and waits within a process, never recorded. */
+int64_t vdi_clock_mono_ms(void);
 
 #endif

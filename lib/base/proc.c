@@ -13,18 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "proc.h"
 
 extern char **environ;
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The output's last 300 bytes on one line: what a failing agent said last. */
 static void
@@ -48,7 +40,7 @@ vdi_proc_run(char *const argv[], int64_t timeout_ms, struct vdi_err *err)
 	int pipefd[2] = { -1, -1 }, status = 0, ret = -1, rc;
 	char out[4096], said[320];
 	size_t n = 0;
-	int64_t until = mono_ms() + timeout_ms;
+	int64_t until = vdi_clock_mono_ms() + timeout_ms;
 	pid_t pid = -1;
 	bool timed_out = false;
 
@@ -68,7 +60,7 @@ vdi_proc_run(char *const argv[], int64_t timeout_ms, struct vdi_err *err)
 	/* Read until it closes its output (exits), or the time is up. */
 	for (;;) {
 		struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-		int64_t left = until - mono_ms();
+		int64_t left = until - vdi_clock_mono_ms();
 		char buf[1024];
 		ssize_t r;
 

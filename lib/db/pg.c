@@ -45,6 +45,7 @@
 
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "engine.h"
 
@@ -782,15 +783,6 @@ connect_error(struct pg_db *db, struct vdi_err *err)
 	return vdi_err_set(err, VDI_R_DB_DOWN, "cannot open VMDB %s: %s; try again", db->base.path, line);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Connect with the notice receiver in place from the start (a server
  * shutting down may send its FATAL as the connection completes: libpq's
@@ -802,7 +794,7 @@ connect_quiet(struct pg_db *p, const char *const *keys, const char *const *vals,
 	      struct vdi_err *err)
 {
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	int64_t end = mono_ms() + (int64_t)timeout_s * 1000;
+	int64_t end = vdi_clock_mono_ms() + (int64_t)timeout_s * 1000;
 
 	if (!(p->h = PQconnectStartParams(keys, vals, 1)))
 		return vdi_err_set(err, VDI_R_FAIL, "cannot open VMDB %s: no memory", p->base.path);
@@ -811,7 +803,7 @@ connect_quiet(struct pg_db *p, const char *const *keys, const char *const *vals,
 		return connect_error(p, err);
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		struct pollfd pfd = { .fd = PQsocket(p->h), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
-		int64_t left = end - mono_ms();
+		int64_t left = end - vdi_clock_mono_ms();
 		if (left <= 0)
 			return vdi_err_set(err, VDI_R_DB_DOWN, "cannot open VMDB %s: no answer within %d s; try again",
 					   p->base.path, timeout_s);

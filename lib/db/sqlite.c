@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "file.h"
 #include "mem.h"
 #include "engine.h"
@@ -186,15 +187,6 @@ sq_col_null(struct vdi_stmt *st, int col)
 	return sqlite3_column_type(SQST(st), col) == SQLITE_NULL;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Waiting for another command's lock: short random sleeps (1 to 3 ms)
  * until busy_timeout.  SQLite's own handler backs off to 100 ms sleeps,
@@ -205,7 +197,7 @@ static int
 busy_wait(void *arg, int count)
 {
 	struct sq_db *db = arg;
-	int64_t now = mono_ms();
+	int64_t now = vdi_clock_mono_ms();
 
 	if (db->no_wait)
 		return 0;

@@ -22,15 +22,6 @@
 #include "virt.h"
 #include "xml.h"
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the watchdog: abort the job past the deadline ---- */
 
 struct watchdog {
@@ -57,7 +48,7 @@ watchdog_run(void *p)
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->done) {
-		int64_t now = mono_ms(), until = now + 1000;
+		int64_t now = vdi_clock_mono_ms(), until = now + 1000;
 		struct timespec ts;
 
 		if (w->deadline && now >= w->deadline) {
@@ -261,7 +252,7 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 	struct watchdog w = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	pthread_t t;
 	bool tried = false, moved = false;
-	int64_t t0 = mono_ms(), port = 0;
+	int64_t t0 = vdi_clock_mono_ms(), port = 0;
 	const char *stop = getenv("VDI_TEST_STOP_AT");
 
 	if (!(src = vdi_conns_get(o->conns, s->host, s->host_uri, err)) ||
@@ -310,7 +301,7 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 	pthread_cond_signal(&w.cv);
 	pthread_mutex_unlock(&w.mu);
 	pthread_join(t, NULL);
-	r->ms = mono_ms() - t0;
+	r->ms = vdi_clock_mono_ms() - t0;
 	if (!ddom) {
 		if (w.fired)
 			vdi_err_set(err, VDI_R_FAIL, "migrating to %s took longer than migrate_timeout (%lld s): aborted",

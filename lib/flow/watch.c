@@ -82,15 +82,6 @@ struct watch {
 	const struct vdi_watch_opts *o;
 };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void __attribute__((format(printf, 2, 3)))
 say(struct watch *w, const char *fmt, ...)
 {
@@ -347,7 +338,7 @@ on_gfx(struct watch *w, struct whost *h, const struct ev *e, struct vdi_session 
 	if (e->phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE && !had) {
 		vdi_strv_push_copy(&c->keys, &c->n, e->client);
 		if (c->n == 1 && !c->spend_at)
-			c->spend_at = mono_ms() + TICKET_SPEND_MS;
+			c->spend_at = vdi_clock_mono_ms() + TICKET_SPEND_MS;
 		return c->n == 1 ? viewer(w, s, true, e->client, err) : 0;
 	}
 	if (e->phase != VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT)
@@ -421,7 +412,7 @@ handle(struct watch *w, const struct ev *e, struct vdi_err *err)
 		snprintf(why, sizeof(why), "watch lost: %s", close_why(e->detail));
 		host_disconnect(w, h);
 		h->backoff = 1000;
-		h->next_try = mono_ms() + h->backoff;
+		h->next_try = vdi_clock_mono_ms() + h->backoff;
 		say(w, "host %s: %s; marked down, reconnecting", h->name, close_why(e->detail));
 		return vdi_host_watch_end(w->db, h->id, h->since, true, why, err);
 	}
@@ -552,7 +543,7 @@ fail:
 	h->backoff = h->backoff ? h->backoff * 2 : 1000;
 	if (h->backoff > w->o->backoff_max_ms)
 		h->backoff = w->o->backoff_max_ms;
-	h->next_try = mono_ms() + h->backoff;
+	h->next_try = vdi_clock_mono_ms() + h->backoff;
 	return 0;
 }
 
@@ -620,7 +611,7 @@ tick(struct watch *w, struct vdi_err *err)
 	ids = vdi_xcalloc(w->nhosts + 1, sizeof(*ids));
 	for (size_t i = 0; i < w->nhosts && !*w->o->stop; i++) {
 		struct whost *h = w->hosts[i];
-		if (!h->conn && mono_ms() >= h->next_try && host_connect(w, h, err) < 0)
+		if (!h->conn && vdi_clock_mono_ms() >= h->next_try && host_connect(w, h, err) < 0)
 			goto out;
 		if (h->conn)
 			ids[n++] = h->id;
@@ -635,7 +626,7 @@ out:
 static void
 spend_tickets(struct watch *w)
 {
-	int64_t now = mono_ms();
+	int64_t now = vdi_clock_mono_ms();
 
 	for (size_t i = 0; i < w->ncl; i++) {
 		struct clients *c = &w->cl[i];
@@ -700,12 +691,12 @@ vdi_watch_run(struct vdi_db *db, const struct vdi_watch_opts *o, struct vdi_err 
 	w.conns = vdi_conns_new(o->connect_timeout_ms);
 	while (!*o->stop) {
 		struct pollfd p = { .fd = w.pipe[0], .events = POLLIN };
-		int64_t now = mono_ms();
+		int64_t now = vdi_clock_mono_ms();
 
 		if (now >= next_tick) {
 			if (tick(&w, err) < 0)
 				goto out;
-			next_tick = mono_ms() + o->rescan_ms;
+			next_tick = vdi_clock_mono_ms() + o->rescan_ms;
 		}
 		if (poll(&p, 1, 500) < 0 && errno != EINTR) {
 			vdi_err_set(err, VDI_R_FAIL, "poll: %s", strerror(errno));
