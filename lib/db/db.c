@@ -427,17 +427,33 @@ vdi_stmt_claim(struct vdi_stmt *st, int col, char *owner, size_t len, int64_t *l
 	*lease = vdi_stmt_int64(st, col + 1);
 }
 
-/* The renewing thread: its own connection, every VDI_CLAIM_LEASE / 3 seconds, for the process's life. */
+/* What the renewing thread opens its connection from (copied: the caller's handle may close first). */
+struct renewer {
+	char *name, *program, *who;
+	int64_t busy_ms;
+};
+
+/*
+ * The renewing thread, for the process's life: every VDI_CLAIM_LEASE / 3
+ * seconds the leases of this owner's claims go VDI_CLAIM_LEASE further.
+ * Its connection is opened at the first renewal, so a short process (a
+ * login) pays nothing for it.
+ */
 static void *
 renew_leases(void *arg)
 {
-	struct vdi_db *db = arg;
+	struct renewer *r = arg;
+	struct vdi_db *db = NULL;
 	const char *me = vdi_proc_owner();
 	static const char *const tables[] = { "masters", "uservms", "sessions" };
 	char sql[128];
 
 	for (;;) {
 		sleep(VDI_CLAIM_LEASE / 3);
+		if (!db && vdi_db_open(&db, r->name, r->busy_ms, r->program, VDI_ERR_SCRATCH) < 0)
+			continue;
+		if (!db->who || strcmp(db->who, r->who) != 0)
+			vdi_db_set_who(db, r->who);
 		if (vdi_db_begin(db, true, VDI_ERR_SCRATCH) < 0)
 			continue;
 		for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
@@ -462,19 +478,20 @@ static bool renewing;
 void
 vdi_db_bind_claim(struct vdi_db *db, struct vdi_stmt *st, int i)
 {
-	struct vdi_db *own = NULL;
+	static struct renewer r; /* the thread's for the process's life */
 	pthread_t t;
 
 	vdi_stmt_bind_text(st, i, vdi_proc_owner());
 	vdi_stmt_bind_int64(st, i + 1, vdi_clock_now() + VDI_CLAIM_LEASE);
 	pthread_mutex_lock(&renew_mu);
-	if (!renewing && !db->dry_run && vdi_db_reopen(db, &own, VDI_ERR_SCRATCH) == 0) {
-		/* It lives as long as the process; its connection closes with it. */
-		if (pthread_create(&t, NULL, renew_leases, own) == 0) {
+	if (!renewing && !db->dry_run) {
+		r.name = vdi_xstrdup(db->name);
+		r.program = vdi_xstrdup(db->program);
+		r.who = vdi_xstrdup(db->who);
+		r.busy_ms = db->busy_ms;
+		if (pthread_create(&t, NULL, renew_leases, &r) == 0) {
 			pthread_detach(t);
 			renewing = true;
-		} else {
-			vdi_db_close(own);
 		}
 	}
 	pthread_mutex_unlock(&renew_mu);

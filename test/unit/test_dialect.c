@@ -300,6 +300,33 @@ test_claims(void **state)
 	assert_false(vdi_claim_alive(0x7ffffff0, NULL, 0));
 }
 
+/*
+ * A claim's lease is renewed while its owner runs: a thread of this
+ * process moves it VDI_CLAIM_LEASE past now every VDI_CLAIM_LEASE / 3
+ * seconds (so this test waits that long, once).
+ */
+static void
+test_lease_renewed(void **state)
+{
+	struct vdi_db *db = open_fresh(1);
+	struct vdi_stmt *st = NULL;
+	struct vdi_err err = { 0 };
+	int64_t first, later;
+
+	(void)state;
+	run_ok(db, "INSERT INTO masters (name, state, pool, volume, source, mem, vcpus, created) VALUES "
+	       "('m', 'importing', 'p', 'v', 's', 1, 1, 0)");
+	assert_int_equal(vdi_db_prepare(db, &st, "UPDATE masters SET pid = 1, owner = ?1, lease = ?2", &err), 0);
+	vdi_db_bind_claim(db, st, 1);
+	assert_int_equal(vdi_stmt_step(st), VDI_DB_DONE);
+	vdi_stmt_finalize(st);
+	first = one_int(db, "SELECT lease FROM masters");
+	sleep(VDI_CLAIM_LEASE / 3 + 2);
+	later = one_int(db, "SELECT lease FROM masters");
+	assert_true(later > first);
+	vdi_db_close(db);
+}
+
 int
 main(void)
 {
@@ -316,6 +343,7 @@ main(void)
 		cmocka_unit_test(check_write_lock_and_singletons_pg),
 		cmocka_unit_test(test_pg_names),
 		cmocka_unit_test(test_claims),
+		cmocka_unit_test(test_lease_renewed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
