@@ -127,8 +127,11 @@ vdi_cli_settings(struct vdi_cli *c)
 {
 	struct vdi_err err = { 0 };
 
+	if (c->settings_loaded)
+		return 0; /* a command that looked at them before it opened the VMDB */
 	if (vdi_config_load(&c->cfg, &err) < 0)
 		return vdi_cli_fail(c, &err);
+	c->settings_loaded = true;
 	if (c->db_opt && vdi_config_set(&c->cfg, "db", c->db_opt, &err) < 0)
 		return vdi_cli_fail(c, &err);
 	return 0;

@@ -51,6 +51,7 @@ struct vdi_cli {
 	struct vdi_out *out;
 	uint64_t rng;         /* the process's random source (random2, passwords' order): made once here */
 	void *args;           /* a program's own options (its main's struct), for its commands */
+	bool settings_loaded; /* vdi_cli_settings ran (it loads them once) */
 };
 
 void vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage);
@@ -59,7 +60,7 @@ int vdi_cli_option(struct vdi_cli *c, int opt, const char *arg);
 /* "PROG: error: ...", "Try 'PROG --help'." and exit 2. */
 void vdi_cli_usage_error(struct vdi_cli *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
-/* Load settings (file, environment), then apply --db. Returns 0 or an exit code. */
+/* Load settings (file, environment), then apply --db, once. Returns 0 or an exit code. */
 int vdi_cli_settings(struct vdi_cli *c);
 /* Settings, then open the VMDB and the output writer. Returns 0 or an exit code. */
 int vdi_cli_open(struct vdi_cli *c);
