@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "mem.h"
 #include "proc.h"
+#include "strv.h"
 #include "engine.h"
 
 int
@@ -418,6 +419,14 @@ vdi_claim_alive(int64_t pid, const char *owner, int64_t lease)
 	return lease > vdi_clock_now();
 }
 
+bool
+vdi_claim_elsewhere(int64_t pid, const char *owner, int64_t lease)
+{
+	bool mine = owner && *owner ? strcmp(owner, vdi_proc_owner()) == 0 : pid == getpid();
+
+	return !mine && vdi_claim_alive(pid, owner, lease);
+}
+
 void
 vdi_stmt_claim(struct vdi_stmt *st, int col, char *owner, size_t len, int64_t *lease)
 {
@@ -450,10 +459,11 @@ renew_leases(void *arg)
 
 	for (;;) {
 		sleep(VDI_CLAIM_LEASE / 3);
-		if (!db && vdi_db_open(&db, r->name, r->busy_ms, r->program, VDI_ERR_SCRATCH) < 0)
-			continue;
-		if (!db->who || strcmp(db->who, r->who) != 0)
+		if (!db) {
+			if (vdi_db_open(&db, r->name, r->busy_ms, r->program, VDI_ERR_SCRATCH) < 0)
+				continue;
 			vdi_db_set_who(db, r->who);
+		}
 		if (vdi_db_begin(db, true, VDI_ERR_SCRATCH) < 0)
 			continue;
 		for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
@@ -530,7 +540,7 @@ vdi_db_claim(struct vdi_db *db, const char *table, const char *key_col, const ch
 		vdi_err_set(err, VDI_R_EXISTS, "%s '%s' %s", noun, key, taken);
 		goto out;
 	}
-	if (strcmp(owner, vdi_proc_owner()) != 0 && vdi_claim_alive(pid, owner, lease)) {
+	if (vdi_claim_elsewhere(pid, owner, lease)) {
 		vdi_err_set(err, VDI_R_BUSY, "%s '%s' is being %s by process %lld", noun, key, doing,
 			    (long long)pid);
 		goto out;
@@ -578,7 +588,6 @@ int
 vdi_db_columns(struct vdi_db *db, const char *table, char ***names, size_t *n, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
-	char **v = NULL;
 	int rc;
 
 	*names = NULL;
@@ -586,20 +595,15 @@ vdi_db_columns(struct vdi_db *db, const char *table, char ***names, size_t *n, s
 	if (vdi_db_prepare(db, &st, db->eng->columns_sql, err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, table);
-	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
-		v = vdi_grow(v, *n + 1, sizeof(*v));
-		v[(*n)++] = vdi_stmt_strdup(st, 0);
-		v[*n] = NULL;
-	}
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW)
+		vdi_strv_push(names, n, vdi_stmt_strdup(st, 0));
 	vdi_stmt_finalize(st);
 	if (rc != VDI_DB_DONE) {
-		for (size_t i = 0; i < *n; i++)
-			free(v[i]);
-		free(v);
+		vdi_strv_free(*names, *n);
+		*names = NULL;
 		*n = 0;
 		return vdi_db_fail(db, "reading the columns", err);
 	}
-	*names = v;
 	return 0;
 }
 

@@ -211,6 +211,12 @@ char *vdi_stmt_strdup(struct vdi_stmt *st, int col);
  */
 #define VDI_CLAIM_LEASE 60
 bool vdi_claim_alive(int64_t pid, const char *owner, int64_t lease);
+/*
+ * Is the claim alive and another process's?  (This process's own claim is
+ * its to go on with; a pid alone is no proof of that, another machine may
+ * have the same one.)
+ */
+bool vdi_claim_elsewhere(int64_t pid, const char *owner, int64_t lease);
 /* Read a claim's owner (column col) and lease (col + 1) from a row. */
 void vdi_stmt_claim(struct vdi_stmt *st, int col, char *owner, size_t len, int64_t *lease);
 /*
@@ -253,7 +259,8 @@ int vdi_db_lock(struct vdi_db *db, const char *name, bool wait, int *fd, struct 
 
 /*
  * The stored columns of a table (its generated ones left out), in order,
- * into *names (a NULL-ended array the caller frees with vdi_strv_free).
+ * into *names, *n of them (an owning strv: the caller frees it with
+ * vdi_strv_free).
  * table is the caller's constant.  For copying a VMDB between engines.
  */
 int vdi_db_columns(struct vdi_db *db, const char *table, char ***names, size_t *n, struct vdi_err *err);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "proc.h"
 #include "master.h"
 #include "strv.h"
 
@@ -311,7 +310,7 @@ vdi_master_rm_check(struct vdi_db *db, const char *name, struct vdi_master *m, s
 		vdi_master_clear(m);
 		return -1;
 	}
-	if (strcmp(m->state, "importing") == 0 && strcmp(m->owner, vdi_proc_owner()) != 0 && vdi_claim_alive(m->pid, m->owner, m->lease)) {
+	if (strcmp(m->state, "importing") == 0 && vdi_claim_elsewhere(m->pid, m->owner, m->lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is being imported by process %lld", name,
 			    (long long)m->pid);
 		vdi_master_clear(m);

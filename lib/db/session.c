@@ -32,13 +32,6 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
 	"LEFT JOIN hosts h ON h.id = s.host_id LEFT JOIN hosts t ON t.id = s.migrate_to "
 
-/* Is s claimed by this process? (A pid alone is no proof: another machine may have the same one.) */
-static bool
-mine(const struct vdi_session *s)
-{
-	return s->pid && (s->owner[0] ? strcmp(s->owner, vdi_proc_owner()) == 0 : s->pid == getpid());
-}
-
 static void
 read_session(struct vdi_stmt *st, struct vdi_session *s)
 {
@@ -236,7 +229,7 @@ vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain,
 		vdi_db_rollback(db);
 		return ret;
 	}
-	if (strcmp(s.state, "starting") == 0 && !mine(&s) && vdi_claim_alive(s.pid, s.owner, s.lease)) {
+	if (strcmp(s.state, "starting") == 0 && vdi_claim_elsewhere(s.pid, s.owner, s.lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being started by process %lld", (long long)id,
 			    (long long)s.pid);
 		goto fail_clear;
@@ -440,14 +433,14 @@ vdi_session_claim_stop(struct vdi_db *db, int64_t id, const char *expect, struct
 		ret = 1; /* moved on since the caller looked: leave it to whoever moved it */
 		goto out;
 	}
-	if (strcmp(s.state, "starting") == 0 && !mine(&s) && vdi_claim_alive(s.pid, s.owner, s.lease)) {
+	if (strcmp(s.state, "starting") == 0 && vdi_claim_elsewhere(s.pid, s.owner, s.lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being started by process %lld; try again",
 			    (long long)id, (long long)s.pid);
 		goto out;
 	}
 	/* A move is finished or undone first (migrate.h): until then its domain may run on either host. */
 	if (strcmp(s.state, "migrating") == 0) {
-		if (!mine(&s) && vdi_claim_alive(s.pid, s.owner, s.lease))
+		if (vdi_claim_elsewhere(s.pid, s.owner, s.lease))
 			vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being moved to %s by process %lld; try again",
 				    (long long)id, s.to_host, (long long)s.pid);
 		else
@@ -577,7 +570,7 @@ vdi_session_claim_move(struct vdi_db *db, int64_t id, struct vdi_err *err)
 		ret = 1;
 		goto out;
 	}
-	if (!mine(&s) && vdi_claim_alive(s.pid, s.owner, s.lease)) {
+	if (vdi_claim_elsewhere(s.pid, s.owner, s.lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "session %lld is being moved to %s by process %lld; try again",
 			    (long long)id, s.to_host, (long long)s.pid);
 		goto out;

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "proc.h"
 #include "master.h"
 #include "session.h"
 #include "uservm.h"
@@ -341,7 +340,7 @@ vdi_uservm_rm_begin(struct vdi_db *db, const char *user, struct vdi_uservm *u, s
 		return -1;
 	if (vdi_uservm_get(db, user, u, err) < 0)
 		goto fail;
-	if (strcmp(u->state, "creating") == 0 && strcmp(u->owner, vdi_proc_owner()) != 0 && vdi_claim_alive(u->pid, u->owner, u->lease)) {
+	if (strcmp(u->state, "creating") == 0 && vdi_claim_elsewhere(u->pid, u->owner, u->lease)) {
 		vdi_err_set(err, VDI_R_CONFLICT, "user '%s' is being copied by process %lld", user,
 			    (long long)u->pid);
 		goto fail_clear;
