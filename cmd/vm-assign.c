@@ -26,7 +26,8 @@ static const char usage[] =
 	"Policies: least-sessions (default), least-load, round-robin, sticky, pack, random2.\n"
 	"Users are read one per line from standard input when none are given.\n"
 	"Exit: 0 ok, 1 failure, 2 usage, 3 no such user VM or host, 4 no eligible host,\n"
-	"5 the user VM is being made, 75 VMDB busy.  See vm-assign(1).\n";
+	"5 the user VM is being made, or runs on another host (--host), 75 VMDB busy.\n"
+	"See vm-assign(1).\n";
 
 enum {
 	OPT_HOST = VDI_OPT_FIRST_PRIVATE,
@@ -99,6 +100,25 @@ explain(struct vdi_out *o, const char *user, const struct vdi_assign_result *r, 
 	(void)policy;
 }
 
+/* --explain for a user whose session is placed already: where, and the reason recorded then. */
+static void
+explain_existing(struct vdi_out *o, const char *user, const struct vdi_assign_result *r)
+{
+	static const char *const blank[] = { "state", "fresh", "pool", "tags", "sessions", "memory", "vcpus" };
+
+	vdi_out_obj_begin(o);
+	vdi_out_str(o, "user", user);
+	vdi_out_str(o, "host", r->host);
+	for (size_t i = 0; i < sizeof(blank) / sizeof(blank[0]); i++)
+		vdi_out_null(o, blank[i]);
+	vdi_out_str(o, "verdict", "has-session");
+	vdi_out_null(o, "score");
+	vdi_out_null(o, "rank");
+	vdi_out_bool(o, "chosen", true);
+	vdi_out_str(o, "why", r->why);
+	vdi_out_obj_end(o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -149,6 +169,8 @@ main(int argc, char **argv)
 	vdi_cli_args(&c, argc, argv, &users, &n);
 	if (n == 0)
 		vdi_cli_usage_error(&c, "no users given (as arguments or on standard input)");
+	if (do_explain)
+		c.dry_run = true; /* explaining reserves nothing */
 	if ((rc = vdi_cli_open(&c)) != 0)
 		goto out;
 	if (!policy && vdi_policy_parse(c.cfg.policy, &ao.policy) < 0)
@@ -174,7 +196,9 @@ main(int argc, char **argv)
 			code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
 			continue;
 		}
-		if (do_explain && !res.existing) {
+		if (do_explain && res.existing) {
+			explain_existing(c.out, users[i], &res);
+		} else if (do_explain) {
 			explain(c.out, users[i], &res, policy);
 		} else {
 			vdi_out_obj_begin(c.out);

@@ -158,7 +158,30 @@ assert rows["h1"]["chosen"] and rows["h1"]["rank"] == 1 and "least-sessions" in 
 assert rows["h2"]["rank"] == 2 and rows["h2"]["memory"].startswith("0+256M/"), rows
 print("ok")' "$output"
 	assert_output ok
-	[ "$(sql 'select count(*) from sessions')" = 1 ]
+	# Explaining is read-only, with or without -n.
+	[ "$(sql 'select count(*) from sessions')" = 0 ]
+}
+
+@test "--explain of a user who runs says where and why, from the placement's recorded reason" {
+	users 3
+	vm-assign u1 u2 >/dev/null
+	run_vdi vm-assign u3
+	local s3
+	s3=$(cut -f3 <<<"$output")
+	# The event records the policy, the winner's score and the runner-up.
+	run sql "select detail from events where action = 'session-assign' and object = 'u3'"
+	assert_output "session=$s3 host=h3 least-sessions: h3 (score 0), runner-up h1 (score 1)"
+	run_vdi vm-assign --explain -n -o json u3
+	run python3 -c '
+import json, sys
+r, = json.loads(sys.argv[1])
+assert r["host"] == "h3" and r["chosen"] and r["verdict"] == "has-session", r
+assert "least-sessions: h3 (score 0), runner-up h1" in r["why"], r
+print("ok")' "$output"
+	assert_output ok
+	run_vdi vm-assign --explain -o table u3
+	assert_line --regexp '^USER +HOST'
+	assert_output --partial "already placed: session=$s3"
 }
 
 @test "a host not polled within poll_max_age is stale; a down host is down" {
@@ -181,8 +204,16 @@ print("ok")' "$output"
 	run_vdi vm-assign --host h2 --force u2
 	assert_output --partial "by force"
 	[ "$(sql "select who || ' ' || action from events where object = 'u2' and action like 'session%'")" = "helpdesk7 session-assign-forced" ]
-	run_vdi vm-assign --host nosuch u2
-	assert_success   # u2 has its session already: reconnected, nothing new
+	run_vdi vm-assign --host h2 u2
+	assert_output --regexp $'^u2\th2\t'   # its session is there: reconnected, nothing new
+	local before
+	before=$(vmdb_sum)
+	run_vdi 3 vm-assign --host nosuch u2
+	assert_output "vm-assign: error: u2: no host 'nosuch'"
+	# Asked for another host while it runs: told where it runs, and nothing moves.
+	run_vdi 5 vm-assign --host h1 u1
+	assert_output --regexp "^vm-assign: error: u1: has session [0-9]+ on h3 already; it is not moved \(vm-migrate --to h1"
+	[ "$(vmdb_sum)" = "$before" ]
 	run_vdi 2 vm-assign --force u1
 }
 

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "mem.h"
 #include "assign.h"
+#include "host.h"
 #include "session.h"
 
 struct uvm {
@@ -77,6 +78,50 @@ live_session(struct vdi_db *db, int64_t uvm, struct vdi_assign_result *res, stru
 	if (rc != VDI_DB_ROW && rc != VDI_DB_DONE)
 		return vdi_db_fail(db, "looking up sessions", err);
 	return rc == VDI_DB_ROW;
+}
+
+/* Why the user's live session is where it is, as its placement recorded it, into res->why. */
+static void
+recorded_why(struct vdi_db *db, const char *user, struct vdi_assign_result *res)
+{
+	struct vdi_stmt *st = NULL;
+	char key[32];
+
+	snprintf(key, sizeof(key), "session=%lld %%", (long long)res->session_id);
+	snprintf(res->why, sizeof(res->why), "already placed (no placement was recorded)");
+	if (vdi_db_prepare(db, &st, "SELECT action, detail FROM events WHERE object = ?1 AND action IN "
+			   "('session-assign', 'session-assign-forced', 'session-migrate-begin') AND detail LIKE ?2 "
+			   "ORDER BY id DESC LIMIT 1", VDI_ERR_SCRATCH) < 0)
+		return;
+	vdi_stmt_bind_text(st, 1, user);
+	vdi_stmt_bind_text(st, 2, key);
+	if (vdi_stmt_step(st) == VDI_DB_ROW)
+		snprintf(res->why, sizeof(res->why), "already %s: %s",
+			 strcmp(vdi_stmt_text(st, 0), "session-migrate-begin") == 0 ? "moved here" : "placed",
+			 vdi_stmt_text(st, 1));
+	vdi_stmt_finalize(st);
+}
+
+/*
+ * The user has a live session and the helpdesk named a host: fine where it
+ * runs there already; else the answer says where it runs, and nothing moves.
+ */
+static int
+existing_by_hand(struct vdi_db *db, const struct vdi_assign_opts *o,
+		 const struct vdi_assign_result *res, struct vdi_err *err)
+{
+	int rc;
+
+	if (res->host && strcmp(res->host, o->host) == 0)
+		return 0;
+	if ((rc = vdi_host_exists(db, o->host, err)) < 0)
+		return -1;
+	if (rc == 0)
+		return vdi_err_set(err, VDI_R_NOTFOUND, "no host '%s'", o->host);
+	return vdi_err_set(err, VDI_R_CONFLICT, "has session %lld on %s already; it is not moved (vm-migrate "
+			   "--to %s --session %lld moves it; vm-reap --session %lld ends it)",
+			   (long long)res->session_id, res->host ? res->host : "no host", o->host,
+			   (long long)res->session_id, (long long)res->session_id);
 }
 
 /* With move: the session must be the user's running desktop; its host goes to *from. */
@@ -361,6 +406,12 @@ quick_first(struct quick *q, const char *index, const char *where, const char *o
 			break;
 		}
 	}
+	/*
+	 * The next row too, when it is eligible: the runner-up that the event
+	 * records.  It is in the walk's first fetch, so it costs no round trip.
+	 */
+	if (rc > 0 && q->res->nhosts == 1 && (rc = quick_row(q, st, &h, err)) > 0 && eligible(q, &h))
+		quick_keep(q, st, &h);
 	vdi_stmt_finalize(st);
 	return rc < 0 ? -1 : 0;
 }
@@ -712,9 +763,12 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
 	if (res->forced)
 		snprintf(detail, sizeof(detail), "session=%lld host=%s FORCED by %s past filter %s (%s)",
 			 (long long)res->session_id, res->host, vdi_db_who(db), h->reject, h->detail);
+	else if (o->host)
+		snprintf(detail, sizeof(detail), "session=%lld host=%s chosen by hand", (long long)res->session_id,
+			 res->host);
 	else
 		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
-			 o->host ? "chosen by hand" : vdi_policy_name(o->policy));
+			 res->why_short);
 	return vdi_event_add(db, user, o->prepare ? "prepare-assign" : res->forced ? "session-assign-forced" :
 			     "session-assign", detail, err);
 }
@@ -750,6 +804,10 @@ assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o
 	}
 	if (rc == 1) {
 		/* The broker reconnects the user: same session, nothing new reserved. */
+		if (o->host && existing_by_hand(db, o, res, err) < 0)
+			goto out;
+		if (o->explain)
+			recorded_why(db, user, res);
 		vdi_db_rollback(db);
 		return 0;
 	}
@@ -765,6 +823,8 @@ assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o
 		goto out;
 	}
 	res->host = vdi_xstrdup(res->hosts[win].name);
+	if (!o->host)
+		vdi_sched_why_short(res->hosts, res->nhosts, win, o->policy, res->why_short, sizeof(res->why_short));
 	if (o->explain)
 		for (size_t i = 0; i < res->nhosts; i++)
 			vdi_sched_detail(&res->hosts[i], &req);

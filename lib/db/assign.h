@@ -39,7 +39,8 @@ struct vdi_assign_result {
 	bool existing;             /* the user's session that was not ended */
 	char *from;                /* with move: the host it runs on */
 	bool forced;
-	char why[256];
+	char why[256];             /* why the winner won, in words */
+	char why_short[256];       /* the policy, the winner's score and the runner-up's: recorded in the event */
 	/* every host as the decision saw it, for --explain */
 	struct vdi_sched_host *hosts;
 	size_t nhosts;

@@ -305,6 +305,27 @@ out:
 }
 
 void
+vdi_sched_why_short(const struct vdi_sched_host *hs, size_t n, int win, enum vdi_policy p, char *buf, size_t len)
+{
+	int two = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((int)i == win || hs[i].reject)
+			continue;
+		if (two < 0 || hs[i].score < hs[two].score - 1e-12)
+			two = (int)i;
+	}
+	if (p == VDI_POLICY_STICKY && hs[win].score < -1e8)
+		snprintf(buf, len, "sticky: %s, the host of the user's last session", hs[win].name);
+	else if (two < 0)
+		snprintf(buf, len, "%s: %s (score %.3g), no runner-up", vdi_policy_name(p), hs[win].name,
+			 hs[win].score);
+	else
+		snprintf(buf, len, "%s: %s (score %.3g), runner-up %s (score %.3g)", vdi_policy_name(p),
+			 hs[win].name, hs[win].score, hs[two].name, hs[two].score);
+}
+
+void
 vdi_sched_why_none(const struct vdi_sched_host *hs, size_t n, char *buf, size_t len)
 {
 	static const char *const order[] = { "down", "maintenance", "draining", "unknown", "stale", "pool",

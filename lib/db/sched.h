@@ -96,6 +96,13 @@ int vdi_sched_pick(struct vdi_sched_host *hs, size_t n, const struct vdi_sched_r
 		   struct vdi_sched_ctx *ctx);
 
 /* "no host: 3 draining, 2 full (memory)" from the rejects. */
+/*
+ * The short form of a pick for the record: "least-sessions: h1 (score 0),
+ * runner-up h2 (score 1)", or "no runner-up" when win was the only
+ * eligible host that the pick saw.  After vdi_sched_pick.
+ */
+void vdi_sched_why_short(const struct vdi_sched_host *hs, size_t n, int win, enum vdi_policy p,
+			 char *buf, size_t len);
 void vdi_sched_why_none(const struct vdi_sched_host *hs, size_t n, char *buf, size_t len);
 
 /* A small, good PRNG (splitmix64), so --seed gives the same picks everywhere. */
