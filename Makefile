@@ -71,7 +71,7 @@ DB_SRC   = $(addprefix lib/db/,db.c sqlite.c pg.c vmdb.c host.c master.c uservm.
            request.c rebalance.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
 VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \
-           $(addprefix lib/flow/,start.c prepare.c reaper.c poll.c copy.c watch.c connect.c migrate.c)
+           $(addprefix lib/flow/,start.c prepare.c domlog.c reaper.c poll.c copy.c watch.c connect.c migrate.c)
 NET_SRC  = lib/virt/image.c lib/flow/import.c lib/db/token.c
 CLI_SRC  = cmd/cli.c
 PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-watch vm-connect vm-migrate vm-rebalance \
@@ -80,7 +80,7 @@ PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-watch 
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-migrate vm-rebalance
 NET_PROGS  = vm-master vm-connect
 
-UNIT_TESTS = test_parse test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows test_dialect
+UNIT_TESTS = test_parse test_file test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows test_dialect
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema-sqlite.gen.o $(O)/schema-postgresql.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)

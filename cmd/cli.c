@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -297,28 +298,49 @@ vdi_cli_dispatch(struct vdi_cli *c, int argc, char **argv, const struct option *
 	return cmd->run(c, argc, argv);
 }
 
+/* A progress line is on the terminal (drawn by vdi_cli_progress_note). */
+static bool progress_shown;
+
 void
 vdi_cli_progress(struct vdi_cli *c, const char *what, int64_t done, int64_t total, bool bytes)
 {
+	vdi_cli_progress_note(c, what, done, total, bytes, NULL);
+}
+
+/* The terminal's width, or 80. */
+static int
+term_cols(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+		return ws.ws_col;
+	return 80;
+}
+
+void
+vdi_cli_progress_note(struct vdi_cli *c, const char *what, int64_t done, int64_t total, bool bytes,
+		      const char *note)
+{
 	static struct timespec last;
-	static bool shown;
 	struct timespec now;
-	char a[24], b[24];
+	char a[24], b[24], line[512];
+	int n, cols;
 
 	if (c->quiet || !isatty(STDERR_FILENO))
 		return;
 	if (done < 0) {
-		if (shown)
+		if (progress_shown)
 			fputs("\r\033[K", stderr);
-		shown = false;
+		progress_shown = false;
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (shown && done != total &&
+	if (progress_shown && done != total &&
 	    (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 < 100)
 		return;
 	last = now;
-	shown = true;
+	progress_shown = true;
 	if (bytes) {
 		vdi_size_format((uint64_t)done, a, sizeof(a));
 		vdi_size_format((uint64_t)(total > 0 ? total : 0), b, sizeof(b));
@@ -327,10 +349,32 @@ vdi_cli_progress(struct vdi_cli *c, const char *what, int64_t done, int64_t tota
 		snprintf(b, sizeof(b), "%lld", (long long)total);
 	}
 	if (total > 0) {
-		int w = 30, fill = (int)(w * (double)done / (double)total);
-		fprintf(stderr, "\r%s: [%.*s%*s] %s/%s %3d%%\033[K", what, fill,
-			"##############################", w - fill, "", a, b, (int)(100.0 * (double)done / (double)total));
+		int w = 20, fill = (int)(w * (double)done / (double)total);
+		n = snprintf(line, sizeof(line), "%s: [%.*s%*s] %s/%s %3d%%", what, fill, "####################",
+			     w - fill, "", a, b, (int)(100.0 * (double)done / (double)total));
 	} else {
-		fprintf(stderr, "\r%s: %s\033[K", what, a);
+		n = snprintf(line, sizeof(line), "%s: %s", what, a);
 	}
+	if (note && *note && n > 0 && (size_t)n < sizeof(line))
+		snprintf(line + n, sizeof(line) - (size_t)n, "  %s", note);
+	/* One line that never wraps: a wrapped line cannot be redrawn in place. */
+	cols = term_cols() - 1;
+	if ((int)strlen(line) > cols)
+		line[cols] = '\0';
+	fprintf(stderr, "\r%s\033[K", line);
+}
+
+void
+vdi_cli_progress_line(struct vdi_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->quiet || !isatty(STDERR_FILENO) || !isatty(STDOUT_FILENO))
+		return;
+	fputs(progress_shown ? "\r\033[K" : "", stderr);
+	progress_shown = false; /* the next progress call draws the bar again, below this line */
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }

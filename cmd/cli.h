@@ -94,6 +94,14 @@ const char *vdi_cli_opt_name(const struct option *opts, int val);
 
 /* A progress line on a terminal (never in a pipe, never with -q); done < 0 ends it. */
 void vdi_cli_progress(struct vdi_cli *c, const char *what, int64_t done, int64_t total, bool bytes);
+/* The same with a note after the counts ("ann 12s, bob 9s"), cut to the terminal's width. */
+void vdi_cli_progress_note(struct vdi_cli *c, const char *what, int64_t done, int64_t total, bool bytes,
+			   const char *note);
+/*
+ * A line above the progress line, when both stdout and stderr are a
+ * terminal: an object finished ("alice: ready").  Nothing in a pipe.
+ */
+void vdi_cli_progress_line(struct vdi_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * The objects to act on: argv[optind..] if any, else the first field of

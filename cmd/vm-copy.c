@@ -99,6 +99,7 @@ static struct {
 	struct vdi_copy_result *res;
 	size_t n;
 	int code;
+	size_t ended;           /* first boots ended so far */
 } prep;
 
 static void
@@ -227,7 +228,7 @@ report(struct vdi_cli *c, const char *user, struct vdi_copy_result *res, const s
 struct batch_out {
 	struct vdi_cli *c;
 	const struct vdi_copy_req *reqs;
-	size_t n;
+	size_t n, done;
 	int code;
 };
 
@@ -238,7 +239,10 @@ batch_done(void *ctx, size_t i, struct vdi_copy_result *res, const struct vdi_er
 	struct batch_out *b = ctx;
 
 	b->code = vdi_code_worst(b->code, report(b->c, b->reqs[i].user, res, err, keep));
-	vdi_cli_progress(b->c, a.rm ? "removing" : "copying", (int64_t)i + 1, (int64_t)b->n, false);
+	if (!err)
+		vdi_cli_progress_line(b->c, "%s: %s", b->reqs[i].user, a.rm ? "removed" : res && res->prepare ?
+				      "copied, its first boot comes next" : "ready");
+	vdi_cli_progress(b->c, a.rm ? "removing" : "copying", (int64_t)++b->done, (int64_t)b->n, false);
 }
 
 /* Users of the arguments, standard input or --csv: copy_parallel at once, each printed in input order. */
@@ -260,11 +264,23 @@ prepared(void *ctx, size_t i, const struct vdi_err *e)
 {
 	struct vdi_cli *c = ctx;
 
-	if (e)
+	if (e) {
 		prep.code = vdi_code_worst(prep.code, vdi_cli_fail(c, e));
-	else
+	} else {
 		put(c, prep.users[i], &prep.res[i]);
-	vdi_cli_progress(c, "preparing", (int64_t)i + 1, (int64_t)prep.n, false);
+		vdi_cli_progress_line(c, "%s: ready", prep.users[i]);
+	}
+	vdi_cli_progress(c, "preparing", (int64_t)++prep.ended, (int64_t)prep.n, false);
+}
+
+/* Between ends: who boots, and for how long, so a long first boot is not a blank terminal. */
+static void
+prepare_waiting(void *ctx, size_t ended, size_t n, const char *who)
+{
+	char note[300];
+
+	snprintf(note, sizeof(note), "first boot: %s", who);
+	vdi_cli_progress_note(ctx, "preparing", (int64_t)ended, (int64_t)n, false, note);
 }
 
 /* The first boots of the user VMs that prepare themselves, all at once as far as the hosts take them. */
@@ -282,6 +298,7 @@ run_prepare(struct vdi_cli *c)
 	po.poll_ms = 500;
 	po.interrupted = &interrupted;
 	po.done = prepared;
+	po.waiting = prepare_waiting;
 	po.ctx = c;
 	vdi_prepare_run(c->db, prep.users, prep.n, &po);
 	for (size_t i = 0; i < prep.n; i++)

@@ -110,6 +110,8 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	wo.connect_timeout_ms = c.cfg.poll_timeout;
+	wo.logs.console_log_dir = c.cfg.console_log_dir;
+	wo.logs.host_log_dir = c.cfg.host_log_dir;
 	wo.stop = &stop;
 	wo.log = log_line;
 	wo.ctx = &c;

@@ -417,6 +417,29 @@ running_session_of() {
 	wait_sql "select count(*) from hosts where watch_since is not null" 0 5
 }
 
+@test "vm-watch: a desktop that QEMU pauses on its own ends crashed within seconds, quoting libvirt and the host's log; an admin's pause stays" {
+	printf 'host_log_dir = %s/%%h/log/qemu\n' "$LAB" >>"$VDI_CONFIG"
+	watch_start
+	run_vdi vm-start alice
+	running_session_of alice
+	local uri
+	uri=$(lab_uri "$host")
+	# An admin's pause (virsh suspend) is the admin's business: the session runs on.
+	virsh -q -c "$uri" suspend "$dom" >/dev/null
+	sleep 2
+	assert_equal "$(sql "select state from sessions where id = 1")" running
+	virsh -q -c "$uri" resume "$dom" >/dev/null
+	# QEMU stops the guest by itself (as on a KVM emulation failure): libvirt says "paused (unknown)".
+	virsh -q -c "$uri" qemu-monitor-command --hmp "$dom" stop >/dev/null
+	wait_sql "select state || ' ' || reason from sessions where id = 1" "ended crashed" 10
+	grep -q "session 1 (alice on $host): stopped running: paused by QEMU, reason unknown to libvirt" "$W/watch.log"
+	run sql "select detail from events where action = 'session-end' and detail like 'session=1 %'"
+	assert_output --partial "reason=crashed stopped running: paused by QEMU"
+	assert_output --partial "the host logged: QEMU: "
+	assert_equal "$(sql "select sum(sessions) from hosts")" 0
+	assert_equal "$(virsh -q -c "$uri" list --name | grep -c "$dom")" 0
+}
+
 @test "vm-watch: a host's libvirtd killed marks it down; restarted, it is watched again and its events are seen" {
 	watch_start
 	run_vdi vm-start alice

@@ -181,6 +181,46 @@ running_session() {
 		"first boot (session 1) ended expired"
 }
 
+@test "on a terminal vm-copy says who is having a first boot and for how long, and each user as it is ready" {
+	run script -qec "vm-copy --master guest hal ivy" /dev/null
+	assert_success
+	assert_output --regexp 'preparing: \[ *\] 0/2 +0% +first boot: (hal|ivy) [0-9]+s, (hal|ivy) [0-9]+s'
+	assert_output --partial "hal: ready"
+	assert_output --partial "ivy: ready"
+	assert_output --regexp 'preparing: \[#+\] 2/2 100%'
+}
+
+@test "a first boot that QEMU pauses fails within seconds, not at prepare_timeout, saying what libvirt and the host's log said" {
+	printf 'domain_type = qemu\nprepare_timeout = 5m\nhost_log_dir = %s/%%h/log/qemu\n' "$LAB" >"$VDI_CONFIG"
+	vm-copy --master guest fay >"$BATS_TEST_TMPDIR/copy.out" 2>&1 &
+	local pid=$! i
+	for ((i = 0; i < 300; i++)); do
+		running_session 2>/dev/null && break
+		sleep 0.1
+	done
+	running_session
+	virsh -q -c "$(lab_uri "$host")" qemu-monitor-command --hmp "$dom" stop >/dev/null
+	local rc=0
+	wait "$pid" || rc=$?
+	assert_equal "$rc" 1
+	run cat "$BATS_TEST_TMPDIR/copy.out"
+	assert_output --regexp "^vm-copy: error: fay: its first boot stopped running: paused by QEMU, reason unknown to libvirt .*; the host logged: QEMU: .*; the user VM is failed \(vm-copy fay again retries\)$"
+	assert_equal "$(sql "select state from uservms where username = 'fay'")" failed
+	assert_equal "$(sql "select kind || ' ' || reason from sessions")" "prepare crashed"
+	assert_equal "$(sql "select count(*) from hosts where sessions > 0")" 0
+}
+
+@test "a first boot under KVM where nested KVM cannot run a kernel (emulation failure) fails at once, quoting QEMU" {
+	[ -c /dev/kvm ] || skip "no /dev/kvm"
+	printf 'domain_type = kvm\nprepare_timeout = 5m\nhost_log_dir = %s/%%h/log/qemu\n' "$LAB" >"$VDI_CONFIG"
+	run vm-copy --master guest gil
+	[ "$status" -ne 0 ] || skip "KVM runs guests on this machine"
+	assert_output --partial "vm-copy: error: gil: its first boot stopped running: paused"
+	assert_output --partial "the host logged: QEMU: "
+	assert_output --partial "the user VM is failed"
+	assert_equal "$(sql "select state from uservms where username = 'gil'")" failed
+}
+
 @test "vm-copy killed while the first boot runs: vm-reap finishes it when the guest powers off" {
 	vm-copy -q --master guest erin &
 	pid=$!

@@ -107,6 +107,24 @@ USERS
 	[ "$(sql_list , "select username from uservms order by username")" = "carol,dave,erin" ]
 }
 
+@test "on a terminal a batch counts done/total up and shows each user as it is made; in a pipe, nothing extra" {
+	# script(1) gives the command a terminal; its output keeps the carriage returns of the bar.
+	run script -qec "vm-copy --master win11 u1 u2 u3 u4 u5 u6" /dev/null
+	assert_success
+	local counts
+	counts=$(tr '\r' '\n' <<<"$output" | sed -n 's/^copying: \[[# ]*\] \([0-9]\)\/6 .*/\1/p' | paste -sd' ')
+	assert_equal "$counts" "1 2 3 4 5 6"
+	for u in u1 u2 u3 u4 u5 u6; do
+		assert_output --partial "$u: ready"
+	done
+	assert_output --regexp 'USER +MASTER'
+	# In a pipe: the table only.
+	run_vdi vm-copy --master win11 u7 u8
+	refute_output --partial "copying"
+	refute_output --partial "u7: ready"
+	assert_equal "${#lines[@]}" 2   # TSV: one line per user
+}
+
 @test "50 users from a CSV in one command, each thin; bad lines reported by number and skipped" {
 	vm-master -q add lin --prepare none --image "$IMG/m.qcow2" --os linux --app vim --app git --mem 256M
 	{

@@ -49,6 +49,8 @@ static const struct setting settings[] = {
 	{ "domain_type", S_DOMTYPE, OFF(domain_type), "auto", 0, 0 },
 	{ "mac_prefix", S_MAC, OFF(mac_prefix), VDI_MAC_PREFIX_DEFAULT, 0, 0 },
 	{ "console_log_dir", S_PATH, OFF(console_log_dir), "/var/log/libvirt/qemu", 0, 0 },
+	/* "" or an absolute path, like a command's: the same check. */
+	{ "host_log_dir", S_COMMAND, OFF(host_log_dir), "", 0, 0 },
 	{ "disconnect_timeout", S_DURATION, OFF(disconnect_timeout), "2h", 0, 0 },
 	{ "connect_timeout", S_DURATION, OFF(connect_timeout), "15m", 0, 0 },
 	{ "ticket_ttl", S_DURATION, OFF(ticket_ttl), "60s", 1000, 3600000 },

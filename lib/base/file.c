@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -186,4 +187,75 @@ vdi_file_test_stop(const char *step)
 
 	if (s && strcmp(s, step) == 0)
 		raise(SIGKILL);
+}
+
+/* Does line [p, e) hold one of words (any case)? */
+static bool
+line_has(const char *p, const char *e, const char *const *words)
+{
+	for (; *words; words++) {
+		size_t n = strlen(*words);
+		for (const char *q = p; q + n <= e; q++)
+			if (strncasecmp(q, *words, n) == 0)
+				return true;
+	}
+	return false;
+}
+
+int
+vdi_file_tail(const char *path, int lines, const char *const *words, char *buf, size_t len)
+{
+	char raw[16384];
+	struct stat sb;
+	ssize_t got;
+	off_t from;
+	size_t o = 0, k = 0, first;
+	int fd, ret = -1;
+	char *starts[64], *p, *end;
+
+	buf[0] = '\0';
+	if (len == 0 || lines <= 0 || (fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -1;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+		goto out;
+	from = sb.st_size > (off_t)sizeof(raw) ? sb.st_size - (off_t)sizeof(raw) : 0;
+	if ((got = pread(fd, raw, sizeof(raw), from)) < 0)
+		goto out;
+	if (lines > 64)
+		lines = 64;
+	/* The lines that are not blank, the last `lines` of them in a ring (the window's cut first line dropped). */
+	end = raw + got;
+again:
+	p = raw;
+	if (from > 0)
+		p = (p = memchr(raw, '\n', (size_t)got)) ? p + 1 : end;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *e = nl ? nl : end;
+		if (e > p && !(e == p + 1 && *p == '\r') && (!words || line_has(p, e, words)))
+			starts[k++ % (size_t)lines] = p;
+		p = e + 1;
+	}
+	if (k == 0 && words) {
+		words = NULL; /* no line has the words: the last lines, whatever they say */
+		goto again;
+	}
+	first = k > (size_t)lines ? k - (size_t)lines : 0;
+	for (size_t i = first; i < k; i++) {
+		char *q = starts[i % (size_t)lines];
+		if (o > 0 && o + 3 < len) {
+			memcpy(buf + o, " | ", 3);
+			o += 3;
+		}
+		for (; q < end && *q != '\n' && o + 1 < len; q++) {
+			unsigned char ch = (unsigned char)*q;
+			if (ch != '\r')
+				buf[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+		}
+	}
+	buf[o] = '\0';
+	ret = 0;
+out:
+	close(fd);
+	return ret;
 }

@@ -47,4 +47,14 @@ int vdi_file_read_small(const char *path, size_t max, char **buf, size_t *len, s
 /* VDI_TEST_STOP_AT=STEP kills the process by SIGKILL at a named step (fault tests only). */
 void vdi_file_test_stop(const char *step);
 
+/*
+ * The last `lines` lines of a log file that hold one of words (any case;
+ * NULL: every line; when none does, the last lines) into buf, joined by " | ", with
+ * control characters and bytes outside printable ASCII as '?' (a guest
+ * writes its console: its text is hostile).  Never blocks on a planted
+ * FIFO; only a regular file is read, and only its last 16 KiB.  0, or -1
+ * (buf empty) when it cannot be read.
+ */
+int vdi_file_tail(const char *path, int lines, const char *const *words, char *buf, size_t len);
+
 #endif

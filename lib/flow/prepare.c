@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "conns.h"
+#include "domlog.h"
 #include "mem.h"
 #include "prepare.h"
 #include "reaper.h"
@@ -55,6 +56,7 @@ check(struct vdi_db *db, const char *user, struct boot *b, const struct vdi_prep
 	struct vdi_session s = { 0 };
 	virConnectPtr conn;
 	const char *reason = NULL, *why = NULL;
+	char stuck[128], said[900];
 	int alive;
 
 	if (vdi_session_get(db, b->session, &s, &b->err) < 0)
@@ -78,13 +80,18 @@ check(struct vdi_db *db, const char *user, struct boot *b, const struct vdi_prep
 	if (!alive) {
 		reason = "poweroff";
 		why = "powered off";
+	} else if (conn && vdi_domain_stuck(conn, s.domain, stuck, sizeof(stuck), VDI_ERR_SCRATCH) == 1) {
+		/* It will never power off: say what libvirt says, and what the host logged, now. */
+		reason = "crashed";
+		why = said;
+		vdi_domlog_say(&o->start.logs, s.host, s.host_uri, s.domain, stuck, said, sizeof(said));
 	} else if (now - b->started > o->timeout) {
 		reason = "expired";
 		why = "did not power off within prepare_timeout";
 	}
 	if (reason) {
 		vdi_err_reset(&b->err);
-		if (vdi_reaper_end(db, o->start.conns, &s, NULL, reason, NULL, &b->err) < 0) {
+		if (vdi_reaper_end(db, o->start.conns, &s, NULL, reason, why == said ? said : NULL, &b->err) < 0) {
 			vdi_err_prefix(&b->err, "ending its first boot");
 		} else {
 			vdi_err_reset(&b->err);
@@ -105,6 +112,31 @@ finish(struct boot *b, size_t i, const char *user, const struct vdi_prepare_opts
 	}
 	if (o->done)
 		o->done(o->ctx, i, b->err.code ? &b->err : NULL);
+}
+
+/* Who runs and for how long, the longest first few, for o->waiting. */
+static void
+tell_waiting(const struct boot *bs, char *const *users, size_t n, size_t left, const struct vdi_prepare_opts *o,
+	     int64_t now)
+{
+	char who[256] = "";
+	size_t o_ = 0, shown = 0, running = 0;
+
+	if (!o->waiting)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (bs[i].step != RUNNING)
+			continue;
+		running++;
+		if (shown < 3 && o_ + 40 < sizeof(who)) {
+			o_ += (size_t)snprintf(who + o_, sizeof(who) - o_, "%s%.24s %llds", shown ? ", " : "", users[i],
+					       (long long)(now - bs[i].started));
+			shown++;
+		}
+	}
+	if (running > shown)
+		snprintf(who + o_, sizeof(who) - o_, ", and %zu more", running - shown);
+	o->waiting(o->ctx, n - left, n, who);
 }
 
 size_t
@@ -156,6 +188,7 @@ vdi_prepare_run(struct vdi_db *db, char *const *users, size_t n, const struct vd
 			}
 			break;
 		}
+		tell_waiting(bs, users, n, left, o, now);
 		sleep_ms(o->poll_ms > 0 ? o->poll_ms : 500);
 		now = vdi_clock_now();
 		for (size_t i = 0; i < n; i++) {

@@ -33,6 +33,12 @@ struct vdi_prepare_opts {
 	const volatile sig_atomic_t *interrupted; /* stop waiting (vm-reap finishes what runs) */
 	/* Told each user's end, in the order they end (e NULL: ready). */
 	void (*done)(void *ctx, size_t i, const struct vdi_err *e);
+	/*
+	 * Told after each look at the running first boots (NULL: not told):
+	 * how many ended of n, and who runs and for how long ("ann 12s,
+	 * bob 9s, and 3 more"), for a progress line.
+	 */
+	void (*waiting)(void *ctx, size_t ended, size_t n, const char *who);
 	void *ctx;
 };
 

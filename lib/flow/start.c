@@ -455,6 +455,8 @@ vdi_start_opts_config(struct vdi_start_opts *o, const struct vdi_config *cfg)
 	o->domain_type = cfg->domain_type;
 	o->mac_prefix = cfg->mac_prefix;
 	o->console_log_dir = cfg->console_log_dir;
+	o->logs.console_log_dir = cfg->console_log_dir;
+	o->logs.host_log_dir = cfg->host_log_dir;
 }
 
 int

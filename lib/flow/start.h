@@ -29,6 +29,7 @@
 #include "batch.h"
 #include "conns.h"
 #include "db.h"
+#include "domlog.h"
 #include "err.h"
 #include "session.h"
 
@@ -50,6 +51,7 @@ struct vdi_start_opts {
 	const char *domain_type;        /* auto, kvm, qemu (NULL: auto) */
 	const char *mac_prefix;         /* of every NIC's MAC (NULL: the default) */
 	const char *console_log_dir;    /* on the host, for DIR/DOMAIN.console.log (NULL: no serial log) */
+	struct vdi_domlog_where logs;   /* where this machine reads them, to quote a guest that stopped */
 	/*
 	 * > 0: a session that runs already gets a fresh display ticket of this
 	 * many seconds, as its password may have been spent (vm-start --vv,

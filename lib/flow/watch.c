@@ -17,13 +17,14 @@
 #include "file.h"
 #include "host.h"
 #include "mem.h"
+#include "domlog.h"
 #include "reaper.h"
 #include "session.h"
 #include "strv.h"
 #include "virt.h"
 #include "watch.h"
 
-enum ev_kind { EV_STOPPED, EV_GFX, EV_CLOSED };
+enum ev_kind { EV_STOPPED, EV_STUCK, EV_GFX, EV_CLOSED };
 
 /* What a callback saw, queued for the watcher's thread. */
 struct ev {
@@ -135,7 +136,11 @@ on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaqu
 	struct ev e = { .kind = EV_STOPPED, .host = x->host, .gen = x->gen, .detail = detail };
 
 	(void)c;
-	if (event != VIR_DOMAIN_EVENT_STOPPED)
+	/* Paused or crashed on its own: handled only after the domain's state confirms it (vdi_domain_stuck). */
+	if (event == VIR_DOMAIN_EVENT_SUSPENDED || event == VIR_DOMAIN_EVENT_CRASHED ||
+	    event == VIR_DOMAIN_EVENT_PMSUSPENDED)
+		e.kind = EV_STUCK;
+	else if (event != VIR_DOMAIN_EVENT_STOPPED)
 		return 0;
 	snprintf(e.domain, sizeof(e.domain), "%s", virDomainGetName(d));
 	push(x->w, &e);
@@ -269,6 +274,33 @@ end_stopped(struct watch *w, const struct vdi_session *s, const char *why, bool 
 	else if (rc < 0)
 		say(w, "session %lld (%s on %s): %s, but ending it failed: %s (vm-reap will)", (long long)s->id,
 		    s->user, s->host, why, e.msg);
+}
+
+/*
+ * A running session's guest stopped running on its own (paused on an
+ * error, crashed): it will not come back by itself, and its user waits on
+ * a frozen screen.  End it 'crashed' with what libvirt says and what the
+ * host logged; for a first boot that fails the user VM.  An admin's pause,
+ * a migration's or a save's is left alone.
+ */
+static void
+end_stuck(struct watch *w, virConnectPtr conn, const struct vdi_session *s)
+{
+	struct vdi_err e = { 0 };
+	char stuck[128], said[900];
+	int rc;
+
+	if (vdi_domain_stuck(conn, s->domain, stuck, sizeof(stuck), &e) != 1)
+		return;
+	vdi_domlog_say(&w->o->logs, s->host, s->host_uri, s->domain, stuck, said, sizeof(said));
+	rc = vdi_reaper_end(w->db, w->conns, s, "running", "crashed", said, &e);
+	clients_forget(w, s->id);
+	if (rc == 0)
+		say(w, "session %lld (%s on %s): %s; ended crashed, %lld MiB back on %s", (long long)s->id, s->user,
+		    s->host, said, (long long)(s->mem >> 20), s->host);
+	else if (rc < 0)
+		say(w, "session %lld (%s on %s): %s, but ending it failed: %s (vm-reap will)", (long long)s->id,
+		    s->user, s->host, said, e.msg);
 }
 
 static int
@@ -430,6 +462,8 @@ handle(struct watch *w, const struct ev *e, struct vdi_err *err)
 	if (e->kind == EV_STOPPED && e->detail != VIR_DOMAIN_EVENT_STOPPED_MIGRATED && strcmp(s.state, "running") == 0)
 		end_stopped(w, &s, stopped_why(e->detail), e->detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ||
 			    e->detail == VIR_DOMAIN_EVENT_STOPPED_FAILED);
+	else if (e->kind == EV_STUCK && strcmp(s.state, "running") == 0)
+		end_stuck(w, h->conn, &s);
 	else if (e->kind == EV_GFX && strcmp(s.state, "migrating") != 0)
 		rc = on_gfx(w, h, e, &s, err);
 	vdi_session_clear(&s);
@@ -458,7 +492,10 @@ reconcile(struct watch *w, struct whost *h, struct vdi_err *err)
 			end_stopped(w, s, "its domain is gone", false);
 			continue;
 		}
-		if (alive < 0 || vdi_session_is_prepare(s))
+		if (alive < 0)
+			continue;
+		end_stuck(w, h->conn, s); /* it froze while nobody listened */
+		if (vdi_session_is_prepare(s))
 			continue;
 		if (!(keys = clients_read(h->conn, s->domain, &e))) {
 			say(w, "session %lld (%s on %s): cannot read its viewers: %s", (long long)s->id, s->user,

@@ -40,6 +40,7 @@
 #include <libvirt/libvirt.h>
 
 #include "db.h"
+#include "domlog.h"
 #include "err.h"
 
 struct vdi_watch_opts {
@@ -47,6 +48,7 @@ struct vdi_watch_opts {
 	int64_t rescan_ms;           /* hosts reread and the watch affirmed this often (<= VDI_WATCH_STALE/3) */
 	int64_t backoff_max_ms;      /* longest wait between connects to a host that is gone */
 	const volatile sig_atomic_t *stop;  /* set by a signal handler: return within half a second */
+	struct vdi_domlog_where logs;       /* where the hosts' QEMU logs are read, to quote a guest that froze */
 	void (*log)(void *ctx, const char *line);
 	void *ctx;
 };

@@ -881,6 +881,52 @@ vdi_domain_alive(virConnectPtr c, const char *name, struct vdi_err *err)
 	return r < 0 ? -1 : r == 1;
 }
 
+/* libvirt's reason for a pause that no one asked for, or NULL when someone did. */
+static const char *
+paused_why(int reason)
+{
+	switch (reason) {
+	case VIR_DOMAIN_PAUSED_IOERROR: return "paused: I/O error on a disk (full or failing storage)";
+	case VIR_DOMAIN_PAUSED_WATCHDOG: return "paused: the watchdog fired";
+	case VIR_DOMAIN_PAUSED_CRASHED: return "paused: the guest crashed (panic)";
+	case VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: return "paused: a post-copy migration failed";
+	case VIR_DOMAIN_PAUSED_UNKNOWN:
+		return "paused by QEMU, reason unknown to libvirt (an emulation or internal error?)";
+	default: return NULL; /* an admin, a migration, a save, a snapshot, starting up */
+	}
+}
+
+int
+vdi_domain_stuck(virConnectPtr c, const char *name, char *why, size_t len, struct vdi_err *err)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	const char *w = NULL;
+	int state, reason, ret = -1;
+
+	why[0] = '\0';
+	if (!d) {
+		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+			return 0;
+		return vdi_virt_fail(VDI_R_FAIL, "looking up a domain", err);
+	}
+	if (virDomainGetState(d, &state, &reason, 0) < 0) {
+		vdi_virt_fail(VDI_R_FAIL, "reading a domain's state", err);
+		goto out;
+	}
+	if (state == VIR_DOMAIN_PAUSED)
+		w = paused_why(reason);
+	else if (state == VIR_DOMAIN_CRASHED)
+		w = reason == VIR_DOMAIN_CRASHED_PANICKED ? "crashed: the guest panicked" : "crashed";
+	else if (state == VIR_DOMAIN_PMSUSPENDED)
+		w = "suspended by the guest (ACPI sleep)";
+	if (w)
+		snprintf(why, len, "%s", w);
+	ret = w != NULL;
+out:
+	virDomainFree(d);
+	return ret;
+}
+
 /* The first IPv4 address libvirt knows for d from source src: 1 found, 0 none, -1 error. */
 static int
 address_from(virDomainPtr d, unsigned int src, char *buf, size_t len)

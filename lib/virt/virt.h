@@ -108,6 +108,15 @@ int vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err);
 /* Does domain name run? 1 yes, 0 it is gone (or shut off), -1 libvirt did not say. */
 int vdi_domain_alive(virConnectPtr c, const char *name, struct vdi_err *err);
 /*
+ * Has domain name stopped running on its own while it still exists: paused
+ * on an error (an I/O error, a watchdog, a guest panic, QEMU stopping it
+ * for a reason libvirt does not know, as after a KVM emulation failure),
+ * crashed, or suspended?  1 with what libvirt says in why ("paused: I/O
+ * error"), 0 it runs (or is paused by an admin, or for a migration or a
+ * save), -1 libvirt did not say.  A gone domain is 0: see vdi_domain_alive.
+ */
+int vdi_domain_stuck(virConnectPtr c, const char *name, char *why, size_t len, struct vdi_err *err);
+/*
  * The guest's IPv4 address, agentless: the DHCP lease on a libvirt
  * network, else the host's ARP table.  1 found (in buf), 0 not yet, -1
  * error (3: no such domain).
