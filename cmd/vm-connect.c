@@ -126,17 +126,18 @@ log_line(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static const char *
-since(int64_t t, char *buf, size_t len)
+/* A time for people: in UTC, said so (the page has no script to learn the reader's zone). */
+static void
+when(FILE *f, int64_t t)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
+	char iso[32], shown[32];
 
-	if (t <= 0)
-		return "";
-	localtime_r(&tt, &tm);
-	strftime(buf, len, " since %Y-%m-%d %H:%M", &tm);
-	return buf;
+	gmtime_r(&tt, &tm);
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	strftime(shown, sizeof(shown), "%Y-%m-%d %H:%M UTC", &tm);
+	fprintf(f, "<time datetime=\"%s\">%s</time>", iso, shown);
 }
 
 static void
@@ -151,43 +152,136 @@ form_token(struct answer *a, const unsigned char *key, const char *action)
 		"<input type=\"hidden\" name=\"token\" value=\"%s\">\n", action, tok);
 }
 
-/* The page: the user's desktop, Connect, and the request form; msg (if any) says what went wrong. */
-/* The sentence that says where the user's desktop is. */
-static void
-state_line(struct answer *a, const struct vdi_connect_status *st)
-{
-	char tbuf[64];
+/* Set by a Connect that failed for now (no room, busy): the page says the desktop is not started. */
+static bool start_failed;
 
-	fputs("<p id=\"state\">", a->b);
+/* How a session ended, in words for its user. */
+static const char *
+ended_why(const char *reason)
+{
+	static const struct { const char *reason, *words; } w[] = {
+		{ "poweroff", "you shut it down" },
+		{ "logoff", "you ended it" },
+		{ "admin", "an administrator ended it" },
+		{ "expired", "it reached its time limit" },
+		{ "disconnected", "no viewer was connected to it for too long" },
+		{ "never-connected", "no viewer connected to it after it started" },
+		{ "host-lost", "the computer it ran on stopped" },
+		{ "crashed", "it stopped unexpectedly" },
+		{ "failed", "it could not be started" },
+		{ "orphan", "it was cleaned up" },
+	};
+
+	for (size_t i = 0; reason && i < sizeof(w) / sizeof(w[0]); i++)
+		if (strcmp(reason, w[i].reason) == 0)
+			return w[i].words;
+	return "it ended";
+}
+
+/* The sentence that says where the user's desktop is; *refresh: seconds until the page should look again (0: no). */
+static void
+state_line(struct answer *a, const struct vdi_connect_status *st, int *refresh)
+{
+	fputs("<p id=\"state\" class=\"state\">", a->b);
+	*refresh = 0;
 	if (!st->desktop) {
-		fputs("Your desktop cannot be read right now.", a->b);
+		fputs("Your desktop cannot be read right now. Try again in a minute.", a->b);
+		*refresh = 60;
 	} else if (strcmp(st->desktop, "none") == 0) {
 		fputs("You have no desktop yet. Ask for one below.", a->b);
 	} else if (strcmp(st->desktop, "requested") == 0) {
-		fputs("Your request for a ", a->b);
+		fputs("You asked for a ", a->b);
 		esc(a->b, st->master);
-		fputs(" desktop is waiting for your administrator.", a->b);
+		fputs(" desktop on ", a->b);
+		when(a->b, st->requested);
+		fputs(". It is waiting for your administrator; this page will show it when it is made.", a->b);
+		*refresh = 60;
 	} else if (strcmp(st->desktop, "creating") == 0 || strcmp(st->desktop, "preparing") == 0) {
-		fputs("Your desktop is being prepared. Come back in a few minutes.", a->b);
+		fputs("Your desktop is being prepared. This takes a few minutes; this page looks again by itself.",
+		      a->b);
+		*refresh = 15;
 	} else if (strcmp(st->desktop, "failed") == 0) {
 		fputs("Your desktop could not be prepared. Your administrator can make it again.", a->b);
 	} else if (st->never_fits) {
-		fputs("Your desktop is larger than any host here can run. Your administrator can make it smaller.",
+		fputs("Your desktop is larger than any computer here can run. Your administrator can make it smaller.",
 		      a->b);
 	} else if (st->session && strcmp(st->session, "running") == 0) {
-		fputs("Your desktop is running on ", a->b);
-		esc(a->b, st->host);
-		fputs(st->since ? (st->connected ? ", connected" : ", disconnected") : ", not connected yet", a->b);
-		esc(a->b, since(st->since, tbuf, sizeof(tbuf)));
+		fputs("Your desktop is running", a->b);
+		if (st->since) {
+			fputs(st->connected ? ", open in a viewer since " : ", with no viewer open since ", a->b);
+			when(a->b, st->since);
+		} else {
+			fputs(", not opened in a viewer yet", a->b);
+		}
 		fputs(".", a->b);
 	} else if (st->session) {
-		fputs("Your desktop is ", a->b);
-		esc(a->b, st->session);
-		fputs(".", a->b);
+		fputs(strcmp(st->session, "stopping") == 0 ? "Your desktop is being shut down." :
+		      strcmp(st->session, "migrating") == 0 ? "Your desktop is moving to another computer; it "
+							 "stays open." : "Your desktop is starting.", a->b);
+		*refresh = 5;
+	} else if (start_failed) {
+		fputs("Your desktop is not started.", a->b);
 	} else {
-		fputs("Your desktop is ready.", a->b);
+		fputs("Your desktop is ready to start.", a->b);
+	}
+	fputs("</p>\n", a->b);
+	/* The session before this one ended: say so, and that its unsaved work is gone. */
+	if (st->desktop && strcmp(st->desktop, "ready") == 0 && !st->session && st->last_reason &&
+	    strcmp(st->last_reason, "logoff") != 0) {
+		fputs("<p id=\"last\">Your last session ended ", a->b);
+		when(a->b, st->last_ended);
+		fprintf(a->b, " because %s. Anything not saved in it is gone: each session starts fresh.</p>\n",
+			ended_why(st->last_reason));
 	}
 }
+
+/* Where to get a viewer, for the system the browser says it runs on. */
+static void
+viewer_help(struct answer *a)
+{
+	const char *ua = getenv("HTTP_USER_AGENT");
+
+	fputs("<details id=\"help\"><summary>Help</summary>\n<p>Connect gives you a small file. Open it with "
+	      "<b>remote-viewer</b> (part of virt-viewer); it works once, within the time shown.</p>\n<p>", a->b);
+	if (ua && strstr(ua, "Android"))
+		fputs("On Android, open it with a SPICE app such as aSPICE.", a->b);
+	else if (ua && (strstr(ua, "iPhone") || strstr(ua, "iPad")))
+		fputs("On an iPhone or iPad, open it with a SPICE app such as aSPICE Pro.", a->b);
+	else if (ua && strstr(ua, "Windows"))
+		fputs("On Windows, install virt-viewer from <a href=\"https://virt-manager.org/download\">"
+		      "virt-manager.org</a> (the .msi for your Windows).", a->b);
+	else if (ua && strstr(ua, "Mac OS"))
+		fputs("On a Mac, install virt-viewer with Homebrew (<code>brew install virt-viewer</code>).", a->b);
+	else
+		fputs("On Linux, install your distribution's virt-viewer package (for example "
+		      "<code>apt install virt-viewer</code>).", a->b);
+	fputs("</p>\n<p>Your desktop keeps running when you close the viewer, for a while; open it again with "
+	      "Connect. <b>Log off</b> ends it: the next Connect starts a fresh one.</p>\n</details>\n", a->b);
+}
+
+static const char style[] =
+	"<style>"
+	"*{box-sizing:border-box}"
+	"body{font:1rem/1.5 system-ui,sans-serif;color:#1a1a1a;background:#f5f6f8;margin:0;padding:1rem}"
+	"main{max-width:38rem;margin:0 auto;background:#fff;border:1px solid #d8dbe0;border-radius:8px;"
+	"padding:1rem 1.25rem}"
+	"header{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:center;gap:.5rem}"
+	"h1{font-size:1.5rem;margin:.25rem 0}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}"
+	".state{font-size:1.1rem}"
+	".msg{border-left:4px solid #b00020;background:#fdecee;padding:.5rem .75rem}"
+	"button,.button{display:inline-block;min-height:44px;min-width:44px;padding:.6rem 1.2rem;margin:.25rem .5rem "
+	".25rem 0;font:inherit;border-radius:6px;border:1px solid #1d4ed8;background:#1d4ed8;color:#fff;"
+	"cursor:pointer;text-decoration:none}"
+	"button.quiet{background:#fff;color:#1d4ed8}"
+	"button:focus-visible,a:focus-visible,select:focus-visible,input:focus-visible,summary:focus-visible"
+	"{outline:3px solid #f59e0b;outline-offset:2px}"
+	"a{color:#1d4ed8}"
+	"label{display:block;margin:.5rem 0}"
+	"select,input{display:block;width:100%;min-height:44px;font:inherit;padding:.4rem;margin-top:.25rem;"
+	"border:1px solid #8a8f98;border-radius:6px}"
+	"summary{min-height:44px;padding:.6rem 0;cursor:pointer}"
+	".note{color:#4a4f57;font-size:.95rem}"
+	"</style>";
 
 static void
 page(struct answer *a, int status, const char *reason, const char *msg)
@@ -199,6 +293,10 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 	size_t nms = 0;
 	char mem[32], disk[32];
 	bool have_key;
+	int refresh = 0;
+	FILE *body;
+	char *rest = NULL;
+	size_t nrest = 0;
 
 	a->status = status;
 	a->reason = reason;
@@ -211,61 +309,90 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 	have_key = vdi_token_key(c.db, key, &err) == 0;
 	if (vdi_connect_status(c.db, user, &st, &err) < 0 || vdi_master_list(c.db, &ms, &nms, &err) < 0)
 		log_line("%s", err.msg);
-	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-	      "<meta name=\"viewport\" content=\"width=device-width\">"
-	      "<title>Your desktop</title><style>body{font-family:sans-serif;max-width:40em;margin:2em auto}"
-	      ".msg{border:1px solid #c00;padding:.5em}</style></head><body>\n", a->b);
-	fputs("<h1>Your desktop</h1>\n<p>Signed in as <b id=\"user\">", a->b);
-	esc(a->b, user);
-	fputs("</b>.</p>\n", a->b);
-	if (msg) {
-		fputs("<p class=\"msg\" id=\"message\" role=\"alert\">", a->b);
-		esc(a->b, msg);
-		fputs("</p>\n", a->b);
-	}
-	state_line(a, &st);
-	fputs("</p>\n", a->b);
-	if (st.desktop && strcmp(st.desktop, "ready") == 0 && !st.never_fits) {
-		fputs("<form method=\"post\" id=\"connect\">\n", a->b);
-		if (have_key)
-			form_token(a, key, "connect");
-		/* A viewer is in: a new ticket's first use takes the desktop over from it, so say so. */
-		if (st.session && st.connected)
-			fputs("<p id=\"takeover\">Your desktop is open in a viewer now. Connecting here closes it "
-			      "there.</p>\n<button type=\"submit\">Connect here instead</button>\n</form>\n", a->b);
-		else
-			fputs("<button type=\"submit\">Connect</button>\n</form>\n", a->b);
-		fprintf(a->b, "<p>Open the file you get with remote-viewer (virt-viewer) within %lld seconds; "
-			"it works once.</p>\n", (long long)(c.cfg.ticket_ttl / 1000));
-	}
-	if (st.desktop && (strcmp(st.desktop, "none") == 0 || strcmp(st.desktop, "requested") == 0) && nms) {
-		fputs("<h2>Ask for a desktop</h2>\n<form method=\"post\" id=\"request\">\n", a->b);
-		if (have_key)
-			form_token(a, key, "request");
-		fputs("<p><label>System and applications <select name=\"master\">\n", a->b);
-		for (size_t i = 0; i < nms; i++) {
-			if (strcmp(ms[i].state, "active") != 0)
-				continue;
-			fputs("<option value=\"", a->b);
-			esc(a->b, ms[i].name);
-			fputs("\">", a->b);
-			esc(a->b, ms[i].name);
-			fputs(" (", a->b);
-			esc(a->b, ms[i].os ? ms[i].os : "any OS");
-			for (size_t k = 0; k < ms[i].napps; k++) {
-				fputs(k ? ", " : ": ", a->b);
-				esc(a->b, ms[i].apps[k]);
-			}
-			vdi_size_format(ms[i].mem, mem, sizeof(mem));
-			vdi_size_format(ms[i].disk, disk, sizeof(disk));
-			fprintf(a->b, "; %s memory, %s disk)</option>\n", mem, disk);
+	/* The state decides whether the page refreshes itself, which goes in the head: write the rest first. */
+	if (!(body = open_memstream(&rest, &nrest)))
+		vdi_oom();
+	{
+		FILE *saved = a->b;
+		a->b = body;
+		if (msg) {
+			fputs("<p class=\"msg\" id=\"message\" role=\"alert\">", a->b);
+			esc(a->b, msg);
+			fputs("</p>\n", a->b);
 		}
-		fputs("</select></label></p>\n"
-		      "<p><label>Memory <input name=\"mem\" size=\"6\" placeholder=\"as the system\"></label> "
-		      "<label>Disk <input name=\"disk\" size=\"6\" placeholder=\"as the system\"></label> "
-		      "(for example 2G)</p>\n<button type=\"submit\">Ask</button>\n</form>\n", a->b);
+		state_line(a, &st, &refresh);
+		if (st.desktop && strcmp(st.desktop, "ready") == 0 && !st.never_fits &&
+		    (!st.session || strcmp(st.session, "running") == 0)) {
+			fputs("<form method=\"post\" id=\"connect\">\n", a->b);
+			if (have_key)
+				form_token(a, key, "connect");
+			/* A viewer is in: a new ticket's first use takes the desktop over from it, so say so. */
+			if (st.session && st.connected)
+				fputs("<p id=\"takeover\">Your desktop is open in a viewer now. Connecting here closes "
+				      "it there.</p>\n<button type=\"submit\">Connect here instead</button>\n", a->b);
+			else
+				fprintf(a->b, "<button type=\"submit\">%s</button>\n", start_failed ? "Try again" : "Connect");
+			fprintf(a->b, "<p class=\"note\">Open the file you get with remote-viewer within %lld seconds; "
+				"it works once. You can press Connect again at any time.</p>\n</form>\n",
+				(long long)(c.cfg.ticket_ttl / 1000));
+		}
+		if (st.session && (strcmp(st.session, "running") == 0 || strcmp(st.session, "assigned") == 0)) {
+			fputs("<form method=\"post\" id=\"end\">\n", a->b);
+			if (have_key)
+				form_token(a, key, "end");
+			fputs("<button type=\"submit\" class=\"quiet\">Log off</button>\n<span class=\"note\">Ends your "
+			      "desktop now; anything not saved is lost. Connect then starts a fresh one.</span>\n"
+			      "</form>\n", a->b);
+		}
+		if (st.desktop && strcmp(st.desktop, "none") == 0 && nms) {
+			fputs("<h2>Ask for a desktop</h2>\n<form method=\"post\" id=\"request\">\n", a->b);
+			if (have_key)
+				form_token(a, key, "request");
+			fputs("<label>System and applications <select name=\"master\">\n", a->b);
+			for (size_t i = 0; i < nms; i++) {
+				if (strcmp(ms[i].state, "active") != 0)
+					continue;
+				fputs("<option value=\"", a->b);
+				esc(a->b, ms[i].name);
+				fputs("\">", a->b);
+				esc(a->b, ms[i].name);
+				fputs(" (", a->b);
+				esc(a->b, ms[i].os ? ms[i].os : "any OS");
+				for (size_t k = 0; k < ms[i].napps; k++) {
+					fputs(k ? ", " : ": ", a->b);
+					esc(a->b, ms[i].apps[k]);
+				}
+				vdi_size_format(ms[i].mem, mem, sizeof(mem));
+				vdi_size_format(ms[i].disk, disk, sizeof(disk));
+				fprintf(a->b, "; %s memory, %s disk)</option>\n", mem, disk);
+			}
+			fputs("</select></label>\n"
+			      "<label>Memory (for example 4G; empty: as the system) <input name=\"mem\" "
+			      "inputmode=\"text\" autocomplete=\"off\"></label>\n"
+			      "<label>Disk (for example 20G; empty: as the system) <input name=\"disk\" "
+			      "autocomplete=\"off\"></label>\n<button type=\"submit\">Ask</button>\n</form>\n", a->b);
+		}
+		viewer_help(a);
+		a->b = saved;
+		fclose(body);
 	}
-	fputs("</body></html>\n", a->b);
+	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">", a->b);
+	if (refresh)
+		fprintf(a->b, "<meta http-equiv=\"refresh\" content=\"%d\">", refresh);
+	fprintf(a->b, "<title>Your desktop</title>%s</head><body><main>\n<header><h1>Your desktop</h1>"
+		"<p>Signed in as <b id=\"user\">", style);
+	esc(a->b, user);
+	fputs("</b>", a->b);
+	if (*c.cfg.signout_url) {
+		fputs(" · <a id=\"signout\" href=\"", a->b);
+		esc(a->b, c.cfg.signout_url);
+		fputs("\">Sign out</a>", a->b);
+	}
+	fputs("</p></header>\n", a->b);
+	fwrite(rest, 1, nrest, a->b);
+	fputs("</main></body></html>\n", a->b);
+	free(rest);
 	explicit_bzero(key, sizeof(key));
 	vdi_connect_status_clear(&st);
 	vdi_masters_free(ms, nms);
@@ -275,6 +402,7 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 static void
 connect_failed(struct answer *a, const struct vdi_err *err)
 {
+	start_failed = true;
 	switch (err->reason) {
 	case VDI_R_NO_USER:
 	case VDI_R_NOTFOUND:
@@ -283,7 +411,7 @@ connect_failed(struct answer *a, const struct vdi_err *err)
 	case VDI_R_NOHOST:
 		header(a, "Retry-After: 60");
 		page(a, 503, "Service Unavailable",
-		     "No host has room for your desktop right now. Try again in a minute.");
+		     "There is no room for your desktop right now. Try again in a minute.");
 		break;
 	case VDI_R_PREPARING:
 		header(a, "Retry-After: 30");
@@ -294,14 +422,14 @@ connect_failed(struct answer *a, const struct vdi_err *err)
 		     "Your desktop could not be prepared. Your administrator can make it again.");
 		break;
 	case VDI_R_NEVER_FITS:
-		page(a, 409, "Conflict", "Your desktop is larger than any host here can run. "
+		page(a, 409, "Conflict", "Your desktop is larger than any computer here can run. "
 		     "Your administrator can make it smaller.");
 		break;
 	default:
 		if (err->code == VDI_ETEMP || err->code == VDI_ECONFLICT) {
 			header(a, "Retry-After: 30");
 			page(a, 503, "Service Unavailable",
-			     "Your desktop is busy or a host does not answer. Try again in a moment.");
+			     "Your desktop could not be started just now. Try again in a moment.");
 		} else {
 			page(a, 500, "Internal Server Error",
 			     "Your desktop could not be started. Your administrator was told.");
@@ -342,6 +470,19 @@ out:
 	vdi_conns_free(so.conns);
 }
 
+/* Post/Redirect/Get: the page again, so a reload does not send the form again. */
+static void
+see_page(struct answer *a, const char *what)
+{
+	const char *self = getenv("SCRIPT_NAME");
+
+	a->status = 303;
+	a->reason = "See Other";
+	header(a, "Location: %s", self && *self ? self : "./");
+	header(a, "Content-Type: text/plain; charset=utf-8");
+	fprintf(a->b, "%s\n", what);
+}
+
 static void
 request_desktop(struct answer *a, const struct vdi_form *f)
 {
@@ -349,11 +490,18 @@ request_desktop(struct answer *a, const struct vdi_form *f)
 	struct vdi_err err = { 0 };
 	int64_t id;
 
-	if (!f->master || vdi_name_check("master", f->master, &err) < 0 ||
-	    (f->mem && *f->mem && vdi_mem_parse(f->mem, &r.mem, &err) < 0) ||
-	    (f->disk && *f->disk && vdi_disk_parse(f->disk, &r.disk, &err) < 0)) {
+	const char *say = NULL;
+
+	/* The words say what to type; the parser's own words go to the log only. */
+	if (!f->master || vdi_name_check("master", f->master, &err) < 0)
+		say = "Choose a system from the list.";
+	else if (f->mem && *f->mem && vdi_mem_parse(f->mem, &r.mem, &err) < 0)
+		say = "Memory: type a size such as 4G or 512M, or leave it empty for the system's own size.";
+	else if (f->disk && *f->disk && vdi_disk_parse(f->disk, &r.disk, &err) < 0)
+		say = "Disk: type a size such as 20G, or leave it empty for the system's own size.";
+	if (say) {
 		log_line("request refused: %s", f->master ? err.msg : "no master");
-		page(a, 400, "Bad Request", f->master ? err.msg : "Choose a system.");
+		page(a, 400, "Bad Request", say);
 		return;
 	}
 	if (vdi_request_add(c.db, &r, &id, &err) < 0) {
@@ -370,12 +518,28 @@ request_desktop(struct answer *a, const struct vdi_form *f)
 		return;
 	}
 	log_line("request %lld recorded (master %s)", (long long)id, f->master);
-	/* Post/Redirect/Get: a reload does not send the form again. */
-	a->status = 303;
-	a->reason = "See Other";
-	header(a, "Location: %s", getenv("SCRIPT_NAME") && *getenv("SCRIPT_NAME") ? getenv("SCRIPT_NAME") : "./");
-	header(a, "Content-Type: text/plain; charset=utf-8");
-	fputs("Your request was recorded.\n", a->b);
+	see_page(a, "Your request was recorded.");
+}
+
+/* Log off: end the user's desktop, then show the page again. */
+static void
+end_desktop(struct answer *a)
+{
+	struct vdi_conns *cs = vdi_conns_new(c.cfg.poll_timeout);
+	struct vdi_err err = { 0 };
+
+	if (vdi_connect_end(c.db, user, cs, &err) < 0) {
+		log_line("log off: %s (%s)", err.msg, vdi_reason_name(err.reason));
+		if (err.code == VDI_ENOTFOUND)
+			see_page(a, "Your desktop was not running.");
+		else
+			page(a, 503, "Service Unavailable", "Your desktop could not be ended just now. "
+			     "Try again in a moment.");
+	} else {
+		log_line("log off: the desktop ended");
+		see_page(a, "Your desktop was ended.");
+	}
+	vdi_conns_free(cs);
 }
 
 static void
@@ -421,25 +585,35 @@ post(struct answer *a)
 		page(a, 400, "Bad Request", err.msg);
 		return;
 	}
-	if (strcmp(f.action, "connect") != 0 && strcmp(f.action, "request") != 0) {
+	if (strcmp(f.action, "connect") != 0 && strcmp(f.action, "request") != 0 && strcmp(f.action, "end") != 0) {
 		log_line("refused: unknown action");
 		page(a, 400, "Bad Request", "The form asks for something this page does not do.");
 		return;
 	}
-	/* The token: this user's, this form's, not expired, never sent before. */
+	/*
+	 * The token: this user's, this form's, not expired.  A request or a
+	 * log-off is spent on first use (sent twice, it would act twice);
+	 * Connect is not, so the same page connects again and again: each
+	 * answer is a new one-time display ticket for the same signed-in user,
+	 * and the token still keeps other sites' forms out.
+	 */
 	if (!f.token || vdi_token_key(c.db, key, &err) < 0 ||
 	    vdi_token_check(key, user, f.action, f.token, vdi_clock_now(), &err) < 0 ||
-	    vdi_token_spend(c.db, f.token, vdi_clock_now(), &err) < 0) {
+	    (strcmp(f.action, "connect") != 0 && vdi_token_spend(c.db, f.token, vdi_clock_now(), &err) < 0)) {
 		explicit_bzero(key, sizeof(key));
 		log_line("refused %s: %s", f.action, f.token ? err.msg : "no form token");
 		page(a, 403, "Forbidden", f.token && err.reason == VDI_R_TOKEN_EXPIRED ?
-		     "The page was open too long. Here it is again: try once more." :
-		     "The form was not sent from your own page, or was sent twice. Try again from this page.");
+		     "This page was open too long and is out of date. Here it is fresh: press the button again "
+		     "(or reload the page)." :
+		     "That form was out of date: it came from an older copy of this page, or was sent twice. "
+		     "Reload the page, then try again.");
 		return;
 	}
 	explicit_bzero(key, sizeof(key));
 	if (strcmp(f.action, "connect") == 0)
 		connect_user(a);
+	else if (strcmp(f.action, "end") == 0)
+		end_desktop(a);
 	else
 		request_desktop(a, &f);
 }

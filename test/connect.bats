@@ -78,8 +78,13 @@ web_start() {
 # page USER: GET the page as USER, into $W/page.html; sets TOKEN to its Connect token.
 page() {
 	curl -sS -u "$1:pw-$1" -o "$W/page.html" -w '%{http_code}' "$WEB" >"$W/code"
-	TOKEN=$(grep -o 'name="action" value="connect"><input type="hidden" name="token" value="[^"]*"' \
-		"$W/page.html" | sed 's/.*value="//; s/"$//')
+	TOKEN=$(form_token connect)
+}
+
+# form_token ACTION: the token of the page's form for ACTION (connect, end, request), from $W/page.html.
+form_token() {
+	grep -o "name=\"action\" value=\"$1\"><input type=\"hidden\" name=\"token\" value=\"[^\"]*\"" \
+		"$W/page.html" | sed 's/.*value="//; s/"$//'
 }
 
 # post USER BODY [URL]: POST a form as USER (to URL, $WEB by default); the status in $code, headers in $W/h, body in $W/b.
@@ -87,7 +92,7 @@ post() {
 	code=$(curl -sS -u "$1:pw-$1" -D "$W/h" -o "$W/b" -w '%{http_code}' --data-raw "$2" "${3:-$WEB}")
 }
 
-@test "two brokers on one VMDB: a page from one and its Connect answered by the other work together; a token is spent for both" {
+@test "two brokers on one VMDB: a page from one and its Connect answered by the other work together; a spent token is spent for both" {
 	web_start
 	web_start 2
 	# alice's page from broker 1, her Connect to broker 2.
@@ -95,11 +100,23 @@ post() {
 	post alice "action=connect&token=$TOKEN" "$WEB2"
 	assert_equal "$code" 200
 	grep -qi '^Content-Type: application/x-virt-viewer' "$W/h"
-	# The same form again, to either broker: spent (the token lives in the VMDB).
+	local pw1
+	pw1=$(sed -n 's/^password=//p' "$W/b")
+	# Connect again from the same page, to the other broker: the same session, a new one-time ticket.
 	post alice "action=connect&token=$TOKEN" "$WEB"
+	assert_equal "$code" 200
+	[ "$(sed -n 's/^password=//p' "$W/b")" != "$pw1" ]
+	assert_equal "$(sql "select count(*) from sessions")" 1
+	# A log-off form is spent on first use (the token lives in the VMDB): sent again to either broker, refused.
+	page alice
+	local end
+	end=$(form_token end)
+	post alice "action=end&token=$end" "$WEB2"
+	assert_equal "$code" 303
+	post alice "action=end&token=$end" "$WEB"
 	assert_equal "$code" 403
-	post alice "action=connect&token=$TOKEN" "$WEB2"
-	assert_equal "$code" 403
+	grep -q 'Reload the page' "$W/b"
+	assert_equal "$(sql "select state || ' ' || reason from sessions where id = 1")" "ended logoff"
 	# bob the other way round; one session each, once.
 	local t
 	t=$(curl -sS -u bob:pw-bob "$WEB2" | grep -o 'name="action" value="connect"><input type="hidden" name="token" value="[^"]*"' |
@@ -107,7 +124,7 @@ post() {
 	post bob "action=connect&token=$t" "$WEB"
 	assert_equal "$code" 200
 	assert_equal "$(sql_list , "select u.username || ':' || s.state from sessions s join uservms u on u.id = s.uservm_id
-		order by s.id")" "alice:running,bob:running"
+		order by s.id")" "alice:ended,bob:running"
 }
 
 @test "no authentication gets 401; each user sees and starts only their own desktop" {
@@ -168,7 +185,7 @@ running_session_of() {
 	before=$(sql "select count(*) from sessions")
 	post bob "action=connect&token=$alice_token"
 	assert_equal "$code" 403
-	grep -q 'not sent from your own page' "$W/b"
+	grep -q 'That form was out of date.* Reload the page, then try again' "$W/b"
 	post bob "action=connect"
 	assert_equal "$code" 403
 	post bob "action=connect&token=${alice_token%?}0"
@@ -188,13 +205,23 @@ running_session_of() {
 	code=$(curl -sS -u bob:pw-bob -o /dev/null -w '%{http_code}' --data-raw "action=connect&token=$(head -c 5000 /dev/zero | tr '\0' a)" "$WEB")
 	assert_equal "$code" 413
 	assert_equal "$(sql "select count(*) from sessions")" "$before"
-	# alice's own token works once; the same POST again is refused.
+	# alice's own Connect works, and again from the same page (one session, a new ticket each time).
 	post alice "action=connect&token=$alice_token"
 	assert_equal "$code" 200
 	post alice "action=connect&token=$alice_token"
+	assert_equal "$code" 200
+	assert_equal "$(sql "select count(*) from sessions")" $((before + 1))
+	# A request form sent twice is refused the second time.
+	vm-copy -q --rm --force alice
+	page alice
+	local req
+	req=$(form_token request)
+	post alice "action=request&token=$req&master=m&mem=&disk="
+	assert_equal "$code" 303
+	post alice "action=request&token=$req&master=m&mem=&disk="
 	assert_equal "$code" 403
 	grep -q 'sent twice' "$W/b"
-	assert_equal "$(sql "select count(*) from sessions")" $((before + 1))
+	assert_equal "$(sql "select count(*) from requests")" 1
 	grep -q 'vm-connect: bob: refused connect: the form token is not yours' "$W/cgi.err"
 }
 
@@ -216,7 +243,11 @@ running_session_of() {
 	post alice "action=connect&token=$TOKEN"
 	assert_equal "$code" 503
 	grep -qi '^Retry-After: 60' "$W/h"
-	grep -q 'No host has room' "$W/b"
+	grep -q 'There is no room for your desktop right now' "$W/b"
+	# The page does not contradict itself: not started, and the button says try again.
+	grep -q 'Your desktop is not started' "$W/b"
+	! grep -q 'ready to start' "$W/b"
+	grep -q '<button type="submit">Try again</button>' "$W/b"
 	assert_equal "$(sql "select count(*) from sessions where state <> 'ended'")" 0
 	# Being prepared (its first boot runs).
 	vm-copy -q --master m bob
@@ -224,6 +255,8 @@ running_session_of() {
 	page bob
 	grep -q 'being prepared' "$W/page.html"
 	! grep -q 'id="connect"' "$W/page.html"
+	# It looks again by itself, without JavaScript.
+	grep -q '<meta http-equiv="refresh" content="15">' "$W/page.html"
 }
 
 @test "a desktop request from the page is validated and recorded; vm-copy --requests lists and makes it" {
@@ -234,7 +267,9 @@ running_session_of() {
 	grep -q '<option value="m">m (linux' "$W/page.html"
 	post carol "action=request&token=$tok&master=m&mem=lots&disk="
 	assert_equal "$code" 400
-	grep -q 'mem' "$W/b"
+	# Words that say what to type, not the parser's.
+	grep -q 'Memory: type a size such as 4G or 512M, or leave it empty' "$W/b"
+	! grep -q "invalid size" "$W/b"
 	assert_equal "$(sql "select count(*) from requests")" 0
 	page carol
 	tok=$(grep -o 'value="request"><input type="hidden" name="token" value="[^"]*"' "$W/page.html" | sed 's/.*value="//; s/"$//')
@@ -242,7 +277,10 @@ running_session_of() {
 	assert_equal "$code" 303
 	grep -qi '^Location: /desktop' "$W/h"
 	page carol
-	grep -q 'Your request for a m desktop is waiting' "$W/page.html"
+	grep -q 'You asked for a m desktop on <time datetime="[0-9T:-]*Z">[0-9: -]* UTC</time>. It is waiting' "$W/page.html"
+	# No second request form, and the page looks again by itself.
+	! grep -q 'id="request"' "$W/page.html"
+	grep -q '<meta http-equiv="refresh"' "$W/page.html"
 	run_vdi vm-copy --requests -o json
 	assert_equal "$(jq -r '.[0].user + " " + .[0].master + " " + (.[0].mem|tostring) + " " + (.[0].disk|tostring)' <<<"$output")" \
 		"carol m 134217728 1073741824"
@@ -274,7 +312,7 @@ running_session_of() {
 	# A desktop that fits no host any more: the page says so, with no Connect button.
 	sql "update uservms set mem = 17592186044416 where username = 'bob'"
 	page bob
-	grep -q 'larger than any host here can run' "$W/page.html"
+	grep -q 'larger than any computer here can run' "$W/page.html"
 	! grep -q 'Your desktop is ready' "$W/page.html"
 	! grep -q 'id="connect"' "$W/page.html"
 	sql "update uservms set mem = 67108864 where username = 'bob'"
@@ -339,6 +377,9 @@ running_session_of() {
 	VDI_TEST_CLOCK=5 run_vdi vm-reap
 	assert_equal "$(sql "select state || ' ' || reason from sessions where id = 1")" "ended disconnected"
 	assert_equal "$(sql "select sum(sessions) || ' ' || sum(mem_used) from hosts")" "0 0"
+	# The page says so, and that unsaved work went with it.
+	page alice
+	grep -q 'Your last session ended <time datetime="[^"]*">[^<]* UTC</time> because no viewer was connected to it for too long. Anything not saved in it is gone' "$W/page.html"
 	# A .vv opened after its ticket expired is refused: the client never gets past authentication.
 	page alice
 	post alice "action=connect&token=$TOKEN"
@@ -361,17 +402,31 @@ running_session_of() {
 	wait_sql "select case when connected_since is not null then 1 else 0 end from sessions where id = 2" 1
 }
 
-@test "a real browser: headless chromium signs in, clicks Connect and gets the .vv" {
+@test "a real browser: headless chromium signs in, clicks Connect twice from one page and gets a .vv each time; desktop and phone sizes" {
+	printf 'signout_url = /logout\n' >>"$VDI_CONFIG"
 	web_start
-	mkdir -p "$W/chromium" "$W/downloads"
-	run timeout -k 5 90 python3 "$TOP/test/browser.py" "$W/chromium" "$W/downloads" "$WEB" alice pw-alice
+	mkdir -p "$W/chromium" "$W/downloads" "$W/shots"
+	BROWSER_SHOTS=$W/shots run timeout -k 5 90 python3 "$TOP/test/browser.py" "$W/chromium" "$W/downloads" "$WEB" alice pw-alice
 	[ "$status" -eq 0 ] || { echo "$output" >&3; tail -n 20 "$W/chromium/chromium.log" >&3; false; }
-	assert_output --partial 'Signed in as alice.'
-	assert_line --regexp '^downloaded .*\.vv$'
-	f=$(ls "$W/downloads"/*.vv)
-	grep -qx '\[virt-viewer\]' "$f"
-	grep -q '^title=alice (session 1 on h[12])' "$f"
-	assert_equal "$(sql "select state from sessions where id = 1")" running
+	assert_output --partial 'Signed in as alice · Sign out'
+	assert_output --partial 'Help'
+	# Touch targets of 44 px or more, every field labelled, every control reachable by keyboard,
+	# nothing wider than a phone's screen.
+	assert_line --regexp '^measured 1280x900: targets=[0-9]+ min_height=(4[4-9]|[5-9][0-9]) unlabelled=0 unfocusable=0 overflow=false$'
+	assert_line --regexp '^measured 390x844: targets=[0-9]+ min_height=(4[4-9]|[5-9][0-9]) unlabelled=0 unfocusable=0 overflow=false$'
+	[ -s "$W/shots/page-1280x900.png" ] && [ -s "$W/shots/page-390x844.png" ]
+	[ -z "${VDI_TEST_SHOTS:-}" ] || cp "$W/shots"/*.png "$VDI_TEST_SHOTS/"
+	# Connect twice from the same page: two .vv files, one session.
+	assert_equal "$(grep -c '^downloaded .*\.vv$' <<<"$output")" 2
+	for f in "$W/downloads"/seen-*; do
+		grep -qx '\[virt-viewer\]' "$f"
+		grep -q '^title=alice (session 1 on h[12])' "$f"
+	done
+	assert_equal "$(sql "select count(*) || ' ' || min(state) from sessions")" "1 running"
+	# No internal host name on the page.
+	page alice
+	! grep -q '\bh[12]\b' "$W/page.html"
+	grep -q '<a id="signout" href="/logout">Sign out</a>' "$W/page.html"
 }
 
 @test "vm-watch: a destroyed domain ends its session within seconds, without vm-reap; a second vm-watch is refused" {

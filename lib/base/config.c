@@ -12,7 +12,7 @@
 #include "names.h"
 #include "parse.h"
 
-enum stype { S_PATH, S_NAME, S_POLICY, S_DURATION, S_SIZE, S_COUNT, S_DOMTYPE, S_MAC, S_BOOL, S_COMMAND };
+enum stype { S_PATH, S_NAME, S_POLICY, S_DURATION, S_SIZE, S_COUNT, S_DOMTYPE, S_MAC, S_BOOL, S_COMMAND, S_URL };
 
 struct setting {
 	const char *key;
@@ -60,6 +60,7 @@ static const struct setting settings[] = {
 	{ "migrate_unsafe", S_BOOL, OFF(migrate_unsafe), "no", 0, 0 },
 	{ "rebalance_threshold", S_COUNT, OFF(rebalance_threshold), "5", 0, 1000 },
 	{ "rebalance_rest", S_DURATION, OFF(rebalance_rest), "30m", 0, 0 },
+	{ "signout_url", S_URL, OFF(signout_url), "", 0, 0 },
 	{ "fence_command", S_COMMAND, OFF(fence_command), "", 0, 0 },
 	{ "fence_timeout", S_DURATION, OFF(fence_timeout), "2m", 1000, 3600000 },
 	{ NULL, 0, 0, NULL, 0, 0 },
@@ -91,6 +92,15 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 		for (const char *p = val; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
 				return vdi_err_set(err, VDI_R_USAGE, "%s: a control character in the path", s->key);
+		break;
+	case S_URL:
+		/* "" (none), a path on the site, or an http(s) URL: printed into a page's href, so plain characters only. */
+		if (*val && val[0] != '/' && strncmp(val, "https://", 8) != 0 && strncmp(val, "http://", 7) != 0)
+			return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is not a /path or an http(s) URL", s->key, val);
+		for (const char *p = val; *p; p++)
+			if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("\"'<>\\`", *p))
+				return vdi_err_set(err, VDI_R_USAGE, "%s: a space, quote, angle bracket or control "
+						   "character in the URL", s->key);
 		break;
 	case S_NAME:
 		if (vdi_name_check(s->key, val, err) < 0)
@@ -269,7 +279,7 @@ vdi_config_clear(struct vdi_config *cfg)
 {
 	for (const struct setting *s = settings; s->key; s++) {
 		if (s->type == S_PATH || s->type == S_NAME || s->type == S_POLICY || s->type == S_DOMTYPE ||
-		    s->type == S_MAC || s->type == S_COMMAND) {
+		    s->type == S_MAC || s->type == S_COMMAND || s->type == S_URL) {
 			char **p = (char **)((char *)cfg + s->off);
 			free(*p);
 			*p = NULL;

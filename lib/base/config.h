@@ -43,6 +43,7 @@ struct vdi_config {
 	char *domain_type;       /* domain_type: auto, kvm or qemu */
 	char *mac_prefix;        /* mac_prefix: the first 3 bytes of every session's MAC */
 	char *console_log_dir;   /* console_log_dir: where hosts' libvirt logs serial consoles */
+	char *signout_url;       /* signout_url: the page's "Sign out" link ("": none) */
 	char *host_log_dir;      /* host_log_dir: where this machine reads a host's QEMU logs (%h: its name); "" */
 	int64_t disconnect_timeout; /* disconnect_timeout: ms a session may have no viewer (0: forever) */
 	int64_t connect_timeout; /* connect_timeout: ms a started session may wait for its first viewer (0: forever) */

@@ -141,6 +141,13 @@ vdi_session_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, 
 	return get_one(db, "WHERE u.username = ?1 AND s.state <> 'ended'", 0, user, s, err);
 }
 
+int
+vdi_session_last_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, struct vdi_err *err)
+{
+	return get_one(db, "WHERE u.username = ?1 AND s.state = 'ended' AND s.kind = 'desktop' ORDER BY s.id DESC "
+		       "LIMIT 1", 0, user, s, err);
+}
+
 void
 vdi_session_clear(struct vdi_session *s)
 {

@@ -74,6 +74,8 @@ void vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, 
 int vdi_session_get(struct vdi_db *db, int64_t id, struct vdi_session *s, struct vdi_err *err);
 /* The user's session that is not ended; code 3 if none. */
 int vdi_session_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, struct vdi_err *err);
+/* The user's last desktop session that ended (its reason, and changed: when); code 3 if none. */
+int vdi_session_last_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, struct vdi_err *err);
 void vdi_session_clear(struct vdi_session *s);
 
 /*

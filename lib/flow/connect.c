@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "connect.h"
+#include "reaper.h"
 #include "host.h"
 #include "mem.h"
 #include "request.h"
@@ -61,6 +62,10 @@ vdi_connect_status(struct vdi_db *db, const char *user, struct vdi_connect_statu
 		vdi_session_clear(&s);
 	} else if (err->code != VDI_ENOTFOUND) {
 		goto out;
+	} else if (vdi_session_last_of_user(db, user, &s, VDI_ERR_SCRATCH) == 0) {
+		st->last_reason = s.reason ? vdi_xstrdup(s.reason) : NULL;
+		st->last_ended = s.changed;
+		vdi_session_clear(&s);
 	}
 	vdi_err_reset(err);
 	ret = 0;
@@ -78,7 +83,27 @@ vdi_connect_status_clear(struct vdi_connect_status *st)
 	free(st->master);
 	free(st->session);
 	free(st->host);
+	free(st->last_reason);
 	memset(st, 0, sizeof(*st));
+}
+
+int
+vdi_connect_end(struct vdi_db *db, const char *user, struct vdi_conns *cs, struct vdi_err *err)
+{
+	struct vdi_session s;
+	int rc;
+
+	if (vdi_session_of_user(db, user, &s, err) < 0)
+		return -1;
+	if (vdi_session_is_prepare(&s)) {
+		vdi_session_clear(&s);
+		return vdi_err_set(err, VDI_R_PREPARING, "your desktop is being prepared");
+	}
+	rc = vdi_reaper_end(db, cs, &s, s.state, "logoff", "by its user, from the web page", err);
+	vdi_session_clear(&s);
+	if (rc == 1)
+		return vdi_err_set(err, VDI_R_CONFLICT, "your desktop changed meanwhile");
+	return rc;
 }
 
 int

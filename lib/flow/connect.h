@@ -36,10 +36,20 @@ struct vdi_connect_status {
 	bool connected;      /* a viewer is in (vm-watch) */
 	int64_t since;       /* connected or disconnected since (0: no viewer seen yet) */
 	bool never_fits;     /* no host of its pool could ever hold it as sized */
+	/* With no session: how the last one ended (NULL: none yet) and when. */
+	char *last_reason;
+	int64_t last_ended;
 };
 
 int vdi_connect_status(struct vdi_db *db, const char *user, struct vdi_connect_status *st, struct vdi_err *err);
 void vdi_connect_status_clear(struct vdi_connect_status *st);
+
+/*
+ * The user ends their own desktop from the page ("log off / restart"): the
+ * session that is not ended is ended 'logoff', as vm-reap --user does,
+ * unsaved work and all.  3 when there is none.
+ */
+int vdi_connect_end(struct vdi_db *db, const char *user, struct vdi_conns *cs, struct vdi_err *err);
 
 /* Connect user: *s (the caller clears it) is the running session with its ticket. */
 int vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
