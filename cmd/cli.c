@@ -151,6 +151,17 @@ vdi_cli_open(struct vdi_cli *c)
 	/* -n: every change is made and checked, then rolled back (db.h). */
 	vdi_db_set_dry_run(c->db, c->dry_run);
 	c->out = vdi_out_new(c->fmt, stdout);
+	/* A table on a terminal fits it, as ps's does; -o table into a pipe or a file keeps every column. */
+	if (vdi_out_fmt(c->out) == VDI_FMT_TABLE && isatty(STDOUT_FILENO)) {
+		struct winsize ws;
+		const char *env = getenv("COLUMNS");
+		int64_t n;
+		if (env && vdi_int_parse(env, 20, 10000, &n, VDI_ERR_SCRATCH) == 0)
+			vdi_out_table_width(c->out, (int)n);
+		else
+			vdi_out_table_width(c->out, ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ?
+					    ws.ws_col : 80);
+	}
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "names.h"
 #include "session.h"
 #include "uservm.h"
@@ -57,17 +58,50 @@ wanted(char **users, size_t n, const char *user)
 	return false;
 }
 
-/* The viewer as vm-watch recorded it, and since when (NULL: the session does not run). */
+/*
+ * The viewer as vm-watch recorded it, and since when (NULL: the session
+ * does not run); "unknown" while no live vm-watch watches its host, as
+ * what it recorded may be out of date.  Then where it runs: the host's
+ * health when that is not "up" (a desktop on a host that is down is not
+ * simply running).
+ */
 static void
 out_viewer(struct vdi_cli *c, const struct vdi_session *s)
 {
 	bool run = s->state && strcmp(s->state, "running") == 0 && !vdi_session_is_prepare(s);
+	bool known = run && vdi_session_watched(s, vdi_clock_now());
 
-	vdi_out_str(c->out, "viewer", !run ? NULL : vdi_session_connected(s) ? "connected" :
+	vdi_out_str(c->out, "viewer", !run ? NULL : !known ? "unknown" : vdi_session_connected(s) ? "connected" :
 		    s->disconnected_since ? "disconnected" : "none-yet");
-	vdi_out_time(c->out, "viewer_since", !run ? 0 : vdi_session_connected(s) ? s->connected_since :
+	vdi_out_time(c->out, "viewer_since", !known ? 0 : vdi_session_connected(s) ? s->connected_since :
 		     s->disconnected_since ? s->disconnected_since : s->started);
 }
+
+/* The session's state as people read it: "running, host down" when its host does not answer. */
+static void
+out_state(struct vdi_cli *c, const char *key, const struct vdi_session *s, const char *state)
+{
+	char buf[64];
+
+	if (state && s->host_health && strcmp(s->host_health, "up") != 0 && strcmp(state, "ended") != 0) {
+		snprintf(buf, sizeof(buf), "%s, host %s", state, s->host_health);
+		vdi_out_str(c->out, key, buf);
+	} else {
+		vdi_out_str(c->out, key, state);
+	}
+}
+
+/* What a table may leave out on a narrow terminal, first first (TSV and JSON keep all). */
+static const char *const session_cols[] = { "session", "user", "host", "state", "reason", "mem", "vcpus",
+					    "created", "since", "display", "address", "kind", "viewer",
+					    "viewer_since", NULL };
+static const char *const session_drop[] = { "created", "viewer_since", "display", "kind", "since", "vcpus",
+					    "mem", "reason", NULL };
+static const char *const uservm_cols[] = { "user", "master", "mem", "vcpus", "disk", "expires", "session",
+					   "state", "host", "since", "display", "address", "vm", "viewer",
+					   "viewer_since", NULL };
+static const char *const uservm_drop[] = { "expires", "viewer_since", "display", "since", "disk", "vcpus",
+					   "mem", "master", "session", NULL };
 
 static int
 list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const char *state)
@@ -86,6 +120,7 @@ list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const
 	}
 	if (vdi_session_list(c->db, host, state, &ss, &ns, &err) < 0)
 		return vdi_cli_fail(c, &err);
+	vdi_out_table_columns(c->out, session_cols, session_drop);
 	vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < ns; i++) {
 		const struct vdi_session *s = &ss[i];
@@ -96,7 +131,7 @@ list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const
 		vdi_out_int(c->out, "session", s->id);
 		vdi_out_str(c->out, "user", s->user);
 		vdi_out_str(c->out, "host", s->host);
-		vdi_out_str(c->out, "state", s->state);
+		out_state(c, "state", s, s->state);
 		vdi_out_str(c->out, "reason", s->reason);
 		vdi_out_size(c->out, "mem", s->mem);
 		vdi_out_int(c->out, "vcpus", s->vcpus);
@@ -122,6 +157,7 @@ list_uservms(struct vdi_cli *c, char **users, size_t n, const char *host, const 
 
 	if (vdi_uservm_list(c->db, n ? users : NULL, n, &us, &nu, &err) < 0)
 		return vdi_cli_fail(c, &err);
+	vdi_out_table_columns(c->out, uservm_cols, uservm_drop);
 	vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < nu; i++) {
 		const struct vdi_uservm *u = &us[i];
@@ -145,7 +181,7 @@ list_uservms(struct vdi_cli *c, char **users, size_t n, const char *host, const 
 			vdi_out_int(c->out, "session", u->session_id);
 		else
 			vdi_out_null(c->out, "session");
-		vdi_out_str(c->out, "state", u->session_state);
+		out_state(c, "state", &s, u->session_state);
 		vdi_out_str(c->out, "host", u->session_host);
 		vdi_out_time(c->out, "since", s.changed);
 		vdi_out_str(c->out, "display", disp[0] ? disp : NULL);

@@ -92,6 +92,11 @@ running_session() {
 	grep -qx "username:s:alice"$'\r' "$f"
 	run_vdi vm-ls -o json alice
 	assert_equal "$(jq -r '.[0].address' <<<"$output")" "$ip"
+	# Without --rdp (or after a move, which forgets it), a poll of the host records it from the lease.
+	sql "update sessions set address = null, address_seen = null"
+	vm-hosts -q poll
+	run_vdi vm-ls -o json alice
+	assert_equal "$(jq -r '.[0].address' <<<"$output")" "$ip"
 	# The MAC is the user VM's: 02:56:44 and its id, on every host and in every session.
 	id=$(sql "select id from uservms where username = 'alice'")
 	running_session

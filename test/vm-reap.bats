@@ -290,9 +290,27 @@ doms() { # every running domain of the lab, sorted
 	vm-start -q u1 u2
 	run_vdi vm-ls -o tsv u1 u2 u3
 	# The address is empty: the lab's blank guest never asks for one.
-	# No vm-watch runs: nobody has been seen connecting since the start.
-	assert_line --index 0 --regexp $'^u1\tm\t67108864\t1\t33554432\t\t1\trunning\th1\t[0-9T:Z-]+\tspice://127.0.0.1:[0-9]+\t\tready\tnone-yet\t[0-9T:Z-]+$'
+	# No vm-watch runs: whether a viewer is in is unknown (not "none yet").
+	assert_line --index 0 --regexp $'^u1\tm\t67108864\t1\t33554432\t\t1\trunning\th1\t[0-9T:Z-]+\tspice://127.0.0.1:[0-9]+\t\tready\tunknown\t$'
 	assert_line --index 2 --regexp $'^u3\tm\t.*\t\t\t\t\t\tready\t\t$'
+	# A table on a terminal fits it, leaving out what matters least; TSV above kept every column.
+	run script -qec "COLUMNS=80 vm-ls" /dev/null
+	assert_success
+	output=${output//$'\r'/}
+	mapfile -t lines <<<"$output"
+	local line
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		[ "${#line}" -le 80 ] || { echo "# too wide (${#line}): $line" >&3; false; }
+	done <<<"$output"
+	assert_line --index 0 --regexp '^USER +MASTER .*STATE +HOST +.*VIEWER$'
+	# An empty list still has its header with -o table; a desktop on a host that is down says so.
+	run_vdi vm-ls -o table --state migrating
+	assert_output --regexp '^USER +MASTER +MEM'
+	sql "update hosts set health = 'down' where name = 'h1'"
+	run_vdi vm-ls -o json u1
+	assert_equal "$(jq -r '.[0].state' <<<"$output")" "running, host down"
+	sql "update hosts set health = 'up' where name = 'h1'"
 	run_vdi vm-ls --sessions --host h2 -o tsv
 	assert_output --regexp $'^2\tu2\th2\trunning\t'
 	run_vdi vm-ls --state running -o json

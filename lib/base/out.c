@@ -38,6 +38,8 @@ struct vdi_out {
 	struct node *stack[8];
 	int depth;
 	struct node *rows; /* table: buffered top-level records */
+	int cols;          /* table: the terminal's width (0: no limit) */
+	const char *const *keys, *const *drop; /* table: vdi_out_table_columns (borrowed) */
 };
 
 #define xcalloc vdi_xcalloc
@@ -310,12 +312,53 @@ width(const char *s)
 	return w;
 }
 
-/* Render a list of records (the kids of rows) as an aligned table. */
+/*
+ * Columns to leave out so the table fits cols (0: no limit): those of drop,
+ * in its order, until the rest fits.  hide[c] set for each one left out.
+ */
 static void
-render_table(FILE *fp, struct node *rows, const char *indent)
+fit_columns(struct node *rows, const size_t *w, size_t ncol, int cols, const char *const *drop, bool *hide)
 {
-	size_t ncol = 0, c, *w;
-	bool *num;
+	size_t total = 0, c;
+	struct node *k;
+
+	if (cols <= 0 || !drop)
+		return;
+	for (c = 0; c < ncol; c++)
+		total += w[c] + (c ? 2 : 0);
+	for (; *drop && total > (size_t)cols; drop++) {
+		for (c = 0, k = rows->kids; k; k = k->next) {
+			if (k->type == N_LIST)
+				continue;
+			if (!hide[c] && strcmp(k->key, *drop) == 0) {
+				hide[c] = true;
+				total -= w[c] + 2;
+			}
+			c++;
+		}
+	}
+}
+
+/* The header alone, for an empty list whose columns were named (vdi_out_table_columns). */
+static void
+render_header(FILE *fp, const char *const *keys)
+{
+	for (const char *const *k = keys; k && *k; k++) {
+		for (const char *p = *k; *p; p++)
+			fputc(*p >= 'a' && *p <= 'z' ? *p - 32 : *p, fp);
+		if (k[1])
+			fputs("  ", fp);
+	}
+	if (keys && *keys)
+		fputc('\n', fp);
+}
+
+/* Render a list of records (the kids of rows) as an aligned table, fitted to cols (0: any width). */
+static void
+render_table(FILE *fp, struct node *rows, const char *indent, int cols, const char *const *drop)
+{
+	size_t ncol = 0, c, *w, last;
+	bool *num, *hide;
 	struct node *r, *k;
 
 	if (!rows)
@@ -348,14 +391,20 @@ render_table(FILE *fp, struct node *rows, const char *indent)
 			c++;
 		}
 	}
+	hide = xcalloc(ncol, sizeof(*hide));
+	fit_columns(rows, w, ncol, cols, drop, hide);
+	for (last = ncol; last > 0 && hide[last - 1]; last--)
+		;
 	fputs(indent, fp);
 	for (c = 0, k = rows->kids; k; k = k->next) {
 		if (k->type == N_LIST)
 			continue;
-		for (const char *p = k->key; *p; p++)
-			fputc(*p >= 'a' && *p <= 'z' ? *p - 32 : *p, fp);
-		if (c + 1 < ncol)
-			fprintf(fp, "%*s", (int)(w[c] - width(k->key) + 2), "");
+		if (!hide[c]) {
+			for (const char *p = k->key; *p; p++)
+				fputc(*p >= 'a' && *p <= 'z' ? *p - 32 : *p, fp);
+			if (c + 1 < last)
+				fprintf(fp, "%*s", (int)(w[c] - width(k->key) + 2), "");
+		}
 		c++;
 	}
 	fputc('\n', fp);
@@ -366,12 +415,16 @@ render_table(FILE *fp, struct node *rows, const char *indent)
 			size_t tw;
 			if (k->type == N_LIST)
 				continue;
+			if (hide[c]) {
+				c++;
+				continue;
+			}
 			t = scalar_text(k, true);
 			tw = width(t);
 			if (num[c])
 				fprintf(fp, "%*s", (int)(w[c] - tw), "");
 			table_text(fp, t);
-			if (c + 1 < ncol)
+			if (c + 1 < last)
 				fprintf(fp, "%*s", (int)(num[c] ? 2 : w[c] - tw + 2), "");
 			free(t);
 			c++;
@@ -380,6 +433,7 @@ render_table(FILE *fp, struct node *rows, const char *indent)
 	}
 	free(w);
 	free(num);
+	free(hide);
 }
 
 static void
@@ -442,7 +496,7 @@ render_single(struct vdi_out *o, struct node *obj)
 		if (o->fmt == VDI_FMT_TABLE) {
 			fprintf(o->fp, "\n%s:\n", k->key);
 			if (k->kids)
-				render_table(o->fp, k->kids, "  ");
+				render_table(o->fp, k->kids, "  ", 0, NULL);
 			else
 				fputs("  (none)\n", o->fp);
 		} else {
@@ -453,6 +507,19 @@ render_single(struct vdi_out *o, struct node *obj)
 }
 
 /* ---- the building API ---- */
+
+void
+vdi_out_table_columns(struct vdi_out *o, const char *const *keys, const char *const *drop)
+{
+	o->keys = keys;
+	o->drop = drop;
+}
+
+void
+vdi_out_table_width(struct vdi_out *o, int cols)
+{
+	o->cols = cols;
+}
 
 void
 vdi_out_list_begin(struct vdi_out *o)
@@ -468,7 +535,10 @@ vdi_out_list_end(struct vdi_out *o)
 	if (o->fmt == VDI_FMT_JSON) {
 		fputs(o->nrec ? "\n]\n" : "]\n", o->fp);
 	} else if (o->fmt == VDI_FMT_TABLE) {
-		render_table(o->fp, o->rows, "");
+		if (o->rows)
+			render_table(o->fp, o->rows, "", o->cols, o->drop);
+		else
+			render_header(o->fp, o->keys);
 		node_free(o->rows);
 		o->rows = NULL;
 	}

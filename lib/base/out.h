@@ -40,6 +40,15 @@ enum vdi_fmt vdi_out_fmt(const struct vdi_out *o);
 /* Flush what is pending; returns -1 if writing failed (for example EPIPE). */
 int vdi_out_free(struct vdi_out *o);
 
+/*
+ * Tables only.  keys: a list's columns, so an empty list still prints its
+ * header; drop: columns to leave out, first first, while the table is wider
+ * than the width set (a terminal's: ps and gh do the same).  TSV and JSON
+ * always have every column.  Both lists are borrowed (static arrays).
+ */
+void vdi_out_table_columns(struct vdi_out *o, const char *const *keys, const char *const *drop);
+void vdi_out_table_width(struct vdi_out *o, int cols);
+
 void vdi_out_list_begin(struct vdi_out *o);
 void vdi_out_list_end(struct vdi_out *o);
 void vdi_out_obj_begin(struct vdi_out *o);

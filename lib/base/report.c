@@ -11,6 +11,7 @@ vdi_node_report_clear(struct vdi_node_report *r)
 		free(r->doms[i].name);
 		free(r->doms[i].uuid);
 		free(r->doms[i].user);
+		free(r->doms[i].address);
 	}
 	free(r->doms);
 	memset(r, 0, sizeof(*r));

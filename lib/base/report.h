@@ -23,6 +23,7 @@ struct vdi_domain_info {
 	char *user;
 	int vcpus;
 	int64_t mem;        /* bytes */
+	char *address;      /* ours only: the guest's IPv4 address from its DHCP lease (NULL: none known) */
 };
 
 struct vdi_node_report {

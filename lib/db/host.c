@@ -631,7 +631,7 @@ fail:
 static int
 store_domains(struct vdi_db *db, int64_t id, const struct vdi_node_report *r, struct vdi_err *err)
 {
-	struct vdi_stmt *st = NULL;
+	struct vdi_stmt *st = NULL, *addr = NULL;
 	int ret = -1;
 
 	if (vdi_db_prepare(db, &st, "DELETE FROM host_domains WHERE host_id = ?", err) < 0)
@@ -640,14 +640,28 @@ store_domains(struct vdi_db *db, int64_t id, const struct vdi_node_report *r, st
 	if (vdi_db_step(db, st, "storing domains", err) < 0)
 		goto out;
 	vdi_stmt_finalize(st);
+	st = NULL;
 	if (vdi_db_prepare(db, &st, "INSERT INTO host_domains (host_id, name, uuid, state, ours, "
 			   "session_id, username, vcpus, mem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
 			   "ON CONFLICT (host_id, name) DO UPDATE SET uuid = excluded.uuid, state = excluded.state, "
 			   "ours = excluded.ours, session_id = excluded.session_id, username = excluded.username, "
 			   "vcpus = excluded.vcpus, mem = excluded.mem", err) < 0)
-		return -1;
+		goto out;
+	if (vdi_db_prepare(db, &addr, "UPDATE sessions SET address = ?3, address_seen = ?4 WHERE id = ?1 AND "
+			   "host_id = ?2 AND state = 'running' AND (address IS NULL OR address <> ?3)", err) < 0)
+		goto out;
 	for (size_t i = 0; i < r->ndoms; i++) {
 		const struct vdi_domain_info *d = &r->doms[i];
+		/* The guest's address as its host knows it now: vm-ls shows it, also after a move. */
+		if (d->ours && d->address && d->session_id > 0) {
+			vdi_stmt_reset(addr);
+			vdi_stmt_bind_int64(addr, 1, d->session_id);
+			vdi_stmt_bind_int64(addr, 2, id);
+			vdi_stmt_bind_text(addr, 3, d->address);
+			vdi_stmt_bind_int64(addr, 4, vdi_clock_now());
+			if (vdi_db_step(db, addr, "recording an address", err) < 0)
+				goto out;
+		}
 		vdi_stmt_reset(st);
 		vdi_stmt_clear(st);
 		vdi_stmt_bind_int64(st, 1, id);
@@ -667,6 +681,7 @@ store_domains(struct vdi_db *db, int64_t id, const struct vdi_node_report *r, st
 	ret = 0;
 out:
 	vdi_stmt_finalize(st);
+	vdi_stmt_finalize(addr);
 	return ret;
 }
 

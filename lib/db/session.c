@@ -9,6 +9,7 @@
 #include "proc.h"
 #include "mem.h"
 #include "master.h"
+#include "host.h"
 #include "session.h"
 #include "strv.h"
 
@@ -28,7 +29,7 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"coalesce(s.started, 0), coalesce(s.connected_since, 0), coalesce(s.disconnected_since, 0), " \
 	"coalesce(s.ticket_expires, 0), coalesce(h.watch_since, 0), coalesce(h.watch_seen, 0), " \
 	"coalesce(s.migrate_to, 0), t.name, t.uri, t.display_address, t.migration_uri, t.network, t.bridge, " \
-	"coalesce(s.migrated, 0), s.owner, coalesce(s.lease, 0) " \
+	"coalesce(s.migrated, 0), s.owner, coalesce(s.lease, 0), h.health " \
 	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
 	"LEFT JOIN hosts h ON h.id = s.host_id LEFT JOIN hosts t ON t.id = s.migrate_to "
 
@@ -85,6 +86,7 @@ read_session(struct vdi_stmt *st, struct vdi_session *s)
 	s->to_bridge = vdi_stmt_strdup(st, 46);
 	s->migrated = vdi_stmt_int64(st, 47);
 	vdi_stmt_claim(st, 48, s->owner, sizeof(s->owner), &s->lease);
+	s->host_health = vdi_stmt_strdup(st, 50);
 }
 
 bool
@@ -157,6 +159,7 @@ vdi_session_clear(struct vdi_session *s)
 	free(s->host);
 	free(s->host_uri);
 	free(s->host_display);
+	free(s->host_health);
 	free(s->pool);
 	free(s->disk);
 	free(s->seed);
@@ -499,6 +502,12 @@ bool
 vdi_session_connected(const struct vdi_session *s)
 {
 	return s->connected_since > 0 && s->disconnected_since == 0;
+}
+
+bool
+vdi_session_watched(const struct vdi_session *s, int64_t now)
+{
+	return s->watch_since > 0 && now - s->watch_seen <= VDI_WATCH_STALE;
 }
 
 int

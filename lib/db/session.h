@@ -23,6 +23,7 @@ struct vdi_session {
 	int64_t id, uservm_id, host_id;
 	char *state, *reason, *user;
 	char *host, *host_uri, *host_display;  /* the host's name, URI, display address */
+	char *host_health;                     /* up, down or unknown, as last polled or watched */
 	char *pool, *disk, *seed;              /* the user VM's volumes */
 	char *domain, *overlay;
 	char *display_address, *display_password;
@@ -58,6 +59,13 @@ int vdi_session_set_viewer(struct vdi_db *db, int64_t id, bool connected, int64_
 /* Record a new display password and when it stops working (0: never). */
 int vdi_session_set_ticket(struct vdi_db *db, int64_t id, const char *password, int64_t expires,
 			   struct vdi_err *err);
+/*
+ * Is its host watched by a live vm-watch now (a watch affirmed within
+ * VDI_WATCH_STALE seconds of now)?  Else what it recorded of viewers may
+ * be out of date.
+ */
+bool vdi_session_watched(const struct vdi_session *s, int64_t now);
+
 /* Is the session's viewer connected now (by what vm-watch recorded)? */
 bool vdi_session_connected(const struct vdi_session *s);
 

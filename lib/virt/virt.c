@@ -339,6 +339,8 @@ out:
 	return ret;
 }
 
+static int address_from(virDomainPtr d, unsigned int src, char *buf, size_t len);
+
 static int
 list_domains(virConnectPtr c, struct vdi_node_report *r)
 {
@@ -371,11 +373,15 @@ list_domains(virConnectPtr c, struct vdi_node_report *r)
 			struct vdi_meta m;
 			struct vdi_err e;
 			if (vdi_meta_parse(md, &m, &e) == 0) {
+				char addr[64];
 				d->ours = true;
 				d->session_id = m.session_id;
 				d->uservm_id = m.uservm_id;
 				d->user = m.user;
 				m.user = NULL;
+				/* Its lease, from the host's own dnsmasq: no agent, one call. */
+				if (address_from(doms[i], VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, addr, sizeof(addr)) == 1)
+					d->address = vdi_xstrdup(addr);
 			}
 			vdi_meta_clear(&m);
 			free(md);
