@@ -292,16 +292,24 @@ cmd_add(struct vdi_cli *c, int argc, char **argv)
 	po = poll_opts(c);
 	rc = vdi_poll_add(c->db, argv[optind], argv[optind + 1], &a->spec, !a->no_check, &po, &rep, &err);
 	vdi_size_format((uint64_t)rep.mem_total, mem, sizeof(mem));
-	vdi_node_report_clear(&rep);
 	if (rc < 0)
-		return vdi_cli_fail(c, &err);
+		goto out;
 	if (a->no_check)
 		vdi_cli_info(c, "%s host %s (not checked: unknown until polled)", c->dry_run ? "would add" : "added",
 			     argv[optind]);
 	else
-		vdi_cli_info(c, "%s host %s: %lld CPUs, %s memory, pool %s", c->dry_run ? "would add" : "added",
-			     argv[optind], (long long)rep.vcpus, mem, a->spec.pool);
-	return 0;
+	{
+		const char *net = a->spec.has_network ? a->spec.network : rep.default_network ? "default" : NULL;
+		const char *br = a->spec.has_network ? a->spec.bridge : NULL;
+		vdi_cli_info(c, "%s host %s: %lld CPUs, %s memory, pool %s; sessions join %s%s%s",
+			     c->dry_run ? "would add" : "added", argv[optind], (long long)rep.vcpus, mem, a->spec.pool,
+			     br && *br ? "bridge " : net && *net ? "network " : "no network (they get no NIC: "
+			     "vm-hosts set --network)", br && *br ? br : net && *net ? net : "", "");
+	}
+out:
+	/* The report is read above: cleared only now (it was cleared first, and said 0 CPUs). */
+	vdi_node_report_clear(&rep);
+	return rc < 0 ? vdi_cli_fail(c, &err) : 0;
 }
 
 static int

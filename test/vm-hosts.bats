@@ -42,6 +42,28 @@ print("ok")' "$output"
 	assert_output ok
 }
 
+@test "add says what it found and which network sessions join: the host's active 'default', else none and how to set one" {
+	run_vdi vm-hosts add h1 "$(lab_uri h1)"
+	# The report is read before it is cleared (it said "0 CPUs").
+	assert_output --regexp "^vm-hosts: added host h1: [1-9][0-9]* CPUs, [0-9.]+[MG] memory, pool vdi; sessions join no network \(they get no NIC: vm-hosts set --network\)$"
+	assert_equal "$(sql "select coalesce(network, '-') from hosts where name = 'h1'")" -
+	# h2 gets an active network named default (its own bridge and subnet): taken, as virt-install does.
+	local u2 net=$BATS_TEST_TMPDIR/default.xml
+	u2=$(lab_uri h2)
+	printf "<network><name>default</name><bridge name='vdidf%s'/><ip address='10.250.%s.1' netmask='255.255.255.0'/></network>\n" \
+		"$$" "$((RANDOM % 200 + 20))" >"$net"
+	virsh -q -c "$u2" net-undefine default >/dev/null 2>&1 || true
+	virsh -q -c "$u2" net-define "$net" >/dev/null
+	virsh -q -c "$u2" net-start default >/dev/null
+	run_vdi vm-hosts add h2 "$u2"
+	virsh -q -c "$u2" net-destroy default >/dev/null
+	assert_output --partial "sessions join network default"
+	assert_equal "$(sql "select network from hosts where name = 'h2'")" default
+	# Named by hand, the host's own choice is not looked for.
+	run_vdi vm-hosts add h3 "$(lab_uri h3)" --bridge br0
+	assert_output --partial "sessions join bridge br0"
+}
+
 @test "list -o json has the documented keys, memory in bytes" {
 	vm-hosts add h1 "$(lab_uri h1)" --tag gpu --tag ssd --reserve-mem 512M
 	run_vdi vm-hosts list -o json

@@ -36,6 +36,7 @@ struct vdi_node_report {
 	struct vdi_domain_info *doms;
 	size_t ndoms;
 	int64_t elapsed_ms;
+	bool default_network; /* the host has an active libvirt network named "default" (when asked) */
 };
 
 void vdi_node_report_clear(struct vdi_node_report *r);

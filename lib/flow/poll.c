@@ -49,6 +49,7 @@ int
 vdi_poll_add(struct vdi_db *db, const char *name, const char *uri, const struct vdi_host_spec *spec,
 	     bool check, const struct vdi_poll_opts *o, struct vdi_node_report *rep, struct vdi_err *err)
 {
+	struct vdi_host_spec sp = *spec;
 	int rc;
 
 	memset(rep, 0, sizeof(*rep));
@@ -60,12 +61,18 @@ vdi_poll_add(struct vdi_db *db, const char *name, const char *uri, const struct 
 	if (rc == 1)
 		return vdi_err_set(err, VDI_R_CONFLICT, "host '%s' exists already", name);
 	if (check) {
-		struct vdi_probe_req req = { .uri = uri, .pool = spec->pool };
+		struct vdi_probe_req req = { .uri = uri, .pool = spec->pool, .networks = !spec->has_network };
 		vdi_virt_probe_many(&req, 1, o->timeout_ms, 1, rep);
 		if (rep->err.code) {
 			vdi_err_copy(err, &rep->err);
 			return vdi_err_prefix(err, "host '%s' (%s)", name, uri);
 		}
+		/* No network named: the host's "default" when it has one, as virt-install does. */
+		if (!sp.has_network && rep->default_network) {
+			sp.has_network = true;
+			sp.network = "default";
+			sp.bridge = NULL;
+		}
 	}
-	return vdi_host_add(db, name, uri, spec, check ? rep : NULL, err);
+	return vdi_host_add(db, name, uri, &sp, check ? rep : NULL, err);
 }

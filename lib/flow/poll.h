@@ -37,6 +37,9 @@ void vdi_poll_free(struct vdi_host *hs, struct vdi_node_report *reps, size_t n);
 /*
  * Add a host.  With check, it is probed first (its pool must be active);
  * *rep (cleared by the caller with vdi_node_report_clear) is what was seen.
+ * A checked host with no network or bridge in spec gives its sessions its
+ * libvirt network "default" when that is active (rep->default_network), as
+ * virt-install does: a desktop without a NIC surprises everyone.
  * 5 when the name or URI is taken, 75 when the host does not answer.
  */
 int vdi_poll_add(struct vdi_db *db, const char *name, const char *uri, const struct vdi_host_spec *spec,

@@ -160,7 +160,7 @@ struct job {
 	bool done;
 	char *uri;
 	char *pool;
-	bool domains, load;
+	bool domains, load, networks;
 	int64_t deadline;
 	virConnectPtr conn;           /* JOB_CONNECT result */
 	struct vdi_node_report rep;   /* JOB_PROBE result; rep.err for both */
@@ -243,6 +243,7 @@ job_start(enum job_kind kind, const char *uri, const struct vdi_probe_req *req,
 	if (req) {
 		j->domains = req->domains;
 		j->load = req->load;
+		j->networks = req->networks;
 	}
 	j->refs = 2;
 	j->deadline = now_ms() + timeout_ms;
@@ -424,6 +425,12 @@ probe(struct job *j)
 				    active == 0 ? "is not active" : "not found");
 			goto out;
 		}
+	}
+	if (j->networks) {
+		virNetworkPtr net = virNetworkLookupByName(c, "default");
+		r->default_network = net && virNetworkIsActive(net) == 1;
+		if (net)
+			virNetworkFree(net);
 	}
 	if (j->load && cpu_times(c, &b0, &t0n) == 0) {
 		usleep(LOAD_WINDOW_MS * 1000);

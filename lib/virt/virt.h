@@ -51,6 +51,7 @@ struct vdi_probe_req {
 	const char *pool;    /* must exist and be active; NULL: not checked */
 	bool domains;        /* also list running domains */
 	bool load;           /* also sample CPU load */
+	bool networks;       /* also look for the libvirt network "default" (vdi_node_report.default_network) */
 };
 
 /*
