@@ -18,6 +18,7 @@
 #include "parse.h"
 #include "poll.h"
 #include "reaper.h"
+#include "sched.h"
 #include "strv.h"
 
 static const char usage[] =
@@ -198,6 +199,25 @@ check_host_name(struct vdi_cli *c, const char *name)
 
 /* ---- output ---- */
 
+/*
+ * The load, one format per output: a share of the CPUs (0 to 1) in TSV and
+ * JSON, a percentage in a table; null when unknown.
+ */
+static void
+put_load(struct vdi_out *o, bool known, double load)
+{
+	char buf[16];
+
+	if (!known) {
+		vdi_out_null(o, "load");
+	} else if (vdi_out_fmt(o) == VDI_FMT_TABLE) {
+		snprintf(buf, sizeof(buf), "%.0f%%", load * 100);
+		vdi_out_str(o, "load", buf);
+	} else {
+		vdi_out_real(o, "load", load, 3);
+	}
+}
+
 /* A host's fields: on a terminal's list only those that fit on a line. */
 static void
 put_fields(struct vdi_out *o, const struct vdi_host *h, bool full)
@@ -206,16 +226,18 @@ put_fields(struct vdi_out *o, const struct vdi_host *h, bool full)
 
 	vdi_out_str(o, "name", h->name);
 	if (!full && vdi_out_fmt(o) == VDI_FMT_TABLE) {
+		/* Used/may give, as vm-assign --explain shows them: the caps after the ratios and the reserve. */
+		struct vdi_sched_host sh = { .vcpus = h->vcpus, .cpu_ratio = h->cpu_ratio, .mem_total = h->mem_total,
+					     .ram_ratio = h->ram_ratio, .reserve_mem = h->reserve_mem };
 		vdi_out_str(o, "state", vdi_host_state(h));
 		vdi_out_int(o, "sessions", h->sessions);
-		snprintf(buf, sizeof(buf), "%lld/%lld", (long long)h->vcpus_used, (long long)h->vcpus);
+		snprintf(buf, sizeof(buf), "%lld/%lld", (long long)h->vcpus_used, (long long)vdi_sched_vcpu_cap(&sh));
 		vdi_out_str(o, "vcpus", buf);
 		vdi_size_format((uint64_t)h->mem_used, a, sizeof(a));
-		vdi_size_format((uint64_t)h->mem_total, b, sizeof(b));
+		vdi_size_format((uint64_t)vdi_sched_mem_cap(&sh), b, sizeof(b));
 		snprintf(buf, sizeof(buf), "%s/%s", a, b);
 		vdi_out_str(o, "memory", buf);
-		snprintf(buf, sizeof(buf), "%.0f%%", h->load * 100);
-		vdi_out_str(o, "load", h->load_known ? buf : NULL);
+		put_load(o, h->load_known, h->load);
 		vdi_out_strv(o, "tags", h->tags, h->ntags);
 		vdi_out_time(o, "last_poll", h->last_poll);
 		vdi_out_str(o, "last_error", h->last_error);
@@ -229,10 +251,7 @@ put_fields(struct vdi_out *o, const struct vdi_host *h, bool full)
 	vdi_out_size(o, "mem_total", h->mem_total);
 	vdi_out_size(o, "mem_free", h->mem_free);
 	vdi_out_size(o, "mem_reserved", h->mem_used);
-	if (h->load_known)
-		vdi_out_real(o, "load", h->load, 3);
-	else
-		vdi_out_null(o, "load");
+	put_load(o, h->load_known, h->load);
 	vdi_out_strv(o, "tags", h->tags, h->ntags);
 	vdi_out_time(o, "last_poll", h->last_poll);
 	vdi_out_str(o, "last_error", h->last_error);
@@ -411,7 +430,6 @@ static void
 moved(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_err *e)
 {
 	struct moves *m = ctx;
-	char secs[32];
 
 	(void)i;
 	if (e) {
@@ -428,8 +446,7 @@ moved(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_
 	vdi_out_str(m->c->out, "from", r->from);
 	vdi_out_str(m->c->out, "to", r->to);
 	if (!m->c->dry_run) {
-		snprintf(secs, sizeof(secs), "%lld.%03lld", (long long)(r->ms / 1000), (long long)(r->ms % 1000));
-		vdi_out_str(m->c->out, "seconds", secs);
+		vdi_out_real(m->c->out, "seconds", (double)r->ms / 1000, 3); /* a number in JSON, as every duration */
 	}
 	vdi_out_obj_end(m->c->out);
 }
@@ -603,10 +620,7 @@ cmd_poll(struct vdi_cli *c, int argc, char **argv)
 		} else {
 			vdi_out_int(c->out, "vcpus", r->vcpus);
 			vdi_out_size(c->out, "mem_free", r->mem_free);
-			if (r->load_known)
-				vdi_out_real(c->out, "load", r->load, 3);
-			else
-				vdi_out_null(c->out, "load");
+			put_load(c->out, r->load_known, r->load);
 			vdi_out_int(c->out, "domains", (int64_t)r->ndoms);
 			vdi_out_int(c->out, "domains_ours", ours);
 		}

@@ -60,7 +60,6 @@ static void
 done(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_err *e)
 {
 	struct batch *b = ctx;
-	char secs[32];
 
 	(void)i;
 	if (e) {
@@ -77,8 +76,7 @@ done(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_e
 	if (b->c->dry_run) {
 		vdi_out_str(b->c->out, "why", r->why);
 	} else {
-		snprintf(secs, sizeof(secs), "%lld.%03lld", (long long)(r->ms / 1000), (long long)(r->ms % 1000));
-		vdi_out_str(b->c->out, "seconds", secs);
+		vdi_out_real(b->c->out, "seconds", (double)r->ms / 1000, 3); /* a number in JSON, as every duration */
 		vdi_out_int(b->c->out, "port", r->port);
 	}
 	vdi_out_obj_end(b->c->out);

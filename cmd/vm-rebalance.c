@@ -27,8 +27,10 @@ static const char usage[] =
 	"Plans up to --max-moves live moves (3) that lower the spread of the hosts that\n"
 	"take sessions (the fullest host's value minus the mean: memory use in percent\n"
 	"for least-load and random2, sessions for least-sessions, round-robin and\n"
-	"sticky), when it exceeds --threshold (rebalance_threshold), and makes them.\n"
-	"-n prints the plan with the spread before and after; --explain adds every host.\n"
+	"sticky), when it exceeds --threshold (rebalance_threshold, 5 points, or\n"
+	"rebalance_threshold_sessions, 1 session), and makes them.\n"
+	"-n prints the plan with the spread before and after; --explain prints every\n"
+	"host's figure before and after instead, and moves nothing.\n"
 	"Exit: 0 ok (balanced, or the moves made), 1 a move failed (it stays), 2 usage\n"
 	"(pack has nothing to balance), 75 temporary.\n"
 	"See vm-rebalance(1).\n";
@@ -56,7 +58,7 @@ struct run {
 };
 
 static void
-put_move(struct vdi_cli *c, const struct vdi_rebalance_plan *p, size_t i, const char *secs)
+put_move(struct vdi_cli *c, const struct vdi_rebalance_plan *p, size_t i, int64_t ms)
 {
 	const struct vdi_rebalance_move *m = &p->moves[i];
 
@@ -68,8 +70,8 @@ put_move(struct vdi_cli *c, const struct vdi_rebalance_plan *p, size_t i, const 
 	vdi_out_str(c->out, "to", p->hosts[m->to].name);
 	vdi_out_size(c->out, "mem", m->mem);
 	vdi_out_real(c->out, "spread_after", m->spread_after, 1);
-	if (secs)
-		vdi_out_str(c->out, "seconds", secs);
+	if (ms >= 0)
+		vdi_out_real(c->out, "seconds", (double)ms / 1000, 3);
 	vdi_out_obj_end(c->out);
 }
 
@@ -77,7 +79,6 @@ static void
 done(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_err *e)
 {
 	struct run *x = ctx;
-	char secs[32];
 
 	if (e) {
 		/* Recorded in the VMDB's events by the move itself; not tried again in this run. */
@@ -86,8 +87,7 @@ done(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_e
 	}
 	if (x->c->quiet)
 		return;
-	snprintf(secs, sizeof(secs), "%lld.%03lld", (long long)(r->ms / 1000), (long long)(r->ms % 1000));
-	put_move(x->c, x->p, i, secs);
+	put_move(x->c, x->p, i, r->ms);
 }
 
 static void
@@ -96,16 +96,22 @@ waiting(void *ctx)
 	vdi_cli_info(ctx, "another vm-rebalance is running; waiting for it to finish");
 }
 
+/* --explain: every host's figure before and after the plan, as the output (the plan's summary is the info line). */
 static void
 explain(struct vdi_cli *c, const struct vdi_rebalance_plan *p)
 {
-	const char *unit = p->metric == VDI_METRIC_MEMORY ? "%" : "";
-
+	vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < p->nhosts; i++) {
 		const struct vdi_rebalance_host *h = &p->hosts[i];
-		fprintf(stderr, "%s: %-16s %s %6.1f%s -> %6.1f%s\n", c->prog, h->name,
-			h->eligible ? "in balance " : "left out   ", h->before, unit, h->after, unit);
+		vdi_out_obj_begin(c->out);
+		vdi_out_str(c->out, "host", h->name);
+		vdi_out_str(c->out, "counted", h->eligible ? "yes" : "no (not active, up and fresh)");
+		vdi_out_str(c->out, "metric", p->metric == VDI_METRIC_MEMORY ? "memory %" : "sessions");
+		vdi_out_real(c->out, "before", h->before, 1);
+		vdi_out_real(c->out, "after", h->after, 1);
+		vdi_out_obj_end(c->out);
 	}
+	vdi_out_list_end(c->out);
 }
 
 int
@@ -153,6 +159,8 @@ main(int argc, char **argv)
 	}
 	if (optind < argc)
 		vdi_cli_usage_error(&c, "unexpected argument '%s'", argv[optind]);
+	if (want_explain)
+		c.dry_run = true; /* explaining moves nothing, as vm-assign --explain */
 	if ((rc = vdi_cli_open(&c)) != 0) {
 		code = rc;
 		goto out;
@@ -165,7 +173,13 @@ main(int argc, char **argv)
 	if (!policy && vdi_policy_parse(c.cfg.policy, &ro.policy) < 0)
 		ro.policy = VDI_POLICY_LEAST_SESSIONS;
 	ro.max_moves = max_moves;
-	ro.threshold = has_threshold ? threshold : (double)c.cfg.rebalance_threshold;
+	{
+		/* The threshold is in the metric's unit: points of memory use, or sessions. */
+		enum vdi_rebalance_metric m = VDI_METRIC_MEMORY;
+		vdi_rebalance_metric(ro.policy, &m, VDI_ERR_SCRATCH);
+		ro.threshold = has_threshold ? threshold : m == VDI_METRIC_SESSIONS ?
+			       (double)c.cfg.rebalance_threshold_sessions : (double)c.cfg.rebalance_threshold;
+	}
 	ro.rest = c.cfg.rebalance_rest / 1000;
 	ro.now = vdi_clock_now();
 	ro.max_age = c.cfg.poll_max_age / 1000;
@@ -177,12 +191,14 @@ main(int argc, char **argv)
 		     p.metric == VDI_METRIC_MEMORY ? "memory use" : "sessions", p.spread_before,
 		     p.metric == VDI_METRIC_MEMORY ? " points" : "", p.spread_after,
 		     p.metric == VDI_METRIC_MEMORY ? " points" : "", p.nmoves, p.nmoves == 1 ? "" : "s", p.why);
-	if (want_explain)
+	if (want_explain) {
 		explain(&c, &p);
+		goto out;
+	}
 	vdi_out_list_begin(c.out);
 	if (c.dry_run) {
 		for (size_t i = 0; i < p.nmoves; i++)
-			put_move(&c, &p, i, NULL);
+			put_move(&c, &p, i, -1);
 	} else if (p.nmoves > 0) {
 		ids = vdi_xcalloc(p.nmoves, sizeof(*ids));
 		to = vdi_xcalloc(p.nmoves, sizeof(*to));

@@ -59,6 +59,7 @@ static const struct setting settings[] = {
 	{ "migrate_bandwidth", S_COUNT, OFF(migrate_bandwidth), "0", 0, 1000000 },
 	{ "migrate_unsafe", S_BOOL, OFF(migrate_unsafe), "no", 0, 0 },
 	{ "rebalance_threshold", S_COUNT, OFF(rebalance_threshold), "5", 0, 1000 },
+	{ "rebalance_threshold_sessions", S_COUNT, OFF(rebalance_threshold_sessions), "1", 0, 1000 },
 	{ "rebalance_rest", S_DURATION, OFF(rebalance_rest), "30m", 0, 0 },
 	{ "signout_url", S_URL, OFF(signout_url), "", 0, 0 },
 	{ "fence_command", S_COMMAND, OFF(fence_command), "", 0, 0 },

@@ -53,6 +53,7 @@ struct vdi_config {
 	int64_t migrate_bandwidth; /* migrate_bandwidth: MiB/s one migration may use (0: no limit) */
 	int64_t migrate_unsafe;  /* migrate_unsafe: 1 if the pool is shared storage libvirt cannot tell */
 	int64_t rebalance_threshold; /* rebalance_threshold: points of spread vm-rebalance tolerates */
+	int64_t rebalance_threshold_sessions; /* rebalance_threshold_sessions: sessions above the mean */
 	int64_t rebalance_rest;  /* rebalance_rest: ms a moved session is left where it went */
 	char *fence_command;     /* fence_command: "" or the fence agent vm-hosts fence runs as CMD HOST URI */
 	int64_t fence_timeout;   /* fence_timeout: ms the fence agent may take */

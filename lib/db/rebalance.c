@@ -124,8 +124,10 @@ vdi_rebalance_compute(struct vdi_rebalance_plan *p, const struct vdi_rebalance_o
 			break;
 		}
 		if (s <= o->threshold) {
-			snprintf(p->why, sizeof(p->why), "balanced: spread %.1f is within the threshold %.1f", s,
-				 o->threshold);
+			snprintf(p->why, sizeof(p->why), "balanced: the fullest host is %.1f %s above the mean, within "
+				 "the threshold of %.1f (--threshold, or %s in vdi.conf)", s,
+				 p->metric == VDI_METRIC_MEMORY ? "points" : "sessions", o->threshold,
+				 p->metric == VDI_METRIC_MEMORY ? "rebalance_threshold" : "rebalance_threshold_sessions");
 			break;
 		}
 		if ((int64_t)p->nmoves >= o->max_moves) {
