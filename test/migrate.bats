@@ -55,6 +55,12 @@ ready_lines() {
 	run_vdi vm-start alice
 	wait_console alice 'vdi-guest: ready' 120
 	dom=$(sql "select domain from sessions where state = 'running'")
+	# Without migrate_unsafe, libvirt refuses the lab's plain shared folder: the error says which setting.
+	printf 'domain_type = qemu\n' >"$VDI_CONFIG"
+	run_vdi 1 vm-migrate alice
+	assert_output --partial "(on shared storage libvirt does not know, such as a plain shared folder: migrate_unsafe = yes in vdi.conf)"
+	assert_equal "$(host_of alice) $(sql "select state from sessions")" "h1 running"
+	printf 'domain_type = qemu\nmigrate_unsafe = yes\n' >"$VDI_CONFIG"
 	run_vdi vm-migrate -o json alice
 	assert_equal "$(jq -r '.[0] | .user + " " + .from + " " + .to' <<<"$output")" "alice h1 h2"
 	[ "$(jq -r '.[0].seconds | tonumber > 0' <<<"$output")" = true ]
@@ -86,7 +92,7 @@ ready_lines() {
 	assert_equal "$(sql "select state || ' ' || reason from sessions")" "ended poweroff"
 	assert_equal "$(ready_lines "$dom")" 1
 	assert_equal "$(sql_list ' ' "select action from events where action like 'session-migrate%' order by id")" \
-		"session-migrate-begin session-migrate session-migrate-begin session-migrate"
+		"session-migrate-begin session-migrate-undone session-migrate-begin session-migrate session-migrate-begin session-migrate"
 	assert_equal "$(sql "select sum(sessions) || ' ' || sum(mem_used) from hosts")" "0 0"
 }
 

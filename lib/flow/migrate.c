@@ -308,6 +308,12 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 				    s->to_host, (long long)(o->timeout_ms / 1000));
 		else
 			vdi_virt_fail_saved(VDI_R_FAIL, "migrating", saved, err);
+		/* libvirt refuses a disk cache mode it cannot prove safe on shared storage it does not know. */
+		if (saved && saved->code == VIR_ERR_MIGRATE_UNSAFE && !o->unsafe) {
+			size_t n = strlen(err->msg);
+			snprintf(err->msg + n, sizeof(err->msg) - n, " (on shared storage libvirt does not know, "
+				 "such as a plain shared folder: migrate_unsafe = yes in vdi.conf)");
+		}
 		goto undo;
 	}
 	vdi_file_test_stop("migrate-done");
