@@ -192,13 +192,15 @@ install: all
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 0755 scripts/vdi-lab $(DESTDIR)$(BINDIR)/vdi-lab
 	install -m 0755 scripts/mkguest $(DESTDIR)$(BINDIR)/mkguest
-	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 0644 man/*.7 $(DESTDIR)$(MANDIR)/man7/
+	# The pages and the examples name /usr/local; installed, they name where it went (PREFIX).
+	for f in man/*.[157] scripts/examples/* README; do \
+		case $$f in man/*) d=$(DESTDIR)$(MANDIR)/man$${f##*.};; scripts/*) d=$(DESTDIR)$(DOCDIR)/examples;; \
+		*) d=$(DESTDIR)$(DOCDIR);; esac; \
+		sed 's|/usr/local|$(PREFIX)|g' "$$f" > "$$d/$${f##*/}.tmp" && chmod 0644 "$$d/$${f##*/}.tmp" && \
+		mv "$$d/$${f##*/}.tmp" "$$d/$${f##*/}" || exit 1; \
+	done
 	install -m 0644 scripts/vdi-tools.bash-completion $(DESTDIR)$(COMPDIR)/vm-hosts
 	for p in $(filter-out vm-hosts,$(PROGS)); do ln -sf vm-hosts $(DESTDIR)$(COMPDIR)/$$p || exit 1; done
-	install -m 0644 scripts/examples/* $(DESTDIR)$(DOCDIR)/examples/
-	install -m 0644 README $(DESTDIR)$(DOCDIR)/README
 
 clean:
 	rm -rf build build-san

@@ -76,4 +76,10 @@ programs() {
 	[ -f "$dest/usr/share/doc/vdi-tools/examples/vdi-tools.cron" ]
 	[ -f "$dest/usr/share/doc/vdi-tools/examples/vm-reap.timer" ]
 	[ -f "$dest/usr/share/man/man7/vdi-tools.7" ]
+	# Installed with PREFIX=/usr, nothing says /usr/local.
+	grep -q '^ExecStart=/usr/bin/vm-watch$' "$dest/usr/share/doc/vdi-tools/examples/vm-watch.service"
+	grep -q '/usr/bin/vm-connect' "$dest/usr/share/man/man1/vm-connect.1"
+	run grep -rl /usr/local "$dest"
+	assert_output ""
+	[ "$(stat -c %a "$dest/usr/share/man/man1/vm-ls.1")" = 644 ]
 }
