@@ -83,12 +83,50 @@ vdi_cli_usage_error(struct vdi_cli *c, const char *fmt, ...)
 	exit(VDI_EUSAGE);
 }
 
+void
+vdi_cli_set_help(struct vdi_cli *c, const struct vdi_cli_help *help, bool dry_run)
+{
+	c->help = help;
+	c->help_dry_run = dry_run;
+}
+
+static void
+help_line(const char *form, const char *what)
+{
+	if (strlen(form) > 24)
+		printf("  %s\n  %26s%s\n", form, "", what);
+	else
+		printf("  %-24s  %s\n", form, what);
+}
+
+/* --help: the usage lines (the man page's SYNOPSIS), one line per option, then the notes. */
+static void
+print_help(const struct vdi_cli *c)
+{
+	const char *notes = strstr(c->usage, "\n\n");
+
+	fwrite(c->usage, 1, notes ? (size_t)(notes - c->usage) + 1 : strlen(c->usage), stdout);
+	fputs("\nOptions:\n", stdout);
+	for (const struct vdi_cli_help *h = c->help; h && h->form; h++)
+		help_line(h->form, h->what);
+	if (c->help_dry_run)
+		help_line("-n, --dry-run", "say what would be done, change nothing");
+	help_line("--db PATH|URI", "the VMDB: an SQLite file or a PostgreSQL URI");
+	help_line("-o, --output FORMAT", "table, tsv or json (a terminal gets a table)");
+	help_line("-q, --quiet", "errors only");
+	help_line("-v, --verbose", "more messages");
+	help_line("-h, --help", "this help");
+	help_line("--version", "the version");
+	if (notes)
+		fputs(notes + 1, stdout);
+}
+
 int
 vdi_cli_option(struct vdi_cli *c, int opt, const char *arg)
 {
 	switch (opt) {
 	case 'h':
-		fputs(c->usage, stdout);
+		print_help(c);
 		exit(fflush(stdout) == 0 ? 0 : 1);
 	case VDI_OPT_VERSION:
 		printf("%s (vdi-tools) %s\n", c->prog, VDI_VERSION);

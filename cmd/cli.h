@@ -40,9 +40,20 @@ enum {
 #define VDI_CLI_DRYRUN { "dry-run", no_argument, NULL, 'n' }
 #define VDI_CLI_SHORT "ho:qv"
 
+/*
+ * One line of --help per option, as virsh and gh print them: its form
+ * ("-p, --policy POLICY") and what it does.  A program's table ends with
+ * { NULL, NULL }; the common options are added after it.
+ */
+struct vdi_cli_help {
+	const char *form, *what;
+};
+
 struct vdi_cli {
 	const char *prog;
-	const char *usage;    /* the SYNOPSIS, printed by --help */
+	const char *usage;    /* the SYNOPSIS, a blank line, then notes: printed by --help */
+	const struct vdi_cli_help *help; /* the program's options (NULL: none of its own) */
+	bool help_dry_run;    /* the program takes -n */
 	const char *db_opt;   /* --db */
 	enum vdi_fmt fmt;     /* -o */
 	bool quiet, verbose, dry_run;
@@ -55,6 +66,8 @@ struct vdi_cli {
 };
 
 void vdi_cli_init(struct vdi_cli *c, const char *prog, const char *usage);
+/* --help's option lines (borrowed: a static table); dry_run: the program takes -n. */
+void vdi_cli_set_help(struct vdi_cli *c, const struct vdi_cli_help *help, bool dry_run);
 /* Handle one common option: 1 if it was one, 0 if not. Exits for -h, --version, bad -o. */
 int vdi_cli_option(struct vdi_cli *c, int opt, const char *arg);
 /* "PROG: error: ...", "Try 'PROG --help'." and exit 2. */

@@ -25,6 +25,12 @@ static const char usage[] =
 	"Exit: 0 ok, 1 failure, 2 usage, 3 no such VMDB, 5 the VMDB is in use or the\n"
 	"target is not empty, 75 temporary (busy, server away).  See vdi-db(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "copy TARGET", "copy the VMDB into a new database" },
+	{ "check", "recount the counters; exit 1 on drift" },
+	{ NULL, NULL },
+};
+
 static const struct option opts[] = {
 	VDI_CLI_OPTS,
 	VDI_CLI_DRYRUN,
@@ -144,5 +150,6 @@ main(int argc, char **argv)
 	struct vdi_cli c;
 
 	vdi_cli_init(&c, "vdi-db", usage);
+	vdi_cli_set_help(&c, help, true);
 	return vdi_cli_finish(&c, vdi_cli_dispatch(&c, argc, argv, opts, cmds, parse_opt));
 }

@@ -29,6 +29,15 @@ static const char usage[] =
 	"5 the user VM is being made, or runs on another host (--host), 75 VMDB busy.\n"
 	"See vm-assign(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "-p, --policy POLICY", "the policy (the policies are below)" },
+	{ "--host HOST", "the helpdesk's host; the filters still apply" },
+	{ "--force", "with --host: past a failing filter (recorded)" },
+	{ "--explain", "every host's verdicts and rank; reserves nothing" },
+	{ "--seed N", "the seed of random2's draw" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_HOST = VDI_OPT_FIRST_PRIVATE,
 	OPT_FORCE,
@@ -132,6 +141,7 @@ main(int argc, char **argv)
 	int o, rc, code = 0;
 
 	vdi_cli_init(&c, "vm-assign", usage);
+	vdi_cli_set_help(&c, help, true);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT "np:", opts, NULL)) != -1) {
 		if (vdi_cli_option(&c, o, optarg))
 			continue;

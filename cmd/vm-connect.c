@@ -40,6 +40,10 @@ static const char usage[] =
 	"Exit: 0 an answer was sent (whatever its HTTP status), 1 none could be,\n"
 	"2 usage.  See vm-connect(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ NULL, NULL },
+};
+
 static const struct option opts[] = {
 	VDI_CLI_OPTS,
 	{ NULL, 0, NULL, 0 },
@@ -627,6 +631,7 @@ main(int argc, char **argv)
 	int o, code = 0;
 
 	vdi_cli_init(&c, "vm-connect", usage);
+	vdi_cli_set_help(&c, help, false);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT, opts, NULL)) != -1)
 		if (!vdi_cli_option(&c, o, optarg))
 			vdi_cli_usage_error(&c, "unknown option");

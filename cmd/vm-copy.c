@@ -39,6 +39,23 @@ static const char usage[] =
 	"Exit: 0 ok, 1 failure, 2 usage, 3 no such master or user, 4 no host sees the pool,\n"
 	"5 the user has a user VM (or a session), 75 temporary.  See vm-copy(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--master NAME", "the master to clone" },
+	{ "--os OS, --app APP", "or the master that has these (--app again)" },
+	{ "--mem SIZE, --vcpus N", "its memory and vCPUs (else the master's)" },
+	{ "--disk SIZE", "its disk, at least the master's" },
+	{ "--tag TAG", "hosts its sessions need (again for more)" },
+	{ "--expires DATE, --ttl DURATION", "when vm-reap --expired may delete it" },
+	{ "--host HOST", "the host whose libvirt makes the volumes" },
+	{ "--csv", "requests from a CSV on standard input" },
+	{ "--rm", "delete user VMs" },
+	{ "--force", "with --rm: even while a session runs" },
+	{ "--requests", "the web page's requests, pending" },
+	{ "--approve, --reject", "make, or turn down, the requests named" },
+	{ "--all", "every pending request" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_MASTER = VDI_OPT_FIRST_PRIVATE,
 	OPT_OS,
@@ -451,6 +468,7 @@ main(int argc, char **argv)
 	int o, rc, code = 0;
 
 	vdi_cli_init(&c, "vm-copy", usage);
+	vdi_cli_set_help(&c, help, true);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT "n", opts, NULL)) != -1)
 		if (!vdi_cli_option(&c, o, optarg))
 			parse_opt(&c, o, optarg);

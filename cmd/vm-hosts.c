@@ -45,6 +45,21 @@ static const char usage[] =
 	"-q quiet, -v verbose, -n dry run.  Exit: 0 ok, 1 failure, 2 usage, 3 not found,\n"
 	"5 conflict, 75 a host did not answer (try again).  See vm-hosts(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--pool POOL", "the storage pool the host sees (vdi)" },
+	{ "--max-sessions N|none", "at most N sessions on the host" },
+	{ "--cpu-ratio R, --ram-ratio R", "vCPUs and memory it may give, per real one" },
+	{ "--reserve-mem SIZE", "memory kept for the host itself" },
+	{ "--tag TAG, --no-tags", "a tag sessions may need (again); none" },
+	{ "--display-address ADDR", "where viewers reach its displays" },
+	{ "--network NET, --bridge BR", "its sessions' NIC (else its network default)" },
+	{ "--migration-uri URI", "where its libvirtd takes migrations" },
+	{ "--no-check", "add without connecting to the host" },
+	{ "--migrate", "drain, maintenance: move its desktops away live" },
+	{ "--force", "maintenance: with sessions; rm: end them first" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_POOL = VDI_OPT_FIRST_PRIVATE,
 	OPT_MAX_SESSIONS,
@@ -664,6 +679,7 @@ main(int argc, char **argv)
 	int rc;
 
 	vdi_cli_init(&c, "vm-hosts", usage);
+	vdi_cli_set_help(&c, help, true);
 	c.args = &a;
 	rc = vdi_cli_dispatch(&c, argc, argv, opts, cmds, parse_spec_opt);
 	free(a.tags);

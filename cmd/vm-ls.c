@@ -22,6 +22,13 @@ static const char usage[] =
 	"States: assigned, starting, running, migrating, stopping, ended (default: all but ended).\n"
 	"Exit: 0 ok, 1 failure, 2 usage, 3 no such user VM.  See vm-ls(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--sessions", "sessions rather than user VMs" },
+	{ "--host HOST", "only those on this host" },
+	{ "--state STATE", "only sessions in this state" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_SESSIONS = VDI_OPT_FIRST_PRIVATE,
 	OPT_HOST,
@@ -208,6 +215,7 @@ main(int argc, char **argv)
 	int o, rc;
 
 	vdi_cli_init(&c, "vm-ls", usage);
+	vdi_cli_set_help(&c, help, false);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT, opts, NULL)) != -1) {
 		if (vdi_cli_option(&c, o, optarg))
 			continue;

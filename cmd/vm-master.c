@@ -34,6 +34,21 @@ static const char usage[] =
 	"Exit: 0 ok, 1 failure, 2 usage, 3 not found, 4 no host sees the pool, 5 conflict,\n"
 	"75 temporary (host or server unreachable).  See vm-master(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--image PATH|URL", "a file, or an http(s) URL to download" },
+	{ "--os OS, --app APP", "what it has (--app again for more)" },
+	{ "--sha256 HEX", "the image's checksum, checked on the way" },
+	{ "--pool POOL, --host HOST", "where its volume goes, through which host" },
+	{ "--mem SIZE, --vcpus N", "user VMs' defaults" },
+	{ "--disk SIZE", "user VMs' default disk, at least the image's" },
+	{ "--profile NAME", "linux, windows, windows11 (else from --os)" },
+	{ "--firmware, --disk-bus", "override: bios|efi, virtio|sata|scsi" },
+	{ "--nic, --video", "override: virtio|e1000e|rtl8139, virtio|qxl|vga" },
+	{ "--prepare WAY", "cloud-init (a first boot per user VM) or none" },
+	{ "--rdp", "the guest serves RDP (vm-start --rdp)" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_IMAGE = VDI_OPT_FIRST_PRIVATE,
 	OPT_OS,
@@ -385,6 +400,7 @@ main(int argc, char **argv)
 	int rc;
 
 	vdi_cli_init(&c, "vm-master", usage);
+	vdi_cli_set_help(&c, help, true);
 	c.args = &a;
 	rc = vdi_cli_dispatch(&c, argc, argv, opts, cmds, parse_opt);
 	vdi_conns_free(a.io.conns);

@@ -35,6 +35,14 @@ static const char usage[] =
 	"desktop, or another process moves it, 75 temporary.\n"
 	"See vm-migrate(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--to HOST", "the destination (else the policy's pick)" },
+	{ "--force", "with --to: past a failing filter" },
+	{ "-p, --policy POLICY", "the policy that picks the destination" },
+	{ "--session ID", "move these sessions (again for more)" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_TO = VDI_OPT_FIRST_PRIVATE,
 	OPT_FORCE,
@@ -98,6 +106,7 @@ main(int argc, char **argv)
 	int o, rc, code = 0;
 
 	vdi_cli_init(&c, "vm-migrate", usage);
+	vdi_cli_set_help(&c, help, true);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT "np:", opts, NULL)) != -1) {
 		if (vdi_cli_option(&c, o, optarg))
 			continue;

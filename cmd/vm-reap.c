@@ -31,6 +31,16 @@ static const char usage[] =
 	"is being started, 75 a host did not answer (its sessions were left alone).\n"
 	"See vm-reap(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--user USER", "end this user's session now (admin)" },
+	{ "--session ID", "end this session now (admin)" },
+	{ "--host HOST", "end every session on this host now (admin)" },
+	{ "--max-age DURATION", "end sessions older than this" },
+	{ "--expired", "delete user VMs past their expiry, with no session" },
+	{ "--orphans", "destroy domains and overlays no session owns" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_USER = VDI_OPT_FIRST_PRIVATE,
 	OPT_SESSION,
@@ -89,6 +99,7 @@ main(int argc, char **argv)
 	int o, rc, code = 0, lockfd = -1;
 
 	vdi_cli_init(&c, "vm-reap", usage);
+	vdi_cli_set_help(&c, help, true);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT "n", opts, NULL)) != -1) {
 		if (vdi_cli_option(&c, o, optarg))
 			continue;

@@ -35,6 +35,14 @@ static const char usage[] =
 	"(pack has nothing to balance), 75 temporary.\n"
 	"See vm-rebalance(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--max-moves N", "at most this many moves (3)" },
+	{ "-p, --policy POLICY", "the policy whose spread to lower" },
+	{ "--threshold POINTS", "act only above this spread (vdi.conf's by default)" },
+	{ "--explain", "every host before and after; moves nothing" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_MAX_MOVES = VDI_OPT_FIRST_PRIVATE,
 	OPT_THRESHOLD,
@@ -132,6 +140,7 @@ main(int argc, char **argv)
 	int o, rc, code = 0, lockfd = -1;
 
 	vdi_cli_init(&c, "vm-rebalance", usage);
+	vdi_cli_set_help(&c, help, true);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT "np:", opts, NULL)) != -1) {
 		if (vdi_cli_option(&c, o, optarg))
 			continue;

@@ -36,6 +36,15 @@ static const char usage[] =
 	"4 no eligible host, 5 the session is ending or being started, 75 temporary.\n"
 	"See vm-start(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--vv DIR", "write DIR/USER.vv for remote-viewer (mode 0600)" },
+	{ "--rdp DIR", "write DIR/USER.rdp with the guest's address" },
+	{ "--show-password", "print the display password (the helpdesk)" },
+	{ "-p, --policy POLICY", "the policy for sessions placed here" },
+	{ "--session ID", "start these assigned sessions (again for more)" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_VV = VDI_OPT_FIRST_PRIVATE,
 	OPT_SHOW_PASSWORD,
@@ -118,6 +127,7 @@ main(int argc, char **argv)
 	int o, rc, code = 0;
 
 	vdi_cli_init(&c, "vm-start", usage);
+	vdi_cli_set_help(&c, help, true);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT "p:", opts, NULL)) != -1) {
 		if (vdi_cli_option(&c, o, optarg))
 			continue;

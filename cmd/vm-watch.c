@@ -27,6 +27,12 @@ static const char usage[] =
 	"Exit: 0 stopped by a signal, 1 failure, 2 usage, 5 another vm-watch watches\n"
 	"this VMDB (without --standby).  See vm-watch(1).\n";
 
+static const struct vdi_cli_help help[] = {
+	{ "--rescan DURATION", "reread the hosts this often (5s)" },
+	{ "--standby", "wait while another vm-watch runs, then take over" },
+	{ NULL, NULL },
+};
+
 enum {
 	OPT_RESCAN = VDI_OPT_FIRST_PRIVATE,
 	OPT_STANDBY,
@@ -68,6 +74,7 @@ main(int argc, char **argv)
 	bool standby = false;
 
 	vdi_cli_init(&c, "vm-watch", usage);
+	vdi_cli_set_help(&c, help, false);
 	while ((o = getopt_long(argc, argv, VDI_CLI_SHORT, opts, NULL)) != -1) {
 		if (vdi_cli_option(&c, o, optarg))
 			continue;

@@ -26,14 +26,27 @@ programs() {
 	assert_output ""
 }
 
-@test "SYNOPSIS and --help name the same options" {
-	local p opts_help opts_man
+@test "SYNOPSIS and --help's usage lines name the same options, and each has its own line under Options" {
+	local p opts_help opts_man o
 	for p in $(programs); do
-		opts_help=$("$p" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u)
+		opts_help=$("$p" --help | sed '/^$/q' | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u)
+		for o in $opts_help; do
+			"$p" --help | sed -n '/^Options:/,/^$/p' | grep -qE -- "^  (-[a-z], )?[^ ]*$o\b|, $o\b" ||
+				fail "$p --help has no line for $o under Options"
+		done
 		opts_man=$(mandoc -T utf8 "$TOP/man/$p.1" | col -b |
 			awk '/^SYNOPSIS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' |
-			grep -oE -- '--[a-z][a-z-]+' | sort -u)
+			grep -oE -- '--[a-z][a-z0-9-]+' | sort -u)
 		[ "$opts_help" = "$opts_man" ] || fail "$p: --help and SYNOPSIS differ: $(diff <(echo "$opts_help") <(echo "$opts_man"))"
+	done
+}
+
+@test "the lab's scripts answer --help with their usage, exit 0" {
+	local p
+	for p in vdi-lab mkguest; do
+		run "$TOP/scripts/$p" --help
+		assert_success
+		assert_line --index 0 --regexp "^usage: $p "
 	done
 }
 
