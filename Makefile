@@ -167,8 +167,10 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)O=$(O) test/run
 
+# The demo builds quietly: its log is in $(O)/build.log, shown only when the build fails.
 demo: deps
-	$(Q)$(MAKE) --no-print-directory all
+	@mkdir -p $(O) && echo "building vdi-tools (log: $(O)/build.log)"
+	@$(MAKE) --no-print-directory all >$(O)/build.log 2>&1 || { cat $(O)/build.log; exit 1; }
 	$(Q)O=$(O) scripts/demo $(DEMO_ARGS)
 
 bench: deps

@@ -100,6 +100,7 @@ static const struct option opts[] = {
 struct moves {
 	struct vdi_cli *c;
 	int code;
+	size_t ended; /* moves done, for the progress line */
 };
 
 /* The commands' own options, borrowed from argv; main owns them (c->args). */
@@ -453,6 +454,12 @@ moved(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_
 		m->code = vdi_code_worst(m->code, e->code);
 		return;
 	}
+	/* A long drain is not silent on a terminal: each desktop as it lands, and how many so far. */
+	if (!m->c->dry_run) {
+		vdi_cli_progress_line(m->c, "%s: moved %s -> %s in %lld.%lld s", r->user, r->from, r->to,
+				      (long long)(r->ms / 1000), (long long)(r->ms % 1000 / 100));
+		vdi_cli_progress(m->c, "moved", (int64_t)++m->ended, 0, false);
+	}
 	if (m->c->quiet && !m->c->dry_run)
 		return;
 	vdi_out_obj_begin(m->c->out);
@@ -460,9 +467,8 @@ moved(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_
 	vdi_out_int(m->c->out, "session", r->session);
 	vdi_out_str(m->c->out, "from", r->from);
 	vdi_out_str(m->c->out, "to", r->to);
-	if (!m->c->dry_run) {
+	if (!m->c->dry_run)
 		vdi_out_real(m->c->out, "seconds", (double)r->ms / 1000, 3); /* a number in JSON, as every duration */
-	}
 	vdi_out_obj_end(m->c->out);
 }
 
@@ -513,6 +519,7 @@ admin_cmd(struct vdi_cli *c, int argc, char **argv, const char *cmd, const char 
 		else if (c->dry_run && !a->migrate)
 			vdi_cli_info(c, "would mark host %s %s", names[i], admin);
 	}
+	vdi_cli_progress(c, NULL, -1, 0, false);
 	if (a->migrate)
 		vdi_out_list_end(c->out);
 	vdi_cli_args_free(names, n);

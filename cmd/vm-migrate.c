@@ -62,6 +62,7 @@ static const struct option opts[] = {
 struct batch {
 	struct vdi_cli *c;
 	int code;
+	size_t ended, total; /* for the progress line */
 };
 
 static void
@@ -70,10 +71,16 @@ done(void *ctx, size_t i, const struct vdi_migrate_result *r, const struct vdi_e
 	struct batch *b = ctx;
 
 	(void)i;
+	b->ended++;
 	if (e) {
 		b->code = vdi_code_worst(b->code, vdi_cli_fail(b->c, e));
+		vdi_cli_progress(b->c, "moving", (int64_t)b->ended, (int64_t)b->total, false);
 		return;
 	}
+	if (!b->c->dry_run)
+		vdi_cli_progress_line(b->c, "%s: moved %s -> %s in %lld.%lld s", r->user, r->from, r->to,
+				      (long long)(r->ms / 1000), (long long)(r->ms % 1000 / 100));
+	vdi_cli_progress(b->c, "moving", (int64_t)b->ended, (int64_t)b->total, false);
 	if (b->c->quiet && !b->c->dry_run)
 		return;
 	vdi_out_obj_begin(b->c->out);
@@ -175,8 +182,10 @@ main(int argc, char **argv)
 	mb.ctx = &b;
 	b.c = &c;
 	b.code = code;
+	b.total = nids;
 	vdi_out_list_begin(c.out);
 	vdi_migrate_many(ids, NULL, nids, &mo, &mb);
+	vdi_cli_progress(&c, NULL, -1, 0, false);
 	vdi_out_list_end(c.out);
 	code = b.code;
 out:

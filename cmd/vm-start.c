@@ -91,6 +91,7 @@ struct batch {
 	size_t nstarted;
 	bool show_password;
 	int code;
+	size_t ended, total; /* for the progress line */
 };
 
 /* Each result in input order (vdi_start_many holds its lock). */
@@ -101,10 +102,14 @@ done(void *ctx, size_t i, const struct vdi_session *s, const struct vdi_err *e)
 	struct vdi_err err = { 0 };
 
 	(void)i;
+	b->ended++;
 	if (e) {
 		b->code = vdi_code_worst(b->code, vdi_cli_fail(b->c, e));
+		vdi_cli_progress(b->c, "starting", (int64_t)b->ended, (int64_t)b->total, false);
 		return;
 	}
+	vdi_cli_progress_line(b->c, "%s: running on %s (session %lld)", s->user, s->host, (long long)s->id);
+	vdi_cli_progress(b->c, "starting", (int64_t)b->ended, (int64_t)b->total, false);
 	put(b->c, s, b->show_password);
 	vdi_strv_push_copy(&b->started, &b->nstarted, s->user);
 	if (b->vv && vdi_start_write_vv(s, b->vv, &err) < 0)
@@ -192,21 +197,30 @@ main(int argc, char **argv)
 	b.c = &c;
 	b.vv = vv;
 	b.show_password = show_password;
+	b.total = nids ? nids : n;
 	vdi_out_list_begin(c.out);
 	vdi_start_many(nids ? NULL : users, nids ? ids : NULL, nids ? nids : n, &so, &sb);
+	vdi_cli_progress(&c, NULL, -1, 0, false);
 	vdi_out_list_end(c.out);
 	code = b.code;
 	/* --rdp: the guests boot in parallel; wait for each one's address in turn. */
 	if (rdp && b.nstarted) {
 		struct vdi_conns *cs = vdi_conns_new(c.cfg.poll_timeout);
 		for (size_t i = 0; i < b.nstarted; i++) {
+			char note[160];
+			/* The guests boot meanwhile: say whose address is awaited, so the wait is not silent. */
+			snprintf(note, sizeof(note), "waiting for %.64s's address (its guest boots)", b.started[i]);
+			vdi_cli_progress_note(&c, "rdp files", (int64_t)i, (int64_t)b.nstarted, false, note);
 			vdi_err_reset(&err);
 			rc = vdi_start_rdp_wait(c.db, cs, b.started[i], rdp, c.cfg.address_timeout, &err);
 			if (rc < 0)
 				code = vdi_code_worst(code, vdi_cli_fail(&c, &err));
 			else if (rc == 1)
 				vdi_cli_warn_err(&c, &err);
+			else
+				vdi_cli_progress_line(&c, "%s: %s/%s.rdp", b.started[i], rdp, b.started[i]);
 		}
+		vdi_cli_progress(&c, NULL, -1, 0, false);
 		vdi_conns_free(cs);
 	}
 out:
