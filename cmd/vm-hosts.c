@@ -367,6 +367,11 @@ cmd_set(struct vdi_cli *c, int argc, char **argv)
 	return 0;
 }
 
+/* list's table: its columns (an empty list keeps its header), and those a narrow terminal drops first. */
+static const char *const table_cols[] = { "name", "state", "sessions", "vcpus", "memory", "load", "tags",
+					  "last_poll", "last_error", NULL };
+static const char *const table_drop[] = { "last_error", "last_poll", "tags", "load", NULL };
+
 static int
 cmd_list(struct vdi_cli *c, int argc, char **argv)
 {
@@ -381,6 +386,7 @@ cmd_list(struct vdi_cli *c, int argc, char **argv)
 		return rc;
 	if (vdi_host_list(c->db, NULL, 0, &hs, &n, &err) < 0)
 		return vdi_cli_fail(c, &err);
+	vdi_out_table_columns(c->out, table_cols, table_drop);
 	vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < n; i++) {
 		vdi_out_obj_begin(c->out);

@@ -291,6 +291,12 @@ cmd_add(struct vdi_cli *c, int argc, char **argv)
 	return 0;
 }
 
+/* list's table: its columns (an empty list keeps its header), and those a narrow terminal drops first. */
+static const char *const table_cols[] = { "name", "state", "os", "apps", "format", "virtual_size", "disk", "mem",
+					  "vcpus", "uservms", "profile", "prepare", NULL };
+static const char *const table_drop[] = { "format", "virtual_size", "prepare", "profile", "disk", "uservms",
+					  NULL };
+
 static int
 cmd_list(struct vdi_cli *c, int argc, char **argv)
 {
@@ -306,6 +312,7 @@ cmd_list(struct vdi_cli *c, int argc, char **argv)
 		return rc;
 	if (vdi_master_list(c->db, &ms, &n, &err) < 0)
 		return vdi_cli_fail(c, &err);
+	vdi_out_table_columns(c->out, table_cols, table_drop);
 	vdi_out_list_begin(c->out);
 	for (size_t i = 0; i < n; i++)
 		put_master(c->out, &ms[i], false);

@@ -81,6 +81,17 @@ print("ok")' "$output"
 	assert_output ok
 }
 
+@test "an empty list keeps its header in a table; a narrow terminal drops the columns that matter least" {
+	run_vdi vm-hosts list -o table
+	assert_output --regexp '^NAME +STATE +SESSIONS +VCPUS +MEMORY +LOAD +TAGS +LAST_POLL +LAST_ERROR$'
+	run_vdi vm-master list -o table
+	assert_output --regexp '^NAME +STATE +OS +APPS'
+	add_lab_hosts
+	run script -qec "COLUMNS=38 vm-hosts list" /dev/null
+	output=${output//$'\r'/}
+	assert_line --index 0 --regexp '^NAME +STATE +SESSIONS +VCPUS +MEMORY$'
+}
+
 @test "TSV in a pipe has no header; table has one" {
 	vm-hosts add h1 "$(lab_uri h1)"
 	run_vdi vm-hosts list
