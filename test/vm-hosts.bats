@@ -89,6 +89,7 @@ print("ok")' "$output"
 	add_lab_hosts
 	run script -qec "COLUMNS=38 vm-hosts list" /dev/null
 	output=${output//$'\r'/}
+	mapfile -t lines <<<"$output"
 	assert_line --index 0 --regexp '^NAME +STATE +SESSIONS +VCPUS +MEMORY$'
 }
 
