@@ -108,10 +108,12 @@ get_one(struct vdi_db *db, const char *where, int64_t id, const char *user, stru
 	struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
-	char sql[1024];
+	char sql[2048];
 	int rc;
 
-	snprintf(sql, sizeof(sql), "%s%s", SESSION_SELECT, where);
+	/* Cut SQL would be other SQL: refuse it (SESSION_SELECT grew past 1 KiB once, silently). */
+	if ((size_t)snprintf(sql, sizeof(sql), "%s%s", SESSION_SELECT, where) >= sizeof(sql))
+		return vdi_err_set(err, VDI_R_FAIL, "internal: a session query is longer than %zu bytes", sizeof(sql));
 	if (vdi_db_prepare(db, &st, sql, err) < 0)
 		return -1;
 	if (user)
