@@ -114,7 +114,7 @@ finish(struct boot *b, size_t i, const char *user, const struct vdi_prepare_opts
 		o->done(o->ctx, i, b->err.code ? &b->err : NULL);
 }
 
-/* Who runs and for how long, the longest first few, for o->waiting. */
+/* Who runs and for how long (the first three, then how many more), for o->waiting. */
 static void
 tell_waiting(const struct boot *bs, char *const *users, size_t n, size_t left, const struct vdi_prepare_opts *o,
 	     int64_t now)

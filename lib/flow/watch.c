@@ -14,10 +14,10 @@
 #include "clock.h"
 #include "start.h"
 #include "conns.h"
+#include "domlog.h"
 #include "file.h"
 #include "host.h"
 #include "mem.h"
-#include "domlog.h"
 #include "reaper.h"
 #include "session.h"
 #include "strv.h"
@@ -283,7 +283,7 @@ end_stopped(struct watch *w, const struct vdi_session *s, const char *why, bool 
  * host logged; for a first boot that fails the user VM.  An admin's pause,
  * a migration's or a save's is left alone.
  */
-static void
+static bool
 end_stuck(struct watch *w, virConnectPtr conn, const struct vdi_session *s)
 {
 	struct vdi_err e = { 0 };
@@ -291,7 +291,7 @@ end_stuck(struct watch *w, virConnectPtr conn, const struct vdi_session *s)
 	int rc;
 
 	if (vdi_domain_stuck(conn, s->domain, stuck, sizeof(stuck), &e) != 1)
-		return;
+		return false;
 	vdi_domlog_say(&w->o->logs, s->host, s->host_uri, s->domain, stuck, said, sizeof(said));
 	rc = vdi_reaper_end(w->db, w->conns, s, "running", "crashed", said, &e);
 	clients_forget(w, s->id);
@@ -301,6 +301,7 @@ end_stuck(struct watch *w, virConnectPtr conn, const struct vdi_session *s)
 	else if (rc < 0)
 		say(w, "session %lld (%s on %s): %s, but ending it failed: %s (vm-reap will)", (long long)s->id,
 		    s->user, s->host, said, e.msg);
+	return true;
 }
 
 static int
@@ -494,8 +495,8 @@ reconcile(struct watch *w, struct whost *h, struct vdi_err *err)
 		}
 		if (alive < 0)
 			continue;
-		end_stuck(w, h->conn, s); /* it froze while nobody listened */
-		if (vdi_session_is_prepare(s))
+		/* It froze while nobody listened: ended now, so it has no viewers to read. */
+		if (end_stuck(w, h->conn, s) || vdi_session_is_prepare(s))
 			continue;
 		if (!(keys = clients_read(h->conn, s->domain, &e))) {
 			say(w, "session %lld (%s on %s): cannot read its viewers: %s", (long long)s->id, s->user,
