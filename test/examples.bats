@@ -258,8 +258,8 @@ serve_images() {
 	vm-copy -q --master m alice
 	run_examples vm-connect.1 4 \
 		"1:lighttpd's configuration: connect.bats runs lighttpd with these settings" \
-		"2:nginx's configuration (nginx is not installed in the lab)" \
-		"3:Apache's configuration (Apache is not installed in the lab)"
+		"2:a second web server's configuration: the lab serves the page with lighttpd only (connect.bats)" \
+		"3:a third web server's configuration: the lab serves the page with lighttpd only (connect.bats)"
 	assert_equal "${EX_OUT[4]}" '<p id="state" class="state">Your desktop is ready to start.</p>'
 }
 
