@@ -64,6 +64,7 @@ static const struct setting settings[] = {
 	{ "signout_url", S_URL, OFF(signout_url), "", 0, 0 },
 	{ "fence_command", S_COMMAND, OFF(fence_command), "", 0, 0 },
 	{ "fence_timeout", S_DURATION, OFF(fence_timeout), "2m", 1000, 3600000 },
+	{ "events_keep", S_DURATION, OFF(events_keep), "90d", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 

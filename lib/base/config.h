@@ -57,6 +57,7 @@ struct vdi_config {
 	int64_t rebalance_rest;  /* rebalance_rest: ms a moved session is left where it went */
 	char *fence_command;     /* fence_command: "" or the fence agent vm-hosts fence runs as CMD HOST URI */
 	int64_t fence_timeout;   /* fence_timeout: ms the fence agent may take */
+	int64_t events_keep;     /* events_keep: ms vm-reap keeps events (0: forever) */
 };
 
 int vdi_config_load(struct vdi_config *cfg, struct vdi_err *err);

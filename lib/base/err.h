@@ -28,7 +28,7 @@
 #ifndef VDI_ERR_H
 #define VDI_ERR_H
 
-/* Exit codes, the same in every program (see DESIGN.md and the man pages). */
+/* Exit codes, the same in every program (see vdi-tools(7) and the man pages). */
 enum vdi_code {
 	VDI_OK = 0,
 	VDI_EFAIL = 1,     /* failure */

@@ -18,6 +18,13 @@
 int
 vdi_file_write_private(const char *dir, const char *name, const char *data, size_t len, struct vdi_err *err)
 {
+	return vdi_file_write_atomic(dir, name, data, len, 0600, err);
+}
+
+int
+vdi_file_write_atomic(const char *dir, const char *name, const char *data, size_t len, mode_t mode,
+		      struct vdi_err *err)
+{
 	char path[4096], tmp[4096];
 	struct stat sb;
 	size_t off = 0;
@@ -35,6 +42,10 @@ vdi_file_write_private(const char *dir, const char *name, const char *data, size
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return vdi_err_set(err, VDI_R_FAIL, "cannot write in %s: %s", dir, strerror(errno));
+	if (mode != 0600 && fchmod(fd, mode) < 0) {
+		vdi_err_set(err, VDI_R_FAIL, "cannot set the mode of %s: %s", tmp, strerror(errno));
+		goto out;
+	}
 	while (off < len) {
 		ssize_t n = write(fd, data + off, len - off);
 		if (n < 0 && errno == EINTR)

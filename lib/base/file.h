@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -22,6 +23,9 @@
  */
 int vdi_file_write_private(const char *dir, const char *name, const char *data, size_t len,
 			   struct vdi_err *err);
+/* The same with another mode (a metrics file others read: 0644); the checks are the same. */
+int vdi_file_write_atomic(const char *dir, const char *name, const char *data, size_t len, mode_t mode,
+			  struct vdi_err *err);
 
 /*
  * Take an exclusive lock on path (created 0600 if missing, never through a

@@ -294,8 +294,8 @@ json_value(FILE *fp, const struct node *n)
 	}
 }
 
-static void
-table_text(FILE *fp, const char *s)
+void
+vdi_table_escape(FILE *fp, const char *s)
 {
 	for (; *s; s++)
 		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, fp);
@@ -423,7 +423,7 @@ render_table(FILE *fp, struct node *rows, const char *indent, int cols, const ch
 			tw = width(t);
 			if (num[c])
 				fprintf(fp, "%*s", (int)(w[c] - tw), "");
-			table_text(fp, t);
+			vdi_table_escape(fp, t);
 			if (c + 1 < last)
 				fprintf(fp, "%*s", (int)(num[c] ? 2 : w[c] - tw + 2), "");
 			free(t);
@@ -481,7 +481,7 @@ render_single(struct vdi_out *o, struct node *obj)
 		t = scalar_text(k, o->fmt == VDI_FMT_TABLE);
 		if (o->fmt == VDI_FMT_TABLE) {
 			fprintf(o->fp, "%s:%*s", k->key, (int)(kw - strlen(k->key) + 1), "");
-			table_text(o->fp, t);
+			vdi_table_escape(o->fp, t);
 		} else {
 			vdi_tsv_escape(o->fp, k->key);
 			fputc('\t', o->fp);

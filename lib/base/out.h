@@ -72,5 +72,7 @@ void vdi_out_nested_end(struct vdi_out *o);
 /* Escaping, exposed for unit tests: append the escaped form of s to fp. */
 void vdi_json_escape(FILE *fp, const char *s);
 void vdi_tsv_escape(FILE *fp, const char *s);
+/* For people (a table, a line of vm-log -f): control characters as '?'. */
+void vdi_table_escape(FILE *fp, const char *s);
 
 #endif

@@ -242,8 +242,9 @@ vdi_vcpus_parse(const char *s, int64_t *out, struct vdi_err *err)
 	return 0;
 }
 
-int
-vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
+/* An ISO date or time: 1 parsed into *t, 0 not one of the forms, -1 a date that does not exist (err). */
+static int
+iso_parse(const char *s, int64_t *t, struct vdi_err *err)
 {
 	static const char *const fmts[] = { "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d", NULL };
 
@@ -264,12 +265,46 @@ vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
 		    back.tm_mday != tm.tm_mday || back.tm_hour != tm.tm_hour || back.tm_min != tm.tm_min ||
 		    back.tm_sec != tm.tm_sec)
 			return vdi_err_set(err, VDI_R_USAGE, "'%.40s' is not a date that exists", s);
-		if ((int64_t)v <= now)
-			return vdi_err_set(err, VDI_R_USAGE, "'%.40s' is in the past", s);
 		*t = (int64_t)v;
+		return 1;
+	}
+	return 0;
+}
+
+int
+vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
+{
+	int rc = iso_parse(s, t, err);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return vdi_err_set(err, VDI_R_USAGE, "'%.40s': expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", s);
+	if (*t <= now)
+		return vdi_err_set(err, VDI_R_USAGE, "'%.40s' is in the past", s);
+	return 0;
+}
+
+int
+vdi_time_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err)
+{
+	int64_t ms;
+	int rc = iso_parse(s, t, err);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 1)
+		return 0;
+	if (strcmp(s, "now") == 0) {
+		*t = now;
 		return 0;
 	}
-	return vdi_err_set(err, VDI_R_USAGE, "'%.40s': expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", s);
+	if (vdi_duration_parse(s, &ms, VDI_ERR_SCRATCH) == 0 && ms / 1000 <= now) {
+		*t = now - ms / 1000;
+		return 0;
+	}
+	return vdi_err_set(err, VDI_R_USAGE, "'%.40s': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, now, "
+			   "or how long ago (30m, 2h, 7d)", s);
 }
 
 int

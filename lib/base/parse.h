@@ -46,5 +46,7 @@ int vdi_mac_prefix_parse(const char *s, unsigned char out[3], struct vdi_err *er
 /* The stable MAC of user VM id under prefix (checked): prefix + the id's low 24 bits. */
 void vdi_mac_make(const char *prefix, int64_t id, char *buf, size_t len);
 int vdi_date_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err);
+/* A time, past or future: the forms above, "now", or a duration meaning that long ago ("2h"). */
+int vdi_time_parse(const char *s, int64_t now, int64_t *t, struct vdi_err *err);
 
 #endif
