@@ -1,6 +1,6 @@
 /*
  * db.c - the VMDB seam (see db.h): what every engine shares (transactions
- * with -n, claims, events, who acts), and the calls that go to the
+ * with -n, claims, who acts; events are event.c's), and the calls that go to the
  * engine a VMDB was opened with (engine.h).
  */
 #include <errno.h>
@@ -128,6 +128,12 @@ bool
 vdi_db_readonly(const struct vdi_db *db)
 {
 	return db->readonly;
+}
+
+const char *
+vdi_db_program(const struct vdi_db *db)
+{
+	return db->program;
 }
 
 const char *
@@ -608,33 +614,27 @@ vdi_db_columns(struct vdi_db *db, const char *table, char ***names, size_t *n, s
 }
 
 int
-vdi_db_sync_ids(struct vdi_db *db, const char *table, struct vdi_err *err)
+vdi_db_backup(struct vdi_db *db, const char *path, struct vdi_err *err)
 {
-	return db->eng->sync_ids ? db->eng->sync_ids(db, table, err) : 0;
+	if (!db->eng->backup)
+		return vdi_err_set(err, VDI_R_USAGE, "a %s VMDB is backed up with its own tools (pg_dump -Fc; see "
+				   "vdi-db(1))", db->eng->name);
+	return db->eng->backup(db, path, err);
 }
 
 int
-vdi_event_add(struct vdi_db *db, const char *object, const char *action,
-	      const char *detail, struct vdi_err *err)
+vdi_db_restore(struct vdi_db *db, const char *path, struct vdi_err *err)
 {
-	struct vdi_stmt *st = NULL;
-	int ret = -1;
+	if (!db->eng->restore)
+		return vdi_err_set(err, VDI_R_USAGE, "a %s VMDB is restored with its own tools (pg_restore; see "
+				   "vdi-db(1))", db->eng->name);
+	if (db->readonly)
+		return vdi_err_set(err, VDI_R_FAIL, "VMDB %s is read-only; nothing was restored", db->path);
+	return db->eng->restore(db, path, err);
+}
 
-	if (vdi_db_prepare(db, &st, "INSERT INTO events (at, who, program, object, action, detail) "
-			   "VALUES (?, ?, ?, ?, ?, ?)", err) < 0)
-		return -1;
-	vdi_stmt_bind_int64(st, 1, vdi_clock_now());
-	vdi_stmt_bind_text(st, 2, db->who);
-	vdi_stmt_bind_text(st, 3, db->program);
-	vdi_stmt_bind_text(st, 4, object);
-	vdi_stmt_bind_text(st, 5, action);
-	vdi_stmt_bind_text(st, 6, detail);
-	if (vdi_stmt_step(st) != VDI_DB_DONE) {
-		vdi_db_fail(db, "recording event", err);
-		goto out;
-	}
-	ret = 0;
-out:
-	vdi_stmt_finalize(st);
-	return ret;
+int
+vdi_db_sync_ids(struct vdi_db *db, const char *table, struct vdi_err *err)
+{
+	return db->eng->sync_ids ? db->eng->sync_ids(db, table, err) : 0;
 }

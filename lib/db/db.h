@@ -11,7 +11,8 @@
  * column named user), with a named hook where they cannot agree
  * (vdi_db_indexed_by; the write lock is each engine's begin_write).  A backend implements
  * struct vdi_db_engine (engine.h); db.c picks it from the VMDB's name and
- * keeps what every engine shares: transactions with -n, claims, events.
+ * keeps what every engine shares: transactions with -n, claims (events:
+ * event.h).
  *
  * Opening.  vdi_db_open() takes what VDI_DB (or vmdb= in vdi.conf) says:
  * a postgresql:// or postgres:// URI, or a libpq keyword string (it begins
@@ -112,6 +113,8 @@ const char *vdi_db_indexed_by(const struct vdi_db *db, const char *index, char *
 /* What the VMDB was opened from; whether it is read-only. */
 const char *vdi_db_path(const struct vdi_db *db);
 bool vdi_db_readonly(const struct vdi_db *db);
+/* The program that acts, for events (vdi_db_open's). */
+const char *vdi_db_program(const struct vdi_db *db);
 /* Who acts, for events: $SUDO_USER, $USER or the uid's name, unless set ("web:ann"). */
 const char *vdi_db_who(const struct vdi_db *db);
 void vdi_db_set_who(struct vdi_db *db, const char *who);
@@ -265,13 +268,19 @@ int vdi_db_lock(struct vdi_db *db, const char *name, bool wait, int *fd, struct 
  */
 int vdi_db_columns(struct vdi_db *db, const char *table, char ***names, size_t *n, struct vdi_err *err);
 /*
+ * Backup and restore of a whole SQLite VMDB (a PostgreSQL one: VDI_R_USAGE,
+ * its own tools do it).  backup: one consistent snapshot while others
+ * write, into path, a new file (refused if it exists), made whole before
+ * it appears.  restore: path's pages into the VMDB in place, in one
+ * transaction, only if path is a VMDB of a known schema that checks; a
+ * backup of an older schema is upgraded when the VMDB is next opened.
+ */
+int vdi_db_backup(struct vdi_db *db, const char *path, struct vdi_err *err);
+int vdi_db_restore(struct vdi_db *db, const char *path, struct vdi_err *err);
+/*
  * After rows were written with their ids: the table's id generator goes
  * past them (PostgreSQL's identity sequence; nothing on SQLite).
  */
 int vdi_db_sync_ids(struct vdi_db *db, const char *table, struct vdi_err *err);
-
-/* Append an event (inside the caller's transaction). */
-int vdi_event_add(struct vdi_db *db, const char *object, const char *action,
-		  const char *detail, struct vdi_err *err);
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "event.h"
 #include "master.h"
 #include "strv.h"
 

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "event.h"
 #include "host.h"
 #include "master.h"
 #include "mem.h"

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "event.h"
 #include "proc.h"
 #include "mem.h"
 #include "master.h"
@@ -322,7 +323,7 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 	if (rc != 1)
 		goto fail;
 	snprintf(detail, sizeof(detail), "session=%lld domain=%s port=%lld", (long long)id, domain, (long long)port);
-	if (vdi_event_add(db, user, "session-running", detail, err) < 0)
+	if (vdi_event_add_session(db, user, id, "session-running", detail, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -366,7 +367,7 @@ vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const char *r
 	}
 	snprintf(d, sizeof(d), "session=%lld reason=%s%s%s", (long long)id, reason, detail ? " " : "",
 		 detail ? detail : "");
-	if (vdi_event_add(db, user, "session-end", d, err) < 0)
+	if (vdi_event_add_session(db, user, id, "session-end", d, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -545,7 +546,7 @@ vdi_session_set_viewer(struct vdi_db *db, int64_t id, bool connected, int64_t at
 		goto out;
 	}
 	snprintf(detail, sizeof(detail), "session=%lld", (long long)id);
-	if (vdi_event_add(db, user, connected ? "viewer-connected" : "viewer-disconnected", detail, err) < 0)
+	if (vdi_event_add_session(db, user, id, connected ? "viewer-connected" : "viewer-disconnected", detail, err) < 0)
 		goto out;
 	if (vdi_db_commit(db, err) < 0)
 		return -1;
@@ -649,7 +650,7 @@ vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, co
 		vdi_db_fail(db, "recording the move", err);
 		goto out;
 	}
-	if (vdi_event_add(db, user, moved ? "session-migrate" : "session-migrate-undone", detail, err) < 0)
+	if (vdi_event_add_session(db, user, id, moved ? "session-migrate" : "session-migrate-undone", detail, err) < 0)
 		goto out;
 	ret = vdi_db_commit(db, err);
 out:
@@ -763,7 +764,7 @@ vdi_session_end_fenced(struct vdi_db *db, int64_t host, int64_t now, int64_t *n,
 	st = NULL;
 	for (size_t i = 0; i < k; i++) {
 		snprintf(d, sizeof(d), "session=%lld reason=host-lost fenced", (long long)ids[i]);
-		if (vdi_event_add(db, users[i] ? users[i] : "", "session-end", d, err) < 0)
+		if (vdi_event_add_session(db, users[i] ? users[i] : "", ids[i], "session-end", d, err) < 0)
 			goto out;
 	}
 	*n = (int64_t)k;

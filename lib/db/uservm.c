@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "event.h"
 #include "master.h"
 #include "session.h"
 #include "uservm.h"

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "event.h"
 #include "batch.h"
 #include "file.h"
 #include "host.h"
@@ -355,10 +356,32 @@ vdi_reaper_opts_config(struct vdi_reaper_opts *o, const struct vdi_config *cfg)
 	o->plan.disconnect_timeout = cfg->disconnect_timeout / 1000;
 	o->plan.connect_timeout = cfg->connect_timeout / 1000;
 	o->plan.watch_stale = VDI_WATCH_STALE;
+	o->events_keep = cfg->events_keep / 1000;
 	o->timeout_ms = cfg->poll_timeout;
 	o->parallel = (int)cfg->poll_parallel;
 	o->act_parallel = (int)cfg->start_parallel;
 	o->act_parallel_host = (int)cfg->start_parallel_host;
+}
+
+/* The audit trail past events_keep; the counters the metrics print are not events and stay. */
+static void
+prune_events(struct vdi_db *db, const struct vdi_reaper_opts *o, int64_t before, int *worst)
+{
+	struct vdi_err err = { 0 };
+	char why[64];
+	int64_t n = 0;
+
+	snprintf(why, sizeof(why), "older than %lld days", (long long)((o->events_keep + 86399) / 86400));
+	if (vdi_event_prune(db, before, &n, &err) < 0) {
+		*worst = vdi_code_worst(*worst, err.code);
+		o->report(o->ctx, "prune", "events", why, &err);
+		return;
+	}
+	if (n > 0) {
+		char what[64];
+		snprintf(what, sizeof(what), "%lld events", (long long)n);
+		o->report(o->ctx, "prune", what, why, NULL);
+	}
 }
 
 int
@@ -423,6 +446,8 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	reap_unwatched(db, o, worst);
 	if (o->expired)
 		reap_expired(db, o, hs, nhs, worst);
+	if (o->events_keep > 0)
+		prune_events(db, o, ro.now - o->events_keep, worst);
 	ret = 0;
 out:
 	for (size_t k = 0; vols && k < nhs; k++) {

@@ -43,6 +43,7 @@ struct vdi_reaper_opts {
 	char *const *hosts;          /* end every session on these hosts (names, borrowed) */
 	size_t nhosts;
 	bool expired;                /* also delete user VMs past their expiry */
+	int64_t events_keep;         /* seconds events are kept (older ones deleted); 0: forever */
 	int64_t timeout_ms;          /* per host */
 	int parallel;                /* hosts asked at once */
 	struct vdi_conns *conns;     /* borrowed; for the plan's items too when act_parallel <= 1 */
