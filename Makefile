@@ -67,15 +67,15 @@ ALL_INC    = $(call layer_inc,flow) -iquote cmd
 
 BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
            config.c file.c meta.c report.c xml.c iso.c seed.c form.c clock.c proc.c)
-DB_SRC   = $(addprefix lib/db/,db.c sqlite.c pg.c vmdb.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
-           request.c rebalance.c)
+DB_SRC   = $(addprefix lib/db/,db.c event.c sqlite.c pg.c vmdb.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
+           request.c rebalance.c metrics.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
 VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \
            $(addprefix lib/flow/,start.c prepare.c domlog.c reaper.c poll.c copy.c watch.c connect.c migrate.c)
 NET_SRC  = lib/virt/image.c lib/flow/import.c lib/db/token.c
 CLI_SRC  = cmd/cli.c
-PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-watch vm-connect vm-migrate vm-rebalance \
-           vdi-db
+PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-log vm-watch vm-connect vm-migrate \
+           vm-rebalance vdi-db
 # Programs that need libvirt, and those that need libcurl.
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-migrate vm-rebalance
 NET_PROGS  = vm-master vm-connect

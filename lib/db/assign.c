@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "event.h"
+#include "metrics.h"
 #include "mem.h"
 #include "assign.h"
 #include "host.h"
@@ -753,7 +755,7 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
 		snprintf(detail, sizeof(detail), "session=%lld from=%s to=%s %s%s", (long long)o->move, res->from,
 			 res->host, o->host ? "chosen by hand" : vdi_policy_name(o->policy),
 			 res->forced ? " FORCED past the filters" : "");
-		return vdi_event_add(db, user, "session-migrate-begin", detail, err);
+		return vdi_event_add_session(db, user, o->move, "session-migrate-begin", detail, err);
 	}
 	if (vdi_session_insert(db, u->id, h->id, u->mem, u->vcpus, o->prepare ? "prepare" : "desktop",
 			       now, &res->session_id, err) < 0)
@@ -769,7 +771,7 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
 	else
 		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
 			 res->why_short);
-	return vdi_event_add(db, user, o->prepare ? "prepare-assign" : res->forced ? "session-assign-forced" :
+	return vdi_event_add_session(db, user, res->session_id, o->prepare ? "prepare-assign" : res->forced ? "session-assign-forced" :
 			     "session-assign", detail, err);
 }
 
@@ -848,6 +850,29 @@ out:
 	return ret;
 }
 
+/*
+ * A placement refused for want of a host: an event (the helpdesk's "why
+ * could ann not start at 9:02?") and a count by reason, in a transaction
+ * of their own as the placement's rolled back.  A failure to record it is
+ * not the caller's error: the refusal is.
+ */
+static void
+record_refusal(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o, const struct vdi_err *why)
+{
+	struct vdi_err err = { 0 };
+
+	if (vdi_db_begin(db, true, &err) < 0)
+		return;
+	if (vdi_metrics_count(db, "vdi_placement_refusals_total", "reason", vdi_reason_name(why->reason), 1,
+			      &err) < 0 ||
+	    vdi_event_add(db, user, o->move ? "session-migrate-refused" : o->prepare ? "prepare-refused" :
+			  "session-refused", why->msg, &err) < 0) {
+		vdi_db_rollback(db);
+		return;
+	}
+	vdi_db_commit(db, &err);
+}
+
 int
 vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	   struct vdi_assign_result *res, struct vdi_err *err)
@@ -859,6 +884,9 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		vdi_err_clear(err);
 		rc = assign_once(db, user, o, false, res, err);
 	}
+	if (rc < 0 && (err->reason == VDI_R_NOHOST || err->reason == VDI_R_NEVER_FITS) && !o->explain &&
+	    !vdi_db_dry_run(db))
+		record_refusal(db, user, o, err);
 	return rc;
 }
 

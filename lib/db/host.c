@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "clock.h"
+#include "event.h"
+#include "metrics.h"
 #include "host.h"
 #include "names.h"
 #include "parse.h"
@@ -266,7 +268,7 @@ vdi_host_add(struct vdi_db *db, const char *name, const char *uri,
 			goto fail;
 	}
 	spec_detail(spec, uri, detail, sizeof(detail));
-	if (vdi_event_add(db, name, "host-add", detail, err) < 0)
+	if (vdi_event_add_host(db, name, "host-add", detail, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -287,7 +289,7 @@ vdi_host_update(struct vdi_db *db, const char *name, const struct vdi_host_spec 
 	if (id < 0 || apply_spec(db, id, spec, err) < 0)
 		goto fail;
 	spec_detail(spec, NULL, detail, sizeof(detail));
-	if (vdi_event_add(db, name, "host-set", detail, err) < 0)
+	if (vdi_event_add_host(db, name, "host-set", detail, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -576,7 +578,7 @@ vdi_host_set_admin(struct vdi_db *db, const char *name, const char *admin, bool 
 	if (rc < 0)
 		goto fail;
 	/* Only a real change is an event: draining a draining host changes nothing. */
-	if (vdi_db_changes(db) > 0 && vdi_event_add(db, name, "host-admin", admin, err) < 0)
+	if (vdi_db_changes(db) > 0 && vdi_event_add_host(db, name, "host-admin", admin, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -620,7 +622,7 @@ vdi_host_rm(struct vdi_db *db, const char *name, bool force, struct vdi_err *err
 	detail[0] = '\0';
 	if (live > 0)
 		snprintf(detail, sizeof(detail), "forced: %lld sessions ended", (long long)live);
-	if (vdi_event_add(db, name, "host-rm", detail[0] ? detail : NULL, err) < 0)
+	if (vdi_event_add_host(db, name, "host-rm", detail[0] ? detail : NULL, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -698,10 +700,10 @@ record_poll(struct vdi_db *db, const struct vdi_host *h, const struct vdi_node_r
 		goto out;
 	/* Only changes of health are events; a poll every minute would drown the log. */
 	if (r->err.code == 0 && strcmp(before, "up") != 0) {
-		if (vdi_event_add(db, h->name, "host-up", NULL, err) < 0)
+		if (vdi_event_add_host(db, h->name, "host-up", NULL, err) < 0)
 			goto out;
 	} else if (r->err.code != 0 && strcmp(before, "down") != 0) {
-		if (vdi_event_add(db, h->name, "host-down", r->err.msg, err) < 0)
+		if (vdi_event_add_host(db, h->name, "host-down", r->err.msg, err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -835,7 +837,7 @@ vdi_host_domains_free(struct vdi_host_domain *d, size_t n)
 /* Health changes of one host by id, with its event when it changed. */
 static int
 set_health(struct vdi_db *db, int64_t id, const char *sql, int64_t now, const char *why, const char *health,
-	   const char *action, struct vdi_err *err)
+	   const char *action, const char *counter, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
 	char name[128] = "", before[16] = "";
@@ -863,7 +865,9 @@ set_health(struct vdi_db *db, int64_t id, const char *sql, int64_t now, const ch
 		vdi_stmt_bind_text(st, 3, why);
 	if (vdi_db_step(db, st, "recording the watch", err) < 0)
 		goto out;
-	if (health && strcmp(before, health) != 0 && vdi_event_add(db, name, action, why, err) < 0)
+	if (health && strcmp(before, health) != 0 && vdi_event_add_host(db, name, action, why, err) < 0)
+		goto out;
+	if (counter && vdi_metrics_count(db, counter, "host", name, 1, err) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -878,7 +882,8 @@ vdi_host_watch_begin(struct vdi_db *db, int64_t id, int64_t now, struct vdi_err 
 		return -1;
 	return vdi_db_finish(db, set_health(db, id, "UPDATE hosts SET watch_since = ?2, watch_seen = ?2, "
 					    "health = 'up', down_since = NULL, last_error = NULL, last_ok = ?2 "
-					    "WHERE id = ?1", now, NULL, "up", "host-up", err), err);
+					    "WHERE id = ?1", now, NULL, "up", "host-up",
+					    "vdi_watch_connects_total", err), err);
 }
 
 int
@@ -892,7 +897,8 @@ vdi_host_watch_end(struct vdi_db *db, int64_t id, int64_t since, bool down, cons
 	if (down)
 		return vdi_db_finish(db, set_health(db, id, "UPDATE hosts SET watch_since = NULL, watch_seen = NULL, "
 						    "health = 'down', down_since = coalesce(down_since, ?2), last_error = ?3 "
-						    "WHERE id = ?1", vdi_clock_now(), why, "down", "host-down", err), err);
+						    "WHERE id = ?1", vdi_clock_now(), why, "down", "host-down", NULL, err),
+				     err);
 	/* Only the mark this watcher made: another watcher's stays. */
 	if (vdi_db_prepare(db, &st, "UPDATE hosts SET watch_since = NULL, watch_seen = NULL WHERE id = ?1 "
 			   "AND (?2 = 0 OR watch_since = ?2)", err) < 0) {
@@ -962,7 +968,7 @@ vdi_host_fence(struct vdi_db *db, const char *name, const char *detail, int64_t 
 		goto fail;
 	snprintf(what, sizeof(what), "%s; %lld session%s ended host-lost", detail, (long long)*ended,
 		 *ended == 1 ? "" : "s");
-	if (vdi_event_add(db, name, "host-fenced", what, err) < 0)
+	if (vdi_event_add_host(db, name, "host-fenced", what, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
