@@ -56,6 +56,9 @@ struct vdi_db_engine {
 	/* vdi_db_lock: a singleton lock for the connection's life; *fd is a file to close, or -1. */
 	int (*lock)(struct vdi_db *db, const char *name, bool wait, int *fd, struct vdi_err *err);
 	void (*close)(struct vdi_db *db);
+	/* vdi_db_backup, vdi_db_restore: NULL where the engine has its own tools (pg_dump). */
+	int (*backup)(struct vdi_db *db, const char *path, struct vdi_err *err);
+	int (*restore)(struct vdi_db *db, const char *path, struct vdi_err *err);
 	int (*fail)(struct vdi_db *db, const char *what, struct vdi_err *err);
 	bool (*conflict)(struct vdi_db *db);
 	int64_t (*changes)(struct vdi_db *db);

@@ -584,6 +584,166 @@ sq_close(struct vdi_db *db)
 	free(q);
 }
 
+/* One text from a query on h (a PRAGMA): into buf; 0, or -1 with SQLite's message in buf. */
+static int
+text_of(sqlite3 *h, const char *sql, char *buf, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	buf[0] = '\0';
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(buf, len, "%s", sqlite3_errmsg(h));
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, len, "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+	else
+		snprintf(buf, len, "%s", sqlite3_errmsg(h));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Copy every page of from into to, in one step: one consistent snapshot of from. */
+static int
+copy_pages(sqlite3 *to, sqlite3 *from, char *msg, size_t len)
+{
+	sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
+	int rc;
+
+	if (!b) {
+		snprintf(msg, len, "%s", sqlite3_errmsg(to));
+		return -1;
+	}
+	rc = sqlite3_backup_step(b, -1);
+	sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		snprintf(msg, len, "%s", sqlite3_errstr(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The online backup: every page of the VMDB as one read transaction sees
+ * it (writers go on meanwhile, WAL), into a file made under a temporary
+ * name beside path (0600, O_EXCL) and linked to path only when it is
+ * whole and checked, so path never holds half a backup and an existing
+ * file or a link planted there is never written through.
+ */
+static int
+sq_backup(struct vdi_db *db, const char *path, struct vdi_err *err)
+{
+	char tmp[4096], msg[256];
+	const char *slash = strrchr(path, '/');
+	sqlite3 *out = NULL;
+	int fd, ret = -1;
+
+	if (snprintf(tmp, sizeof(tmp), "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0, path,
+		     slash ? slash + 1 : path) >= (int)sizeof(tmp))
+		return vdi_err_set(err, VDI_R_USAGE, "path too long: %s", path);
+	if (access(path, F_OK) == 0 || errno != ENOENT)
+		return vdi_err_set(err, VDI_R_EXISTS, "%s exists; a backup goes into a new file only", path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		return vdi_err_set(err, VDI_R_FAIL, "cannot write %s: %s", tmp, strerror(errno));
+	close(fd);
+	if (sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		vdi_err_set(err, VDI_R_FAIL, "cannot open %s: %s", tmp, out ? sqlite3_errmsg(out) : "no memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(out, (int)db->busy_ms);
+	if (copy_pages(out, SQ(db)->h, msg, sizeof(msg)) < 0) {
+		vdi_err_set(err, strstr(msg, "locked") ? VDI_R_DB_BUSY : VDI_R_FAIL, "backing up %s: %s", db->path, msg);
+		goto out;
+	}
+	/* One self-contained file: no WAL beside it. */
+	if (text_of(out, "PRAGMA journal_mode = DELETE", msg, sizeof(msg)) < 0 ||
+	    text_of(out, "PRAGMA quick_check", msg, sizeof(msg)) < 0 || strcmp(msg, "ok") != 0) {
+		vdi_err_set(err, VDI_R_FAIL, "the backup %s does not check: %s", tmp, msg);
+		goto out;
+	}
+	sqlite3_close(out);
+	out = NULL;
+	if ((fd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
+		vdi_err_set(err, VDI_R_IO, "cannot write %s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	/* link() fails if path exists meanwhile: nothing is replaced. */
+	if (link(tmp, path) < 0) {
+		vdi_err_set(err, errno == EEXIST ? VDI_R_EXISTS : VDI_R_FAIL, "cannot make %s: %s", path,
+			    strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (out)
+		sqlite3_close(out);
+	unlink(tmp);
+	return ret;
+}
+
+/*
+ * The reverse, into the VMDB in place: only a file that is a VMDB (its
+ * application_id), of a schema this vdi-tools knows, that checks whole;
+ * anything else is refused before a page of the VMDB changes.  The pages
+ * go in under the VMDB's write lock, in one transaction: other readers see
+ * the old VMDB or the restored one.
+ */
+static int
+sq_restore(struct vdi_db *db, const char *path, struct vdi_err *err)
+{
+	char msg[256], app[32], ver[32];
+	sqlite3 *in = NULL;
+	struct stat sb;
+	int ret = -1;
+
+	if (stat(path, &sb) < 0)
+		return vdi_err_set(err, VDI_R_NOTFOUND, "cannot read %s: %s", path, strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		return vdi_err_set(err, VDI_R_USAGE, "%s is not a file; nothing was restored", path);
+	if (sqlite3_open_v2(path, &in, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		vdi_err_set(err, VDI_R_FAIL, "cannot open %s: %s", path, in ? sqlite3_errmsg(in) : "no memory");
+		goto out;
+	}
+	if (text_of(in, "PRAGMA application_id", app, sizeof(app)) < 0) {
+		vdi_err_set(err, VDI_R_USAGE, "%s is not a VMDB (%s); nothing was restored", path, app);
+		goto out;
+	}
+	if (text_of(in, "PRAGMA user_version", ver, sizeof(ver)) < 0) {
+		vdi_err_set(err, VDI_R_USAGE, "%s is not a VMDB (%s); nothing was restored", path, ver);
+		goto out;
+	}
+	if (strtoll(app, NULL, 10) != VDI_APP_ID || atoi(ver) < 1) {
+		vdi_err_set(err, VDI_R_USAGE, "%s is not a VMDB (an SQLite file with application_id %s); nothing "
+			    "was restored", path, app);
+		goto out;
+	}
+	if (atoi(ver) > vdi_db_schema_version()) {
+		vdi_err_set(err, VDI_R_USAGE, "%s has schema version %s, newer than this vdi-tools knows (%d); "
+			    "nothing was restored", path, ver, vdi_db_schema_version());
+		goto out;
+	}
+	if (text_of(in, "PRAGMA quick_check", msg, sizeof(msg)) < 0 || strcmp(msg, "ok") != 0) {
+		vdi_err_set(err, VDI_R_FAIL, "%s does not check (%s); nothing was restored", path, msg);
+		goto out;
+	}
+	if (copy_pages(SQ(db)->h, in, msg, sizeof(msg)) < 0) {
+		vdi_err_set(err, strstr(msg, "locked") ? VDI_R_DB_BUSY : VDI_R_FAIL, "restoring %s: %s", db->path,
+			    msg);
+		goto out;
+	}
+	/* The copy's header said DELETE; the VMDB stays in WAL for its readers. */
+	ret = text_of(SQ(db)->h, "PRAGMA journal_mode = WAL", msg, sizeof(msg)) < 0 ?
+	      vdi_err_set(err, VDI_R_FAIL, "restored, but %s: %s", db->path, msg) : 0;
+out:
+	sqlite3_close(in);
+	return ret;
+}
+
 const struct vdi_db_engine vdi_db_sqlite = {
 	.name = "SQLite",
 	.begin_write = "BEGIN IMMEDIATE",
@@ -596,6 +756,8 @@ const struct vdi_db_engine vdi_db_sqlite = {
 	.open = sq_open,
 	.lock = sq_lock,
 	.close = sq_close,
+	.backup = sq_backup,
+	.restore = sq_restore,
 	.fail = sq_fail,
 	.conflict = sq_conflict,
 	.changes = sq_changes,

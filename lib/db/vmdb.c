@@ -15,7 +15,7 @@
 /* Every table, parents before children (the foreign keys' order). */
 static const char *const tables[] = {
 	"hosts", "host_tags", "host_domains", "masters", "master_apps", "uservms", "uservm_tags",
-	"uservm_apps", "sessions", "events", "kv", "requests", "form_tokens",
+	"uservm_apps", "sessions", "events", "kv", "requests", "form_tokens", "counters",
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -201,7 +201,7 @@ in_use(struct vdi_db *src, int fds[3], struct vdi_err *err)
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
-			return vdi_err_set(err, VDI_R_BUSY, "VMDB %s is in use: a vm-%s runs on it; stop it, then copy",
+			return vdi_err_set(err, VDI_R_BUSY, "VMDB %s is in use: a vm-%s runs on it; stop it first",
 					   vdi_db_path(src), singles[i]);
 	}
 	for (size_t i = 0; i < 3; i++) {
@@ -220,7 +220,7 @@ in_use(struct vdi_db *src, int fds[3], struct vdi_err *err)
 		}
 		vdi_stmt_finalize(st);
 		if (alive)
-			return vdi_err_set(err, VDI_R_BUSY, "VMDB %s is in use: %s is being worked on; copy when it "
+			return vdi_err_set(err, VDI_R_BUSY, "VMDB %s is in use: %s is being worked on; try again when it "
 					   "is done", vdi_db_path(src), what);
 	}
 	/* A move left half-done counts on two hosts: vm-reap settles it first. */
@@ -228,7 +228,7 @@ in_use(struct vdi_db *src, int fds[3], struct vdi_err *err)
 		return -1;
 	if (n > 0)
 		return vdi_err_set(err, VDI_R_BUSY, "VMDB %s has %lld sessions left moving between hosts; run "
-				   "vm-reap, then copy", vdi_db_path(src), (long long)n);
+				   "vm-reap first", vdi_db_path(src), (long long)n);
 	return 0;
 }
 
@@ -276,6 +276,28 @@ out:
 }
 
 int
+vdi_vmdb_backup(struct vdi_db *db, const char *path, struct vdi_err *err)
+{
+	return vdi_db_backup(db, path, err);
+}
+
+int
+vdi_vmdb_restore(struct vdi_db *db, const char *path, struct vdi_err *err)
+{
+	int fds[3] = { -1, -1, -1 };
+	int ret = -1;
+
+	if (in_use(db, fds, err) < 0)
+		goto out;
+	ret = vdi_db_restore(db, path, err);
+out:
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return ret;
+}
+
+int
 vdi_vmdb_copy(struct vdi_db *src, struct vdi_db *dst, struct vdi_vmdb_report *r, struct vdi_err *err)
 {
 	int fds[3] = { -1, -1, -1 };
@@ -301,6 +323,9 @@ vdi_vmdb_copy(struct vdi_db *src, struct vdi_db *dst, struct vdi_vmdb_report *r,
 	}
 	for (size_t i = 0; i < NTABLES; i++) {
 		struct vdi_vmdb_table *t = &r->tables[i];
+		/* The events copied in were counted by dst's trigger: the counters come from src instead. */
+		if (strcmp(t->name, "counters") == 0 && vdi_db_exec(dst, "DELETE FROM counters", err) < 0)
+			goto out;
 		if (count_rows(src, t->name, &t->rows, err) < 0 || copy_table(src, dst, t->name, &t->copied, err) < 0)
 			goto out;
 		if (count_rows(dst, t->name, &n, err) < 0)

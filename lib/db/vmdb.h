@@ -40,6 +40,23 @@ struct vdi_vmdb_report {
  */
 int vdi_vmdb_copy(struct vdi_db *src, struct vdi_db *dst, struct vdi_vmdb_report *r, struct vdi_err *err);
 
+/*
+ * A consistent copy of an SQLite VMDB while it is in use, into path (a new
+ * file); see vdi_db_backup.  PostgreSQL: VDI_R_USAGE (pg_dump does it).
+ */
+int vdi_vmdb_backup(struct vdi_db *db, const char *path, struct vdi_err *err);
+/*
+ * The VMDB made again from the backup at path: refused (VDI_R_BUSY, 5)
+ * while it is in use as for a copy (a vm-watch, vm-reap or vm-rebalance
+ * runs, or a claim is alive), and (VDI_R_USAGE, 2) when path is not a VMDB
+ * of a schema this vdi-tools knows; then nothing changes.  The caller
+ * opens the VMDB again afterwards (an older backup's schema is upgraded
+ * then), and the hosts are reconciled with it by vm-hosts poll and
+ * vm-reap --orphans: a session that ran after the backup was taken has a
+ * domain that no session of the restored VMDB owns.
+ */
+int vdi_vmdb_restore(struct vdi_db *db, const char *path, struct vdi_err *err);
+
 /* Count every table's rows and the hosts whose counters drifted (host_usage_check). */
 int vdi_vmdb_check(struct vdi_db *db, struct vdi_vmdb_report *r, struct vdi_err *err);
 
