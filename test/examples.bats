@@ -143,9 +143,21 @@ serve_images() {
 	[ -s "$W/srv/vdi/vdi.db" ]
 }
 
-@test "vdi-db(1): check the counters" {
+@test "vdi-db(1): check the counters, a backup restored and reconciled, the metrics from cron" {
 	add_lab_hosts --network vdi
-	run_examples vdi-db.1 2 "1:systemctl and a PostgreSQL site: vmdb.bats copies to a real PostgreSQL and checks it"
+	run_examples vdi-db.1 4 "1:systemctl and a PostgreSQL site: vmdb.bats copies to a real PostgreSQL and checks it"
+	[ -s "$W/tmp/vdi.prom" ]
+	assert_line --partial 'vdi_host_memory_free_bytes{host="h1"}'
+}
+
+@test "vm-log(1): the trail of a user's desktop, by time and action, by host, as TSV" {
+	add_lab_hosts
+	vm-master -q add m --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M
+	vm-copy -q --master m alice
+	vm-start -q alice
+	vm-reap -q --user alice
+	run_examples vm-log.1 3 "3:follows until interrupted: audit.bats follows a vm-start storm with it"
+	[[ "${EX_OUT[1]}" == *$'\tsession-end\t'* ]]
 }
 
 @test "vm-hosts(1): a lab added, polled from cron, maintenance, drain, a dead host fenced and removed, a query" {
