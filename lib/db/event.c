@@ -163,7 +163,8 @@ cursor_advance(struct vdi_event_cursor *cur, int64_t now)
 		cur->floor = cur->seen[k] - 1;
 		cur->gap_since = 0;
 	}
-	memmove(cur->seen, cur->seen + k, (cur->nseen - k) * sizeof(*cur->seen));
+	if (k > 0 && k < cur->nseen)
+		memmove(cur->seen, cur->seen + k, (cur->nseen - k) * sizeof(*cur->seen));
 	cur->nseen -= k;
 }
 
