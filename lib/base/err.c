@@ -30,6 +30,8 @@ static const struct {
 	[VDI_R_HOST_DOWN] = { "host-down", VDI_ETEMP },
 	[VDI_R_DB_BUSY] = { "db-busy", VDI_ETEMP },
 	[VDI_R_DB_DOWN] = { "db-down", VDI_ETEMP },
+	[VDI_R_NOT_ENTITLED] = { "not-entitled", VDI_ECONFLICT },
+	[VDI_R_GROUP_FULL] = { "group-limit", VDI_ENOHOST },
 };
 
 int

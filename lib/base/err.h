@@ -65,6 +65,8 @@ enum vdi_reason {
 	VDI_R_HOST_DOWN,       /* 75: a host does not answer */
 	VDI_R_DB_BUSY,         /* 75: the VMDB stayed locked past the busy timeout */
 	VDI_R_DB_DOWN,         /* 75: the VMDB's server cannot be reached, or went away */
+	VDI_R_NOT_ENTITLED,    /* 5: none of the user's groups may use that master (vm-group) */
+	VDI_R_GROUP_FULL,      /* 4: the user's groups hold all the sessions or memory they may, now */
 	VDI_R_MAX
 };
 

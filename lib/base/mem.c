@@ -28,6 +28,16 @@ vdi_xmalloc(size_t size)
 }
 
 void *
+vdi_xrealloc(void *p, size_t size)
+{
+	void *q = realloc(p, size ? size : 1);
+
+	if (!q)
+		vdi_oom();
+	return q;
+}
+
+void *
 vdi_xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size ? size : 1);

@@ -16,6 +16,7 @@ void vdi_oom(void) __attribute__((noreturn));
 
 void *vdi_xmalloc(size_t size);
 void *vdi_xcalloc(size_t n, size_t size);
+void *vdi_xrealloc(void *p, size_t size);
 /* s may be NULL: then NULL is returned. */
 char *vdi_xstrdup(const char *s);
 char *vdi_xstrndup(const char *s, size_t n);
