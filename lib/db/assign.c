@@ -8,6 +8,9 @@
 
 #include "clock.h"
 #include "event.h"
+#include "group.h"
+#include "nss.h"
+#include "strv.h"
 #include "metrics.h"
 #include "mem.h"
 #include "assign.h"
@@ -15,7 +18,7 @@
 #include "session.h"
 
 struct uvm {
-	int64_t id, mem, vcpus, ntags;
+	int64_t id, mem, vcpus, ntags, master_id;
 	char state[16], pool[80];
 };
 
@@ -26,7 +29,8 @@ load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, st
 	int rc;
 
 	if (vdi_db_prepare(db, &st, "SELECT id, state, pool, mem, vcpus, "
-			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id) FROM uservms u WHERE username = ?",
+			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id), master_id FROM uservms u "
+			   "WHERE username = ?",
 			   err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, user);
@@ -38,6 +42,7 @@ load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, st
 		u->mem = vdi_stmt_int64(st, 3);
 		u->vcpus = vdi_stmt_int64(st, 4);
 		u->ntags = vdi_stmt_int64(st, 5);
+		u->master_id = vdi_stmt_int64(st, 6);
 	}
 	vdi_stmt_finalize(st);
 	if (rc == VDI_DB_DONE)
@@ -743,7 +748,7 @@ assign_by_hand(struct vdi_assign_result *res, const struct vdi_sched_req *req, c
 /* Reserve: the write, in the caller's transaction: a new session, or a move begun, and its event. */
 static int
 assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const struct vdi_assign_opts *o,
-	       int win, int64_t now, struct vdi_assign_result *res, struct vdi_err *err)
+	       int win, int64_t now, const char *grp, struct vdi_assign_result *res, struct vdi_err *err)
 {
 	const struct vdi_sched_host *h = &res->hosts[win];
 	char detail[512];
@@ -759,6 +764,8 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
 	}
 	if (vdi_session_insert(db, u->id, h->id, u->mem, u->vcpus, o->prepare ? "prepare" : "desktop",
 			       now, &res->session_id, err) < 0)
+		return -1;
+	if (grp && *grp && vdi_session_set_group(db, res->session_id, grp, err) < 0)
 		return -1;
 	if (o->policy == VDI_POLICY_ROUND_ROBIN && !o->host && kv_set(db, "rr_last", res->host, err) < 0)
 		return -1;
@@ -782,8 +789,9 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
  */
 static int
 assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o, bool may_share,
-	    struct vdi_assign_result *res, struct vdi_err *err)
+	    char *const *groups, size_t ngroups, struct vdi_assign_result *res, struct vdi_err *err)
 {
+	struct vdi_group_verdict gv = { 0 };
 	struct uvm u;
 	struct vdi_sched_req req = { 0 };
 	char *rr = NULL;
@@ -813,6 +821,17 @@ assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o
 		vdi_db_rollback(db);
 		return 0;
 	}
+	/* Entitlements: may the user use this master, and which group's room does the desktop take? */
+	if (!o->move && !o->prepare) {
+		if (vdi_group_check(db, user, groups, ngroups, u.master_id, u.mem, true, &gv, err) < 0)
+			goto out;
+		snprintf(res->entitled, sizeof(res->entitled), "%s", gv.why);
+		/* A group's cap is decided on rows no host lock covers: under the write lock only. */
+		if (gv.limited && shared) {
+			ret = 2;
+			goto out;
+		}
+	}
 	res->mem = req.mem = u.mem;
 	res->vcpus = req.vcpus = u.vcpus;
 	req.now = vdi_clock_now();
@@ -834,7 +853,7 @@ assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o
 		ret = 0;
 		goto out;
 	}
-	if (assign_reserve(db, user, &u, o, win, req.now, res, err) < 0) {
+	if (assign_reserve(db, user, &u, o, win, req.now, gv.grp, res, err) < 0) {
 		/* Another placement gave this user a session meanwhile: look again, under the write lock. */
 		if (shared && vdi_db_conflict(db))
 			ret = 2;
@@ -877,16 +896,28 @@ int
 vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	   struct vdi_assign_result *res, struct vdi_err *err)
 {
-	/* Only the quick path locks the rows it decides on; --explain, --host and a move read every host. */
-	int rc = assign_once(db, user, o, !o->explain && !o->host && !o->move, res, err);
+	char **groups = NULL;
+	size_t ngroups = 0;
+	bool on = false;
+	int rc;
 
+	/* The user's groups, when entitlements are in force: asked of NSS before any lock is taken. */
+	if (!o->move && !o->prepare &&
+	    (vdi_group_active(db, &on, err) < 0 || (on && vdi_nss_groups(user, &groups, &ngroups, err) < 0))) {
+		memset(res, 0, sizeof(*res));
+		return -1;
+	}
+	/* Only the quick path locks the rows it decides on; --explain, --host and a move read every host. */
+	rc = assign_once(db, user, o, !o->explain && !o->host && !o->move, groups, ngroups, res, err);
 	if (rc == 2) {
 		vdi_err_clear(err);
-		rc = assign_once(db, user, o, false, res, err);
+		rc = assign_once(db, user, o, false, groups, ngroups, res, err);
 	}
-	if (rc < 0 && (err->reason == VDI_R_NOHOST || err->reason == VDI_R_NEVER_FITS) && !o->explain &&
+	if (rc < 0 && (err->reason == VDI_R_NOHOST || err->reason == VDI_R_NEVER_FITS ||
+		       err->reason == VDI_R_GROUP_FULL || err->reason == VDI_R_NOT_ENTITLED) && !o->explain &&
 	    !vdi_db_dry_run(db))
 		record_refusal(db, user, o, err);
+	vdi_strv_free(groups, ngroups);
 	return rc;
 }
 

@@ -41,6 +41,7 @@ struct vdi_assign_result {
 	bool forced;
 	char why[256];             /* why the winner won, in words */
 	char why_short[256];       /* the policy, the winner's score and the runner-up's: recorded in the event */
+	char entitled[512];        /* why the user may use the master (vm-group), for --explain */
 	/* every host as the decision saw it, for --explain */
 	struct vdi_sched_host *hosts;
 	size_t nhosts;

@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "event.h"
+#include "group.h"
 #include "host.h"
 #include "master.h"
 #include "mem.h"
@@ -17,9 +18,13 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 	struct vdi_stmt *st = NULL;
 	struct vdi_master m = { 0 };
 	char detail[256];
+	struct vdi_group_verdict gv;
 	int64_t now = vdi_clock_now();
 	int rc, ret = -1;
 
+	/* Only a master a group of the user's has (vm-group); asked before any lock is taken. */
+	if (vdi_group_user_may(db, r->user, r->master, &gv, err) < 0)
+		return -1;
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_master_get(db, r->master, &m, err) < 0)

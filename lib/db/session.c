@@ -685,6 +685,21 @@ vdi_session_insert(struct vdi_db *db, int64_t uservm, int64_t host, int64_t mem,
 }
 
 int
+vdi_session_set_group(struct vdi_db *db, int64_t id, const char *grp, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int rc;
+
+	if (vdi_db_prepare(db, &st, "UPDATE sessions SET grp = ?2 WHERE id = ?1", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_text(st, 2, grp);
+	rc = vdi_db_step(db, st, "charging the session to its group", err);
+	vdi_stmt_finalize(st);
+	return rc;
+}
+
+int
 vdi_session_move_begin(struct vdi_db *db, int64_t id, int64_t host, int64_t now, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;

@@ -140,6 +140,8 @@ int vdi_session_end(struct vdi_db *db, int64_t id, const char *expect, const cha
  */
 int vdi_session_insert(struct vdi_db *db, int64_t uservm, int64_t host, int64_t mem, int64_t vcpus,
 		       const char *kind, int64_t now, int64_t *id, struct vdi_err *err);
+/* Charge session id to a group (vm-group), inside the caller's transaction. */
+int vdi_session_set_group(struct vdi_db *db, int64_t id, const char *grp, struct vdi_err *err);
 int vdi_session_move_begin(struct vdi_db *db, int64_t id, int64_t host, int64_t now, struct vdi_err *err);
 int vdi_session_end_on_host(struct vdi_db *db, int64_t host, const char *reason, int64_t now,
 			    struct vdi_err *err);

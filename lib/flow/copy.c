@@ -6,6 +6,7 @@
 #include "batch.h"
 #include "copy.h"
 #include "file.h"
+#include "group.h"
 #include "host.h"
 #include "master.h"
 #include "mem.h"
@@ -378,10 +379,20 @@ vdi_copy_request(struct vdi_db *db, const struct vdi_request *r, const struct vd
 {
 	struct vdi_copy_req q = { .user = r->user, .master = r->master, .mem = r->mem, .vcpus = r->vcpus,
 				  .disk = r->disk };
+	struct vdi_group_verdict gv;
 	struct vdi_err e = { 0 };
 	char detail[256];
 	int rc;
 
+	/* A grant revoked since the request was made: it is turned down, in words. */
+	if (vdi_group_user_may(db, r->user, r->master, &gv, err) < 0) {
+		if (err->reason != VDI_R_NOT_ENTITLED || vdi_db_dry_run(db))
+			return -1;
+		snprintf(detail, sizeof(detail), "%.250s", err->msg);
+		if (vdi_request_finish(db, r->id, "rejected", detail, &e) < 0)
+			return vdi_err_copy(err, &e);
+		return -1;
+	}
 	rc = vdi_copy(db, &q, o, res, err);
 	if (vdi_db_dry_run(db) || (rc < 0 && err->code == VDI_ETEMP))
 		return rc;
