@@ -65,22 +65,22 @@ LAYER_flow = base db virt flow
 layer_inc  = $(foreach l,$(LAYER_$(1)),-iquote lib/$(l))
 ALL_INC    = $(call layer_inc,flow) -iquote cmd
 
-BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
+BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c nss.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
            config.c file.c meta.c report.c xml.c iso.c seed.c form.c clock.c proc.c)
 DB_SRC   = $(addprefix lib/db/,db.c event.c sqlite.c pg.c vmdb.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
-           request.c rebalance.c metrics.c)
+           request.c rebalance.c metrics.c group.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
 VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \
            $(addprefix lib/flow/,start.c prepare.c domlog.c reaper.c poll.c copy.c watch.c connect.c migrate.c)
 NET_SRC  = lib/virt/image.c lib/flow/import.c lib/db/token.c
 CLI_SRC  = cmd/cli.c
-PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-log vm-watch vm-connect vm-migrate \
+PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-log vm-group vm-watch vm-connect vm-migrate \
            vm-rebalance vdi-db
 # Programs that need libvirt, and those that need libcurl.
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-migrate vm-rebalance
 NET_PROGS  = vm-master vm-connect
 
-UNIT_TESTS = test_parse test_file test_names test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows test_dialect
+UNIT_TESTS = test_parse test_file test_names test_nss test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows test_dialect
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema-sqlite.gen.o $(O)/schema-postgresql.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)

@@ -236,9 +236,7 @@ cmd_metrics(struct vdi_cli *c, int argc, char **argv)
 	}
 	/* Whole or not at all: a collector never reads half a file. */
 	slash = strrchr(file, '/');
-	dir = slash == file ? vdi_xstrdup("/") : slash ? strndup(file, (size_t)(slash - file)) : vdi_xstrdup(".");
-	if (!dir)
-		abort();
+	dir = slash == file ? vdi_xstrdup("/") : slash ? vdi_xstrndup(file, (size_t)(slash - file)) : vdi_xstrdup(".");
 	if (vdi_file_write_atomic(dir, slash ? slash + 1 : file, buf, len, 0644, &err) < 0)
 		rc = vdi_cli_fail(c, &err);
 out:

@@ -210,6 +210,8 @@ main(int argc, char **argv)
 			explain_existing(c.out, users[i], &res);
 		} else if (do_explain) {
 			explain(c.out, users[i], &res, policy);
+			if (res.entitled[0])
+				vdi_cli_info(&c, "%s: %s", users[i], res.entitled);
 		} else {
 			vdi_out_obj_begin(c.out);
 			vdi_out_str(c.out, "user", users[i]);

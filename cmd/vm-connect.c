@@ -22,11 +22,13 @@
 #include "cli.h"
 #include "connect.h"
 #include "form.h"
+#include "group.h"
 #include "master.h"
 #include "mem.h"
 #include "names.h"
 #include "parse.h"
 #include "request.h"
+#include "strv.h"
 #include "token.h"
 
 static const char usage[] =
@@ -287,6 +289,15 @@ static const char style[] =
 	".note{color:#4a4f57;font-size:.95rem}"
 	"</style>";
 
+static bool
+listed(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
 static void
 page(struct answer *a, int status, const char *reason, const char *msg)
 {
@@ -294,9 +305,9 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 	struct vdi_master *ms = NULL;
 	struct vdi_err err = { 0 };
 	unsigned char key[VDI_TOKEN_KEY];
-	size_t nms = 0;
-	char mem[32], disk[32];
-	bool have_key;
+	size_t nms = 0, nmine = 0;
+	char mem[32], disk[32], **mine = NULL;
+	bool have_key, limited = false;
 	int refresh = 0;
 	FILE *body;
 	char *rest = NULL;
@@ -313,6 +324,11 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 	have_key = vdi_token_key(c.db, key, &err) == 0;
 	if (vdi_connect_status(c.db, user, &st, &err) < 0 || vdi_master_list(c.db, &ms, &nms, &err) < 0)
 		log_line("%s", err.msg);
+	/* Only the masters a group of the user's has, while entitlements are in force. */
+	if (vdi_group_masters(c.db, user, &limited, &mine, &nmine, &err) < 0) {
+		log_line("%s", err.msg);
+		limited = true; /* offer nothing rather than too much */
+	}
 	/* The state decides whether the page refreshes itself, which goes in the head: write the rest first. */
 	if (!(body = open_memstream(&rest, &nrest)))
 		vdi_oom();
@@ -348,13 +364,16 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 			      "desktop now; anything not saved is lost. Connect then starts a fresh one.</span>\n"
 			      "</form>\n", a->b);
 		}
-		if (st.desktop && strcmp(st.desktop, "none") == 0 && nms) {
+		if (st.desktop && strcmp(st.desktop, "none") == 0 && limited && nmine == 0) {
+			fputs("<p id=\"no-masters\">There is no system you may ask for. Your administrator can give "
+			      "one to a group of yours.</p>\n", a->b);
+		} else if (st.desktop && strcmp(st.desktop, "none") == 0 && nms) {
 			fputs("<h2>Ask for a desktop</h2>\n<form method=\"post\" id=\"request\">\n", a->b);
 			if (have_key)
 				form_token(a, key, "request");
 			fputs("<label>System and applications <select name=\"master\">\n", a->b);
 			for (size_t i = 0; i < nms; i++) {
-				if (strcmp(ms[i].state, "active") != 0)
+				if (strcmp(ms[i].state, "active") != 0 || (limited && !listed(mine, nmine, ms[i].name)))
 					continue;
 				fputs("<option value=\"", a->b);
 				esc(a->b, ms[i].name);
@@ -400,6 +419,7 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 	explicit_bzero(key, sizeof(key));
 	vdi_connect_status_clear(&st);
 	vdi_masters_free(ms, nms);
+	vdi_strv_free(mine, nmine);
 }
 
 /* The page for a Connect that failed: from the error's reason, never its words. */
@@ -428,6 +448,15 @@ connect_failed(struct answer *a, const struct vdi_err *err)
 	case VDI_R_NEVER_FITS:
 		page(a, 409, "Conflict", "Your desktop is larger than any computer here can run. "
 		     "Your administrator can make it smaller.");
+		break;
+	case VDI_R_GROUP_FULL:
+		header(a, "Retry-After: 60");
+		page(a, 503, "Service Unavailable", "Your group has all the desktops it may have running at once. "
+		     "Try again when one of them ends.");
+		break;
+	case VDI_R_NOT_ENTITLED:
+		page(a, 403, "Forbidden", "You may not use this desktop's system: none of your groups has it. "
+		     "Your administrator can give it to one of them.");
 		break;
 	default:
 		if (err->code == VDI_ETEMP || err->code == VDI_ECONFLICT) {
@@ -515,6 +544,8 @@ request_desktop(struct answer *a, const struct vdi_form *f)
 			     "Ask for less, or leave Memory empty for the system's own size.");
 		else if (err.code == VDI_ENOTFOUND)
 			page(a, 400, "Bad Request", "There is no such system to choose.");
+		else if (err.reason == VDI_R_NOT_ENTITLED)
+			page(a, 403, "Forbidden", "You may not ask for that system: none of your groups has it.");
 		else if (err.code == VDI_ECONFLICT)
 			page(a, 409, "Conflict", "You have a desktop already.");
 		else
