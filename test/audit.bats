@@ -2,8 +2,10 @@
 # audit.bats - running a site: the audit trail as a command (vm-log, with
 # its filters and -f), its pruning by vm-reap (events_keep), the metrics
 # (vdi-db metrics, read by Prometheus' own parser) against the VMDB after a
-# storm, a reap, a migration and a refusal, and the VMDB's backup taken
-# during a storm and restored, then reconciled with the hosts.
+# storm, a reap, a migration and a refusal, the VMDB's backup taken during
+# a storm and restored, then reconciled with the hosts, and entitlements
+# (vm-group) with users and groups of the real system (useradd, groupadd;
+# removed after each test).
 
 load helpers
 
@@ -25,11 +27,47 @@ setup() {
 }
 
 teardown() {
-	local rc=0
+	local rc=0 u
 	stop_pidfile "$W/log.pid"
+	for u in "${NSS_USERS[@]}"; do userdel "$u" >/dev/null 2>&1 || true; done
+	for u in "${NSS_GROUPS[@]}"; do groupdel "$u" >/dev/null 2>&1 || true; done
 	assert_agree || rc=1
 	lab_clean
 	return $rc
+}
+
+NSS_USERS=()
+NSS_GROUPS=()
+
+# nss_user NAME [GROUP]: a real user of the system (no home), in GROUP too if given; removed by teardown.
+nss_user() {
+	NSS_USERS+=("$1")
+	useradd -M -s /usr/sbin/nologin ${2:+-G "$2"} "$1"
+	NSS_GROUPS+=("$1") # its own group, which useradd makes
+}
+
+# nss_group NAME: a real group of the system; removed by teardown.
+nss_group() {
+	NSS_GROUPS+=("$1")
+	groupadd "$1"
+}
+
+# cgi USER [BODY]: vm-connect as the web server runs it (GET, or POST with BODY); its answer in $W/cgi.out.
+cgi() {
+	local -a env=(GATEWAY_INTERFACE=CGI/1.1 REMOTE_USER="$1" VDI_DB="$VDI_DB" VDI_CONFIG="$VDI_CONFIG"
+		PATH="$PATH" SCRIPT_NAME=/desktop)
+	if [ -n "${2:-}" ]; then
+		printf '%s' "$2" | env -i "${env[@]}" REQUEST_METHOD=POST CONTENT_TYPE=application/x-www-form-urlencoded \
+			CONTENT_LENGTH=${#2} "$TOP/$O/bin/vm-connect" >"$W/cgi.out" 2>"$W/cgi.err"
+	else
+		env -i "${env[@]}" REQUEST_METHOD=GET "$TOP/$O/bin/vm-connect" </dev/null >"$W/cgi.out" 2>"$W/cgi.err"
+	fi
+}
+
+# cgi_token ACTION: the token of the page's form for ACTION, from $W/cgi.out.
+cgi_token() {
+	grep -o "name=\"action\" value=\"$1\"><input type=\"hidden\" name=\"token\" value=\"[^\"]*\"" \
+		"$W/cgi.out" | sed 's/.*value="//; s/"$//'
 }
 
 # metrics: the VMDB's metrics as Prometheus' parser reads them (NAME|LABELS|VALUE lines).
@@ -236,4 +274,104 @@ metric() {
 	run_vdi vm-reap --orphans -o tsv
 	[ "$(sql "select count(*) from sessions where state = 'running'")" = 6 ]
 	assert_agree
+}
+
+@test "entitlements: a member of staff sees and gets office but not dev; a user in no group gets nothing; groups from real NSS" {
+	nss_group vdit_staff
+	nss_user vdit_ann vdit_staff
+	nss_user vdit_cid vdit_staff
+	nss_user vdit_dan vdit_staff
+	nss_user vdit_bob
+	vm-master -q add office --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M
+	vm-master -q add dev --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M
+	vm-copy -q --master office vdit_ann vdit_bob
+	vm-copy -q --master dev vdit_cid
+	# No grant yet: every user may use every master, as before.
+	run_vdi vm-assign -n vdit_cid vdit_bob
+	run_vdi vm-group grant vdit_staff office
+	run_vdi vm-group list -o tsv
+	assert_output $'vdit_staff\toffice\t0\t\t0\t'
+	run_vdi vm-group check vdit_ann -o tsv
+	assert_line $'vdit_ann\tvdit_ann,vdit_staff\toffice\t1\tvdit_staff\tvdit_ann may use office through group vdit_staff (no limits)'
+	assert_line --regexp $'^vdit_ann\tvdit_ann,vdit_staff\tdev\t0\t\tnone of'
+	run_vdi 5 vm-group check vdit_ann dev
+	# vm-assign: office for ann (charged to staff, explained); dev for cid and anything for bob refused, in words.
+	run_vdi vm-assign --explain vdit_ann
+	assert_output --partial 'vm-assign: vdit_ann: vdit_ann may use office through group vdit_staff (no limits)'
+	run_vdi vm-assign vdit_ann
+	[ "$(sql "select s.grp from sessions s join uservms u on u.id = s.uservm_id where u.username = 'vdit_ann'")" = vdit_staff ]
+	run_vdi 5 vm-assign vdit_cid
+	assert_output "vm-assign: error: vdit_cid: none of vdit_cid's groups (vdit_cid, vdit_staff) may use master dev (vm-group grant GROUP dev)"
+	run_vdi 5 vm-assign vdit_bob
+	assert_output --partial "none of vdit_bob's groups (vdit_bob) may use master office"
+	[ "$(sql "select count(*) from sessions")" = 1 ]
+	# u1 has a user VM but the system does not know u1: no groups, nothing.
+	run_vdi 5 vm-assign u1
+	assert_output "vm-assign: error: u1: u1 is in no group the system knows: no master is granted to them (vm-group)"
+	# The page offers dan (staff, no desktop yet) office only, and refuses dev with a 403 in words.
+	cgi vdit_dan
+	grep -q '<option value="office">' "$W/cgi.out"
+	! grep -q '<option value="dev">' "$W/cgi.out"
+	cgi vdit_dan "action=request&token=$(cgi_token request)&master=dev&mem=&disk="
+	grep -q $'^Status: 403 Forbidden\r' "$W/cgi.out"
+	grep -q 'none of your groups has it' "$W/cgi.out"
+	# A user in no group: no system offered, in words.
+	nss_user vdit_eve
+	cgi vdit_eve
+	grep -q 'id="no-masters"' "$W/cgi.out"
+	! grep -q '<option' "$W/cgi.out"
+	# A request made while the grant stood is turned down at approval once it is revoked.
+	cgi vdit_dan
+	cgi vdit_dan "action=request&token=$(cgi_token request)&master=office&mem=&disk="
+	grep -q $'^Status: 303' "$W/cgi.out"
+	run_vdi vm-group revoke vdit_staff office
+	vm-group -q grant vdit_staff dev
+	run_vdi 5 vm-copy --requests --approve vdit_dan
+	[ "$(sql "select state from requests where username = 'vdit_dan'")" = rejected ]
+	run_vdi vm-log --user vdit_staff -o tsv
+	[ "$(cut -f4 <<<"$output" | paste -sd' ')" = "group-grant group-revoke group-grant" ]
+	# The running desktop of a revoked grant is left alone.
+	[ "$(sql "select state from sessions where grp = 'vdit_staff'")" = assigned ]
+	# Hostile group names are refused before anything is written.
+	run_vdi 2 vm-group grant $'bad\x1bname' office
+	run_vdi 2 vm-group grant 'a,b' office
+	run_vdi 2 vm-group limit -x --sessions 1
+}
+
+@test "entitlements: a group's cap of 2 sessions refuses the third with exit 4 (and a 503 in words), also when they race" {
+	nss_group vdit_staff
+	local u
+	for u in vdit_ann vdit_bob vdit_cid vdit_dan; do nss_user "$u" vdit_staff; done
+	vm-master -q add office --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M
+	vm-copy -q --master office vdit_ann vdit_bob vdit_cid vdit_dan
+	vm-group -q grant vdit_staff office
+	run_vdi vm-group limit vdit_staff --sessions 2 --mem 1G
+	# Four placements at once: two win, two are refused with the group's words.
+	for u in vdit_ann vdit_bob vdit_cid vdit_dan; do
+		vm-assign -q "$u" >"$W/$u.out" 2>"$W/$u.err" &
+	done
+	wait || true
+	[ "$(sql "select count(*) from sessions where state <> 'ended' and grp = 'vdit_staff'")" = 2 ]
+	[ "$(cat "$W"/vdit_*.err | grep -c 'group vdit_staff holds 2 of its 2 sessions')" = 2 ]
+	run_vdi vm-group list -o table
+	assert_line --regexp '^vdit_staff +office +2/2 +128M/1G'
+	placed=$(sql "select u.username from sessions s join uservms u on u.id = s.uservm_id where s.state <> 'ended' order by 1" | head -1)
+	waiting=$(sql "select username from uservms where username like 'vdit_%' and id not in (select uservm_id from sessions) order by 1" | head -1)
+	run_vdi 4 vm-assign "$waiting"
+	assert_output "vm-assign: error: $waiting: group vdit_staff holds 2 of its 2 sessions for $waiting (master office); try again when a desktop of the group ends"
+	# The page: a 503 with words and a Retry-After.
+	cgi "$waiting"
+	cgi "$waiting" "action=connect&token=$(cgi_token connect)"
+	grep -q $'^Status: 503 Service Unavailable\r' "$W/cgi.out"
+	grep -q '^Retry-After: 60' "$W/cgi.out"
+	grep -q 'Your group has all the desktops it may have running at once' "$W/cgi.out"
+	[ "$(metric vdi_placement_refusals_total reason=group-limit)" -ge 3 ]
+	# One ends: the group has room again.
+	vm-reap -q --user "$placed"
+	run_vdi vm-assign "$waiting"
+	# The memory cap: 64M desktops, 100M for the group: one fits, the second does not.
+	vm-group -q limit vdit_staff --sessions none --mem 100M
+	vm-reap -q --user "$waiting"
+	run_vdi 4 vm-assign "$placed"
+	assert_output --partial 'of its 100M of memory'
 }

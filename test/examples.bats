@@ -40,6 +40,9 @@ teardown() {
 		for p in "$W"/tmp/lab/h*/libvirtd.pid; do kill -CONT "$(cat "$p")" 2>/dev/null || true; done
 		vdi-lab stop "$W/tmp/lab" >/dev/null 2>&1 || true
 	fi
+	# The groups vm-group(1)'s example made on the system.
+	groupdel vdix_staff >/dev/null 2>&1 || true
+	groupdel vdix_devs >/dev/null 2>&1 || true
 	assert_agree || rc=1
 	lab_clean
 	return $rc
@@ -148,6 +151,18 @@ serve_images() {
 	run_examples vdi-db.1 4 "1:systemctl and a PostgreSQL site: vmdb.bats copies to a real PostgreSQL and checks it"
 	[ -s "$W/tmp/vdi.prom" ]
 	assert_line --partial 'vdi_host_memory_free_bytes{host="h1"}'
+}
+
+@test "vm-group(1): masters granted to groups of the system, a limit, a user checked" {
+	add_lab_hosts
+	vm-master -q add office --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M
+	vm-master -q add dev --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M
+	# The system's groups are the machine's: the example's get names of their own, removed by teardown.
+	EX_SED=('s/\bstaff\b/vdix_staff/g' 's/\bdevelopers\b/vdix_devs/g')
+	run_examples vm-group.1 2
+	assert_output --partial 'alice may not use dev'
+	[ "$(sql "select count(*) from grants")" = 3 ]
+	[ "$(sql "select max_sessions from group_limits where grp = 'vdix_staff'")" = 40 ]
 }
 
 @test "vm-log(1): the trail of a user's desktop, by time and action, by host, as TSV" {
