@@ -9,10 +9,10 @@
 #include "clock.h"
 #include "event.h"
 #include "group.h"
+#include "mem.h"
+#include "metrics.h"
 #include "nss.h"
 #include "strv.h"
-#include "metrics.h"
-#include "mem.h"
 #include "assign.h"
 #include "host.h"
 #include "session.h"
@@ -778,8 +778,8 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
 	else
 		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
 			 res->why_short);
-	return vdi_event_add_session(db, user, res->session_id, o->prepare ? "prepare-assign" : res->forced ? "session-assign-forced" :
-			     "session-assign", detail, err);
+	return vdi_event_add_session(db, user, res->session_id, o->prepare ? "prepare-assign" :
+				     res->forced ? "session-assign-forced" : "session-assign", detail, err);
 }
 
 /*

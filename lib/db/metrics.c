@@ -94,10 +94,12 @@ hosts(struct vdi_db *db, FILE *fp, struct vdi_err *err)
 		const char *name, *type, *help;
 	} fams[] = {
 		{ "vdi_host_up", "gauge", "1 if the host answered its last poll or its watcher, 0 if not (unknown: absent)" },
-		{ "vdi_host_admin", "gauge", "The host's administrative state (active, draining, maintenance): 1 for the one it is in" },
+		{ "vdi_host_admin", "gauge",
+		  "The host's administrative state (active, draining, maintenance): 1 for the one it is in" },
 		{ "vdi_host_sessions", "gauge", "Sessions on the host that are not ended (they hold its capacity)" },
 		{ "vdi_host_sessions_limit", "gauge", "The host's max_sessions, where one is set" },
-		{ "vdi_host_memory_bytes", "gauge", "Memory the host may give to sessions: its RAM times ram_ratio, less reserve_mem" },
+		{ "vdi_host_memory_bytes", "gauge",
+		  "Memory the host may give to sessions: its RAM times ram_ratio, less reserve_mem" },
 		{ "vdi_host_memory_used_bytes", "gauge", "Memory reserved by the host's sessions" },
 		{ "vdi_host_memory_free_bytes", "gauge", "Memory the host may still give (never below 0)" },
 		{ "vdi_host_vcpus", "gauge", "vCPUs the host may give: its CPUs times cpu_ratio" },
