@@ -788,7 +788,7 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
  * lock (res cleared, nothing written).
  */
 static int
-assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o, bool may_share,
+assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o, bool may_share, bool entitle,
 	    char *const *groups, size_t ngroups, struct vdi_assign_result *res, struct vdi_err *err)
 {
 	struct vdi_group_verdict gv = { 0 };
@@ -822,7 +822,7 @@ assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o
 		return 0;
 	}
 	/* Entitlements: may the user use this master, and which group's room does the desktop take? */
-	if (!o->move && !o->prepare) {
+	if (entitle) {
 		if (vdi_group_check(db, user, groups, ngroups, u.master_id, u.mem, true, &gv, err) < 0)
 			goto out;
 		snprintf(res->entitled, sizeof(res->entitled), "%s", gv.why);
@@ -908,10 +908,10 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 		return -1;
 	}
 	/* Only the quick path locks the rows it decides on; --explain, --host and a move read every host. */
-	rc = assign_once(db, user, o, !o->explain && !o->host && !o->move, groups, ngroups, res, err);
+	rc = assign_once(db, user, o, !o->explain && !o->host && !o->move, on, groups, ngroups, res, err);
 	if (rc == 2) {
 		vdi_err_clear(err);
-		rc = assign_once(db, user, o, false, groups, ngroups, res, err);
+		rc = assign_once(db, user, o, false, on, groups, ngroups, res, err);
 	}
 	if (rc < 0 && (err->reason == VDI_R_NOHOST || err->reason == VDI_R_NEVER_FITS ||
 		       err->reason == VDI_R_GROUP_FULL || err->reason == VDI_R_NOT_ENTITLED) && !o->explain &&
