@@ -176,12 +176,12 @@ cmd_restore(struct vdi_cli *c, int argc, char **argv)
 		vdi_cli_usage_error(c, "restore: give one FILE");
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
-	if (c->dry_run) {
-		vdi_cli_info(c, "would restore %s from %s", vdi_db_path(c->db), argv[optind]);
-		return 0;
-	}
 	if (vdi_vmdb_restore(c->db, argv[optind], &err) < 0)
 		return vdi_cli_fail(c, &err);
+	if (c->dry_run) {
+		vdi_cli_info(c, "%s is a VMDB that checks: it would restore %s", argv[optind], vdi_db_path(c->db));
+		return 0;
+	}
 	/* Open it again: a backup of an older schema is upgraded now, and the check reads what is there. */
 	vdi_db_close(c->db);
 	c->db = NULL;

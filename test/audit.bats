@@ -257,6 +257,9 @@ metric() {
 	sqlite3 "$W/other.db" 'create table t (a)'
 	run_vdi 2 vdi-db restore "$W/other.db"
 	assert_output --partial 'application_id 0'
+	run_vdi 2 vdi-db restore -n "$W/foreign"
+	run_vdi vdi-db restore -n "$W/b.db"
+	assert_output --partial 'is a VMDB that checks'
 	[ "$(vmdb_sum)" = "$before" ]
 	run_vdi vdi-db restore "$W/b.db"
 	assert_output --partial 'restored'

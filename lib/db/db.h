@@ -272,8 +272,9 @@ int vdi_db_columns(struct vdi_db *db, const char *table, char ***names, size_t *
  * its own tools do it).  backup: one consistent snapshot while others
  * write, into path, a new file (refused if it exists), made whole before
  * it appears.  restore: path's pages into the VMDB in place, in one
- * transaction, only if path is a VMDB of a known schema that checks; a
- * backup of an older schema is upgraded when the VMDB is next opened.
+ * transaction, only if path is a VMDB of a known schema that checks (with
+ * -n: the checks only); a backup of an older schema is upgraded when the
+ * VMDB is next opened.
  */
 int vdi_db_backup(struct vdi_db *db, const char *path, struct vdi_err *err);
 int vdi_db_restore(struct vdi_db *db, const char *path, struct vdi_err *err);

@@ -731,6 +731,11 @@ sq_restore(struct vdi_db *db, const char *path, struct vdi_err *err)
 		vdi_err_set(err, VDI_R_FAIL, "%s does not check (%s); nothing was restored", path, msg);
 		goto out;
 	}
+	/* -n: everything checked, nothing copied. */
+	if (db->dry_run) {
+		ret = 0;
+		goto out;
+	}
 	if (copy_pages(SQ(db)->h, in, msg, sizeof(msg)) < 0) {
 		vdi_err_set(err, strstr(msg, "locked") ? VDI_R_DB_BUSY : VDI_R_FAIL, "restoring %s: %s", db->path,
 			    msg);
