@@ -289,15 +289,6 @@ static const char style[] =
 	".note{color:#4a4f57;font-size:.95rem}"
 	"</style>";
 
-static bool
-listed(char *const *v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
 static void
 page(struct answer *a, int status, const char *reason, const char *msg)
 {
@@ -373,7 +364,7 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 				form_token(a, key, "request");
 			fputs("<label>System and applications <select name=\"master\">\n", a->b);
 			for (size_t i = 0; i < nms; i++) {
-				if (strcmp(ms[i].state, "active") != 0 || (limited && !listed(mine, nmine, ms[i].name)))
+				if (strcmp(ms[i].state, "active") != 0 || (limited && !vdi_strv_has(mine, nmine, ms[i].name)))
 					continue;
 				fputs("<option value=\"", a->b);
 				esc(a->b, ms[i].name);

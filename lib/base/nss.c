@@ -56,7 +56,7 @@ vdi_nss_groups(const char *user, char ***groups, size_t *n, struct vdi_err *err)
 			buf = vdi_xrealloc(buf, len);
 		}
 		if (grp)
-			vdi_strv_push(groups, n, vdi_xstrdup(grp->gr_name));
+			vdi_strv_push_copy(groups, n, grp->gr_name);
 	}
 	if (*n > 1)
 		qsort(*groups, *n, sizeof(**groups), by_name);

@@ -204,15 +204,6 @@ vdi_group_rules_free(struct vdi_group_rule *r, size_t n)
 	free(r);
 }
 
-static bool
-member(char *const *groups, size_t n, const char *g)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(groups[i], g) == 0)
-			return true;
-	return false;
-}
-
 /* "staff, users" (at most len bytes). */
 static void
 join(char *buf, size_t len, char *const *v, size_t n)
@@ -257,7 +248,7 @@ vdi_group_check(struct vdi_db *db, const char *user, char *const *groups, size_t
 		int64_t s = vdi_stmt_int64(st, 3), m = vdi_stmt_int64(st, 4);
 
 		snprintf(master, sizeof(master), "%s", vdi_stmt_text(st, 5));
-		if (!member(groups, n, g))
+		if (!vdi_strv_has(groups, n, g))
 			continue;
 		any = true;
 		if (room && ((ms >= 0 && s + 1 > ms) || (mm >= 0 && m + mem > mm))) {
@@ -383,8 +374,8 @@ vdi_group_masters(struct vdi_db *db, const char *user, bool *on, char ***names, 
 		goto out;
 	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
 		const char *m = vdi_stmt_text(st, 1);
-		if (member(groups, ng, vdi_stmt_text(st, 0)) && (*n == 0 || strcmp((*names)[*n - 1], m) != 0))
-			vdi_strv_push(names, n, vdi_xstrdup(m));
+		if (vdi_strv_has(groups, ng, vdi_stmt_text(st, 0)) && (*n == 0 || strcmp((*names)[*n - 1], m) != 0))
+			vdi_strv_push_copy(names, n, m);
 	}
 	if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "reading grants", err);
