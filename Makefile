@@ -71,7 +71,7 @@ DB_SRC   = $(addprefix lib/db/,db.c event.c sqlite.c pg.c vmdb.c host.c master.c
            request.c rebalance.c metrics.c group.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
 VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \
-           $(addprefix lib/flow/,start.c prepare.c domlog.c reaper.c poll.c copy.c watch.c connect.c migrate.c)
+           $(addprefix lib/flow/,start.c prepare.c warm.c domlog.c reaper.c poll.c copy.c watch.c connect.c migrate.c)
 NET_SRC  = lib/virt/image.c lib/flow/import.c lib/db/token.c
 CLI_SRC  = cmd/cli.c
 PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-log vm-group vm-watch vm-connect vm-migrate \

@@ -23,6 +23,7 @@
 #include "prepare.h"
 #include "request.h"
 #include "strv.h"
+#include "warm.h"
 
 static const char usage[] =
 	"usage: vm-copy [--db PATH] [-o table|tsv|json] [-q] [-v] [-n]\n"
@@ -32,6 +33,7 @@ static const char usage[] =
 	"       vm-copy --csv [options as above] < REQUESTS.csv\n"
 	"       vm-copy --rm [--force] [--host HOST] [-n] [USER...]\n"
 	"       vm-copy --requests [--approve | --reject] [--all] [-n] [USER...]\n"
+	"       vm-copy --warm [-n] (--all | USER...)\n"
 	"       vm-copy -h | --help | --version\n"
 	"\n"
 	"Users are read one per line from standard input when none are given.  CSV lines\n"
@@ -52,7 +54,8 @@ static const struct vdi_cli_help help[] = {
 	{ "--force", "with --rm: even while a session runs" },
 	{ "--requests", "the web page's requests, pending" },
 	{ "--approve, --reject", "make, or turn down, the requests named" },
-	{ "--all", "every pending request" },
+	{ "--all", "every pending request; with --warm, every user VM due one" },
+	{ "--warm", "build the users' warm images (again)" },
 	{ NULL, NULL },
 };
 
@@ -74,6 +77,7 @@ enum {
 	OPT_APPROVE,
 	OPT_REJECT,
 	OPT_ALL,
+	OPT_WARM,
 };
 
 static const struct option opts[] = {
@@ -96,6 +100,7 @@ static const struct option opts[] = {
 	{ "approve", no_argument, NULL, OPT_APPROVE },
 	{ "reject", no_argument, NULL, OPT_REJECT },
 	{ "all", no_argument, NULL, OPT_ALL },
+	{ "warm", no_argument, NULL, OPT_WARM },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -105,7 +110,7 @@ static struct {
 	char **apps, **tags;       /* borrowed from argv */
 	size_t napps, ntags;
 	bool csv, rm;
-	bool requests, approve, reject, all;
+	bool requests, approve, reject, all, warm;
 } a = { .base = { .mem = -1, .vcpus = -1, .disk = -1 } };
 
 static volatile sig_atomic_t interrupted;
@@ -118,6 +123,14 @@ static struct {
 	int code;
 	size_t ended;           /* first boots ended so far */
 } prep;
+
+/* User VMs made ready by this run: with warm = yes, their warm images are built next (warm.h). */
+static struct {
+	char **users;
+	size_t n, ended;
+	int code;
+	bool listed;            /* --warm: each result is a row of the output */
+} warm;
 
 static void
 on_signal(int sig)
@@ -196,6 +209,9 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 	case OPT_ALL:
 		a.all = true;
 		break;
+	case OPT_WARM:
+		a.warm = true;
+		break;
 	}
 }
 
@@ -237,8 +253,10 @@ report(struct vdi_cli *c, const char *user, struct vdi_copy_result *res, const s
 		*keep = true;
 		return 0;
 	}
-	if (!c->dry_run)
+	if (!c->dry_run) {
 		put(c, user, res);
+		vdi_strv_push_copy(&warm.users, &warm.n, user);
+	}
 	return 0;
 }
 
@@ -286,6 +304,7 @@ prepared(void *ctx, size_t i, const struct vdi_err *e)
 	} else {
 		put(c, prep.users[i], &prep.res[i]);
 		vdi_cli_progress_line(c, "%s: ready", prep.users[i]);
+		vdi_strv_push_copy(&warm.users, &warm.n, prep.users[i]);
 	}
 	vdi_cli_progress(c, "preparing", (int64_t)++prep.ended, (int64_t)prep.n, false);
 }
@@ -323,6 +342,69 @@ run_prepare(struct vdi_cli *c)
 	vdi_strv_free(prep.users, prep.n);
 	free(prep.res);
 	return prep.code;
+}
+
+/* Each warm build as it ends: a row with --warm, else a line beside the copy's row. */
+static void
+warmed(void *ctx, size_t i, const struct vdi_err *e, int64_t size, int64_t ms)
+{
+	struct vdi_cli *c = ctx;
+
+	if (e && warm.listed) {
+		warm.code = vdi_code_worst(warm.code, vdi_cli_fail(c, e));
+	} else if (e) {
+		/* The user VM is made and works: it boots until a warm build succeeds (vm-copy --warm). */
+		vdi_cli_warn_err(c, e);
+	} else if (warm.listed) {
+		vdi_out_obj_begin(c->out);
+		vdi_out_str(c->out, "user", warm.users[i]);
+		vdi_out_str(c->out, "state", "warm");
+		vdi_out_size(c->out, "image", size);
+		vdi_out_int(c->out, "ms", ms);
+		vdi_out_obj_end(c->out);
+	} else {
+		vdi_cli_info(c, "%s: warm (an image of %lld MiB, built in %.1f s)", warm.users[i],
+			     (long long)(size >> 20), (double)ms / 1000);
+	}
+	vdi_cli_progress(c, "warming", (int64_t)++warm.ended, (int64_t)warm.n, false);
+}
+
+/* The warm builds of warm.users, all at once as far as the hosts take them. */
+static int
+run_warm(struct vdi_cli *c)
+{
+	struct vdi_warm_opts wo = { 0 };
+
+	if (!warm.n || c->dry_run)
+		return 0;
+	vdi_warm_opts_config(&wo, &c->cfg);
+	wo.start.assign.rng = &c->rng;
+	wo.start.conns = a.o.conns;
+	wo.poll_ms = 250;
+	wo.interrupted = &interrupted;
+	wo.done = warmed;
+	wo.ctx = c;
+	vdi_warm_run(c->db, warm.users, warm.n, &wo);
+	return warm.code;
+}
+
+/* --warm: the named users, or with --all every user VM due a warm build; -n names them only. */
+static int
+plan_warm(struct vdi_cli *c, char **users, size_t n)
+{
+	struct vdi_err err = { 0 };
+
+	warm.listed = true;
+	if (a.all) {
+		if (vdi_warm_due(c->db, c->cfg.warm_retry / 1000, &warm.users, &warm.n, &err) < 0)
+			return vdi_cli_fail(c, &err);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			vdi_strv_push_copy(&warm.users, &warm.n, users[i]);
+	}
+	for (size_t i = 0; c->dry_run && i < warm.n; i++)
+		vdi_cli_info(c, "would build the warm image of %s", warm.users[i]);
+	return 0;
 }
 
 /*
@@ -482,8 +564,13 @@ main(int argc, char **argv)
 	if (a.requests && (a.rm || a.csv || a.base.master || a.base.os || a.napps || a.base.mem > 0 ||
 			   a.base.vcpus > 0 || a.base.disk > 0))
 		vdi_cli_usage_error(&c, "--requests takes only users (and --approve, --reject, --all, -n)");
-	if ((a.approve || a.reject || a.all) && !a.requests)
-		vdi_cli_usage_error(&c, "--approve, --reject and --all go with --requests");
+	if (a.warm && (a.rm || a.csv || a.requests || a.base.master || a.base.os || a.napps || a.base.mem > 0 ||
+		       a.base.vcpus > 0 || a.base.disk > 0 || a.ntags))
+		vdi_cli_usage_error(&c, "--warm takes only users, or --all (and -n)");
+	if (a.warm && a.all == (optind < argc))
+		vdi_cli_usage_error(&c, "--warm: name the users, or give --all");
+	if ((a.approve || a.reject || a.all) && !a.requests && !a.warm)
+		vdi_cli_usage_error(&c, "--approve, --reject and --all go with --requests (--all also with --warm)");
 	if (a.approve && a.reject)
 		vdi_cli_usage_error(&c, "--approve and --reject exclude each other");
 	if (a.all && optind < argc)
@@ -493,7 +580,7 @@ main(int argc, char **argv)
 				    a.approve ? "approve" : "reject");
 	if (a.o.force && !a.rm)
 		vdi_cli_usage_error(&c, "--force goes with --rm");
-	if (!a.rm && !a.csv && !a.requests && !a.base.master && !a.base.os)
+	if (!a.rm && !a.csv && !a.requests && !a.warm && !a.base.master && !a.base.os)
 		vdi_cli_usage_error(&c, "give --master NAME, or --os OS (and --app), or --csv");
 	if (a.csv && optind < argc)
 		vdi_cli_usage_error(&c, "--csv reads requests from standard input, not arguments");
@@ -504,6 +591,12 @@ main(int argc, char **argv)
 		for (int i = optind; i < argc; i++)
 			vdi_strv_push_copy(&users, &n, argv[i]);
 		a.all |= !a.approve && !a.reject && n == 0;
+	} else if (a.warm) {
+		for (int i = optind; i < argc; i++)
+			if (vdi_name_check("user", argv[i], VDI_ERR_SCRATCH) < 0)
+				vdi_cli_usage_error(&c, "bad user name '%s'", argv[i]);
+		for (int i = optind; i < argc; i++)
+			vdi_strv_push_copy(&users, &n, argv[i]);
 	} else if (!a.csv) {
 		vdi_cli_args(&c, argc, argv, &users, &n);
 		if (n == 0)
@@ -524,7 +617,9 @@ main(int argc, char **argv)
 	a.o.interrupted = &interrupted;
 	if (!a.rm)
 		vdi_out_list_begin(c.out);
-	if (a.requests) {
+	if (a.warm) {
+		code = plan_warm(&c, users, n);
+	} else if (a.requests) {
 		code = run_requests(&c, users, n);
 	} else if (a.csv) {
 		code = run_csv(&c);
@@ -540,6 +635,11 @@ main(int argc, char **argv)
 	vdi_cli_progress(&c, NULL, -1, 0, false);
 	code = vdi_code_worst(code, run_prepare(&c));
 	vdi_cli_progress(&c, NULL, -1, 0, false);
+	/* Built by --warm, or after the copies when vdi.conf says warm = yes. */
+	if (a.warm || c.cfg.warm)
+		code = vdi_code_worst(code, run_warm(&c));
+	vdi_cli_progress(&c, NULL, -1, 0, false);
+	vdi_strv_free(warm.users, warm.n);
 	if (!a.rm)
 		vdi_out_list_end(c.out);
 	vdi_conns_free(a.o.conns);

@@ -101,14 +101,14 @@ out_state(struct vdi_cli *c, const char *key, const struct vdi_session *s, const
 /* What a table may leave out on a narrow terminal, first first (TSV and JSON keep all). */
 static const char *const session_cols[] = { "session", "user", "host", "state", "reason", "mem", "vcpus",
 					    "created", "since", "display", "address", "kind", "viewer",
-					    "viewer_since", NULL };
-static const char *const session_drop[] = { "created", "viewer_since", "display", "kind", "since", "vcpus",
-					    "mem", "reason", NULL };
+					    "viewer_since", "start", NULL };
+static const char *const session_drop[] = { "created", "viewer_since", "display", "kind", "start", "since",
+					    "vcpus", "mem", "reason", NULL };
 static const char *const uservm_cols[] = { "user", "master", "mem", "vcpus", "disk", "expires", "session",
 					   "state", "host", "since", "display", "address", "vm", "viewer",
-					   "viewer_since", NULL };
+					   "viewer_since", "warm", NULL };
 static const char *const uservm_drop[] = { "expires", "viewer_since", "display", "since", "disk", "vcpus",
-					   "mem", "master", "session", NULL };
+					   "mem", "master", "warm", "session", NULL };
 
 static int
 list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const char *state)
@@ -148,11 +148,23 @@ list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const
 		vdi_out_str(c->out, "address", s->address);
 		vdi_out_str(c->out, "kind", s->kind);
 		out_viewer(c, s);
+		/* How a desktop came up: restored from its warm image, or booted. */
+		vdi_out_str(c->out, "start", !vdi_session_is_desktop(s) || !s->started ? NULL :
+			    s->warm ? "restored" : "booted");
 		vdi_out_obj_end(c->out);
 	}
 	vdi_out_list_end(c->out);
 	vdi_sessions_free(ss, ns);
 	return 0;
+}
+
+/* A user VM's warm image: warm (sessions restore), building, or cold (sessions boot). */
+static const char *
+warm_state(const struct vdi_uservm *u)
+{
+	if (u->warm_building)
+		return "building";
+	return u->warm ? "warm" : "cold";
 }
 
 static int
@@ -195,6 +207,7 @@ list_uservms(struct vdi_cli *c, char **users, size_t n, const char *host, const 
 		vdi_out_str(c->out, "address", s.address);
 		vdi_out_str(c->out, "vm", u->state);
 		out_viewer(c, &s);
+		vdi_out_str(c->out, "warm", warm_state(u));
 		vdi_out_obj_end(c->out);
 		vdi_session_clear(&s);
 	}

@@ -187,6 +187,7 @@ main(int argc, char **argv)
 	if (vv || show_password)
 		so.ticket_ttl = c.cfg.ticket_ttl / 1000;
 	so.host_failed = host_failed;
+	so.warm_fallback = host_failed;
 	so.ctx = &c;
 	sb.db = c.db;
 	sb.timeout_ms = c.cfg.poll_timeout;

@@ -12,7 +12,7 @@
 #include "names.h"
 #include "parse.h"
 
-enum stype { S_PATH, S_NAME, S_POLICY, S_DURATION, S_SIZE, S_COUNT, S_DOMTYPE, S_MAC, S_BOOL, S_COMMAND, S_URL };
+enum stype { S_PATH, S_NAME, S_POLICY, S_DURATION, S_SIZE, S_COUNT, S_DOMTYPE, S_MAC, S_BOOL, S_COMMAND, S_URL, S_TEXT };
 
 struct setting {
 	const char *key;
@@ -65,6 +65,11 @@ static const struct setting settings[] = {
 	{ "fence_command", S_COMMAND, OFF(fence_command), "", 0, 0 },
 	{ "fence_timeout", S_DURATION, OFF(fence_timeout), "2m", 1000, 3600000 },
 	{ "events_keep", S_DURATION, OFF(events_keep), "90d", 0, 0 },
+	{ "warm", S_BOOL, OFF(warm), "no", 0, 0 },
+	{ "warm_ready", S_TEXT, OFF(warm_ready), "", 0, 0 },
+	{ "warm_settle", S_DURATION, OFF(warm_settle), "10s", 0, 3600000 },
+	{ "warm_timeout", S_DURATION, OFF(warm_timeout), "10m", 1000, 0 },
+	{ "warm_retry", S_DURATION, OFF(warm_retry), "1h", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 
@@ -103,6 +108,14 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 			if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("\"'<>\\`", *p))
 				return vdi_err_set(err, VDI_R_USAGE, "%s: a space, quote, angle bracket or control "
 						   "character in the URL", s->key);
+		break;
+	case S_TEXT:
+		/* Looked for in what a guest prints: printable text of a line, no more. */
+		if (strlen(val) > 200)
+			return vdi_err_set(err, VDI_R_USAGE, "%s: longer than 200 characters", s->key);
+		for (const char *p = val; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return vdi_err_set(err, VDI_R_USAGE, "%s: a control character in the text", s->key);
 		break;
 	case S_NAME:
 		if (vdi_name_check(s->key, val, err) < 0)
@@ -281,7 +294,7 @@ vdi_config_clear(struct vdi_config *cfg)
 {
 	for (const struct setting *s = settings; s->key; s++) {
 		if (s->type == S_PATH || s->type == S_NAME || s->type == S_POLICY || s->type == S_DOMTYPE ||
-		    s->type == S_MAC || s->type == S_COMMAND || s->type == S_URL) {
+		    s->type == S_MAC || s->type == S_COMMAND || s->type == S_URL || s->type == S_TEXT) {
 			char **p = (char **)((char *)cfg + s->off);
 			free(*p);
 			*p = NULL;

@@ -58,6 +58,11 @@ struct vdi_config {
 	char *fence_command;     /* fence_command: "" or the fence agent vm-hosts fence runs as CMD HOST URI */
 	int64_t fence_timeout;   /* fence_timeout: ms the fence agent may take */
 	int64_t events_keep;     /* events_keep: ms vm-reap keeps events (0: forever) */
+	int64_t warm;            /* warm: 1 to build warm images and restore desktops from them */
+	char *warm_ready;        /* warm_ready: the console line that says a desktop is up ("": its address) */
+	int64_t warm_settle;     /* warm_settle: ms after that before its memory is saved */
+	int64_t warm_timeout;    /* warm_timeout: ms a warm build's desktop may take to come up */
+	int64_t warm_retry;      /* warm_retry: ms after a failed warm build before the next */
 };
 
 int vdi_config_load(struct vdi_config *cfg, struct vdi_err *err);

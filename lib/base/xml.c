@@ -8,6 +8,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
 
 #include "meta.h"
 #include "mem.h"
@@ -347,9 +348,37 @@ set_all(xmlXPathContextPtr ctx, const char *xpath, const char *name, const char 
 	xmlXPathFreeObject(obj);
 }
 
+/* Drop attribute name from every node xpath finds in doc. */
+static void
+unset_all(xmlXPathContextPtr ctx, const char *xpath, const char *name)
+{
+	xmlXPathObjectPtr obj = xmlXPathEvalExpression((const xmlChar *)xpath, ctx);
+
+	if (obj && obj->type == XPATH_NODESET && obj->nodesetval)
+		for (int i = 0; i < obj->nodesetval->nodeNr; i++)
+			xmlUnsetProp(obj->nodesetval->nodeTab[i], (const xmlChar *)name);
+	xmlXPathFreeObject(obj);
+}
+
+/* Point the disk that reads from at to instead (no-op where none does). */
+static void
+set_disk_source(xmlXPathContextPtr ctx, const char *from, const char *to)
+{
+	xmlXPathObjectPtr obj = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk/source[@file]", ctx);
+
+	if (obj && obj->type == XPATH_NODESET && obj->nodesetval)
+		for (int i = 0; i < obj->nodesetval->nodeNr; i++) {
+			xmlNodePtr n = obj->nodesetval->nodeTab[i];
+			xmlChar *f = xmlGetProp(n, (const xmlChar *)"file");
+			if (f && strcmp((const char *)f, from) == 0)
+				xmlSetProp(n, (const xmlChar *)"file", (const xmlChar *)to);
+			xmlFree(f);
+		}
+	xmlXPathFreeObject(obj);
+}
+
 char *
-vdi_xml_domain_move(const char *xml, const char *listen, const char *network, const char *bridge,
-		    struct vdi_err *err)
+vdi_xml_domain_edit(const char *xml, const struct vdi_xml_edit *e, struct vdi_err *err)
 {
 	xmlDocPtr doc;
 	xmlXPathContextPtr ctx;
@@ -366,23 +395,46 @@ vdi_xml_domain_move(const char *xml, const char *listen, const char *network, co
 		vdi_err_set(err, VDI_R_FAIL, "cannot read XML");
 		goto out;
 	}
-	if (listen) {
-		set_all(ctx, "/domain/devices/graphics[@listen]", "listen", listen);
-		set_all(ctx, "/domain/devices/graphics/listen[@type='address']", "address", listen);
+	xmlXPathRegisterNs(ctx, (const xmlChar *)VDI_XMLNS_PREFIX, (const xmlChar *)VDI_XMLNS);
+	if (e->listen) {
+		set_all(ctx, "/domain/devices/graphics[@listen]", "listen", e->listen);
+		set_all(ctx, "/domain/devices/graphics/listen[@type='address']", "address", e->listen);
 	}
 	/*
 	 * The serial console's log goes on where it went before a move (the
 	 * file is the session's own): a start begins it afresh, a move appends.
 	 */
-	set_all(ctx, "/domain/devices/serial/log", "append", "on");
-	if (network) {
-		set_all(ctx, "/domain/devices/interface[@type='network']/source", "network", network);
-	} else if (bridge) {
-		set_all(ctx, "/domain/devices/interface[@type='bridge']/source", "bridge", bridge);
+	if (e->append_log)
+		set_all(ctx, "/domain/devices/serial/log", "append", "on");
+	if (e->network) {
+		set_all(ctx, "/domain/devices/interface[@type='network']/source", "network", e->network);
+	} else if (e->bridge) {
+		set_all(ctx, "/domain/devices/interface[@type='bridge']/source", "bridge", e->bridge);
+	}
+	if (e->disk_from && e->disk_to)
+		set_disk_source(ctx, e->disk_from, e->disk_to);
+	if (e->password) {
+		set_all(ctx, "/domain/devices/graphics[@type='spice' or @type='vnc']", "passwd", e->password);
+		/* A ticket's end is set on the running domain (vm-start --vv), never carried over. */
+		unset_all(ctx, "/domain/devices/graphics[@passwdValidTo]", "passwdValidTo");
+	}
+	if (e->session_id > 0) {
+		char num[32];
+		snprintf(num, sizeof(num), "%lld", (long long)e->session_id);
+		set_all(ctx, "/domain/metadata/vdi:session", "id", num);
 	}
 	xmlXPathFreeContext(ctx);
 	s = dump(doc, err);
 out:
 	xmlFreeDoc(doc);
 	return s;
+}
+
+char *
+vdi_xml_domain_move(const char *xml, const char *listen, const char *network, const char *bridge,
+		    struct vdi_err *err)
+{
+	struct vdi_xml_edit e = { .listen = listen, .network = network, .bridge = bridge, .append_log = true };
+
+	return vdi_xml_domain_edit(xml, &e, err);
 }

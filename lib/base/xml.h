@@ -8,6 +8,7 @@
 #ifndef VDI_XML_H
 #define VDI_XML_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -67,5 +68,22 @@ char *vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *e
  */
 char *vdi_xml_domain_move(const char *xml, const char *listen, const char *network, const char *bridge,
 			  struct vdi_err *err);
+
+/* What a restore (or a move) may change in a desktop's XML; NULL or 0 leaves a part as it is. */
+struct vdi_xml_edit {
+	const char *listen;              /* the display's listen address */
+	const char *network, *bridge;    /* the NIC joins network (or bridge) */
+	bool append_log;                 /* the serial console's log goes on (a move) */
+	const char *disk_from, *disk_to; /* the disk that reads disk_from reads disk_to */
+	const char *password;            /* every display's password (any end it had is dropped) */
+	int64_t session_id;              /* the session our metadata names */
+};
+
+/*
+ * The domain XML xml with e's changes and nothing else: name, UUID, MAC
+ * and devices stay, as a restore from a saved image requires.  A new
+ * string, the caller's to free.
+ */
+char *vdi_xml_domain_edit(const char *xml, const struct vdi_xml_edit *e, struct vdi_err *err);
 
 #endif

@@ -762,7 +762,7 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
 			 res->forced ? " FORCED past the filters" : "");
 		return vdi_event_add_session(db, user, o->move, "session-migrate-begin", detail, err);
 	}
-	if (vdi_session_insert(db, u->id, h->id, u->mem, u->vcpus, o->prepare ? "prepare" : "desktop",
+	if (vdi_session_insert(db, u->id, h->id, u->mem, u->vcpus, o->prepare ? "prepare" : o->warm ? "warm" : "desktop",
 			       now, &res->session_id, err) < 0)
 		return -1;
 	if (grp && *grp && vdi_session_set_group(db, res->session_id, grp, err) < 0)
@@ -779,7 +779,7 @@ assign_reserve(struct vdi_db *db, const char *user, const struct uvm *u, const s
 		snprintf(detail, sizeof(detail), "session=%lld host=%s %s", (long long)res->session_id, res->host,
 			 res->why_short);
 	return vdi_event_add_session(db, user, res->session_id, o->prepare ? "prepare-assign" :
-				     res->forced ? "session-assign-forced" : "session-assign", detail, err);
+				     o->warm ? "warm-assign" : res->forced ? "session-assign-forced" : "session-assign", detail, err);
 }
 
 /*
@@ -885,7 +885,7 @@ record_refusal(struct vdi_db *db, const char *user, const struct vdi_assign_opts
 	if (vdi_metrics_count(db, "vdi_placement_refusals_total", "reason", vdi_reason_name(why->reason), 1,
 			      &err) < 0 ||
 	    vdi_event_add(db, user, o->move ? "session-migrate-refused" : o->prepare ? "prepare-refused" :
-			  "session-refused", why->msg, &err) < 0) {
+			  o->warm ? "warm-refused" : "session-refused", why->msg, &err) < 0) {
 		vdi_db_rollback(db);
 		return;
 	}
@@ -902,7 +902,7 @@ vdi_assign(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o,
 	int rc;
 
 	/* The user's groups, when entitlements are in force: asked of NSS before any lock is taken. */
-	if (!o->move && !o->prepare &&
+	if (!o->move && !o->prepare && !o->warm &&
 	    (vdi_group_active(db, &on, err) < 0 || (on && vdi_nss_groups(user, &groups, &ngroups, err) < 0))) {
 		memset(res, 0, sizeof(*res));
 		return -1;

@@ -25,6 +25,7 @@ struct vdi_assign_opts {
 	const int64_t *exclude;    /* hosts not to pick (vm-start's retries after a failure) */
 	size_t nexclude;
 	bool prepare;              /* reserve for the user VM's first boot (it must be preparing), not a desktop */
+	bool warm;                 /* reserve for a warm build of the user VM (warm.h), not a desktop */
 	/*
 	 * Move this running desktop session of the user (vm-migrate): reserve
 	 * room for it on another host (its own fails filter "source"), and

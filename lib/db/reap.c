@@ -90,6 +90,36 @@ overlay_session(const char *name)
 	return id;
 }
 
+/* A warm build's file's build id ("w42-alice.qcow2", "w42-alice.save" -> 42), or 0. */
+static int64_t
+warm_file_build(const char *name)
+{
+	char *end;
+	long long id;
+	size_t len;
+
+	if (name[0] != 'w' || name[1] < '1' || name[1] > '9')
+		return 0;
+	id = strtoll(name + 1, &end, 10);
+	len = strlen(end);
+	if (*end != '-' || len < 7 ||
+	    (strcmp(end + len - 6, ".qcow2") != 0 && strcmp(end + len - 5, ".save") != 0))
+		return 0;
+	return id;
+}
+
+/* Does anything stand on warm build id: a user VM's image, a live build, a live session restored from it? */
+static bool
+warm_owned(const struct vdi_session *ss, size_t nss, const struct vdi_reap_opts *o, int64_t id)
+{
+	if (has_id(o->warm_keep, o->nwarm_keep, id))
+		return true;
+	for (size_t i = 0; i < nss; i++)
+		if (ss[i].id == id || ss[i].warm == id)
+			return true;
+	return false;
+}
+
 static int64_t
 max64(int64_t a, int64_t b)
 {
@@ -121,7 +151,7 @@ plan_session(const struct vdi_session *s, const struct vdi_reap_host *hs, size_t
 	size_t hi = 0;
 	char obj[160];
 	bool busy = o->claim_alive && s->pid && o->claim_alive(s->pid, s->owner, s->lease);
-	bool prep = vdi_session_is_prepare(s);
+	bool prep = !vdi_session_is_desktop(s); /* a first boot or a warm build: no viewer, no max age */
 	bool named = has_str(o->users, o->nusers, s->user) || has_id(o->ids, o->nids, s->id) ||
 		     has_id(o->hosts, o->nhosts, s->host_id);
 
@@ -177,8 +207,11 @@ plan_session(const struct vdi_session *s, const struct vdi_reap_host *hs, size_t
 			    h->volumes && s->overlay && !has_str(h->volumes, count(h->volumes), s->overlay) ?
 			    "orphan" : "poweroff", obj);
 	} else if (strcmp(s->state, "starting") == 0) {
+		/* A warm build whose builder died is not finished: nobody would save it. */
+		bool build = vdi_session_is_warm_build(s);
 		if (!busy && o->now - s->changed > o->start_ttl)
-			add(v, n, d ? VDI_REAP_FINISH_START : VDI_REAP_END, s->id, hi, d ? "running" : "failed", obj);
+			add(v, n, d && !build ? VDI_REAP_FINISH_START : VDI_REAP_END, s->id, hi,
+			    d && !build ? "running" : "failed", obj);
 	} else if (strcmp(s->state, "stopping") == 0) {
 		if (!busy && o->now - s->changed > o->stop_ttl)
 			add(v, n, VDI_REAP_END, s->id, hi, "admin", obj);
@@ -217,7 +250,7 @@ plan_orphan_domains(const struct vdi_session *ss, size_t nss, const struct vdi_r
  */
 static void
 plan_orphan_overlays(const struct vdi_session *ss, size_t nss, const struct vdi_reap_host *hs, size_t nhs,
-		     struct vdi_reap_item **v, size_t *n)
+		     const struct vdi_reap_opts *o, struct vdi_reap_item **v, size_t *n)
 {
 	for (size_t hi = 0; hi < nhs; hi++) {
 		const struct vdi_reap_host *h = &hs[hi];
@@ -241,8 +274,11 @@ plan_orphan_overlays(const struct vdi_session *ss, size_t nss, const struct vdi_
 			continue;
 		}
 		for (size_t k = 0; h->volumes[k]; k++) {
-			int64_t id = overlay_session(h->volumes[k]);
+			int64_t id = overlay_session(h->volumes[k]), build = warm_file_build(h->volumes[k]);
 			bool owned = false;
+			/* A warm layer or image that no user VM, build or live session stands on. */
+			if (build && !warm_owned(ss, nss, o, build))
+				add(v, n, VDI_REAP_DELETE_OVERLAY, 0, hi, "orphan", h->volumes[k]);
 			if (!id)
 				continue;
 			for (size_t i = 0; i < nss; i++)
@@ -267,7 +303,7 @@ vdi_reap_plan(const struct vdi_session *ss, size_t nss, const struct vdi_reap_ho
 		plan_session(&ss[i], hs, nhs, o, &v, &n);
 	plan_orphan_domains(ss, nss, hs, nhs, o->orphans, &v, &n);
 	if (o->orphans)
-		plan_orphan_overlays(ss, nss, hs, nhs, &v, &n);
+		plan_orphan_overlays(ss, nss, hs, nhs, o, &v, &n);
 	*items = v;
 	*nitems = n;
 	return 0;

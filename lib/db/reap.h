@@ -23,7 +23,7 @@ enum vdi_reap_action {
 	VDI_REAP_END_DB,         /* end it in the VMDB only (its host is lost) */
 	VDI_REAP_FINISH_START,   /* its domain runs: record it running */
 	VDI_REAP_DESTROY_DOMAIN, /* ours, but no session that is not ended owns it */
-	VDI_REAP_DELETE_OVERLAY, /* a session overlay in the pool that no live session owns */
+	VDI_REAP_DELETE_OVERLAY, /* a session overlay, warm layer or image in the pool that nothing owns */
 	VDI_REAP_WAIT,           /* its host does not answer: left alone for now */
 	VDI_REAP_SETTLE,         /* left migrating by a process that died: finish or undo the move (migrate.h) */
 };
@@ -67,6 +67,9 @@ struct vdi_reap_opts {
 	size_t nids;
 	const int64_t *hosts;
 	size_t nhosts;
+	/* --orphans: the warm builds whose files are user VMs' images (the live sessions' are seen in ss) */
+	const int64_t *warm_keep;
+	size_t nwarm_keep;
 	/* Is the claim on a session alive (db.h: vdi_claim_alive)? */
 	bool (*claim_alive)(int64_t pid, const char *owner, int64_t lease);
 };

@@ -30,7 +30,8 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"coalesce(s.started, 0), coalesce(s.connected_since, 0), coalesce(s.disconnected_since, 0), " \
 	"coalesce(s.ticket_expires, 0), coalesce(h.watch_since, 0), coalesce(h.watch_seen, 0), " \
 	"coalesce(s.migrate_to, 0), t.name, t.uri, t.display_address, t.migration_uri, t.network, t.bridge, " \
-	"coalesce(s.migrated, 0), s.owner, coalesce(s.lease, 0), h.health " \
+	"coalesce(s.migrated, 0), s.owner, coalesce(s.lease, 0), h.health, coalesce(s.warm, 0), " \
+	"coalesce(u.warm, 0) " \
 	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
 	"LEFT JOIN hosts h ON h.id = s.host_id LEFT JOIN hosts t ON t.id = s.migrate_to "
 
@@ -88,12 +89,38 @@ read_session(struct vdi_stmt *st, struct vdi_session *s)
 	s->migrated = vdi_stmt_int64(st, 47);
 	vdi_stmt_claim(st, 48, s->owner, sizeof(s->owner), &s->lease);
 	s->host_health = vdi_stmt_strdup(st, 50);
+	s->warm = vdi_stmt_int64(st, 51);
+	s->uservm_warm = vdi_stmt_int64(st, 52);
 }
 
 bool
 vdi_session_is_prepare(const struct vdi_session *s)
 {
 	return s->kind && strcmp(s->kind, "prepare") == 0;
+}
+
+bool
+vdi_session_is_warm_build(const struct vdi_session *s)
+{
+	return s->kind && strcmp(s->kind, "warm") == 0;
+}
+
+bool
+vdi_session_is_desktop(const struct vdi_session *s)
+{
+	return !s->kind || strcmp(s->kind, "desktop") == 0;
+}
+
+void
+vdi_session_warm_names(int64_t build, const char *user, char *domain, size_t dlen, char *layer, size_t llen,
+		       char *image, size_t ilen)
+{
+	if (domain)
+		snprintf(domain, dlen, "vdi-w%lld-%s", (long long)build, user);
+	if (layer)
+		snprintf(layer, llen, "w%lld-%s.qcow2", (long long)build, user);
+	if (image)
+		snprintf(image, ilen, "w%lld-%s.save", (long long)build, user);
 }
 
 struct vdi_profile
@@ -138,6 +165,12 @@ int
 vdi_session_get(struct vdi_db *db, int64_t id, struct vdi_session *s, struct vdi_err *err)
 {
 	return get_one(db, "WHERE s.id = ?1", id, NULL, s, err);
+}
+
+int
+vdi_session_of_domain(struct vdi_db *db, const char *domain, struct vdi_session *s, struct vdi_err *err)
+{
+	return get_one(db, "WHERE s.domain = ?1 AND s.state <> 'ended'", 0, domain, s, err);
 }
 
 int
@@ -216,15 +249,16 @@ starts_in_flight(struct vdi_db *db, int64_t host_id, int64_t id, int64_t *n, str
 }
 
 int
-vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
+vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay, int64_t warm,
 			const char *address, const char *password, struct vdi_err *err)
 {
-	return vdi_session_claim_start_gated(db, id, domain, overlay, address, password, 0, err);
+	return vdi_session_claim_start_gated(db, id, domain, overlay, warm, address, password, 0, err);
 }
 
 int
 vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
-			      const char *address, const char *password, int64_t per_host, struct vdi_err *err)
+			      int64_t warm, const char *address, const char *password, int64_t per_host,
+			      struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
 	int64_t inflight;
@@ -268,7 +302,7 @@ vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain,
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'starting', changed = ?2, pid = ?3, domain = ?4, "
 			   "overlay = ?5, display_address = ?6, display_password = coalesce(display_password, ?7), "
-			   "owner = ?8, lease = ?9 WHERE id = ?1", err) < 0)
+			   "owner = ?8, lease = ?9, warm = nullif(?10, 0) WHERE id = ?1", err) < 0)
 		goto fail_clear;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
@@ -278,6 +312,7 @@ vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain,
 	vdi_stmt_bind_text(st, 6, address);
 	vdi_stmt_bind_text(st, 7, password);
 	vdi_db_bind_claim(db, st, 8);
+	vdi_stmt_bind_int64(st, 10, warm);
 	rc = vdi_stmt_step(st);
 	vdi_stmt_finalize(st);
 	if (rc != VDI_DB_DONE) {
@@ -294,7 +329,7 @@ fail:
 }
 
 int
-vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_err *err)
+vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, int64_t warm, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
 	char detail[256], user[128] = "", domain[160] = "";
@@ -303,13 +338,14 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'running', changed = ?2, started = ?2, pid = NULL, "
-			   "display_port = ?3 WHERE id = ?1 AND state = 'starting' AND owner = ?4 "
+			   "display_port = ?3, warm = nullif(?5, 0) WHERE id = ?1 AND state = 'starting' AND owner = ?4 "
 			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id), domain", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	vdi_stmt_bind_int64(st, 3, port);
 	vdi_stmt_bind_text(st, 4, vdi_proc_owner());
+	vdi_stmt_bind_int64(st, 5, warm);
 	rc = vdi_db_step_row(db, st, "recording the running session", err);
 	if (rc == 1) {
 		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
@@ -322,7 +358,8 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_
 	st = NULL;
 	if (rc != 1)
 		goto fail;
-	snprintf(detail, sizeof(detail), "session=%lld domain=%s port=%lld", (long long)id, domain, (long long)port);
+	snprintf(detail, sizeof(detail), "session=%lld domain=%s port=%lld %s", (long long)id, domain, (long long)port,
+		 warm ? "restored" : "booted");
 	if (vdi_event_add_session(db, user, id, "session-running", detail, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
@@ -817,4 +854,21 @@ vdi_session_overlays_ended(struct vdi_db *db, int64_t host, char ***out, size_t 
 		return vdi_db_fail(db, "reading the host's sessions", err);
 	}
 	return 0;
+}
+
+int
+vdi_session_warm_users(struct vdi_db *db, int64_t build, int64_t *n, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int rc;
+
+	*n = 0;
+	if (vdi_db_prepare(db, &st, "SELECT count(*) FROM sessions WHERE warm = ?1 AND state <> 'ended'", err) < 0)
+		return -1;
+	vdi_stmt_bind_int64(st, 1, build);
+	rc = vdi_stmt_step(st);
+	if (rc == VDI_DB_ROW)
+		*n = vdi_stmt_int64(st, 0);
+	vdi_stmt_finalize(st);
+	return rc == VDI_DB_ROW ? 0 : vdi_db_fail(db, "counting the sessions of a warm image", err);
 }

@@ -6,7 +6,10 @@
  * with its pid, committed before any libvirt call), records what it made
  * and moves it to running; ending one frees the host's capacity in the same
  * transaction (the triggers on sessions).  Names of what a session makes
- * in libvirt follow from its id: domain vdi-sID-USER, overlay sID-USER.qcow2.
+ * in libvirt follow from its id: domain vdi-sID-USER, overlay sID-USER.qcow2;
+ * a desktop restored from a warm image runs under the name that image was
+ * saved under (vdi_session_warm_names), so every program finds a session's
+ * domain by the name the session records.
  */
 #ifndef VDI_SESSION_H
 #define VDI_SESSION_H
@@ -30,7 +33,7 @@ struct vdi_session {
 	int64_t display_port, mem, vcpus, created, changed, pid;
 	char owner[160];                       /* the claim's owner token and lease (db.h: claims) */
 	int64_t lease;
-	char *kind;                            /* desktop, or prepare (a user VM's first boot, on its own disk) */
+	char *kind;                            /* desktop; prepare (a first boot, on its own disk); warm (a build) */
 	char *master;                          /* the user VM's master and its device profile */
 	char *profile, *firmware, *disk_bus, *nic, *video;
 	bool rdp;                              /* the master's guest serves RDP */
@@ -46,6 +49,11 @@ struct vdi_session {
 	int64_t migrate_to;
 	char *to_host, *to_uri, *to_display, *to_migration_uri, *to_network, *to_bridge;
 	int64_t migrated;                      /* when it last moved (0: never) */
+	/*
+	 * Warm desktops (schema 11): the warm build this session was restored
+	 * from (0: it booted), and its user VM's warm build now (0: cold).
+	 */
+	int64_t warm, uservm_warm;
 };
 
 /*
@@ -73,22 +81,41 @@ bool vdi_session_connected(const struct vdi_session *s);
 int vdi_session_set_address(struct vdi_db *db, int64_t id, const char *address, struct vdi_err *err);
 /* A first boot that prepares the user VM, not a desktop? */
 bool vdi_session_is_prepare(const struct vdi_session *s);
+/* A boot that makes the user VM's warm image (kind warm), not a desktop? */
+bool vdi_session_is_warm_build(const struct vdi_session *s);
+/* A user's desktop (kind desktop), not a boot that makes the user VM? */
+bool vdi_session_is_desktop(const struct vdi_session *s);
+/*
+ * The names of warm build's files and domain (any may be NULL): domain
+ * vdi-wBUILD-USER (a restore keeps the name it was saved under), layer
+ * wBUILD-USER.qcow2 and image wBUILD-USER.save in the user VM's pool.
+ */
+void vdi_session_warm_names(int64_t build, const char *user, char *domain, size_t dlen, char *layer, size_t llen,
+			    char *image, size_t ilen);
 /* s's device profile as registered, borrowed from s. */
 struct vdi_profile vdi_session_profile(const struct vdi_session *s);
 
 
 void vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char *overlay, size_t olen);
+/* How many sessions that are not ended stand on warm build's layer (restored from its image). */
+int vdi_session_warm_users(struct vdi_db *db, int64_t build, int64_t *n, struct vdi_err *err);
 
 int vdi_session_get(struct vdi_db *db, int64_t id, struct vdi_session *s, struct vdi_err *err);
 /* The user's session that is not ended; code 3 if none. */
 int vdi_session_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, struct vdi_err *err);
+/*
+ * The session that is not ended whose domain is named domain (the name it
+ * records: vm-watch finds a domain's session so); code 3 if none.
+ */
+int vdi_session_of_domain(struct vdi_db *db, const char *domain, struct vdi_session *s, struct vdi_err *err);
 /* The user's last desktop session that ended (its reason, and changed: when); code 3 if none. */
 int vdi_session_last_of_user(struct vdi_db *db, const char *user, struct vdi_session *s, struct vdi_err *err);
 void vdi_session_clear(struct vdi_session *s);
 
 /*
  * Claim session id for starting: assigned, or starting under a process that
- * is gone.  The names of what will be made and the display password are
+ * is gone.  The names of what will be made, the warm build it is restored
+ * from (warm; 0: it boots) and the display password are
  * committed with the claim (a password already recorded by a dead starter
  * is kept: its domain may be running), so a rerun or vm-reap can find them.
  * Returns 0 claimed, 1 it is running already (nothing to do), -1 error (5
@@ -101,12 +128,16 @@ void vdi_session_clear(struct vdi_session *s);
  * lock); then it returns 2 and the caller waits.  per_host 0: no gate.
  */
 int vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
-				  const char *address, const char *password, int64_t per_host,
+				  int64_t warm, const char *address, const char *password, int64_t per_host,
 				  struct vdi_err *err);
-int vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
+int vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay, int64_t warm,
 			    const char *address, const char *password, struct vdi_err *err);
-/* starting -> running, only while this process's claim holds (5 when another process ended or took it). */
-int vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, struct vdi_err *err);
+/*
+ * starting -> running, only while this process's claim holds (5 when
+ * another process ended or took it); warm: the warm build it was restored
+ * from (0: it booted).
+ */
+int vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, int64_t warm, struct vdi_err *err);
 /* Every session that is not ended, by host then id. */
 int vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, struct vdi_err *err);
 void vdi_sessions_free(struct vdi_session *ss, size_t n);

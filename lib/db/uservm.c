@@ -139,7 +139,8 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 		vdi_db_rollback(db);
 		return 0;
 	}
-	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'creating', pid = ?2, owner = ?3, lease = ?4 WHERE id = ?1", err) < 0)
+	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'creating', pid = ?2, owner = ?3, lease = ?4, "
+			   "warm = NULL WHERE id = ?1", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, *id);
 	vdi_stmt_bind_int64(st, 2, (int64_t)getpid());
@@ -232,7 +233,9 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 	if (vdi_db_prepare(db, &st,
 			   "SELECT u.id, u.username, u.state, m.name, u.pool, u.volume, u.seed, u.hostname, u.master_id,"
 			   " u.mem, u.vcpus, u.disk, u.expires, u.created, u.pid, s.id, s.state, h.name, u.owner,"
-			   " coalesce(u.lease, 0)"
+			   " coalesce(u.lease, 0), coalesce(u.warm, 0), coalesce(u.warm_built, 0), coalesce(u.warm_failed, 0),"
+			   " (SELECT max(w.id) FROM sessions w WHERE w.uservm_id = u.id AND w.kind = 'warm'"
+			   "  AND w.state <> 'ended'), s.kind, coalesce(s.warm, 0)"
 			   " FROM uservms u JOIN masters m ON m.id = u.master_id"
 			   " LEFT JOIN sessions s ON s.uservm_id = u.id AND s.state <> 'ended'"
 			   " LEFT JOIN hosts h ON h.id = s.host_id"
@@ -268,6 +271,12 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 			u->session_state = vdi_stmt_strdup(st, 16);
 			u->session_host = vdi_stmt_strdup(st, 17);
 			vdi_stmt_claim(st, 18, u->owner, sizeof(u->owner), &u->lease);
+			u->warm = vdi_stmt_int64(st, 20);
+			u->warm_built = vdi_stmt_int64(st, 21);
+			u->warm_failed = vdi_stmt_int64(st, 22);
+			u->warm_building = vdi_stmt_int64(st, 23);
+			u->session_kind = vdi_stmt_strdup(st, 24);
+			u->session_warm = vdi_stmt_int64(st, 25);
 			if (read_list(db, "SELECT tag FROM uservm_tags WHERE uservm_id = ? ORDER BY tag", u->id,
 				      &u->tags, &u->ntags, err) < 0 ||
 			    read_list(db, "SELECT app FROM uservm_apps WHERE uservm_id = ? ORDER BY app", u->id,
@@ -321,6 +330,7 @@ vdi_uservm_clear(struct vdi_uservm *u)
 	free(u->hostname);
 	free(u->session_state);
 	free(u->session_host);
+	free(u->session_kind);
 	vdi_strv_free(u->tags, u->ntags);
 	vdi_strv_free(u->apps, u->napps);
 	memset(u, 0, sizeof(*u));
@@ -421,5 +431,63 @@ vdi_uservm_list_unwatched(struct vdi_db *db, struct vdi_uservm **out, size_t *n,
 	}
 	*out = us;
 	*n = k;
+	return 0;
+}
+
+int
+vdi_uservm_warm_drop(struct vdi_db *db, int64_t id, int64_t build, int64_t session, const char *detail,
+		     struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	char user[128] = "";
+	int rc;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_db_prepare(db, &st, "UPDATE uservms SET warm = NULL WHERE id = ?1 AND warm = ?2 "
+			   "RETURNING username", err) < 0)
+		goto fail;
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, build);
+	rc = vdi_db_step_row(db, st, "dropping the warm image", err);
+	if (rc == 1)
+		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+	vdi_stmt_finalize(st);
+	st = NULL;
+	if (rc < 0)
+		goto fail;
+	/* 0 rows: dropped or rebuilt meanwhile; the event is still the session's. */
+	if (vdi_event_add_session(db, user[0] ? user : "?", session, "session-warm-fallback", detail, err) < 0)
+		goto fail;
+	return vdi_db_commit(db, err);
+fail:
+	vdi_stmt_finalize(st);
+	vdi_db_rollback(db);
+	return -1;
+}
+
+int
+vdi_uservm_warm_keep(struct vdi_db *db, int64_t **ids, size_t *n, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (vdi_db_prepare(db, &st, "SELECT warm FROM uservms WHERE warm IS NOT NULL "
+			   "UNION SELECT id FROM sessions WHERE kind = 'warm' AND state <> 'ended' "
+			   "UNION SELECT warm FROM sessions WHERE warm IS NOT NULL AND state <> 'ended'", err) < 0)
+		return -1;
+	while ((rc = vdi_stmt_step(st)) == VDI_DB_ROW) {
+		*ids = vdi_grow(*ids, *n, sizeof(**ids));
+		(*ids)[(*n)++] = vdi_stmt_int64(st, 0);
+	}
+	vdi_stmt_finalize(st);
+	if (rc != VDI_DB_DONE) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return vdi_db_fail(db, "listing the warm images in use", err);
+	}
 	return 0;
 }

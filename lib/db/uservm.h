@@ -41,7 +41,14 @@ struct vdi_uservm {
 	size_t napps;
 	/* the current session, if any (not ended) */
 	int64_t session_id;
-	char *session_state, *session_host;
+	char *session_state, *session_host, *session_kind;
+	int64_t session_warm;     /* the warm build it was restored from (0: booted) */
+	/*
+	 * Its warm image (warm.h): the build whose image is current (0: cold),
+	 * when it was saved, when a build last failed, and the build that
+	 * runs now (0: none).
+	 */
+	int64_t warm, warm_built, warm_failed, warm_building;
 };
 
 void vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t slen);
@@ -81,5 +88,23 @@ void vdi_uservms_free(struct vdi_uservm *us, size_t n);
  */
 int vdi_uservm_rm_begin(struct vdi_db *db, const char *user, struct vdi_uservm *u, struct vdi_err *err);
 int vdi_uservm_rm_row(struct vdi_db *db, int64_t id, const char *user, struct vdi_err *err);
+
+/*
+ * A restore from warm build's image failed and session booted instead:
+ * the user VM is cold (if that build is still its image), with event
+ * session-warm-fallback (detail: why), one transaction.  The next warm
+ * build (vm-copy --warm) makes a new image; the old files are
+ * vm-reap --orphans' once no session stands on them.
+ */
+int vdi_uservm_warm_drop(struct vdi_db *db, int64_t id, int64_t build, int64_t session, const char *detail,
+			 struct vdi_err *err);
+
+/*
+ * The warm builds whose files must stay (a user VM's image, a build that
+ * runs, an image a live session was restored from): a new array, the
+ * caller's to free.  Read after listing the pool, so a build that starts
+ * meanwhile is either listed here or not yet in the pool.
+ */
+int vdi_uservm_warm_keep(struct vdi_db *db, int64_t **ids, size_t *n, struct vdi_err *err);
 
 #endif

@@ -53,7 +53,7 @@ vdi_connect_status(struct vdi_db *db, const char *user, struct vdi_connect_statu
 		goto out;
 	}
 	if (vdi_session_of_user(db, user, &s, err) == 0) {
-		if (!vdi_session_is_prepare(&s)) {
+		if (vdi_session_is_desktop(&s)) {
 			st->session = vdi_xstrdup(s.state);
 			st->host = s.host ? vdi_xstrdup(s.host) : NULL;
 			st->connected = vdi_session_connected(&s);
@@ -95,7 +95,7 @@ vdi_connect_end(struct vdi_db *db, const char *user, struct vdi_conns *cs, struc
 
 	if (vdi_session_of_user(db, user, &s, err) < 0)
 		return -1;
-	if (vdi_session_is_prepare(&s)) {
+	if (!vdi_session_is_desktop(&s)) {
 		vdi_session_clear(&s);
 		return vdi_err_set(err, VDI_R_PREPARING, "your desktop is being prepared");
 	}

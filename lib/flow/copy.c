@@ -255,6 +255,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 {
 	struct vdi_uservm u = { 0 };
 	struct vdi_session s = { 0 };
+	char layer[160], image[160];
 	virConnectPtr conn;
 	int ret = -1;
 
@@ -280,8 +281,16 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 		ret = 0;
 		goto out;
 	}
-	/* Volumes first: a crash after them leaves a row that rm simply removes next time. */
+	/*
+	 * Volumes first: a crash after them leaves a row that rm simply removes
+	 * next time.  Its warm image and layer before the disk the layer stands
+	 * on (older ones, if any, are vm-reap --orphans').
+	 */
+	if (u.warm)
+		vdi_session_warm_names(u.warm, user, NULL, 0, layer, sizeof(layer), image, sizeof(image));
 	if (!(conn = vdi_conns_for_pool(o->conns, db, u.pool, o->host, err)) ||
+	    (u.warm && (vdi_vol_delete_unlisted(conn, u.pool, image, err) < 0 ||
+			vdi_vol_delete(conn, u.pool, layer, err) < 0)) ||
 	    vdi_vol_delete(conn, u.pool, u.volume, err) < 0 || vdi_vol_delete(conn, u.pool, u.seed, err) < 0)
 		goto out;
 	ret = vdi_uservm_rm_row(db, u.id, user, err);

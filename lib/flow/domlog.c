@@ -1,6 +1,8 @@
 /* domlog.c - the last lines of a domain's logs where this machine can read them (see domlog.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "domlog.h"
 #include "file.h"
@@ -66,4 +68,25 @@ vdi_domlog_say(const struct vdi_domlog_where *w, const char *host, const char *u
 
 	vdi_domlog_tail(w, host, uri, domain, 3, logged, sizeof(logged));
 	snprintf(buf, len, "stopped running: %s%s%s", stuck, logged[0] ? "; the host logged: " : "", logged);
+}
+
+int
+vdi_domlog_console_has(const struct vdi_domlog_where *w, const char *host, const char *uri, const char *domain,
+		       const char *text)
+{
+	char dir[512], path[768], *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	if (!host || !uri || !domain || log_dir(w, host, uri, dir, sizeof(dir)) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s.console.log", dir, domain);
+	/* Not there yet (QEMU opens it as it starts) is "not yet"; a file that is no regular one, unreadable. */
+	if (access(path, F_OK) < 0)
+		return 0;
+	if (vdi_file_read_small(path, 4u << 20, &buf, &len, VDI_ERR_SCRATCH) < 0)
+		return -1;
+	ret = memmem(buf, len, text, strlen(text)) != NULL;
+	free(buf);
+	return ret;
 }

@@ -35,4 +35,12 @@ void vdi_domlog_tail(const struct vdi_domlog_where *w, const char *host, const c
 void vdi_domlog_say(const struct vdi_domlog_where *w, const char *host, const char *uri, const char *domain,
 		    const char *stuck, char *buf, size_t len);
 
+/*
+ * Has the serial console of domain said text (a line the guest prints when
+ * its desktop is up)?  1 yes, 0 not yet, -1 its log cannot be read here.
+ * A guest writes its console: text is only looked for, never parsed.
+ */
+int vdi_domlog_console_has(const struct vdi_domlog_where *w, const char *host, const char *uri, const char *domain,
+			   const char *text);
+
 #endif

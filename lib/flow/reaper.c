@@ -22,7 +22,7 @@ int
 vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session *s, const char *expect,
 	       const char *reason, const char *detail, struct vdi_err *err)
 {
-	char domain[160], overlay[160];
+	char domain[160], overlay[160], image[160];
 	virConnectPtr conn;
 	int rc;
 
@@ -32,11 +32,22 @@ vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session
 	vdi_file_test_stop("stopping");
 	if (s->host && strcmp(s->state, "assigned") != 0) {
 		vdi_session_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay));
+		/*
+		 * A warm build that ends here is not saved: its layer goes, and the
+		 * image it began if it began one (only a build that is stopping
+		 * saves: a file of that name before then is not ours to delete).
+		 */
+		if (vdi_session_is_warm_build(s))
+			vdi_session_warm_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay), image,
+					       sizeof(image));
 		if (!(conn = vdi_conns_get(cs, s->host, s->host_uri, err)) ||
 		    vdi_domain_destroy(conn, s->domain ? s->domain : domain, err) < 0 ||
 		    /* A first boot runs on the user VM's own disk: there is no overlay to delete. */
+		    /* Unlisted: a session moved here has an overlay this host's view of the pool may not know. */
 		    (!vdi_session_is_prepare(s) &&
-		     vdi_vol_delete(conn, s->pool, s->overlay ? s->overlay : overlay, err) < 0))
+		     vdi_vol_delete_unlisted(conn, s->pool, s->overlay ? s->overlay : overlay, err) < 0) ||
+		    (vdi_session_is_warm_build(s) && strcmp(s->state, "stopping") == 0 &&
+		     vdi_vol_delete_unlisted(conn, s->pool, image, err) < 0))
 			return -1;
 	}
 	rc = vdi_session_end(db, s->id, "stopping", reason, detail, err);
@@ -84,11 +95,11 @@ act(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_host *hs, const st
 		    vdi_domain_port(conn, s->domain, s->id, &port, err) < 0)
 			return -1;
 		/* The starter is dead: take its claim, then record what runs. */
-		switch (vdi_session_claim_start(db, s->id, s->domain, s->overlay, s->display_address,
+		switch (vdi_session_claim_start(db, s->id, s->domain, s->overlay, s->warm, s->display_address,
 						s->display_password, err)) {
 		case -1: return -1;
 		case 1: return 1; /* running already */
-		default: return vdi_session_set_running(db, s->id, port, err);
+		default: return vdi_session_set_running(db, s->id, port, s->warm, err);
 		}
 	case VDI_REAP_DESTROY_DOMAIN:
 		if (!(conn = vdi_conns_get(cs, h->name, h->uri, err)))
@@ -393,7 +404,7 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	struct vdi_node_report *reps = NULL;
 	struct vdi_reap_host *rh = NULL;
 	struct vdi_reap_item *items = NULL;
-	int64_t *hostids = NULL;
+	int64_t *hostids = NULL, *warm_keep = NULL;
 	char ***vols = NULL;
 	struct vdi_err *errs = NULL;
 	int *rcs = NULL;
@@ -435,8 +446,17 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	vols = vdi_xcalloc(nhs + 1, sizeof(*vols));
 	/* No VMDB transaction is open while the hosts are asked. */
 	probe_hosts(o, ss, nss, hs, nhs, reps, rh);
-	if (ro.orphans)
+	if (ro.orphans) {
+		int64_t *keep = NULL;
+		size_t nkeep = 0;
 		pool_volumes(o, hs, nhs, rh, vols);
+		/* After the listing: a warm build that begins meanwhile is in this list, or not yet in the pool. */
+		if (vdi_uservm_warm_keep(db, &keep, &nkeep, err) < 0)
+			goto out;
+		warm_keep = keep;
+		ro.warm_keep = keep;
+		ro.nwarm_keep = nkeep;
+	}
 	vdi_reap_plan(ss, nss, rh, nhs, &ro, &items, &nitems);
 	rcs = vdi_xcalloc(nitems + 1, sizeof(*rcs));
 	errs = vdi_xcalloc(nitems + 1, sizeof(*errs));
@@ -456,6 +476,7 @@ out:
 		free(vols[k]);
 	}
 	free(vols);
+	free(warm_keep);
 	free(rcs);
 	free(errs);
 	for (size_t k = 0; reps && k < nhs; k++)

@@ -18,6 +18,7 @@
 #include "meta.h"
 #include "names.h"
 #include "start.h"
+#include "uservm.h"
 #include "virt.h"
 #include "xml.h"
 
@@ -66,16 +67,29 @@ domain_xml(virConnectPtr conn, const struct vdi_session *s, const struct vdi_sta
 	return vdi_xml_domain(&d, err);
 }
 
+/* path's folder joined with name, into buf (a warm image lives beside its layer). */
+static void
+beside(const char *path, const char *name, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	snprintf(buf, len, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path, name);
+}
+
 /*
  * Make the overlay and the domain of claimed session s; *port gets its
  * SPICE port.  A first boot (kind prepare) runs on the user VM's own disk:
- * no overlay, so what the guest applies stays.
+ * no overlay, so what the guest applies stays.  With warm (a build's id),
+ * the overlay stands on that build's layer and the domain is restored
+ * from its image, with only the disk, the display, the network and the
+ * session changed in the saved XML.
  */
 static int
-make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o, int64_t *port,
-	     struct vdi_err *err)
+make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o, int64_t warm,
+	     int64_t *port, struct vdi_err *err)
 {
-	char *disk = NULL, *seed = NULL, *ovpath = NULL, *xml = NULL;
+	char *disk = NULL, *seed = NULL, *ovpath = NULL, *xml = NULL, *layer = NULL;
+	char lname[160], iname[160], image[4200];
 	int64_t cap = 0, alloc = 0;
 	int ret = -1;
 
@@ -91,10 +105,24 @@ make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_s
 	seed = vdi_vol_path(conn, s->pool, s->seed, err);
 	if (!seed)
 		goto out;
+	if (warm) {
+		vdi_session_warm_names(warm, s->user, NULL, 0, lname, sizeof(lname), iname, sizeof(iname));
+		if (!(layer = vdi_vol_path(conn, s->pool, lname, err)) && err->code == VDI_ENOTFOUND) {
+			/* Built through another host: refresh this one's view once. */
+			vdi_err_clear(err);
+			if (vdi_pool_refresh(conn, s->pool, err) == 0)
+				layer = vdi_vol_path(conn, s->pool, lname, err);
+		}
+		if (!layer) {
+			vdi_err_prefix(err, "the warm layer");
+			goto out;
+		}
+		beside(layer, iname, image, sizeof(image));
+	}
 	if (s->overlay) {
 		/* Our claim is held: an overlay of this name is a leftover of a starter that died. */
 		struct vdi_volume_spec v = { .name = s->overlay, .capacity = cap, .format = "qcow2",
-					     .backing_path = disk, .backing_format = "qcow2" };
+					     .backing_path = layer ? layer : disk, .backing_format = "qcow2" };
 		if (vdi_vol_delete(conn, s->pool, s->overlay, err) < 0 || vdi_vol_create(conn, s->pool, &v, err) < 0)
 			goto out;
 		vdi_file_test_stop("overlay");
@@ -102,30 +130,79 @@ make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_s
 		if (!ovpath)
 			goto out;
 	}
-	xml = domain_xml(conn, s, o, ovpath ? ovpath : disk, seed, err);
-	if (!xml || vdi_domain_start(conn, xml, port, err) < 0)
-		goto out;
+	if (warm) {
+		struct vdi_xml_edit e = { .listen = s->display_address, .network = s->network,
+					  .bridge = s->network ? NULL : s->bridge, .disk_from = layer,
+					  .disk_to = ovpath, .password = s->display_password, .session_id = s->id };
+		if (vdi_domain_restore(conn, image, s->domain, &e, port, err) < 0)
+			goto out;
+	} else {
+		xml = domain_xml(conn, s, o, ovpath ? ovpath : disk, seed, err);
+		if (!xml || vdi_domain_start(conn, xml, port, err) < 0)
+			goto out;
+	}
 	vdi_file_test_stop("domain");
 	ret = 0;
 out:
 	free(disk);
 	free(seed);
 	free(ovpath);
+	free(layer);
 	free(xml);
 	return ret;
+}
+
+/*
+ * A restore from warm build's image failed: one event, the user VM cold
+ * (the next warm build makes a new image), the caller told; then the
+ * session boots.
+ */
+static int
+fall_back(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o,
+	  int64_t warm, int64_t *port, struct vdi_err *err)
+{
+	char detail[700];
+
+	snprintf(detail, sizeof(detail), "session=%lld warm=w%lld booted instead: %.600s", (long long)s->id,
+		 (long long)warm, err->msg);
+	vdi_err_prefix(err, "restoring its warm image failed; it boots instead");
+	if (o->warm_fallback)
+		o->warm_fallback(o->ctx, err);
+	vdi_uservm_warm_drop(db, s->uservm_id, warm, s->id, detail, VDI_ERR_SCRATCH);
+	vdi_err_clear(err);
+	/* A restore that failed half way leaves nothing of ours running; make sure of it. */
+	if (vdi_domain_destroy(conn, s->domain, err) < 0)
+		return -1;
+	return make_desktop(conn, s, o, 0, port, err);
+}
+
+/*
+ * The files of warm build that failed to restore, now that this session
+ * booted instead: the user VM has one live session, so none other stands
+ * on them (vm-reap --orphans deletes what this leaves).
+ */
+static void
+drop_files(virConnectPtr conn, const struct vdi_session *s, int64_t warm)
+{
+	char layer[160], image[160];
+
+	vdi_session_warm_names(warm, s->user, NULL, 0, layer, sizeof(layer), image, sizeof(image));
+	vdi_vol_delete_unlisted(conn, s->pool, image, VDI_ERR_SCRATCH);
+	vdi_vol_delete(conn, s->pool, layer, VDI_ERR_SCRATCH);
 }
 
 /*
  * The libvirt part of a start, for claimed session s: adopt or make the
  * desktop, then record it running.  0 running; -1 the host failed (what
  * was made is undone); 1 the session was ended or taken over meanwhile
- * (what was made is undone; not the host's fault).
+ * (what was made is undone; not the host's fault).  A warm build is left
+ * starting, its domain booting: the build (warm.h) saves it.
  */
 static int
 run_on_host(struct vdi_db *db, const struct vdi_start_opts *o, struct vdi_session *s, struct vdi_err *err)
 {
 	virConnectPtr conn;
-	int64_t port = 0;
+	int64_t port = 0, warm = s->warm;
 	int ret = -1;
 
 	conn = vdi_conns_get(o->conns, s->host, s->host_uri, err);
@@ -136,10 +213,16 @@ run_on_host(struct vdi_db *db, const struct vdi_start_opts *o, struct vdi_sessio
 		if (err->code != VDI_ENOTFOUND)
 			goto undo;
 		vdi_err_clear(err);
-		if (make_desktop(conn, s, o, &port, err) < 0)
-			goto undo;
+		if (make_desktop(conn, s, o, warm, &port, err) < 0) {
+			if (!warm || fall_back(db, conn, s, o, warm, &port, err) < 0)
+				goto undo;
+			warm = 0;
+			drop_files(conn, s, s->warm);
+		}
 	}
-	if (vdi_session_set_running(db, s->id, port, err) == 0)
+	if (vdi_session_is_warm_build(s))
+		return 0;
+	if (vdi_session_set_running(db, s->id, port, warm, err) == 0)
 		return 0;
 	/* Ended or taken over meanwhile (vm-reap): theirs to finish; ours to undo. */
 	ret = 1;
@@ -158,13 +241,14 @@ undo:
  */
 static int
 claim_slot(struct vdi_db *db, int64_t id, const struct vdi_session *s, const char *domain, const char *overlay,
-	   const char *addr, const char *pw, const struct vdi_start_opts *o, struct vdi_err *err)
+	   int64_t warm, const char *addr, const char *pw, const struct vdi_start_opts *o, struct vdi_err *err)
 {
 	int64_t waited = 0, limit = o->start_wait_ms > 0 ? o->start_wait_ms : 120000;
 	unsigned seed = (unsigned)id * 2654435761u;
 	int rc;
 
-	while ((rc = vdi_session_claim_start_gated(db, id, domain, overlay, addr, pw, o->per_host, err)) == 2) {
+	while ((rc = vdi_session_claim_start_gated(db, id, domain, overlay, warm, addr, pw, o->per_host,
+							    err)) == 2) {
 		int64_t nap = 50 + rand_r(&seed) % 200;
 		if (waited >= limit) {
 			vdi_err_set(err, VDI_R_TEMP, "host %s has %lld starts in flight (start_parallel_host) and "
@@ -188,16 +272,26 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 	  struct vdi_err *err)
 {
 	char domain[160], overlay[160], addr[256], pw[25];
+	int64_t warm = 0;
 	int rc;
 
 	if (vdi_session_get(db, id, s, err) < 0)
 		return -1;
 	vdi_session_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay));
+	if (vdi_session_is_warm_build(s)) {
+		/* A warm build boots on its layer, under the name its image will be restored under. */
+		vdi_session_warm_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay), NULL, 0);
+	} else if (vdi_session_is_desktop(s) && (s->warm || (o->warm && s->uservm_warm))) {
+		/* From the image that was current at its first claim: a dead starter's choice stays. */
+		warm = s->warm ? s->warm : s->uservm_warm;
+		vdi_session_warm_names(warm, s->user, domain, sizeof(domain), NULL, 0, NULL, 0);
+	}
 	vdi_start_listen(s->host_display, s->host_uri, addr, sizeof(addr));
 	if (vdi_start_password(pw, sizeof(pw), err) < 0)
 		goto not_host;
 	/* A first boot runs on the user VM's own disk: no overlay. */
-	if ((rc = claim_slot(db, id, s, domain, vdi_session_is_prepare(s) ? NULL : overlay, addr, pw, o, err)) == 2)
+	if ((rc = claim_slot(db, id, s, domain, vdi_session_is_prepare(s) ? NULL : overlay, warm, addr, pw, o,
+			     err)) == 2)
 		goto not_host; /* err says the host stayed full of starts */
 	vdi_session_clear(s);
 	if (rc < 0 || vdi_session_get(db, id, s, err) < 0)
@@ -253,6 +347,16 @@ vdi_start(struct vdi_db *db, const char *user, int64_t id, const struct vdi_star
 			if (vdi_session_is_prepare(s) && !o->assign.prepare) {
 				vdi_err_set(err, VDI_R_CONFLICT, "the user VM of '%s' is being prepared (its first boot, "
 					    "session %lld)", user, (long long)s->id);
+				goto out;
+			}
+			if (vdi_session_is_warm_build(s) && !o->assign.warm) {
+				vdi_err_set(err, VDI_R_PREPARING, "the desktop of '%s' is being made warm (session %lld); "
+					    "try again in a minute", user, (long long)s->id);
+				goto out;
+			}
+			if (o->assign.warm && !vdi_session_is_warm_build(s)) {
+				vdi_err_set(err, VDI_R_CONFLICT, "'%s' has a session (%lld); a warm build waits until "
+					    "it ends", user, (long long)s->id);
 				goto out;
 			}
 			id = s->id;
@@ -457,6 +561,7 @@ vdi_start_opts_config(struct vdi_start_opts *o, const struct vdi_config *cfg)
 	o->console_log_dir = cfg->console_log_dir;
 	o->logs.console_log_dir = cfg->console_log_dir;
 	o->logs.host_log_dir = cfg->host_log_dir;
+	o->warm = cfg->warm != 0;
 }
 
 int

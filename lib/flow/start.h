@@ -8,7 +8,8 @@
  *      call (rule 2);
  *   3. adopt a domain of ours by that name (a starter killed after it
  *      started the domain), else make the overlay and the transient
- *      domain;
+ *      domain: restored from the user VM's warm image when it has one
+ *      (o->warm), else booted;
  *   4. record it running, only while the claim is still ours (a vm-reap
  *      that ended it meanwhile wins, and what was made is undone).
  * When the host fails, what was made is undone, the session ends
@@ -58,6 +59,15 @@ struct vdi_start_opts {
 	 * --show-password); 0: it is returned as it is.
 	 */
 	int64_t ticket_ttl;
+	/*
+	 * Warm desktops (vdi.conf warm): a desktop whose user VM has a warm
+	 * image is restored from it (warm.h) rather than booted.  A restore
+	 * that fails boots instead, and is told to warm_fallback (may be NULL)
+	 * with why, recorded as event session-warm-fallback; the user VM is
+	 * then cold until its next warm build.
+	 */
+	bool warm;
+	void (*warm_fallback)(void *ctx, const struct vdi_err *e);
 };
 
 /*

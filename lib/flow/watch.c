@@ -202,29 +202,15 @@ clients_forget(struct watch *w, int64_t session)
 		}
 }
 
-/* The session a domain of ours is named for ("vdi-s42-alice" -> 42), or 0. */
-static int64_t
-domain_session(const char *name)
-{
-	char *end;
-	long long id;
-
-	if (strncmp(name, "vdi-s", 5) != 0 || name[5] < '1' || name[5] > '9')
-		return 0;
-	id = strtoll(name + 5, &end, 10);
-	return *end == '-' ? id : 0;
-}
-
 /* The live session that domain (on host) belongs to: 0 found, 1 none (not ours, ended, elsewhere). */
 static int
 session_of(struct watch *w, int64_t host, const char *domain, struct vdi_session *s, struct vdi_err *err)
 {
-	int64_t id = domain_session(domain);
-
 	memset(s, 0, sizeof(*s));
-	if (!id)
+	/* By the name the session records, not by parsing it: a restored desktop keeps its image's name. */
+	if (strncmp(domain, "vdi-", 4) != 0)
 		return 1;
-	if (vdi_session_get(w->db, id, s, err) < 0) {
+	if (vdi_session_of_domain(w->db, domain, s, err) < 0) {
 		if (err->code == VDI_ENOTFOUND) {
 			vdi_err_reset(err);
 			return 1;

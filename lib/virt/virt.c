@@ -635,6 +635,19 @@ vdi_vol_delete(virConnectPtr c, const char *pool, const char *name, struct vdi_e
 	return 1;
 }
 
+int
+vdi_vol_delete_unlisted(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err)
+{
+	int rc = vdi_vol_delete(c, pool, name, err);
+
+	if (rc != 0)
+		return rc;
+	/* Not listed: the pool's view may predate the file (libvirt wrote it outside the storage API). */
+	if (vdi_pool_refresh(c, pool, err) < 0)
+		return -1;
+	return vdi_vol_delete(c, pool, name, err);
+}
+
 static virStorageVolPtr
 vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec, struct vdi_err *err)
 {
@@ -813,6 +826,64 @@ vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi_err
 		return vdi_virt_fail(VDI_R_FAIL, "starting domain", err);
 	ret = port_of(d, port, err);
 	virDomainFree(d);
+	return ret;
+}
+
+int
+vdi_domain_save(virConnectPtr c, const char *name, const char *path, struct vdi_err *err)
+{
+	virDomainPtr d = virDomainLookupByName(c, name);
+	int rc;
+
+	if (!d)
+		return vdi_virt_fail(VDI_R_NOTFOUND, "looking up domain", err);
+	/* RUNNING: a restore resumes it at once, with no resume call to forget. */
+	rc = virDomainSaveFlags(d, path, NULL, VIR_DOMAIN_SAVE_RUNNING);
+	if (rc < 0)
+		vdi_virt_fail(VDI_R_FAIL, "saving domain", err);
+	virDomainFree(d);
+	return rc < 0 ? -1 : 0;
+}
+
+int
+vdi_domain_restore(virConnectPtr c, const char *path, const char *name, const struct vdi_xml_edit *e,
+		   int64_t *port, struct vdi_err *err)
+{
+	char *saved = NULL, *xml = NULL, *was = NULL;
+	virDomainPtr d = NULL;
+	int ret = -1;
+
+	/* SECURE: the saved XML with its passwords, which e replaces. */
+	if (!(saved = virDomainSaveImageGetXMLDesc(c, path, VIR_DOMAIN_SAVE_IMAGE_XML_SECURE))) {
+		vdi_virt_fail(VDI_R_FAIL, "reading the warm image", err);
+		goto out;
+	}
+	was = vdi_xml_xpath_string(saved, "/domain/name", err);
+	if (!was || strcmp(was, name) != 0) {
+		vdi_err_set(err, VDI_R_FAIL, "the warm image %s holds domain %s, not %s", path, was ? was : "?", name);
+		goto out;
+	}
+	if (!(xml = vdi_xml_domain_edit(saved, e, err)))
+		goto out;
+	if (virDomainRestoreFlags(c, path, xml, VIR_DOMAIN_SAVE_RUNNING) < 0) {
+		vdi_virt_fail(VDI_R_FAIL, "restoring the warm image", err);
+		goto out;
+	}
+	if (!(d = virDomainLookupByName(c, name))) {
+		vdi_virt_fail(VDI_R_FAIL, "looking up the restored domain", err);
+		goto out;
+	}
+	ret = port_of(d, port, err);
+out:
+	if (d)
+		virDomainFree(d);
+	if (saved)
+		explicit_bzero(saved, strlen(saved));
+	if (xml)
+		explicit_bzero(xml, strlen(xml));
+	free(saved);
+	free(xml);
+	free(was);
 	return ret;
 }
 

@@ -75,6 +75,12 @@ int vdi_vol_info(virConnectPtr c, const char *pool, const char *name, int64_t *c
 		 int64_t *allocation, struct vdi_err *err);
 /* Delete a volume: 1 deleted, 0 there was none, -1 error. */
 int vdi_vol_delete(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err);
+/*
+ * The same for a file libvirt wrote into the pool outside the storage API
+ * (a saved image): when the pool does not list it, its view is refreshed
+ * and it is looked for again.  1 deleted, 0 there is none, -1 error.
+ */
+int vdi_vol_delete_unlisted(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err);
 /* Create a volume (a thin overlay when spec->backing_path is set); code 5 if it exists. */
 int vdi_vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec,
 		   struct vdi_err *err);
@@ -104,6 +110,19 @@ int vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi
  * domain of that name is not that session's.
  */
 int vdi_domain_port(virConnectPtr c, const char *name, int64_t session, int64_t *port, struct vdi_err *err);
+/*
+ * Save running domain name's memory and device state into path (a file on
+ * the host, written by libvirt); the domain is gone after.
+ */
+int vdi_domain_save(virConnectPtr c, const char *name, const char *path, struct vdi_err *err);
+/*
+ * Run domain name again from the image at path, saved under that name,
+ * with e's changes to its XML (xml.h: the disk, the display, the session);
+ * *port gets its SPICE port.  An image that is missing, unreadable, of
+ * another domain or refused by this host's QEMU is an error (code 1).
+ */
+int vdi_domain_restore(virConnectPtr c, const char *path, const char *name, const struct vdi_xml_edit *e,
+		       int64_t *port, struct vdi_err *err);
 /* Destroy a domain: 1 destroyed, 0 there was none, -1 error. */
 int vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err);
 /* Does domain name run? 1 yes, 0 it is gone (or shut off), -1 libvirt did not say. */
