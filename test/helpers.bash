@@ -230,7 +230,9 @@ run_vdi() {
 #  - every running session's domain runs on its host, and every vdi- domain
 #    running on a lab host belongs to a session on that host that is not ended;
 #  - every session overlay in the pool belongs to a session that is not ended,
-#    and every running session's overlay is there.
+#    and every running session's overlay is there;
+#  - every warm layer and image in the pool is a user VM's, a live build's or
+#    a live session's, and every warm user VM has both.
 assert_agree() {
 	local bad h d live ov
 	vmdb_made || return 0
@@ -259,6 +261,19 @@ assert_agree() {
 	for ov in $(sql "select overlay from sessions where state = 'running'"); do
 		[ -e "$LAB/pool/$ov" ] || { echo "# running session's overlay $ov is missing" >&3; return 1; }
 	done
+	# Warm files: each of a user VM's image, a live build, or a live session restored from it; each image whole.
+	live=$(sql "select warm from uservms where warm is not null union select id from sessions where
+		kind = 'warm' and state <> 'ended' union select warm from sessions where warm is not null and
+		state <> 'ended'")
+	for ov in "$LAB"/pool/w[0-9]*-*; do
+		[ -e "$ov" ] || continue
+		d=${ov##*/w}
+		grep -qxF "${d%%-*}" <<<"$live" || { echo "# warm file ${ov##*/} belongs to nothing" >&3; return 1; }
+	done
+	for d in $(sql "select 'w' || warm || '-' || username from uservms where warm is not null"); do
+		[ -s "$LAB/pool/$d.qcow2" ] && [ -s "$LAB/pool/$d.save" ] ||
+			{ echo "# warm image $d is missing its layer or image" >&3; return 1; }
+	done
 }
 
 # lab_suite_start N [SIZE]: for setup_file: a lab of N hosts, and a blank
@@ -284,7 +299,7 @@ lab_clean() {
 			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
 		done
 	done <"$LAB/hosts.tsv"
-	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]*
+	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]* "$LAB"/pool/w[0-9]*
 	# Session numbers start again with each test's VMDB: so would the consoles' logs.
 	rm -f "$LAB"/h*/log/qemu/*.console.log
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true

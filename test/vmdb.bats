@@ -239,3 +239,32 @@ vmdb_fill_small() {
 	assert_line $'hosts\t0'
 	assert_line $'events\t0'
 }
+
+@test "a warm build that ends saved makes its user VM warm in the same transaction; a failed one, a retired master drop nothing else" {
+	vm-hosts -q list
+	sql "insert into masters (name, state, os, pool, volume, format, virtual_size, sha256, source, mem, vcpus,
+		disk, created) values ('m', 'active', 'linux', 'vdi', 'master-m', 'qcow2', 1, 'x', 'file:///m', 1, 1, 1, 0)"
+	sql "insert into hosts (name, uri, pool, health, vcpus, mem_total, mem_free, load, last_poll, last_ok, created)
+		values ('h1', 'qemu+ssh://h1/system', 'vdi', 'up', 16, 34359738368, 0, 0, 0, 0, 0)"
+	sql "insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
+		values ('u1', 'ready', 1, 'vdi', 'v1', 's1', 'u1', 1073741824, 1, 1, 0)"
+	# A build that fails: the user VM stays cold, the failure is recorded.
+	sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed, kind)
+		values (1, 1, 'starting', 1073741824, 1, 0, 0, 'warm')"
+	sql "update sessions set state = 'ended', reason = 'failed', changed = 7 where id = 1"
+	assert_equal "$(sql "select coalesce(warm, 0) || ' ' || warm_failed from uservms")" "0 7"
+	# One that ends saved: the user VM's image is that build's, in the same statement's transaction.
+	sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed, kind)
+		values (1, 1, 'stopping', 1073741824, 1, 0, 0, 'warm')"
+	sql "update sessions set state = 'ended', reason = 'saved', changed = 9 where id = 2"
+	assert_equal "$(sql "select warm || ' ' || warm_built || ' ' || coalesce(warm_failed, 0) from uservms")" "2 9 0"
+	assert_equal "$(sql "select action from events where session_id = 2 and action like 'uservm-warm%'")" uservm-warm
+	assert_equal "$(sql "select sessions || ' ' || mem_used from hosts")" "0 0"
+	# 'saved' ends only what it may: the reason list holds it; a made-up kind does not pass.
+	run sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed, kind)
+		values (1, 1, 'assigned', 1, 1, 0, 0, 'hot')"
+	assert_failure
+	# The master retired: its user VMs' images are dropped (the files are vm-reap --orphans').
+	run_vdi vm-master retire m
+	assert_equal "$(sql "select coalesce(warm, 0) from uservms")" 0
+}

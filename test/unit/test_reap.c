@@ -162,6 +162,47 @@ test_orphans(void **state)
 	assert_string_equal(plan(ss, 1, hs, 2, &o), "wait:host-down:1 destroy:orphan:9 wait:host-down:0");
 }
 
+/*
+ * Warm files (wB-USER.qcow2, wB-USER.save): kept while a user VM's image, a
+ * live build or a live session restored from it stands on them; the others
+ * go; a warm build killed while starting is ended, never finished.
+ */
+static void
+test_warm(void **state)
+{
+	struct vdi_node_report r1 = { 0 };
+	char *vols[] = { (char *)"user-a.qcow2", (char *)"w3-a.qcow2", (char *)"w3-a.save", (char *)"w5-b.qcow2",
+			 (char *)"w6-c.qcow2", (char *)"w6-c.save", (char *)"w7-d.save", (char *)"w8-e.qcow2",
+			 (char *)"wx-e.save", (char *)"w9-f.qcow2.bak", NULL };
+	struct vdi_reap_host hs[] = { { .id = 1, .name = "h1", .pool = "vdi", .rep = &r1, .volumes = vols } };
+	struct vdi_session ss[] = { sess(5, "b", 1, "starting", 10, 4242), sess(11, "c", 1, "starting", 10, 4242),
+				    sess(12, "g", 1, "starting", 400, 0) };
+	struct vdi_domain_info d[] = { dom("vdi-w12-g", 12) };
+	const int64_t keep[] = { 3 };
+	struct vdi_reap_opts o = opts();
+
+	(void)state;
+	ss[0].kind = (char *)"warm";      /* a build that runs: its layer stays */
+	ss[1].warm = 6;                    /* restored from build 6 (a user VM's image no more) */
+	ss[2].kind = (char *)"warm";      /* a build whose builder died after its domain started */
+	r1.doms = d;
+	r1.ndoms = 1;
+	o.orphans = true;
+	o.warm_keep = keep;
+	o.nwarm_keep = 1;
+	/* 3 is a user VM's image, 5 builds, 6 stands under a session; 7 and 8 are nothing's; odd names are not ours. */
+	assert_string_equal(plan(ss, 3, hs, 1, &o), "end:failed:12 delete:orphan:0 delete:orphan:0");
+	{
+		struct vdi_reap_item *items;
+		size_t n;
+		assert_int_equal(vdi_reap_plan(ss, 3, hs, 1, &o, &items, &n), 0);
+		assert_int_equal(n, 3);
+		assert_string_equal(items[1].object, "w7-d.save");
+		assert_string_equal(items[2].object, "w8-e.qcow2");
+		free(items);
+	}
+}
+
 int
 main(void)
 {
@@ -169,6 +210,7 @@ main(void)
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_host_down),
 		cmocka_unit_test(test_orphans),
+		cmocka_unit_test(test_warm),
 	};
 	return cmocka_run_group_tests_name("reap", tests, NULL, NULL);
 }

@@ -185,6 +185,71 @@ test_profile_rules(void **state)
 	assert_string_equal(mac, "02:56:44:00:00:01");
 }
 
+/*
+ * A restore's XML edit (vdi_xml_domain_edit): the disk, the password, the
+ * listen address, the network and our session change; the name, the UUID,
+ * the MAC and every other device stay as saved; the result still validates.
+ */
+static void
+test_restore_edit(void **state)
+{
+	struct vdi_xml_edit e = { .listen = "192.0.2.7", .network = "vdi2", .disk_from = "/pool/s42-obrien.qcow2",
+				  .disk_to = "/pool/s99-obrien.qcow2", .password = "new&pw", .session_id = 99 };
+	struct vdi_err err = { 0 };
+	char *xml, *saved, *out, *v;
+
+	(void)state;
+	saved = domain_of("linux", NULL, NULL, true);
+	/* As libvirt would hand it back: a UUID, and a ticket's end on the display. */
+	xml = strstr(saved, "<name>");
+	assert_non_null(xml);
+	assert_true(asprintf(&xml, "%.*s<uuid>4b6a06c5-4e1c-4c77-9c34-0d2a6b2f7d11</uuid>%s", (int)(xml - saved),
+			     saved, xml) > 0);
+	free(saved);
+	saved = xml;
+	xml = strstr(saved, "passwd=");
+	assert_non_null(xml);
+	assert_true(asprintf(&xml, "%.*spasswdValidTo=\"2026-01-01T00:00:00\" %s", (int)(xml - saved), saved, xml) > 0);
+	free(saved);
+	saved = xml;
+	out = vdi_xml_domain_edit(saved, &e, &err);
+	assert_non_null(out);
+	assert_int_equal(validate(out), 0);
+	v = vdi_xml_xpath_string(out, "/domain/name", &err);
+	assert_string_equal(v, "vdi-s42-obrien");
+	free(v);
+	v = vdi_xml_xpath_string(out, "/domain/uuid", &err);
+	assert_string_equal(v, "4b6a06c5-4e1c-4c77-9c34-0d2a6b2f7d11");
+	free(v);
+	v = vdi_xml_xpath_string(out, "/domain/devices/interface/mac/@address", &err);
+	assert_string_equal(v, "02:56:44:00:00:07");
+	free(v);
+	v = vdi_xml_xpath_string(out, "/domain/devices/disk[@device='disk']/source/@file", &err);
+	assert_string_equal(v, "/pool/s99-obrien.qcow2");
+	free(v);
+	v = vdi_xml_xpath_string(out, "/domain/devices/disk[@device='cdrom']/source/@file", &err);
+	assert_string_equal(v, "/pool/user-obrien-seed.iso");
+	free(v);
+	v = vdi_xml_xpath_string(out, "/domain/devices/graphics/@passwd", &err);
+	assert_string_equal(v, "new&pw");
+	free(v);
+	assert_null(vdi_xml_xpath_string(out, "/domain/devices/graphics/@passwdValidTo", &err));
+	v = vdi_xml_xpath_string(out, "/domain/devices/graphics/listen/@address", &err);
+	assert_string_equal(v, "192.0.2.7");
+	free(v);
+	v = vdi_xml_xpath_string(out, "/domain/devices/interface/source/@network", &err);
+	assert_string_equal(v, "vdi2");
+	free(v);
+	/* Our metadata names the new session; the user and user VM stay. */
+	assert_non_null(strstr(out, "id=\"99\""));
+	assert_non_null(strstr(out, "uservm=\"7\""));
+	assert_null(strstr(out, "id=\"42\""));
+	/* A start begins the console log afresh: only a move appends. */
+	assert_null(strstr(out, "append=\"on\""));
+	free(out);
+	free(saved);
+}
+
 int
 main(void)
 {
@@ -193,6 +258,7 @@ main(void)
 		cmocka_unit_test(test_linux),
 		cmocka_unit_test(test_windows),
 		cmocka_unit_test(test_profile_rules),
+		cmocka_unit_test(test_restore_edit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
