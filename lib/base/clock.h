@@ -16,5 +16,7 @@
 int64_t vdi_clock_now(void);
 /* Milliseconds of CLOCK_MONOTONIC: for timeouts and waits within a process, never recorded. */
 int64_t vdi_clock_mono_ms(void);
+/* Sleep ms milliseconds (a signal may cut it short: the callers look again anyway). */
+void vdi_clock_sleep_ms(int64_t ms);
 
 #endif

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "conns.h"
@@ -22,14 +21,6 @@ struct boot {
 	int64_t session, started;
 	struct vdi_err err;
 };
-
-static void
-sleep_ms(int64_t ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 /* The user VM's state after its first boot ended: ready is success. */
 static int
@@ -189,7 +180,7 @@ vdi_prepare_run(struct vdi_db *db, char *const *users, size_t n, const struct vd
 			break;
 		}
 		tell_waiting(bs, users, n, left, o, now);
-		sleep_ms(o->poll_ms > 0 ? o->poll_ms : 500);
+		vdi_clock_sleep_ms(o->poll_ms > 0 ? o->poll_ms : 500);
 		now = vdi_clock_now();
 		for (size_t i = 0; i < n; i++) {
 			if (bs[i].step != RUNNING || check(db, users[i], &bs[i], o, now))

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "conns.h"
@@ -25,23 +24,6 @@ struct build {
 	int64_t started_ms;
 	struct vdi_err err;
 };
-
-static void
-sleep_ms(int64_t ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Is the desktop of build s up: its console said o->ready, else (or where the log is not here) it has an address? */
 static bool
@@ -196,7 +178,7 @@ finish(struct build *b, size_t i, const char *user, const struct vdi_warm_opts *
 		(*failed)++;
 	}
 	if (o->done)
-		o->done(o->ctx, i, b->err.code ? &b->err : NULL, size, now_ms() - b->started_ms);
+		o->done(o->ctx, i, b->err.code ? &b->err : NULL, size, vdi_clock_mono_ms() - b->started_ms);
 }
 
 /* Interrupted: every build that boots is ended now (its files go), and told so. */
@@ -247,7 +229,7 @@ vdi_warm_run(struct vdi_db *db, char *const *users, size_t n, const struct vdi_w
 			if (bs[i].step != PENDING)
 				continue;
 			vdi_err_reset(&bs[i].err);
-			bs[i].started_ms = now_ms();
+			bs[i].started_ms = vdi_clock_mono_ms();
 			if (vdi_start(db, users[i], 0, &so, &s, &bs[i].err) == 0) {
 				bool build = vdi_session_is_warm_build(&s);
 				bs[i].session = s.id;
@@ -274,7 +256,7 @@ vdi_warm_run(struct vdi_db *db, char *const *users, size_t n, const struct vdi_w
 			end_all(db, bs, users, n, o, &failed);
 			break;
 		}
-		sleep_ms(o->poll_ms > 0 ? o->poll_ms : 250);
+		vdi_clock_sleep_ms(o->poll_ms > 0 ? o->poll_ms : 250);
 		now = vdi_clock_now();
 		for (size_t i = 0; i < n; i++) {
 			int64_t size = 0;
