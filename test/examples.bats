@@ -194,7 +194,7 @@ serve_images() {
 		"tiny:active,w11:active,win11:retired,win11-2027:active"
 }
 
-@test "vm-copy(1): sized, a class from a CSV with a header, a CSV request, a batch, a retry, thin" {
+@test "vm-copy(1): sized, a class from a CSV with a header, a CSV request, a batch, a retry, warm, thin" {
 	# 8G on hosts of 7G: the lab's hosts may give out twice their memory.
 	add_lab_hosts --network vdi --ram-ratio 2
 	vm-master -q add win11 --prepare none --image "$IMG/m.qcow2" --os win11 --app office --app chrome
@@ -202,7 +202,7 @@ serve_images() {
 	printf 'user,email\nst1,st1@school\nst2,st2@school\n' >"$W/students.csv"
 	# "Retry a user VM whose first boot failed": ben's did.
 	ex_before_5() { sql "update uservms set state = 'failed' where username = 'ben'"; }
-	run_examples vm-copy.1 6
+	run_examples vm-copy.1 7
 	assert_equal "$(sql_list , "select username from uservms order by username")" "alice,ann,ben,cat,st1,st2,u1"
 	assert_output --partial "backing file: "
 }

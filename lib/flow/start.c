@@ -134,8 +134,13 @@ make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_s
 		struct vdi_xml_edit e = { .listen = s->display_address, .network = s->network,
 					  .bridge = s->network ? NULL : s->bridge, .disk_from = layer,
 					  .disk_to = ovpath, .password = s->display_password, .session_id = s->id };
-		if (vdi_domain_restore(conn, image, s->domain, &e, port, err) < 0)
-			goto out;
+		/* Twice: a host's passing trouble (a tap device name another libvirtd took) is not the image's. */
+		if (vdi_domain_restore(conn, image, s->domain, &e, port, err) < 0) {
+			vdi_domain_destroy(conn, s->domain, VDI_ERR_SCRATCH);
+			vdi_err_clear(err);
+			if (vdi_domain_restore(conn, image, s->domain, &e, port, err) < 0)
+				goto out;
+		}
 	} else {
 		xml = domain_xml(conn, s, o, ovpath ? ovpath : disk, seed, err);
 		if (!xml || vdi_domain_start(conn, xml, port, err) < 0)
