@@ -182,6 +182,10 @@ wait_resumed() {
 		# The old image's files are gone (nothing stood on them).
 		[ ! -e "$LAB/pool/w$b-alice.qcow2" ] && [ ! -e "$LAB/pool/w$b-alice.save" ]
 	done
+	# The metrics count the fallbacks, and the builds among the placements.
+	run_vdi vdi-db metrics
+	assert_line "vdi_warm_fallbacks_total 3"
+	assert_line 'vdi_placements_total{how="warm"} 5'
 }
 
 @test "a retired master, vm-copy --rm and the orphan audit take warm files; a planted image is refused and left alone" {
