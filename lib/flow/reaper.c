@@ -42,8 +42,11 @@ vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session
 					       sizeof(image));
 		if (!(conn = vdi_conns_get(cs, s->host, s->host_uri, err)) ||
 		    vdi_domain_destroy(conn, s->domain ? s->domain : domain, err) < 0 ||
-		    /* A first boot runs on the user VM's own disk: there is no overlay to delete. */
-		    /* Unlisted: a session moved here has an overlay this host's view of the pool may not know. */
+		    /*
+		     * A first boot runs on the user VM's own disk: there is no overlay to
+		     * delete.  Unlisted: a session that moved here has an overlay this
+		     * host's view of the pool may not know.
+		     */
 		    (!vdi_session_is_prepare(s) &&
 		     vdi_vol_delete_unlisted(conn, s->pool, s->overlay ? s->overlay : overlay, err) < 0) ||
 		    (vdi_session_is_warm_build(s) && strcmp(s->state, "stopping") == 0 &&
