@@ -102,13 +102,13 @@ out_state(struct vdi_cli *c, const char *key, const struct vdi_session *s, const
 static const char *const session_cols[] = { "session", "user", "host", "state", "reason", "mem", "vcpus",
 					    "created", "since", "display", "address", "kind", "viewer",
 					    "viewer_since", "start", NULL };
-static const char *const session_drop[] = { "created", "viewer_since", "display", "kind", "start", "since",
+static const char *const session_drop[] = { "start", "created", "viewer_since", "display", "kind", "since",
 					    "vcpus", "mem", "reason", NULL };
 static const char *const uservm_cols[] = { "user", "master", "mem", "vcpus", "disk", "expires", "session",
 					   "state", "host", "since", "display", "address", "vm", "viewer",
 					   "viewer_since", "warm", NULL };
-static const char *const uservm_drop[] = { "expires", "viewer_since", "display", "since", "disk", "vcpus",
-					   "mem", "master", "warm", "session", NULL };
+static const char *const uservm_drop[] = { "warm", "expires", "viewer_since", "display", "since", "disk",
+					   "vcpus", "mem", "master", "session", NULL };
 
 static int
 list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const char *state)
