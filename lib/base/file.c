@@ -270,3 +270,11 @@ out:
 	close(fd);
 	return ret;
 }
+
+void
+vdi_file_beside(const char *path, const char *name, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	snprintf(buf, len, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path, name);
+}

@@ -48,6 +48,9 @@ int vdi_file_lock_beside(const char *file, const char *suffix, bool wait, int *f
  */
 int vdi_file_read_small(const char *path, size_t max, char **buf, size_t *len, struct vdi_err *err);
 
+/* Into buf: the path of name in the folder of path ("/pool/a.qcow2", "a.save" -> "/pool/a.save"). */
+void vdi_file_beside(const char *path, const char *name, char *buf, size_t len);
+
 /* VDI_TEST_STOP_AT=STEP kills the process by SIGKILL at a named step (fault tests only). */
 void vdi_file_test_stop(const char *step);
 

@@ -67,15 +67,6 @@ domain_xml(virConnectPtr conn, const struct vdi_session *s, const struct vdi_sta
 	return vdi_xml_domain(&d, err);
 }
 
-/* path's folder joined with name, into buf (a warm image lives beside its layer). */
-static void
-beside(const char *path, const char *name, char *buf, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-
-	snprintf(buf, len, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path, name);
-}
-
 /*
  * Make the overlay and the domain of claimed session s; *port gets its
  * SPICE port.  A first boot (kind prepare) runs on the user VM's own disk:
@@ -117,7 +108,7 @@ make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_s
 			vdi_err_prefix(err, "the warm layer");
 			goto out;
 		}
-		beside(layer, iname, image, sizeof(image));
+		vdi_file_beside(layer, iname, image, sizeof(image)); /* a warm image lives beside its layer */
 	}
 	if (s->overlay) {
 		/* Our claim is held: an overlay of this name is a leftover of a starter that died. */

@@ -71,8 +71,7 @@ save(struct vdi_db *db, const struct vdi_session *s, const struct vdi_warm_opts 
 	if (!(conn = vdi_conns_get(o->start.conns, s->host, s->host_uri, err)) ||
 	    !(lpath = vdi_vol_path(conn, s->pool, layer, err)) || vdi_uservm_get(db, s->user, &u, err) < 0)
 		goto out;
-	snprintf(path, sizeof(path), "%.*s%s", (int)(strrchr(lpath, '/') ? strrchr(lpath, '/') - lpath + 1 : 0),
-		 lpath, image);
+	vdi_file_beside(lpath, image, path, sizeof(path));
 	previous = u.warm;
 	/* The name is this build's alone: a file there already was planted, and libvirt would write through it. */
 	if (vdi_pool_refresh(conn, s->pool, err) < 0)

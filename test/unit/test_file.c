@@ -131,6 +131,23 @@ teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* A warm image's path beside its layer: the folder kept, a bare name stays bare, a short buffer cut. */
+static void
+test_beside(void **state)
+{
+	char buf[64], small[8];
+
+	(void)state;
+	vdi_file_beside("/var/lib/libvirt/images/w3-a.qcow2", "w3-a.save", buf, sizeof(buf));
+	assert_string_equal(buf, "/var/lib/libvirt/images/w3-a.save");
+	vdi_file_beside("w3-a.qcow2", "w3-a.save", buf, sizeof(buf));
+	assert_string_equal(buf, "w3-a.save");
+	vdi_file_beside("/w3-a.qcow2", "x", buf, sizeof(buf));
+	assert_string_equal(buf, "/x");
+	vdi_file_beside("/pool/w3-a.qcow2", "w3-a.save", small, sizeof(small));
+	assert_string_equal(small, "/pool/w");
+}
+
 int
 main(void)
 {
@@ -140,6 +157,7 @@ main(void)
 		cmocka_unit_test(test_tail_hostile),
 		cmocka_unit_test(test_tail_big),
 		cmocka_unit_test(test_tail_planted),
+		cmocka_unit_test(test_beside),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
