@@ -18,6 +18,7 @@ CFLAGS   ?= -O2 -g
 PKGS      = sqlite3 libpq libxml-2.0
 PKGS_VIRT = libvirt libvirt-qemu json-c
 PKGS_NET  = libcurl nettle
+PKGS_WS   = libwebsockets
 
 ifeq ($(SANITIZE),1)
 O        := build-san
@@ -35,7 +36,7 @@ endif
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
        -Wold-style-definition -Wpointer-arith -Wvla -Wno-unused-parameter
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_VIRT) $(PKGS_NET) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(PKGS_VIRT) $(PKGS_NET) $(PKGS_WS) 2>/dev/null)
 # -iquote, not -I: lib/sched.h must never stand in for the system <sched.h>.
 ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -DVDI_VERSION='"$(VERSION)"' $(INC) -iquote $(O) \
               $(PKG_CFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -MMD -MP
@@ -43,16 +44,18 @@ ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS) $(SANFLAGS) -pthread
 LIBS_CORE  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LIBS_VIRT  := $(shell pkg-config --libs $(PKGS_VIRT) 2>/dev/null)
 LIBS_NET   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null)
+LIBS_WS    := $(shell pkg-config --libs $(PKGS_WS) 2>/dev/null)
 
 # libvdi is split by dependency: programs that only use the VMDB never load libvirt.
-# libvdi.a: SQLite and libxml2; libvdi-virt.a: libvirt; libvdi-net.a: libcurl and nettle.
+# libvdi.a: SQLite and libxml2; libvdi-virt.a: libvirt; libvdi-net.a: libcurl and nettle;
+# libvdi-ws.a: libwebsockets (vm-console alone).
 #
 # lib/ is in layers, each a folder that may use only itself and the layers
 # below it (see vdi-tools(7), THE CODE):
 #   base  errors, memory, names, parsing, config, output, files, XML, ISO, CSV
 #   db    the VMDB seam (db.h), its SQLite backend, the rows, the pure planners
 #   virt  adapters: libvirt connections and domains, images over HTTP
-#   flow  the workflows: start, copy, prepare, import, reap, poll, watch, connect, migrate
+#   flow  the workflows: start, copy, prepare, import, reap, poll, watch, connect, migrate, relay
 # Each layer is compiled with only its own and lower include paths, so a
 # lower layer that includes a higher one does not build; scripts/check-layers
 # says the same in words, and that sqlite3_ is spoken only in lib/db/sqlite.c,
@@ -72,19 +75,22 @@ DB_SRC   = $(addprefix lib/db/,db.c event.c sqlite.c pg.c vmdb.c host.c master.c
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
 VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \
            $(addprefix lib/flow/,start.c prepare.c warm.c domlog.c reaper.c poll.c copy.c watch.c connect.c migrate.c)
-NET_SRC  = lib/virt/image.c lib/flow/import.c lib/db/token.c
+NET_SRC  = lib/virt/image.c lib/flow/import.c lib/db/token.c lib/db/console.c lib/base/rfb.c
+WS_SRC   = lib/flow/relay.c
 CLI_SRC  = cmd/cli.c
 PROGS    = vm-hosts vm-master vm-copy vm-assign vm-start vm-reap vm-ls vm-log vm-group vm-watch vm-connect vm-migrate \
-           vm-rebalance vdi-db
+           vm-rebalance vdi-db vm-console
 # Programs that need libvirt, and those that need libcurl.
 VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-migrate vm-rebalance
-NET_PROGS  = vm-master vm-connect
+NET_PROGS  = vm-master vm-connect vm-console
+WS_PROGS   = vm-console
 
 UNIT_TESTS = test_parse test_file test_names test_nss test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows test_dialect
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema-sqlite.gen.o $(O)/schema-postgresql.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)
 NET_OBJ  = $(NET_SRC:%.c=$(O)/%.o)
+WS_OBJ   = $(WS_SRC:%.c=$(O)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(O)/%.o)
 BINS     = $(PROGS:%=$(O)/bin/%)
 UNIT_BINS = $(UNIT_TESTS:%=$(O)/test/%)
@@ -128,12 +134,19 @@ $(O)/libvdi-net.a: $(NET_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(O)/bin/%: $(O)/cmd/%.o $(CLI_OBJ) $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a
+$(O)/libvdi-ws.a: $(WS_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/bin/%: $(O)/cmd/%.o $(CLI_OBJ) $(O)/libvdi-ws.a $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(O)/cmd/$*.o $(CLI_OBJ) \
-		$(if $(filter $*,$(NET_PROGS)),$(O)/libvdi-net.a $(LIBS_NET)) \
-		$(if $(filter $*,$(VIRT_PROGS)),$(O)/libvdi-virt.a $(LIBS_VIRT)) $(O)/libvdi.a $(LIBS_CORE)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(O)/cmd/$*.o $(CLI_OBJ) -Wl,--start-group \
+		$(if $(filter $*,$(WS_PROGS)),$(O)/libvdi-ws.a) \
+		$(if $(filter $*,$(NET_PROGS)),$(O)/libvdi-net.a) \
+		$(if $(filter $*,$(VIRT_PROGS)),$(O)/libvdi-virt.a) $(O)/libvdi.a -Wl,--end-group \
+		$(if $(filter $*,$(WS_PROGS)),$(LIBS_WS)) $(if $(filter $*,$(NET_PROGS)),$(LIBS_NET)) \
+		$(if $(filter $*,$(VIRT_PROGS)),$(LIBS_VIRT)) $(LIBS_CORE)
 
 $(O)/test/%: $(O)/test/unit/%.o $(O)/libvdi-net.a $(O)/libvdi.a
 	@mkdir -p $(@D)
@@ -144,8 +157,8 @@ $(O)/test/%: $(O)/test/unit/%.o $(O)/libvdi-net.a $(O)/libvdi.a
 $(O)/test/test_flows: $(O)/test/unit/test_flows.o $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a $(LIBS_NET) \
-		$(LIBS_VIRT) $(LIBS_CORE) -lcmocka
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a \
+		-Wl,--end-group $(LIBS_NET) $(LIBS_VIRT) $(LIBS_CORE) -lcmocka
 
 unit: $(UNIT_BINS)
 

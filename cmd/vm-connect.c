@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -342,10 +343,19 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 				fputs("<p id=\"takeover\">Your desktop is open in a viewer now. Connecting here closes "
 				      "it there.</p>\n<button type=\"submit\">Connect here instead</button>\n", a->b);
 			else
-				fprintf(a->b, "<button type=\"submit\">%s</button>\n", start_failed ? "Try again" : "Connect");
+				fprintf(a->b, "<button type=\"submit\">%s</button>\n", start_failed ? "Try again" :
+					"Download for the viewer");
 			fprintf(a->b, "<p class=\"note\">Open the file you get with remote-viewer within %lld seconds; "
-				"it works once. You can press Connect again at any time.</p>\n</form>\n",
+				"it works once. You can press the button again at any time.</p>\n</form>\n",
 				(long long)(c.cfg.ticket_ttl / 1000));
+			/* The desktop in this browser tab (vm-console), when desktops get a console display. */
+			if (c.cfg.console && (!st.session || st.console)) {
+				fputs("<form method=\"post\" id=\"browser\">\n", a->b);
+				if (have_key)
+					form_token(a, key, "console");
+				fputs("<button type=\"submit\">Open in browser</button>\n<p class=\"note\">Your desktop in "
+				      "this browser tab: nothing to install.</p>\n</form>\n", a->b);
+			}
 		}
 		if (st.session && (strcmp(st.session, "running") == 0 || strcmp(st.session, "assigned") == 0)) {
 			fputs("<form method=\"post\" id=\"end\">\n", a->b);
@@ -494,6 +504,123 @@ out:
 	vdi_conns_free(so.conns);
 }
 
+/*
+ * The console page: noVNC (served by the web server at novnc_url) in this
+ * tab, connecting back to this site's console_path with the one-time
+ * ticket.  The ticket is in the page only (a POST's answer, not stored):
+ * not in a URL, a history entry or a Referer.
+ */
+static void
+console_page(struct answer *a, const struct vdi_session *s, const char *ticket)
+{
+	unsigned char r[16];
+	char nonce[33];
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		memset(r, 0x5a, sizeof(r)); /* never happens on Linux >= 3.17; the CSP still holds */
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(nonce + 2 * i, 3, "%02x", r[i]);
+	a->status = 200;
+	a->reason = "OK";
+	header(a, "Content-Type: text/html; charset=utf-8");
+	header(a, "Cache-Control: no-store");
+	header(a, "Content-Security-Policy: default-src 'none'; script-src 'self' 'nonce-%s'; connect-src 'self'; "
+		  "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; form-action 'self'; "
+		  "frame-ancestors 'none'", nonce);
+	header(a, "X-Content-Type-Options: nosniff");
+	header(a, "Referrer-Policy: no-referrer");
+	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+	      "<title>Your desktop (browser console)</title><style>"
+	      "*{box-sizing:border-box}html,body{height:100%;margin:0}"
+	      "body{display:flex;flex-direction:column;font:1rem/1.5 system-ui,sans-serif;background:#111;color:#f5f6f8}"
+	      "#bar{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem;padding:.25rem .5rem;background:#1f2937}"
+	      "#status{flex:1 1 12rem}"
+	      "button,a.button{min-height:44px;min-width:44px;padding:.5rem 1rem;font:inherit;border-radius:6px;"
+	      "border:1px solid #93c5fd;background:#1d4ed8;color:#fff;cursor:pointer;text-decoration:none}"
+	      "button:focus-visible,a:focus-visible,textarea:focus-visible,summary:focus-visible"
+	      "{outline:3px solid #f59e0b;outline-offset:2px}"
+	      "a{color:#bfdbfe}"
+	      "#screen{flex:1;min-height:0;overflow:hidden;background:#000}"
+	      "details{padding:.25rem .5rem;background:#1f2937}summary{min-height:44px;padding:.6rem 0;cursor:pointer}"
+	      "textarea{display:block;width:100%;font:inherit;background:#fff;color:#111}"
+	      "label{display:block}"
+	      "#noscript{padding:1rem;background:#fdecee;color:#1a1a1a}"
+	      "</style></head><body>\n"
+	      "<div id=\"bar\" role=\"toolbar\" aria-label=\"Desktop\">"
+	      "<span id=\"status\" role=\"status\" aria-live=\"polite\">Connecting to your desktop…</span>"
+	      "<button id=\"cad\" type=\"button\">Send Ctrl+Alt+Del</button>"
+	      "<button id=\"full\" type=\"button\">Full screen</button>"
+	      "<a class=\"button\" id=\"back\" href=\"", a->b);
+	esc(a->b, getenv("SCRIPT_NAME") ? getenv("SCRIPT_NAME") : "");
+	fputs("\">Back</a></div>\n"
+	      "<noscript><p id=\"noscript\">This console needs JavaScript, which is off in this browser. Turn it "
+	      "on for this site, or go back and use <b>Download for the viewer</b> with remote-viewer.</p>"
+	      "</noscript>\n"
+	      "<details id=\"clip\"><summary>Clipboard</summary><label for=\"cliptext\">Text to paste into your "
+	      "desktop, or the text your desktop copied</label><textarea id=\"cliptext\" rows=\"3\"></textarea>"
+	      "<button id=\"clipsend\" type=\"button\">Send to the desktop</button></details>\n", a->b);
+	fprintf(a->b, "<div id=\"screen\" role=\"application\" aria-label=\"Your desktop's screen\" "
+		"data-session=\"%lld\" data-ticket=\"", (long long)s->id);
+	esc(a->b, ticket);
+	fputs("\" data-path=\"", a->b);
+	esc(a->b, c.cfg.console_path);
+	fputs("\"></div>\n", a->b);
+	fprintf(a->b, "<script type=\"module\" nonce=\"%s\">\n", nonce);
+	fputs("import RFB from '", a->b);
+	esc(a->b, c.cfg.novnc_url);
+	fputs("/core/rfb.js';\n"
+	      "const screen = document.getElementById('screen'), status = document.getElementById('status');\n"
+	      "const d = screen.dataset;\n"
+	      "const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + d.path +\n"
+	      "  '?session=' + encodeURIComponent(d.session) + '&ticket=' + encodeURIComponent(d.ticket);\n"
+	      "delete d.ticket;\n"
+	      "const rfb = new RFB(screen, url);\n"
+	      "rfb.scaleViewport = true;\n"
+	      "rfb.focusOnClick = true;\n"
+	      "window.vdiConsole = { state: 'connecting', rfb };\n"
+	      "rfb.addEventListener('connect', () => {\n"
+	      "  status.textContent = 'Connected. Click the screen to type; your keys go to the desktop.';\n"
+	      "  window.vdiConsole.state = 'connected'; rfb.focus(); });\n"
+	      "rfb.addEventListener('disconnect', e => {\n"
+	      "  window.vdiConsole.state = 'disconnected';\n"
+	      "  status.textContent = e.detail.clean ? 'Disconnected. Go back to open your desktop again.' :\n"
+	      "    'The connection was refused or lost. Go back and press Open in browser again.'; });\n"
+	      "rfb.addEventListener('clipboard', e => { document.getElementById('cliptext').value = e.detail.text; });\n"
+	      "document.getElementById('clipsend').addEventListener('click', () =>\n"
+	      "  rfb.clipboardPasteFrom(document.getElementById('cliptext').value));\n"
+	      "document.getElementById('cad').addEventListener('click', () => { rfb.sendCtrlAltDel(); rfb.focus(); });\n"
+	      "document.getElementById('full').addEventListener('click', () => {\n"
+	      "  if (document.fullscreenElement) document.exitFullscreen(); else screen.requestFullscreen(); });\n"
+	      "</script>\n</body></html>\n", a->b);
+	explicit_bzero(r, sizeof(r));
+}
+
+static void
+console_user(struct answer *a)
+{
+	struct vdi_start_opts so = { 0 };
+	struct vdi_session s;
+	struct vdi_err err = { 0 };
+	char ticket[VDI_TOKEN_MAX];
+
+	vdi_start_opts_config(&so, &c.cfg);
+	so.assign.rng = &c.rng;
+	so.conns = vdi_conns_new(c.cfg.poll_timeout);
+	if (vdi_connect_console(c.db, user, &so, c.cfg.console_ticket_ttl / 1000, &s, ticket, &err) < 0) {
+		log_line("console: %s (%s)", err.msg, vdi_reason_name(err.reason));
+		connect_failed(a, &err);
+		goto out;
+	}
+	log_line("console: session %lld on %s, console ticket for %lld s", (long long)s.id, s.host,
+		 (long long)(c.cfg.console_ticket_ttl / 1000));
+	console_page(a, &s, ticket);
+	explicit_bzero(ticket, sizeof(ticket));
+	vdi_session_clear(&s);
+out:
+	vdi_conns_free(so.conns);
+}
+
 /* Post/Redirect/Get: the page again, so a reload does not send the form again. */
 static void
 see_page(struct answer *a, const char *what)
@@ -611,7 +738,8 @@ post(struct answer *a)
 		page(a, 400, "Bad Request", err.msg);
 		return;
 	}
-	if (strcmp(f.action, "connect") != 0 && strcmp(f.action, "request") != 0 && strcmp(f.action, "end") != 0) {
+	if (strcmp(f.action, "connect") != 0 && strcmp(f.action, "request") != 0 && strcmp(f.action, "end") != 0 &&
+	    strcmp(f.action, "console") != 0) {
 		log_line("refused: unknown action");
 		page(a, 400, "Bad Request", "The form asks for something this page does not do.");
 		return;
@@ -625,7 +753,8 @@ post(struct answer *a)
 	 */
 	if (!f.token || vdi_token_key(c.db, key, &err) < 0 ||
 	    vdi_token_check(key, user, f.action, f.token, vdi_clock_now(), &err) < 0 ||
-	    (strcmp(f.action, "connect") != 0 && vdi_token_spend(c.db, f.token, vdi_clock_now(), &err) < 0)) {
+	    (strcmp(f.action, "connect") != 0 && strcmp(f.action, "console") != 0 &&
+	     vdi_token_spend(c.db, f.token, vdi_clock_now(), &err) < 0)) {
 		explicit_bzero(key, sizeof(key));
 		log_line("refused %s: %s", f.action, f.token ? err.msg : "no form token");
 		page(a, 403, "Forbidden", f.token && err.reason == VDI_R_TOKEN_EXPIRED ?
@@ -638,6 +767,8 @@ post(struct answer *a)
 	explicit_bzero(key, sizeof(key));
 	if (strcmp(f.action, "connect") == 0)
 		connect_user(a);
+	else if (strcmp(f.action, "console") == 0)
+		console_user(a);
 	else if (strcmp(f.action, "end") == 0)
 		end_desktop(a);
 	else

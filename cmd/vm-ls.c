@@ -101,8 +101,8 @@ out_state(struct vdi_cli *c, const char *key, const struct vdi_session *s, const
 /* What a table may leave out on a narrow terminal, first first (TSV and JSON keep all). */
 static const char *const session_cols[] = { "session", "user", "host", "state", "reason", "mem", "vcpus",
 					    "created", "since", "display", "address", "kind", "viewer",
-					    "viewer_since", "start", NULL };
-static const char *const session_drop[] = { "start", "created", "viewer_since", "display", "kind", "since",
+					    "viewer_since", "start", "browser", NULL };
+static const char *const session_drop[] = { "browser", "start", "created", "viewer_since", "display", "kind", "since",
 					    "vcpus", "mem", "reason", NULL };
 static const char *const uservm_cols[] = { "user", "master", "mem", "vcpus", "disk", "expires", "session",
 					   "state", "host", "since", "display", "address", "vm", "viewer",
@@ -151,6 +151,11 @@ list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const
 		/* How a desktop came up: restored from its warm image, or booted. */
 		vdi_out_str(c->out, "start", !vdi_session_is_desktop(s) || !s->started ? NULL :
 			    s->warm ? "restored" : "booted");
+		/* Of its viewers, how many are browser consoles (vm-console) now. */
+		if (vdi_session_is_desktop(s) && s->state && strcmp(s->state, "running") == 0)
+			vdi_out_int(c->out, "browser", s->consoles);
+		else
+			vdi_out_str(c->out, "browser", NULL);
 		vdi_out_obj_end(c->out);
 	}
 	vdi_out_list_end(c->out);

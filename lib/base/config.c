@@ -70,6 +70,17 @@ static const struct setting settings[] = {
 	{ "warm_settle", S_DURATION, OFF(warm_settle), "10s", 0, 3600000 },
 	{ "warm_timeout", S_DURATION, OFF(warm_timeout), "10m", 1000, 0 },
 	{ "warm_retry", S_DURATION, OFF(warm_retry), "1h", 0, 0 },
+	{ "console", S_BOOL, OFF(console), "yes", 0, 0 },
+	{ "console_socket", S_PATH, OFF(console_socket), "/run/vdi-tools/console.sock", 0, 0 },
+	{ "console_path", S_URL, OFF(console_path), "/vdi-console", 0, 0 },
+	{ "novnc_url", S_URL, OFF(novnc_url), "/novnc", 0, 0 },
+	{ "console_origin", S_URL, OFF(console_origin), "", 0, 0 },
+	{ "console_user_header", S_TEXT, OFF(console_user_header), "Forwarded", 0, 0 },
+	{ "console_ticket_ttl", S_DURATION, OFF(console_ticket_ttl), "60s", 1000, 3600000 },
+	{ "console_handshake_timeout", S_DURATION, OFF(console_handshake_timeout), "10s", 1000, 3600000 },
+	{ "console_idle_timeout", S_DURATION, OFF(console_idle_timeout), "1h", 0, 0 },
+	{ "console_max_frame", S_SIZE, OFF(console_max_frame), "256K", 4096, 0 },
+	{ "console_per_user", S_COUNT, OFF(console_per_user), "4", 1, 64 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 

@@ -63,6 +63,18 @@ struct vdi_config {
 	int64_t warm_settle;     /* warm_settle: ms after that before its memory is saved */
 	int64_t warm_timeout;    /* warm_timeout: ms a warm build's desktop may take to come up */
 	int64_t warm_retry;      /* warm_retry: ms after a failed warm build before the next */
+	/* The browser console (vm-console(1)). */
+	int64_t console;         /* console: 1 to give desktops a VNC display for the browser console */
+	char *console_socket;    /* console_socket: the Unix socket vm-console listens on */
+	char *console_path;      /* console_path: the websocket's path on the site, which the page opens */
+	char *novnc_url;         /* novnc_url: where the web server serves noVNC's files */
+	char *console_origin;    /* console_origin: the site's origin ("": the request's own Host) */
+	char *console_user_header; /* console_user_header: the header the web server names its user in */
+	int64_t console_ticket_ttl; /* console_ticket_ttl: ms a console ticket may wait for its first use */
+	int64_t console_handshake_timeout; /* console_handshake_timeout: ms a handshake may take */
+	int64_t console_idle_timeout; /* console_idle_timeout: ms a console may pass no data (0: forever) */
+	int64_t console_max_frame; /* console_max_frame: bytes of the largest message a browser may send */
+	int64_t console_per_user; /* console_per_user: browser consoles one user may have open */
 };
 
 int vdi_config_load(struct vdi_config *cfg, struct vdi_err *err);

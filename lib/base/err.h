@@ -67,6 +67,7 @@ enum vdi_reason {
 	VDI_R_DB_DOWN,         /* 75: the VMDB's server cannot be reached, or went away */
 	VDI_R_NOT_ENTITLED,    /* 5: none of the user's groups may use that master (vm-group) */
 	VDI_R_GROUP_FULL,      /* 4: the user's groups hold all the sessions or memory they may, now */
+	VDI_R_LIMIT,           /* 5: a per-user limit is reached (console_per_user) */
 	VDI_R_MAX
 };
 

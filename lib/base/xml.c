@@ -216,6 +216,16 @@ add_desktop_devices(xmlNodePtr dev, const struct vdi_domain_spec *d)
 	m = child(n, "listen", NULL);
 	prop(m, "type", "address");
 	prop(m, "address", d->listen);
+	if (d->vnc_password) {
+		/* The browser console's display (vm-console relays it); QEMU runs it beside SPICE. */
+		n = child(dev, "graphics", NULL);
+		prop(n, "type", "vnc");
+		prop(n, "autoport", "yes");
+		prop(n, "passwd", d->vnc_password);
+		m = child(n, "listen", NULL);
+		prop(m, "type", "address");
+		prop(m, "address", d->listen);
+	}
 	n = child(dev, "sound", NULL);
 	prop(n, "model", "ich9");
 	prop(child(n, "audio", NULL), "id", "1");
@@ -336,6 +346,28 @@ vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err)
 	return s;
 }
 
+int
+vdi_xml_domain_ports(const char *xml, struct vdi_ports *p, struct vdi_err *err)
+{
+	char *spice = vdi_xml_xpath_string(xml, "/domain/devices/graphics[@type='spice']/@port", err);
+	char *vnc = vdi_xml_xpath_string(xml, "/domain/devices/graphics[@type='vnc']/@port", err);
+	int ret = -1;
+
+	p->spice = spice ? strtoll(spice, NULL, 10) : 0;
+	p->vnc = vnc ? strtoll(vnc, NULL, 10) : 0;
+	if (p->vnc < 0)
+		p->vnc = 0;
+	if (p->spice <= 0) {
+		vdi_err_set(err, VDI_R_FAIL, "the domain has no SPICE port");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(spice);
+	free(vnc);
+	return ret;
+}
+
 /* Set attribute name on every node xpath finds in doc (no-op where it finds none). */
 static void
 set_all(xmlXPathContextPtr ctx, const char *xpath, const char *name, const char *value)
@@ -413,8 +445,10 @@ vdi_xml_domain_edit(const char *xml, const struct vdi_xml_edit *e, struct vdi_er
 	}
 	if (e->disk_from && e->disk_to)
 		set_disk_source(ctx, e->disk_from, e->disk_to);
+	if (e->vnc_password)
+		set_all(ctx, "/domain/devices/graphics[@type='vnc']", "passwd", e->vnc_password);
 	if (e->password) {
-		set_all(ctx, "/domain/devices/graphics[@type='spice' or @type='vnc']", "passwd", e->password);
+		set_all(ctx, "/domain/devices/graphics[@type='spice']", "passwd", e->password);
 		/* A ticket's end is set on the running domain (vm-start --vv), never carried over. */
 		unset_all(ctx, "/domain/devices/graphics[@passwdValidTo]", "passwdValidTo");
 	}

@@ -44,6 +44,7 @@ struct vdi_domain_spec {
 	const char *seed_path;     /* the user VM's seed, as a cdrom; NULL: none */
 	const char *listen;        /* SPICE listen address */
 	const char *password;      /* SPICE password */
+	const char *vnc_password;  /* a VNC display beside SPICE (the browser console's), same listen; NULL: none */
 	const struct vdi_meta *meta;
 	struct vdi_profile prof;   /* resolved (vdi_profile_resolve): every value set */
 	const char *network;       /* the NIC joins this libvirt network, */
@@ -54,9 +55,19 @@ struct vdi_domain_spec {
 
 /*
  * A transient desktop <domain> of the profile's devices (profile.h): the
- * disk, the seed cdrom, SPICE with a password, a NIC, our metadata.
+ * disk, the seed cdrom, SPICE with a password (and VNC with its own, for
+ * the browser console), a NIC, our metadata.
  */
 char *vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err);
+
+/* A running domain's display ports, as libvirt gave them (0: no such display). */
+struct vdi_ports {
+	int64_t spice;
+	int64_t vnc;
+};
+
+/* The ports of the live domain XML xml; -1 if it has no SPICE port. */
+int vdi_xml_domain_ports(const char *xml, struct vdi_ports *p, struct vdi_err *err);
 
 /* The text of the first element or attribute an XPath expression finds in xml; NULL if none. */
 char *vdi_xml_xpath_string(const char *xml, const char *xpath, struct vdi_err *err);
@@ -75,7 +86,8 @@ struct vdi_xml_edit {
 	const char *network, *bridge;    /* the NIC joins network (or bridge) */
 	bool append_log;                 /* the serial console's log goes on (a move) */
 	const char *disk_from, *disk_to; /* the disk that reads disk_from reads disk_to */
-	const char *password;            /* every display's password (any end it had is dropped) */
+	const char *password;            /* SPICE's password (any end it had is dropped) */
+	const char *vnc_password;        /* VNC's, if the XML has a VNC display */
 	int64_t session_id;              /* the session our metadata names */
 };
 

@@ -31,7 +31,8 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"coalesce(s.ticket_expires, 0), coalesce(h.watch_since, 0), coalesce(h.watch_seen, 0), " \
 	"coalesce(s.migrate_to, 0), t.name, t.uri, t.display_address, t.migration_uri, t.network, t.bridge, " \
 	"coalesce(s.migrated, 0), s.owner, coalesce(s.lease, 0), h.health, coalesce(s.warm, 0), " \
-	"coalesce(u.warm, 0) " \
+	"coalesce(u.warm, 0), coalesce(s.console_port, 0), s.console_password, " \
+	"(SELECT count(*) FROM consoles c WHERE c.session_id = s.id AND c.closed IS NULL) " \
 	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
 	"LEFT JOIN hosts h ON h.id = s.host_id LEFT JOIN hosts t ON t.id = s.migrate_to "
 
@@ -91,6 +92,9 @@ read_session(struct vdi_stmt *st, struct vdi_session *s)
 	s->host_health = vdi_stmt_strdup(st, 50);
 	s->warm = vdi_stmt_int64(st, 51);
 	s->uservm_warm = vdi_stmt_int64(st, 52);
+	s->console_port = vdi_stmt_int64(st, 53);
+	s->console_password = vdi_stmt_strdup(st, 54);
+	s->consoles = vdi_stmt_int64(st, 55);
 }
 
 bool
@@ -203,6 +207,7 @@ vdi_session_clear(struct vdi_session *s)
 	free(s->overlay);
 	free(s->display_address);
 	free(s->display_password);
+	free(s->console_password);
 	free(s->kind);
 	free(s->profile);
 	free(s->firmware);
@@ -250,15 +255,17 @@ starts_in_flight(struct vdi_db *db, int64_t host_id, int64_t id, int64_t *n, str
 
 int
 vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay, int64_t warm,
-			const char *address, const char *password, struct vdi_err *err)
+			const char *address, const char *password, const char *console_password,
+			struct vdi_err *err)
 {
-	return vdi_session_claim_start_gated(db, id, domain, overlay, warm, address, password, 0, err);
+	return vdi_session_claim_start_gated(db, id, domain, overlay, warm, address, password, console_password, 0,
+					     err);
 }
 
 int
 vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
-			      int64_t warm, const char *address, const char *password, int64_t per_host,
-			      struct vdi_err *err)
+			      int64_t warm, const char *address, const char *password,
+			      const char *console_password, int64_t per_host, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
 	int64_t inflight;
@@ -302,7 +309,8 @@ vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain,
 	}
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'starting', changed = ?2, pid = ?3, domain = ?4, "
 			   "overlay = ?5, display_address = ?6, display_password = coalesce(display_password, ?7), "
-			   "owner = ?8, lease = ?9, warm = nullif(?10, 0) WHERE id = ?1", err) < 0)
+			   "owner = ?8, lease = ?9, warm = nullif(?10, 0), console_password = coalesce(console_password, ?11) "
+			   "WHERE id = ?1", err) < 0)
 		goto fail_clear;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
@@ -313,6 +321,7 @@ vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain,
 	vdi_stmt_bind_text(st, 7, password);
 	vdi_db_bind_claim(db, st, 8);
 	vdi_stmt_bind_int64(st, 10, warm);
+	vdi_stmt_bind_text(st, 11, console_password);
 	rc = vdi_stmt_step(st);
 	vdi_stmt_finalize(st);
 	if (rc != VDI_DB_DONE) {
@@ -329,7 +338,8 @@ fail:
 }
 
 int
-vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, int64_t warm, struct vdi_err *err)
+vdi_session_set_running(struct vdi_db *db, int64_t id, const struct vdi_ports *port, int64_t warm,
+			struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
 	char detail[256], user[128] = "", domain[160] = "";
@@ -338,14 +348,16 @@ vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, int64_t war
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "UPDATE sessions SET state = 'running', changed = ?2, started = ?2, pid = NULL, "
-			   "display_port = ?3, warm = nullif(?5, 0) WHERE id = ?1 AND state = 'starting' AND owner = ?4 "
+			   "display_port = ?3, warm = nullif(?5, 0), console_port = nullif(?6, 0) "
+			   "WHERE id = ?1 AND state = 'starting' AND owner = ?4 "
 			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id), domain", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
-	vdi_stmt_bind_int64(st, 3, port);
+	vdi_stmt_bind_int64(st, 3, port->spice);
 	vdi_stmt_bind_text(st, 4, vdi_proc_owner());
 	vdi_stmt_bind_int64(st, 5, warm);
+	vdi_stmt_bind_int64(st, 6, port->vnc);
 	rc = vdi_db_step_row(db, st, "recording the running session", err);
 	if (rc == 1) {
 		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
@@ -649,7 +661,8 @@ out:
 }
 
 int
-vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, const char *display_address,
+vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, const struct vdi_ports *port,
+		     const char *display_address,
 		     const char *detail, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
@@ -661,6 +674,7 @@ vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, co
 	if (vdi_db_prepare(db, &st, moved ?
 			   "UPDATE sessions SET state = 'running', host_id = migrate_to, migrate_to = NULL, pid = NULL, "
 			   "changed = ?2, migrated = ?2, display_port = ?3, display_address = coalesce(?4, display_address), "
+			   "console_port = nullif(?6, 0), "
 			   "address = NULL, address_seen = NULL "
 			   "WHERE id = ?1 AND state = 'migrating' AND owner = ?5 "
 			   "RETURNING (SELECT username FROM uservms WHERE id = uservm_id)" :
@@ -671,8 +685,9 @@ vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, co
 	vdi_stmt_bind_int64(st, 1, id);
 	vdi_stmt_bind_int64(st, 2, vdi_clock_now());
 	if (moved) {
-		vdi_stmt_bind_int64(st, 3, port);
+		vdi_stmt_bind_int64(st, 3, port->spice);
 		vdi_stmt_bind_text(st, 4, display_address);
+		vdi_stmt_bind_int64(st, 6, port->vnc);
 	}
 	vdi_stmt_bind_text(st, 5, vdi_proc_owner());
 	rc = vdi_stmt_step(st);

@@ -20,6 +20,7 @@
 
 #include "db.h"
 #include "profile.h"
+#include "xml.h"
 #include "err.h"
 
 struct vdi_session {
@@ -54,6 +55,13 @@ struct vdi_session {
 	 * from (0: it booted), and its user VM's warm build now (0: cold).
 	 */
 	int64_t warm, uservm_warm;
+	/*
+	 * The browser console (schema 12): its VNC port (0: none) and password
+	 * (vm-console's alone), and how many browser consoles are open now.
+	 */
+	int64_t console_port;
+	char *console_password;
+	int64_t consoles;
 };
 
 /*
@@ -115,9 +123,9 @@ void vdi_session_clear(struct vdi_session *s);
 /*
  * Claim session id for starting: assigned, or starting under a process that
  * is gone.  The names of what will be made, the warm build it is restored
- * from (warm; 0: it boots) and the display password are
- * committed with the claim (a password already recorded by a dead starter
- * is kept: its domain may be running), so a rerun or vm-reap can find them.
+ * from (warm; 0: it boots), the display password and the browser
+ * console's (NULL: none) are committed with the claim (a password already
+ * recorded by a dead starter is kept: its domain may be running), so a rerun or vm-reap can find them.
  * Returns 0 claimed, 1 it is running already (nothing to do), -1 error (5
  * when another live process is starting it, or it is ending).
  */
@@ -128,16 +136,18 @@ void vdi_session_clear(struct vdi_session *s);
  * lock); then it returns 2 and the caller waits.  per_host 0: no gate.
  */
 int vdi_session_claim_start_gated(struct vdi_db *db, int64_t id, const char *domain, const char *overlay,
-				  int64_t warm, const char *address, const char *password, int64_t per_host,
-				  struct vdi_err *err);
+				  int64_t warm, const char *address, const char *password,
+				  const char *console_password, int64_t per_host, struct vdi_err *err);
 int vdi_session_claim_start(struct vdi_db *db, int64_t id, const char *domain, const char *overlay, int64_t warm,
-			    const char *address, const char *password, struct vdi_err *err);
+			    const char *address, const char *password, const char *console_password,
+			    struct vdi_err *err);
 /*
  * starting -> running, only while this process's claim holds (5 when
  * another process ended or took it); warm: the warm build it was restored
  * from (0: it booted).
  */
-int vdi_session_set_running(struct vdi_db *db, int64_t id, int64_t port, int64_t warm, struct vdi_err *err);
+int vdi_session_set_running(struct vdi_db *db, int64_t id, const struct vdi_ports *port, int64_t warm,
+			    struct vdi_err *err);
 /* Every session that is not ended, by host then id. */
 int vdi_session_list_live(struct vdi_db *db, struct vdi_session **out, size_t *n, struct vdi_err *err);
 void vdi_sessions_free(struct vdi_session *ss, size_t n);
@@ -193,7 +203,8 @@ int vdi_session_end_fenced(struct vdi_db *db, int64_t host, int64_t now, int64_t
  * is given back).  Only while this process holds it: else 5.
  */
 int vdi_session_claim_move(struct vdi_db *db, int64_t id, struct vdi_err *err);
-int vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, int64_t port, const char *display_address,
+int vdi_session_end_move(struct vdi_db *db, int64_t id, bool moved, const struct vdi_ports *port,
+			 const char *display_address,
 			 const char *detail, struct vdi_err *err);
 
 #endif

@@ -4,7 +4,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "connect.h"
+#include "console.h"
 #include "reaper.h"
 #include "host.h"
 #include "mem.h"
@@ -57,6 +59,7 @@ vdi_connect_status(struct vdi_db *db, const char *user, struct vdi_connect_statu
 			st->session = vdi_xstrdup(s.state);
 			st->host = s.host ? vdi_xstrdup(s.host) : NULL;
 			st->connected = vdi_session_connected(&s);
+			st->console = s.console_port > 0;
 			st->since = st->connected ? s.connected_since : s.disconnected_since;
 		}
 		vdi_session_clear(&s);
@@ -106,13 +109,13 @@ vdi_connect_end(struct vdi_db *db, const char *user, struct vdi_conns *cs, struc
 	return rc;
 }
 
-int
-vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
-	    struct vdi_session *s, struct vdi_err *err)
+/* The user's desktop, assigned and started if it is not running: *s (cleared on failure). */
+static int
+connect_start(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, struct vdi_session *s,
+	      struct vdi_err *err)
 {
 	struct vdi_uservm u;
-	virConnectPtr conn;
-	int ret = -1;
+	int ret;
 
 	memset(s, 0, sizeof(*s));
 	if (vdi_uservm_get(db, user, &u, err) < 0) {
@@ -130,15 +133,40 @@ vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o,
 	vdi_uservm_clear(&u);
 	if (ret < 0)
 		return -1;
-	ret = -1;
-	if (vdi_start(db, user, 0, o, s, err) < 0)
+	return vdi_start(db, user, 0, o, s, err);
+}
+
+int
+vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
+	    struct vdi_session *s, struct vdi_err *err)
+{
+	virConnectPtr conn;
+
+	if (connect_start(db, user, o, s, err) < 0)
 		return -1;
 	if (!(conn = vdi_conns_get(o->conns, s->host, s->host_uri, err)) ||
-	    vdi_start_ticket(db, conn, s, ttl, err) < 0)
-		goto out;
-	ret = 0;
-out:
-	if (ret < 0)
+	    vdi_start_ticket(db, conn, s, ttl, err) < 0) {
 		vdi_session_clear(s);
-	return ret;
+		return -1;
+	}
+	return 0;
+}
+
+int
+vdi_connect_console(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
+		    struct vdi_session *s, char ticket[VDI_TOKEN_MAX], struct vdi_err *err)
+{
+	if (connect_start(db, user, o, s, err) < 0)
+		return -1;
+	if (s->console_port <= 0) {
+		vdi_err_set(err, VDI_R_NOTFOUND, "your desktop has no browser console: it was started without one; "
+			    "log off and open it again, or use the viewer");
+		goto fail;
+	}
+	if (vdi_console_ticket(db, user, s->id, ttl, vdi_clock_now(), ticket, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	vdi_session_clear(s);
+	return -1;
 }

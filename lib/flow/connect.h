@@ -25,6 +25,7 @@
 #include "err.h"
 #include "session.h"
 #include "start.h"
+#include "token.h"
 
 struct vdi_connect_status {
 	char *desktop;       /* none, requested, creating, preparing, ready, failed */
@@ -34,6 +35,7 @@ struct vdi_connect_status {
 	char *session;       /* NULL, or assigned, starting, running, stopping */
 	char *host;
 	bool connected;      /* a viewer is in (vm-watch) */
+	bool console;        /* the session has a browser console display */
 	int64_t since;       /* connected or disconnected since (0: no viewer seen yet) */
 	bool never_fits;     /* no host of its pool could ever hold it as sized */
 	/* With no session: how the last one ended (NULL: none yet) and when. */
@@ -54,6 +56,15 @@ int vdi_connect_end(struct vdi_db *db, const char *user, struct vdi_conns *cs, s
 /* Connect user: *s (the caller clears it) is the running session with its ticket. */
 int vdi_connect(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
 		struct vdi_session *s, struct vdi_err *err);
+
+/*
+ * "Open in browser": as vdi_connect(), but the ticket is a one-time
+ * console ticket (console.h) for vm-console, valid ttl seconds, into
+ * ticket; the display password is left as it is.  3 when the session has
+ * no browser console.
+ */
+int vdi_connect_console(struct vdi_db *db, const char *user, const struct vdi_start_opts *o, int64_t ttl,
+			struct vdi_session *s, char ticket[VDI_TOKEN_MAX], struct vdi_err *err);
 
 
 #endif

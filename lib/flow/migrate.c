@@ -142,8 +142,8 @@ resume(virConnectPtr c, const char *host, const char *name, struct vdi_err *err)
  * (*moved), -1 with err (the session stays migrating, for a later try).
  */
 static int
-resolve(struct vdi_db *db, struct vdi_conns *conns, const struct vdi_session *s, bool *moved, int64_t *port,
-	struct vdi_err *err)
+resolve(struct vdi_db *db, struct vdi_conns *conns, const struct vdi_session *s, bool *moved,
+	struct vdi_ports *port, struct vdi_err *err)
 {
 	virConnectPtr src, dst;
 	int ws, wd;
@@ -151,7 +151,8 @@ resolve(struct vdi_db *db, struct vdi_conns *conns, const struct vdi_session *s,
 
 	*moved = false;
 	vdi_start_listen(s->to_display, s->to_uri, listen, sizeof(listen));
-	*port = s->display_port;
+	port->spice = s->display_port;
+	port->vnc = s->console_port;
 	if (!(dst = vdi_conns_get(conns, s->to_host, s->to_uri, err)) ||
 	    (wd = where_is(dst, s->to_host, s->domain, err)) < 0)
 		return -1;
@@ -192,14 +193,14 @@ resolve(struct vdi_db *db, struct vdi_conns *conns, const struct vdi_session *s,
 		 (long long)s->id, *moved ? s->to_host : s->host,
 		 !src ? "unknown (no answer)" : ws == W_RUNNING ? "running" : ws == W_PAUSED ? "paused" : "gone", s->host,
 		 wd == W_RUNNING ? "running" : wd == W_PAUSED ? "paused" : "gone", s->to_host);
-	return vdi_session_end_move(db, s->id, *moved, *port, listen, detail, err);
+	return vdi_session_end_move(db, s->id, *moved, port, listen, detail, err);
 }
 
 int
 vdi_migrate_settle(struct vdi_db *db, struct vdi_conns *conns, int64_t id, bool *moved, struct vdi_err *err)
 {
 	struct vdi_session s = { 0 };
-	int64_t port;
+	struct vdi_ports port;
 	int rc;
 
 	if ((rc = vdi_session_claim_move(db, id, err)) != 0)
@@ -252,7 +253,8 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 	struct watchdog w = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	pthread_t t;
 	bool tried = false, moved = false;
-	int64_t t0 = vdi_clock_mono_ms(), port = 0;
+	int64_t t0 = vdi_clock_mono_ms();
+	struct vdi_ports port = { 0 };
 	const char *stop = getenv("VDI_TEST_STOP_AT");
 
 	if (!(src = vdi_conns_get(o->conns, s->host, s->host_uri, err)) ||
@@ -321,10 +323,10 @@ move(struct vdi_db *db, const struct vdi_session *s, const struct vdi_migrate_op
 		goto undo; /* resolve() looks again */
 	snprintf(detail, sizeof(detail), "session=%lld from=%s to=%s in %lld.%03lld s", (long long)s->id, s->host,
 		 s->to_host, (long long)(r->ms / 1000), (long long)(r->ms % 1000));
-	if (vdi_session_end_move(db, s->id, true, port, listen, detail, err) < 0)
+	if (vdi_session_end_move(db, s->id, true, &port, listen, detail, err) < 0)
 		goto out;
 	record_viewer(db, ddom, s);
-	r->port = port;
+	r->port = port.spice;
 	r->moved = true;
 	ret = 0;
 	goto out;
@@ -338,12 +340,12 @@ undo:
 	if (!tried) {
 		struct vdi_err e = { 0 };
 		snprintf(detail, sizeof(detail), "session=%lld stays on %s: %.160s", (long long)s->id, s->host, err->msg);
-		vdi_session_end_move(db, s->id, false, 0, NULL, detail, &e);
+		vdi_session_end_move(db, s->id, false, &port, NULL, detail, &e);
 	} else {
 		struct vdi_err e = { 0 };
 		if (resolve(db, o->conns, s, &moved, &port, &e) == 0 && moved) {
 			/* The job failed to report but the domain made it (a lost reply). */
-			r->port = port;
+			r->port = port.spice;
 			r->moved = true;
 			vdi_err_reset(err);
 			ret = 0;

@@ -79,7 +79,7 @@ act(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_host *hs, const st
 {
 	const struct vdi_host *h = &hs[it->host];
 	virConnectPtr conn;
-	int64_t port;
+	struct vdi_ports port;
 
 	switch (it->action) {
 	case VDI_REAP_WAIT:
@@ -99,10 +99,10 @@ act(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_host *hs, const st
 			return -1;
 		/* The starter is dead: take its claim, then record what runs. */
 		switch (vdi_session_claim_start(db, s->id, s->domain, s->overlay, s->warm, s->display_address,
-						s->display_password, err)) {
+						s->display_password, s->console_password, err)) {
 		case -1: return -1;
 		case 1: return 1; /* running already */
-		default: return vdi_session_set_running(db, s->id, port, s->warm, err);
+		default: return vdi_session_set_running(db, s->id, &port, s->warm, err);
 		}
 	case VDI_REAP_DESTROY_DOMAIN:
 		if (!(conn = vdi_conns_get(cs, h->name, h->uri, err)))

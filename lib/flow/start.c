@@ -51,6 +51,7 @@ domain_xml(virConnectPtr conn, const struct vdi_session *s, const struct vdi_sta
 	struct vdi_domain_spec d = { .name = s->domain, .type = vdi_domain_type(conn, o->domain_type),
 				     .mem = s->mem, .vcpus = s->vcpus, .disk_path = disk, .seed_path = seed,
 				     .listen = s->display_address, .password = s->display_password,
+				     .vnc_password = s->console_password,
 				     .meta = &meta, .network = s->network, .bridge = s->network ? NULL : s->bridge,
 				     .mac = mac };
 
@@ -69,7 +70,7 @@ domain_xml(virConnectPtr conn, const struct vdi_session *s, const struct vdi_sta
 
 /*
  * Make the overlay and the domain of claimed session s; *port gets its
- * SPICE port.  A first boot (kind prepare) runs on the user VM's own disk:
+ * display ports.  A first boot (kind prepare) runs on the user VM's own disk:
  * no overlay, so what the guest applies stays.  With warm (a build's id),
  * the overlay stands on that build's layer and the domain is restored
  * from its image, with only the disk, the display, the network and the
@@ -77,7 +78,7 @@ domain_xml(virConnectPtr conn, const struct vdi_session *s, const struct vdi_sta
  */
 static int
 make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o, int64_t warm,
-	     int64_t *port, struct vdi_err *err)
+	     struct vdi_ports *port, struct vdi_err *err)
 {
 	char *disk = NULL, *seed = NULL, *ovpath = NULL, *xml = NULL, *layer = NULL;
 	char lname[160], iname[160], image[4200];
@@ -124,7 +125,8 @@ make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_s
 	if (warm) {
 		struct vdi_xml_edit e = { .listen = s->display_address, .network = s->network,
 					  .bridge = s->network ? NULL : s->bridge, .disk_from = layer,
-					  .disk_to = ovpath, .password = s->display_password, .session_id = s->id };
+					  .disk_to = ovpath, .password = s->display_password,
+					  .vnc_password = s->console_password, .session_id = s->id };
 		/* Twice: a host's passing trouble (a tap device name another libvirtd took) is not the image's. */
 		if (vdi_domain_restore(conn, image, s->domain, &e, port, err) < 0) {
 			vdi_domain_destroy(conn, s->domain, VDI_ERR_SCRATCH);
@@ -155,7 +157,7 @@ out:
  */
 static int
 fall_back(struct vdi_db *db, virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o,
-	  int64_t warm, int64_t *port, struct vdi_err *err)
+	  int64_t warm, struct vdi_ports *port, struct vdi_err *err)
 {
 	char detail[700];
 
@@ -198,7 +200,8 @@ static int
 run_on_host(struct vdi_db *db, const struct vdi_start_opts *o, struct vdi_session *s, struct vdi_err *err)
 {
 	virConnectPtr conn;
-	int64_t port = 0, warm = s->warm;
+	struct vdi_ports port = { 0 };
+	int64_t warm = s->warm;
 	int ret = -1;
 
 	conn = vdi_conns_get(o->conns, s->host, s->host_uri, err);
@@ -218,7 +221,7 @@ run_on_host(struct vdi_db *db, const struct vdi_start_opts *o, struct vdi_sessio
 	}
 	if (vdi_session_is_warm_build(s))
 		return 0;
-	if (vdi_session_set_running(db, s->id, port, warm, err) == 0)
+	if (vdi_session_set_running(db, s->id, &port, warm, err) == 0)
 		return 0;
 	/* Ended or taken over meanwhile (vm-reap): theirs to finish; ours to undo. */
 	ret = 1;
@@ -237,13 +240,14 @@ undo:
  */
 static int
 claim_slot(struct vdi_db *db, int64_t id, const struct vdi_session *s, const char *domain, const char *overlay,
-	   int64_t warm, const char *addr, const char *pw, const struct vdi_start_opts *o, struct vdi_err *err)
+	   int64_t warm, const char *addr, const char *pw, const char *cpw, const struct vdi_start_opts *o,
+	   struct vdi_err *err)
 {
 	int64_t waited = 0, limit = o->start_wait_ms > 0 ? o->start_wait_ms : 120000;
 	unsigned seed = (unsigned)id * 2654435761u;
 	int rc;
 
-	while ((rc = vdi_session_claim_start_gated(db, id, domain, overlay, warm, addr, pw, o->per_host,
+	while ((rc = vdi_session_claim_start_gated(db, id, domain, overlay, warm, addr, pw, cpw, o->per_host,
 							    err)) == 2) {
 		int64_t nap = 50 + rand_r(&seed) % 200;
 		if (waited >= limit) {
@@ -267,7 +271,7 @@ static int
 try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct vdi_session *s,
 	  struct vdi_err *err)
 {
-	char domain[160], overlay[160], addr[256], pw[25];
+	char domain[160], overlay[160], addr[256], pw[25], cpw[VDI_CONSOLE_PASSWORD + 1];
 	int64_t warm = 0;
 	int rc;
 
@@ -283,11 +287,12 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 		vdi_session_warm_names(warm, s->user, domain, sizeof(domain), NULL, 0, NULL, 0);
 	}
 	vdi_start_listen(s->host_display, s->host_uri, addr, sizeof(addr));
-	if (vdi_start_password(pw, sizeof(pw), err) < 0)
+	/* The browser console's VNC password: 8 characters, all VNC takes (vm-console alone uses it). */
+	if (vdi_start_password(pw, sizeof(pw), err) < 0 || vdi_start_password(cpw, sizeof(cpw), err) < 0)
 		goto not_host;
 	/* A first boot runs on the user VM's own disk: no overlay. */
-	if ((rc = claim_slot(db, id, s, domain, vdi_session_is_prepare(s) ? NULL : overlay, warm, addr, pw, o,
-			     err)) == 2)
+	if ((rc = claim_slot(db, id, s, domain, vdi_session_is_prepare(s) ? NULL : overlay, warm, addr, pw,
+			     o->console && vdi_session_is_desktop(s) ? cpw : NULL, o, err)) == 2)
 		goto not_host; /* err says the host stayed full of starts */
 	vdi_session_clear(s);
 	if (rc < 0 || vdi_session_get(db, id, s, err) < 0)
@@ -558,6 +563,7 @@ vdi_start_opts_config(struct vdi_start_opts *o, const struct vdi_config *cfg)
 	o->logs.console_log_dir = cfg->console_log_dir;
 	o->logs.host_log_dir = cfg->host_log_dir;
 	o->warm = cfg->warm != 0;
+	o->console = cfg->console != 0;
 }
 
 int

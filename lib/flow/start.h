@@ -68,7 +68,15 @@ struct vdi_start_opts {
 	 */
 	bool warm;
 	void (*warm_fallback)(void *ctx, const struct vdi_err *e);
+	/*
+	 * The browser console (vdi.conf console): a desktop gets a VNC display
+	 * beside SPICE, with a password of its own that only vm-console uses.
+	 */
+	bool console;
 };
+
+/* VNC passwords are at most 8 characters (the relay, not the password, keeps strangers out). */
+#define VDI_CONSOLE_PASSWORD 8
 
 /*
  * Start user's session (user != NULL), or session id (user == NULL).

@@ -800,24 +800,20 @@ vdi_domain_type(virConnectPtr c, const char *want)
 }
 
 static int
-port_of(virDomainPtr d, int64_t *port, struct vdi_err *err)
+port_of(virDomainPtr d, struct vdi_ports *port, struct vdi_err *err)
 {
-	char *xml = virDomainGetXMLDesc(d, 0), *p;
-	struct vdi_err e = { 0 };
+	char *xml = virDomainGetXMLDesc(d, 0);
+	int ret;
 
 	if (!xml)
 		return vdi_virt_fail(VDI_R_FAIL, "reading domain", err);
-	p = vdi_xml_xpath_string(xml, "/domain/devices/graphics[@type='spice']/@port", &e);
+	ret = vdi_xml_domain_ports(xml, port, err);
 	free(xml);
-	*port = p ? strtoll(p, NULL, 10) : 0;
-	free(p);
-	if (*port <= 0)
-		return vdi_err_set(err, VDI_R_FAIL, "the domain has no SPICE port");
-	return 0;
+	return ret;
 }
 
 int
-vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi_err *err)
+vdi_domain_start(virConnectPtr c, const char *xml, struct vdi_ports *port, struct vdi_err *err)
 {
 	virDomainPtr d = virDomainCreateXML(c, xml, 0);
 	int ret;
@@ -847,7 +843,7 @@ vdi_domain_save(virConnectPtr c, const char *name, const char *path, struct vdi_
 
 int
 vdi_domain_restore(virConnectPtr c, const char *path, const char *name, const struct vdi_xml_edit *e,
-		   int64_t *port, struct vdi_err *err)
+		   struct vdi_ports *port, struct vdi_err *err)
 {
 	char *saved = NULL, *xml = NULL, *was = NULL;
 	virDomainPtr d = NULL;
@@ -888,7 +884,7 @@ out:
 }
 
 int
-vdi_domain_port(virConnectPtr c, const char *name, int64_t session, int64_t *port, struct vdi_err *err)
+vdi_domain_port(virConnectPtr c, const char *name, int64_t session, struct vdi_ports *port, struct vdi_err *err)
 {
 	virDomainPtr d = virDomainLookupByName(c, name);
 	struct vdi_meta m = { 0 };

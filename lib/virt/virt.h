@@ -102,14 +102,14 @@ char **vdi_pool_volumes(virConnectPtr c, const char *pool, struct vdi_err *err);
 /* "kvm" when the host can, else "qemu" (TCG). */
 /* The domain type to run: want (kvm, qemu), or with auto (or NULL) kvm when the host has it. */
 const char *vdi_domain_type(virConnectPtr c, const char *want);
-/* Start a transient domain from xml; *port gets its SPICE port. */
-int vdi_domain_start(virConnectPtr c, const char *xml, int64_t *port, struct vdi_err *err);
+/* Start a transient domain from xml; *port gets its display ports (xml.h). */
+int vdi_domain_start(virConnectPtr c, const char *xml, struct vdi_ports *port, struct vdi_err *err);
 /*
- * The SPICE port of running domain name if it is session's (our metadata
+ * The display ports of running domain name if it is session's (our metadata
  * says so): 0; code 3 if there is no such running domain; code 5 if a
  * domain of that name is not that session's.
  */
-int vdi_domain_port(virConnectPtr c, const char *name, int64_t session, int64_t *port, struct vdi_err *err);
+int vdi_domain_port(virConnectPtr c, const char *name, int64_t session, struct vdi_ports *port, struct vdi_err *err);
 /*
  * Save running domain name's memory and device state into path (a file on
  * the host, written by libvirt); the domain is gone after.
@@ -118,11 +118,11 @@ int vdi_domain_save(virConnectPtr c, const char *name, const char *path, struct 
 /*
  * Run domain name again from the image at path, saved under that name,
  * with e's changes to its XML (xml.h: the disk, the display, the session);
- * *port gets its SPICE port.  An image that is missing, unreadable, of
+ * *port gets its display ports.  An image that is missing, unreadable, of
  * another domain or refused by this host's QEMU is an error (code 1).
  */
 int vdi_domain_restore(virConnectPtr c, const char *path, const char *name, const struct vdi_xml_edit *e,
-		       int64_t *port, struct vdi_err *err);
+		       struct vdi_ports *port, struct vdi_err *err);
 /* Destroy a domain: 1 destroyed, 0 there was none, -1 error. */
 int vdi_domain_destroy(virConnectPtr c, const char *name, struct vdi_err *err);
 /* Does domain name run? 1 yes, 0 it is gone (or shut off), -1 libvirt did not say. */
