@@ -9,9 +9,9 @@
 # the page's text, clicks the Connect button and waits for the download.
 # It prints "downloaded NAME" and exits 0, or says what failed and exits 1.
 # Chromium is stopped by its pid in every case.
+# As a module: start_chromium() and open_page() for other browser tests.
 import base64, json, os, socket, struct, subprocess, sys, time, urllib.request
 
-prof, dl, url, user, password = sys.argv[1:6]
 DEADLINE = time.time() + 60
 
 
@@ -82,13 +82,44 @@ class WS:
         raise RuntimeError(f"{method}: no answer")
 
 
-log = open(os.path.join(prof, "chromium.log"), "w")
-chrome = subprocess.Popen(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
-                           "--no-first-run", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-                           f"--user-data-dir={prof}", "about:blank"],
-                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-open(os.path.join(prof, "chromium.pid"), "w").write(str(chrome.pid))
-try:
+def start_chromium(prof):
+    """Chromium, headless, its pid in PROF/chromium.pid and its output in PROF/chromium.log."""
+    log = open(os.path.join(prof, "chromium.log"), "w")
+    chrome = subprocess.Popen(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                               "--no-first-run", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+                               f"--user-data-dir={prof}", "about:blank"],
+                              stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    open(os.path.join(prof, "chromium.pid"), "w").write(str(chrome.pid))
+    return chrome
+
+
+def stop_chromium(chrome):
+    chrome.terminate()
+    try:
+        chrome.wait(10)
+    except subprocess.TimeoutExpired:
+        chrome.kill()
+        chrome.wait()
+
+
+def pump(page, user, password):
+    """One DevTools event, answering basic auth and letting paused requests go on; {} on a timeout."""
+    try:
+        m = page.events.pop(0) if page.events else page.recv()
+    except socket.timeout:
+        return {}
+    meth = m.get("method")
+    if meth == "Fetch.authRequired":
+        page.send("Fetch.continueWithAuth", requestId=m["params"]["requestId"],
+                  authChallengeResponse={"response": "ProvideCredentials", "username": user,
+                                         "password": password})
+    elif meth == "Fetch.requestPaused":
+        page.send("Fetch.continueRequest", requestId=m["params"]["requestId"])
+    return m
+
+
+def open_page(prof, url, user, password):
+    """The page and browser DevTools connections, with url loaded as user (basic auth answered)."""
     port_file = os.path.join(prof, "DevToolsActivePort")
     while not os.path.exists(port_file) and time.time() < DEADLINE:
         time.sleep(0.1)
@@ -96,78 +127,71 @@ try:
     targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
     page = WS([t for t in targets if t["type"] == "page"][0]["webSocketDebuggerUrl"])
     browser = WS(json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version"))["webSocketDebuggerUrl"])
-    browser.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=dl, eventsEnabled=True)
     page.call("Page.enable")
     page.call("Fetch.enable", handleAuthRequests=True)
     page.send("Page.navigate", url=url)
-    loaded = False
-    while not loaded and time.time() < DEADLINE:
-        m = page.events.pop(0) if page.events else page.recv()
-        meth = m.get("method")
-        if meth == "Fetch.authRequired":
-            page.send("Fetch.continueWithAuth", requestId=m["params"]["requestId"],
-                      authChallengeResponse={"response": "ProvideCredentials", "username": user,
-                                             "password": password})
-        elif meth == "Fetch.requestPaused":
-            page.send("Fetch.continueRequest", requestId=m["params"]["requestId"])
-        elif meth == "Page.loadEventFired":
-            loaded = True
-    if not loaded:
-        raise RuntimeError("the page did not load")
-    text = page.call("Runtime.evaluate", expression="document.body.innerText")["result"]["value"]
-    print(text)
-    shots = os.environ.get("BROWSER_SHOTS")
-    if shots:
-        # The page at a desktop's and a phone's size: a screenshot of each, and what a
-        # person touches and reads measured: the smallest touch target, unlabelled fields,
-        # elements that keyboard focus cannot reach, and text wider than the screen.
-        measure = """(() => {
-          const t = [...document.querySelectorAll('button, select, input:not([type=hidden]), summary')];
-          const h = Math.min(...t.map(e => e.getBoundingClientRect().height));
-          const unl = [...document.querySelectorAll('select, input:not([type=hidden])')]
-            .filter(e => e.labels.length == 0).length;
-          const nofocus = t.filter(e => e.tabIndex < 0).length;
-          const wide = document.documentElement.scrollWidth > window.innerWidth;
-          return `targets=${t.length} min_height=${Math.floor(h)} unlabelled=${unl} unfocusable=${nofocus} overflow=${wide}`;
-        })()"""
-        for w, h, mobile in ((1280, 900, False), (390, 844, True)):
-            page.call("Emulation.setDeviceMetricsOverride", width=w, height=h, deviceScaleFactor=1, mobile=mobile)
-            m = page.call("Runtime.evaluate", expression=measure)["result"]["value"]
-            print(f"measured {w}x{h}: {m}")
-            png = page.call("Page.captureScreenshot", format="png")["data"]
-            open(os.path.join(shots, f"page-{w}x{h}.png"), "wb").write(base64.b64decode(png))
-        page.call("Emulation.clearDeviceMetricsOverride")
-    page.s.settimeout(0.5)
-    # Connect, then Connect again from the same page: each gives a .vv.
-    for k in (1, 2):
-        page.send("Runtime.evaluate", expression="document.querySelector('#connect button').click()")
-        got = None
-        while got is None and time.time() < DEADLINE:
-            try:
-                m = page.events.pop(0) if page.events else page.recv()
-            except socket.timeout:
-                m = {}
-            if m.get("method") == "Fetch.requestPaused":
-                page.send("Fetch.continueRequest", requestId=m["params"]["requestId"])
-            elif m.get("method") == "Fetch.authRequired":
-                page.send("Fetch.continueWithAuth", requestId=m["params"]["requestId"],
-                          authChallengeResponse={"response": "ProvideCredentials", "username": user,
-                                                 "password": password})
-            done = [f for f in os.listdir(dl) if not f.endswith(".crdownload") and not f.startswith("seen-")]
-            if done:
-                got = done[0]
-        if got is None:
-            raise RuntimeError(f"no download for Connect {k}")
-        print(f"downloaded {got}")
-        os.rename(os.path.join(dl, got), os.path.join(dl, f"seen-{k}-{got}"))
-    sys.exit(0)
-except Exception as e:  # one line for the test's log
-    print(f"browser.py: {e}", file=sys.stderr)
-    sys.exit(1)
-finally:
-    chrome.terminate()
+    while time.time() < DEADLINE:
+        if pump(page, user, password).get("method") == "Page.loadEventFired":
+            return page, browser
+    raise RuntimeError("the page did not load")
+
+
+# The page as a person meets it: the smallest touch target, unlabelled fields,
+# elements that keyboard focus cannot reach, and text wider than the screen.
+MEASURE = """(() => {
+  const t = [...document.querySelectorAll('button, select, input:not([type=hidden]), textarea, summary, a.button')];
+  const h = Math.min(...t.map(e => e.getBoundingClientRect().height));
+  const unl = [...document.querySelectorAll('select, input:not([type=hidden]), textarea')]
+    .filter(e => e.labels.length == 0).length;
+  const nofocus = t.filter(e => e.tabIndex < 0).length;
+  const wide = document.documentElement.scrollWidth > window.innerWidth;
+  return `targets=${t.length} min_height=${Math.floor(h)} unlabelled=${unl} unfocusable=${nofocus} overflow=${wide}`;
+})()"""
+
+
+def measure(page, shots, name):
+    """MEASURE at a desktop's and a phone's size, printed, with a screenshot of each into SHOTS."""
+    for w, h, mobile in ((1280, 900, False), (390, 844, True)):
+        page.call("Emulation.setDeviceMetricsOverride", width=w, height=h, deviceScaleFactor=1, mobile=mobile)
+        m = page.call("Runtime.evaluate", expression=MEASURE)["result"]["value"]
+        print(f"measured {w}x{h}: {m}")
+        png = page.call("Page.captureScreenshot", format="png")["data"]
+        open(os.path.join(shots, f"{name}-{w}x{h}.png"), "wb").write(base64.b64decode(png))
+    page.call("Emulation.clearDeviceMetricsOverride")
+
+
+def main():
+    prof, dl, url, user, password = sys.argv[1:6]
+    chrome = start_chromium(prof)
     try:
-        chrome.wait(10)
-    except subprocess.TimeoutExpired:
-        chrome.kill()
-        chrome.wait()
+        page, browser = open_page(prof, url, user, password)
+        browser.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=dl, eventsEnabled=True)
+        text = page.call("Runtime.evaluate", expression="document.body.innerText")["result"]["value"]
+        print(text)
+        shots = os.environ.get("BROWSER_SHOTS")
+        if shots:
+            measure(page, shots, "page")
+        page.s.settimeout(0.5)
+        # Connect, then Connect again from the same page: each gives a .vv.
+        for k in (1, 2):
+            page.send("Runtime.evaluate", expression="document.querySelector('#connect button').click()")
+            got = None
+            while got is None and time.time() < DEADLINE:
+                pump(page, user, password)
+                done = [f for f in os.listdir(dl) if not f.endswith(".crdownload") and not f.startswith("seen-")]
+                if done:
+                    got = done[0]
+            if got is None:
+                raise RuntimeError(f"no download for Connect {k}")
+            print(f"downloaded {got}")
+            os.rename(os.path.join(dl, got), os.path.join(dl, f"seen-{k}-{got}"))
+        return 0
+    except Exception as e:  # one line for the test's log
+        print(f"browser.py: {e}", file=sys.stderr)
+        return 1
+    finally:
+        stop_chromium(chrome)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,41 +40,6 @@ teardown() {
 	return $rc
 }
 
-# web_start [2]: lighttpd on a free port of 127.0.0.1 runs vm-connect at
-# /desktop for alice, bob and carol (password "pw-USER"); sets WEB.  With 2, a
-# second web server (a second broker on the same VMDB): files web2.*, sets WEB2.
-web_start() {
-	local port u i n=${1:-}
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	for u in alice bob carol; do
-		printf '%s:%s\n' "$u" "$(openssl passwd -apr1 "pw-$u")"
-	done >"$W/htpasswd"
-	mkdir -p "$W/www"
-	cat >"$W/lighttpd$n.conf" <<-CONF
-	server.document-root = "$W/www"
-	server.bind = "127.0.0.1"
-	server.port = $port
-	server.errorlog = "$W/web$n.err"
-	server.breakagelog = "$W/cgi$n.err"
-	server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_setenv", "mod_cgi")
-	auth.backend = "htpasswd"
-	auth.backend.htpasswd.userfile = "$W/htpasswd"
-	auth.require = ("/" => ("method" => "basic", "realm" => "desktops", "require" => "valid-user"))
-	alias.url = ("/desktop" => "$TOP/$O/bin/vm-connect")
-	cgi.assign = ("/vm-connect" => "")
-	setenv.add-environment = ("VDI_DB" => "$VDI_DB", "VDI_CONFIG" => "$VDI_CONFIG")
-	CONF
-	lighttpd -D -f "$W/lighttpd$n.conf" </dev/null >"$W/web$n.out" 2>&1 3>&- &
-	echo $! >"$W/web$n.pid"
-	printf -v "WEB$n" '%s' "http://127.0.0.1:$port/desktop"
-	for ((i = 0; i < 100; i++)); do
-		curl -s -o /dev/null "http://127.0.0.1:$port/desktop" && return 0
-		sleep 0.05
-	done
-	cat "$W/web$n.out" "$W/web$n.err" >&3
-	return 1
-}
-
 # page USER: GET the page as USER, into $W/page.html; sets TOKEN to its Connect token.
 page() {
 	curl -sS -u "$1:pw-$1" -o "$W/page.html" -w '%{http_code}' "$WEB" >"$W/code"

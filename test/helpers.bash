@@ -446,3 +446,49 @@ viewer() {
 	DISPLAY=$XDISP remote-viewer --debug "$1" </dev/null >>"$W/viewer.log" 2>&1 3>&- &
 	echo $! >"$W/viewer.pid"
 }
+
+# web_start [2]: lighttpd on a free port of 127.0.0.1 runs vm-connect at
+# /desktop for alice, bob and carol (password "pw-USER"); sets WEB.  With 2, a
+# second web server (a second broker on the same VMDB): files web2.*, sets WEB2.
+# With WEB_CONSOLE set (vm-console's socket), it also proxies /vdi-console
+# there (the websocket upgrade, the user in Forwarded) and serves noVNC at
+# /novnc, as vm-console(1) shows.
+web_start() {
+	local port u i n=${1:-}
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	for u in alice bob carol; do
+		printf '%s:%s\n' "$u" "$(openssl passwd -apr1 "pw-$u")"
+	done >"$W/htpasswd"
+	mkdir -p "$W/www"
+	cat >"$W/lighttpd$n.conf" <<-CONF
+	server.document-root = "$W/www"
+	server.bind = "127.0.0.1"
+	server.port = $port
+	server.errorlog = "$W/web$n.err"
+	server.breakagelog = "$W/cgi$n.err"
+	server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_setenv", "mod_cgi", "mod_proxy")
+	auth.backend = "htpasswd"
+	auth.backend.htpasswd.userfile = "$W/htpasswd"
+	auth.require = ("/" => ("method" => "basic", "realm" => "desktops", "require" => "valid-user"))
+	alias.url = ("/desktop" => "$TOP/$O/bin/vm-connect", "/novnc/" => "/usr/share/novnc/")
+	cgi.assign = ("/vm-connect" => "")
+	setenv.add-environment = ("VDI_DB" => "$VDI_DB", "VDI_CONFIG" => "$VDI_CONFIG")
+	mimetype.assign = (".js" => "text/javascript", ".css" => "text/css", ".html" => "text/html")
+	CONF
+	[ -z "${WEB_CONSOLE:-}" ] || cat >>"$W/lighttpd$n.conf" <<-CONF
+	\$HTTP["url"] =^ "/vdi-console" {
+		proxy.server = ("" => (("socket" => "$WEB_CONSOLE")))
+		proxy.header = ("upgrade" => "enable")
+		proxy.forwarded = ("for" => 1, "remote_user" => 1)
+	}
+	CONF
+	lighttpd -D -f "$W/lighttpd$n.conf" </dev/null >"$W/web$n.out" 2>&1 3>&- &
+	echo $! >"$W/web$n.pid"
+	printf -v "WEB$n" '%s' "http://127.0.0.1:$port/desktop"
+	for ((i = 0; i < 100; i++)); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/desktop" && return 0
+		sleep 0.05
+	done
+	cat "$W/web$n.out" "$W/web$n.err" >&3
+	return 1
+}
