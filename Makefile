@@ -85,7 +85,7 @@ VIRT_PROGS = vm-hosts vm-master vm-copy vm-start vm-reap vm-watch vm-connect vm-
 NET_PROGS  = vm-master vm-connect vm-console
 WS_PROGS   = vm-console
 
-UNIT_TESTS = test_parse test_file test_names test_nss test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows test_dialect
+UNIT_TESTS = test_parse test_file test_names test_nss test_out test_config test_db test_image test_seed test_sched test_csv test_reap test_batch test_xml test_rebalance test_iso test_threads test_form test_proc test_flows test_dialect test_console
 
 CORE_OBJ = $(CORE_SRC:%.c=$(O)/%.o) $(O)/schema-sqlite.gen.o $(O)/schema-postgresql.gen.o
 VIRT_OBJ = $(VIRT_SRC:%.c=$(O)/%.o)
@@ -159,6 +159,13 @@ $(O)/test/test_flows: $(O)/test/unit/test_flows.o $(O)/libvdi-net.a $(O)/libvdi-
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(O)/libvdi-net.a $(O)/libvdi-virt.a $(O)/libvdi.a \
 		-Wl,--end-group $(LIBS_NET) $(LIBS_VIRT) $(LIBS_CORE) -lcmocka
+
+# The console's unit tests link the relay, and so libwebsockets.
+$(O)/test/test_console: $(O)/test/unit/test_console.o $(O)/libvdi-ws.a $(O)/libvdi-net.a $(O)/libvdi.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(O)/libvdi-ws.a $(O)/libvdi-net.a $(O)/libvdi.a \
+		-Wl,--end-group $(LIBS_WS) $(LIBS_NET) $(LIBS_CORE) -lcmocka
 
 unit: $(UNIT_BINS)
 

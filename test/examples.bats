@@ -35,6 +35,7 @@ teardown() {
 	dump_logs_on_failure "$W/www/web.log"
 	stop_pidfile "$W/www/web.pid"
 	stop_pidfile "$W/watch.pid"
+	stop_pidfile "$W/console.pid"
 	# A lab an example started (vdi-lab.1, vm-hosts.1, vdi-tools.7), with any host it stopped resumed.
 	if [ -d "$W/tmp/lab" ]; then
 		for p in "$W"/tmp/lab/h*/libvirtd.pid; do kill -CONT "$(cat "$p")" 2>/dev/null || true; done
@@ -307,4 +308,29 @@ serve_images() {
 		"3:a standby on two PostgreSQL servers: connect.bats runs vm-watch --standby"
 	assert_output --regexp 'VIEWER'
 	assert_output --partial 'none-yet'
+}
+
+@test "vm-console(1): a relay in the foreground, and who has a browser console" {
+	add_lab_hosts --network vdi
+	vm-master -q add m --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M
+	vm-copy -q --master m alice
+	vm-start -q alice
+	# Example 5 is a daemon: started as written, stopped by its pid once it listens.
+	local block i
+	block=$(examples vm-console.1 | tr '\0' '\n' | grep '^vm-console --socket' | ex_sub)
+	bash -c "exec $block" </dev/null >"$W/console.log" 2>&1 3>&- &
+	echo $! >"$W/console.pid"
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$W/tmp/console.sock" ] && break
+		sleep 0.05
+	done
+	[ -S "$W/tmp/console.sock" ]
+	run_examples vm-console.1 6 \
+		"1:installs and starts the systemd unit (systemd is not in the lab): console.bats runs vm-console" \
+		"2:lighttpd's configuration: console.bats runs lighttpd with these settings" \
+		"3:nginx's configuration: the lab serves the page with lighttpd only (console.bats)" \
+		"4:Apache's configuration: the lab serves the page with lighttpd only (console.bats)" \
+		"5:the daemon itself: started above, as written"
+	stop_pidfile "$W/console.pid"
+	grep -q 'listening on' "$W/console.log"
 }

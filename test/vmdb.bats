@@ -268,3 +268,34 @@ vmdb_fill_small() {
 	run_vdi vm-master retire m
 	assert_equal "$(sql "select coalesce(warm, 0) from uservms")" 0
 }
+
+@test "a session that ends closes its browser consoles in the same transaction; a console's close needs its reason; removing the user VM's sessions takes their consoles" {
+	vm-hosts -q list
+	sql "insert into masters (name, state, os, pool, volume, format, virtual_size, sha256, source, mem, vcpus,
+		disk, created) values ('m', 'active', 'linux', 'vdi', 'master-m', 'qcow2', 1, 'x', 'file:///m', 1, 1, 1, 0)"
+	sql "insert into hosts (name, uri, pool, health, vcpus, mem_total, mem_free, load, last_poll, last_ok, created)
+		values ('h1', 'qemu+ssh://h1/system', 'vdi', 'up', 16, 34359738368, 0, 0, 0, 0, 0)"
+	sql "insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
+		values ('u1', 'ready', 1, 'vdi', 'v1', 's1', 'u1', 1073741824, 1, 1, 0)"
+	sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed, console_port, console_password)
+		values (1, 1, 'running', 1073741824, 1, 0, 0, 5901, 'abcdefgh')"
+	sql "insert into consoles (session_id, username, instance, opened) values (1, 'u1', 'x/y/1/2', 5)"
+	sql "insert into consoles (session_id, username, instance, opened, closed, reason, bytes_in, bytes_out)
+		values (1, 'u1', 'x/y/1/2', 5, 6, 'browser', 10, 20)"
+	# Closed without a reason, or with one not in the list: refused.
+	run sql "update consoles set closed = 7 where id = 1"
+	assert_failure
+	run sql "update consoles set closed = 7, reason = 'bored' where id = 1"
+	assert_failure
+	sql "update sessions set state = 'ended', reason = 'logoff', changed = 9 where id = 1"
+	assert_equal "$(sql "select id || ' ' || closed || ' ' || reason from consoles order by id")" "1 9 ended
+2 6 browser"
+	# The user VM removed (vm-copy --rm deletes its ended sessions so): its consoles go with them.
+	# (the sqlite3 shell leaves foreign keys off; every VMDB handle of vdi-tools turns them on)
+	if on_pg; then
+		sql "delete from sessions where uservm_id = 1 and state = 'ended'"
+	else
+		sql "pragma foreign_keys = on; delete from sessions where uservm_id = 1 and state = 'ended'"
+	fi
+	assert_equal "$(sql "select count(*) from consoles")" 0
+}
