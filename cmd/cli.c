@@ -242,6 +242,36 @@ vdi_cli_info(struct vdi_cli *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+const volatile sig_atomic_t *
+vdi_cli_stop_on_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return &stop_flag;
+}
+
+void
+vdi_cli_log(void *ctx, const char *line)
+{
+	struct vdi_cli *c = ctx;
+
+	if (!c->quiet)
+		fprintf(stderr, "%s: %s\n", c->prog, line);
+}
+
 int
 vdi_cli_finish(struct vdi_cli *c, int code)
 {

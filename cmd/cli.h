@@ -10,6 +10,7 @@
 #define VDI_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +87,15 @@ void vdi_cli_warn(struct vdi_cli *c, const char *fmt, ...) __attribute__((format
 void vdi_cli_info(struct vdi_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Close what open made; returns exit code 1 if stdout could not be written, else code. */
 int vdi_cli_finish(struct vdi_cli *c, int code);
+
+/*
+ * For a service that runs until it is told to stop (vm-watch, vm-console):
+ * SIGTERM and SIGINT set the flag returned (without SA_RESTART, so a wait
+ * returns at once), SIGPIPE is ignored.
+ */
+const volatile sig_atomic_t *vdi_cli_stop_on_signals(void);
+/* A daemon's log line for a library's o->log: "PROG: LINE" on stderr unless -q (ctx: the struct vdi_cli). */
+void vdi_cli_log(void *ctx, const char *line);
 
 /*
  * Programs with subcommands (vm-hosts add|list|...): common options may

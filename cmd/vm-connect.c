@@ -1,7 +1,8 @@
 /*
  * vm-connect - the users' web page, as a CGI program (RFC 3875): a user
  * sees their desktop, clicks Connect and gets a .vv file for
- * remote-viewer, or asks for a desktop.
+ * remote-viewer, or Open in browser and gets it in the tab (vm-console),
+ * or asks for a desktop.
  *
  * The web server does TLS and authentication; vm-connect trusts only
  * REMOTE_USER, and a user sees and starts only their own desktop.  Forms
@@ -38,8 +39,10 @@ static const char usage[] =
 	"\n"
 	"A CGI program: the web server runs it with REMOTE_USER set by its\n"
 	"authentication.  GET shows the user's desktop; POST action=connect answers\n"
-	"with a .vv file whose password works for ticket_ttl; POST action=request\n"
-	"asks for a desktop, which an administrator makes with vm-copy(1).\n"
+	"with a .vv file whose password works for ticket_ttl; POST action=console\n"
+	"answers with the desktop in the page (noVNC through vm-console(1)); POST\n"
+	"action=request asks for a desktop, which an administrator makes with\n"
+	"vm-copy(1).\n"
 	"Exit: 0 an answer was sent (whatever its HTTP status), 1 none could be,\n"
 	"2 usage.  See vm-connect(1).\n";
 

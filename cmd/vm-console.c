@@ -7,7 +7,6 @@
  * console opened, closed or refused is one line on stderr, which systemd
  * puts in the journal.
  */
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,31 +46,12 @@ static const struct option opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static void
-log_line(void *ctx, const char *line)
-{
-	struct vdi_cli *c = ctx;
-
-	if (!c->quiet)
-		fprintf(stderr, "%s: %s\n", c->prog, line);
-}
-
 int
 main(int argc, char **argv)
 {
 	struct vdi_cli c;
 	struct vdi_err err = { 0 };
 	struct vdi_relay_opts ro = { 0 };
-	struct sigaction sa = { .sa_handler = on_signal };
 	struct rlimit rl;
 	const char *sock = NULL, *group = NULL;
 	int o, rc, code = 0;
@@ -105,9 +85,7 @@ main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	ro.stop = vdi_cli_stop_on_signals();
 	ro.db = c.db;
 	ro.socket_path = sock ? sock : c.cfg.console_socket;
 	ro.socket_group = group;
@@ -118,8 +96,7 @@ main(int argc, char **argv)
 	ro.idle_timeout_ms = c.cfg.console_idle_timeout;
 	ro.max_frame = c.cfg.console_max_frame;
 	ro.per_user = c.cfg.console_per_user;
-	ro.stop = &stop;
-	ro.log = log_line;
+	ro.log = vdi_cli_log;
 	ro.ctx = &c;
 	if (vdi_relay_serve(&ro, &err) < 0)
 		code = vdi_cli_fail(&c, &err);

@@ -6,7 +6,6 @@
  * A thin main: the work is vdi_watch_run() (lib/flow/watch.c).  Each state
  * change is one line on stderr, which systemd puts in the journal.
  */
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,31 +44,13 @@ static const struct option opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static void
-log_line(void *ctx, const char *line)
-{
-	struct vdi_cli *c = ctx;
-
-	if (!c->quiet)
-		fprintf(stderr, "%s: %s\n", c->prog, line);
-}
-
 int
 main(int argc, char **argv)
 {
 	struct vdi_cli c;
 	struct vdi_err err = { 0 };
 	struct vdi_watch_opts wo = { .rescan_ms = 5000, .backoff_max_ms = 60000 };
-	struct sigaction sa = { .sa_handler = on_signal };
+	const volatile sig_atomic_t *stop;
 	int o, rc, code = 0, lockfd = -1;
 	bool standby = false;
 
@@ -98,16 +79,15 @@ main(int argc, char **argv)
 		code = rc;
 		goto out;
 	}
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	stop = vdi_cli_stop_on_signals();
 	rc = vdi_watch_lock(c.db, &lockfd, &err);
 	if (rc == 0 && standby) {
-		log_line(&c, "standby: another vm-watch watches; taking over when it stops");
-		rc = vdi_watch_lock_wait(c.db, &stop, &lockfd, &err);
+		vdi_cli_log(&c, "standby: another vm-watch watches; taking over when it stops");
+		rc = vdi_watch_lock_wait(c.db, stop, &lockfd, &err);
 		if (rc == 0) /* stopped while waiting */
 			goto out;
 		if (rc > 0)
-			log_line(&c, "taking over");
+			vdi_cli_log(&c, "taking over");
 	}
 	if (rc <= 0) {
 		if (rc == 0)
@@ -115,18 +95,17 @@ main(int argc, char **argv)
 		code = vdi_cli_fail(&c, &err);
 		goto out;
 	}
-	signal(SIGPIPE, SIG_IGN);
 	wo.connect_timeout_ms = c.cfg.poll_timeout;
 	wo.logs.console_log_dir = c.cfg.console_log_dir;
 	wo.logs.host_log_dir = c.cfg.host_log_dir;
-	wo.stop = &stop;
-	wo.log = log_line;
+	wo.stop = stop;
+	wo.log = vdi_cli_log;
 	wo.ctx = &c;
-	log_line(&c, "started");
+	vdi_cli_log(&c, "started");
 	if (vdi_watch_run(c.db, &wo, &err) < 0)
 		code = vdi_cli_fail(&c, &err);
 	else
-		log_line(&c, "stopped");
+		vdi_cli_log(&c, "stopped");
 out:
 	if (lockfd >= 0)
 		close(lockfd);

@@ -88,6 +88,20 @@ prop(xmlNodePtr n, const char *name, const char *val)
 	xmlNewProp(n, (const xmlChar *)name, (const xmlChar *)val);
 }
 
+/* A display of type on a port libvirt picks, with a password, listening on listen. */
+static void
+graphics(xmlNodePtr dev, const char *type, const char *password, const char *listen)
+{
+	xmlNodePtr n = child(dev, "graphics", NULL), m;
+
+	prop(n, "type", type);
+	prop(n, "autoport", "yes");
+	prop(n, "passwd", password);
+	m = child(n, "listen", NULL);
+	prop(m, "type", "address");
+	prop(m, "address", listen);
+}
+
 static void
 add_disk(xmlNodePtr dev, const char *device, const char *format, const char *path, const char *target,
 	 const char *bus)
@@ -209,23 +223,10 @@ add_desktop_devices(xmlNodePtr dev, const struct vdi_domain_spec *d)
 	n = child(dev, "input", NULL);
 	prop(n, "type", "tablet");
 	prop(n, "bus", "usb");
-	n = child(dev, "graphics", NULL);
-	prop(n, "type", "spice");
-	prop(n, "autoport", "yes");
-	prop(n, "passwd", d->password);
-	m = child(n, "listen", NULL);
-	prop(m, "type", "address");
-	prop(m, "address", d->listen);
-	if (d->vnc_password) {
-		/* The browser console's display (vm-console relays it); QEMU runs it beside SPICE. */
-		n = child(dev, "graphics", NULL);
-		prop(n, "type", "vnc");
-		prop(n, "autoport", "yes");
-		prop(n, "passwd", d->vnc_password);
-		m = child(n, "listen", NULL);
-		prop(m, "type", "address");
-		prop(m, "address", d->listen);
-	}
+	graphics(dev, "spice", d->password, d->listen);
+	/* The browser console's display (vm-console relays it); QEMU runs it beside SPICE. */
+	if (d->vnc_password)
+		graphics(dev, "vnc", d->vnc_password, d->listen);
 	n = child(dev, "sound", NULL);
 	prop(n, "model", "ich9");
 	prop(child(n, "audio", NULL), "id", "1");

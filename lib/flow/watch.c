@@ -104,7 +104,7 @@ vdi_watch_lock(struct vdi_db *db, int *fd, struct vdi_err *err)
 }
 
 int
-vdi_watch_lock_wait(struct vdi_db *db, volatile sig_atomic_t *stop, int *fd, struct vdi_err *err)
+vdi_watch_lock_wait(struct vdi_db *db, const volatile sig_atomic_t *stop, int *fd, struct vdi_err *err)
 {
 	int rc;
 

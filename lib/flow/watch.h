@@ -71,7 +71,7 @@ int vdi_watch_lock(struct vdi_db *db, int *fd, struct vdi_err *err);
  * machine's connection to the VMDB closed) or *stop is set.  1 locked, 0
  * stopped, -1 error.
  */
-int vdi_watch_lock_wait(struct vdi_db *db, volatile sig_atomic_t *stop, int *fd, struct vdi_err *err);
+int vdi_watch_lock_wait(struct vdi_db *db, const volatile sig_atomic_t *stop, int *fd, struct vdi_err *err);
 
 
 #endif

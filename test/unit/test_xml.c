@@ -29,7 +29,7 @@ domain_of(const char *profile, const char *firmware, const char *bus, bool nic)
 	struct vdi_profile reg = { .name = profile, .firmware = firmware, .disk_bus = bus };
 	struct vdi_domain_spec d = { .name = "vdi-s42-obrien", .type = dom_type, .mem = 256 << 20, .vcpus = 2,
 				     .disk_path = "/pool/s42-obrien.qcow2", .seed_path = "/pool/user-obrien-seed.iso",
-				     .listen = "127.0.0.1", .password = "pw\"&<", .meta = &meta,
+				     .listen = "127.0.0.1", .password = "pw\"&<", .vnc_password = "vnc&<8ch", .meta = &meta,
 				     .console_log = "/var/log/libvirt/qemu/vdi-s42-obrien.console.log" };
 	struct vdi_err err = { 0 };
 	char mac[32], *xml;
@@ -194,7 +194,8 @@ static void
 test_restore_edit(void **state)
 {
 	struct vdi_xml_edit e = { .listen = "192.0.2.7", .network = "vdi2", .disk_from = "/pool/s42-obrien.qcow2",
-				  .disk_to = "/pool/s99-obrien.qcow2", .password = "new&pw", .session_id = 99 };
+				  .disk_to = "/pool/s99-obrien.qcow2", .password = "new&pw", .vnc_password = "vnc2",
+				  .session_id = 99 };
 	struct vdi_err err = { 0 };
 	char *xml, *saved, *out, *v;
 
@@ -230,10 +231,17 @@ test_restore_edit(void **state)
 	v = vdi_xml_xpath_string(out, "/domain/devices/disk[@device='cdrom']/source/@file", &err);
 	assert_string_equal(v, "/pool/user-obrien-seed.iso");
 	free(v);
-	v = vdi_xml_xpath_string(out, "/domain/devices/graphics/@passwd", &err);
+	v = vdi_xml_xpath_string(out, "/domain/devices/graphics[@type='spice']/@passwd", &err);
 	assert_string_equal(v, "new&pw");
 	free(v);
+	/* The browser console's VNC display has its own password, changed alike, and listens alike. */
+	v = vdi_xml_xpath_string(out, "/domain/devices/graphics[@type='vnc']/@passwd", &err);
+	assert_string_equal(v, "vnc2");
+	free(v);
 	assert_null(vdi_xml_xpath_string(out, "/domain/devices/graphics/@passwdValidTo", &err));
+	v = vdi_xml_xpath_string(out, "/domain/devices/graphics[@type='vnc']/listen/@address", &err);
+	assert_string_equal(v, "192.0.2.7");
+	free(v);
 	v = vdi_xml_xpath_string(out, "/domain/devices/graphics/listen/@address", &err);
 	assert_string_equal(v, "192.0.2.7");
 	free(v);
