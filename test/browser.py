@@ -10,7 +10,10 @@
 # It prints "downloaded NAME" and exits 0, or says what failed and exits 1.
 # Chromium is stopped by its pid in every case.
 # As a module: start_chromium() and open_page() for other browser tests.
-import base64, json, os, socket, struct, subprocess, sys, time, urllib.request
+import base64, json, os, socket, subprocess, sys, time, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import console as frames  # noqa: E402
 
 DEADLINE = time.time() + 60
 
@@ -32,42 +35,18 @@ class WS:
             raise RuntimeError("websocket handshake failed: %r" % resp[:80])
         self.id = 0
         self.events = []
+        self.f = frames.WS(self.s)  # the framing: test/console.py's client
 
     def send(self, method, **params):
         self.id += 1
-        data = json.dumps({"id": self.id, "method": method, "params": params}).encode()
-        hdr = bytes([0x81])
-        n = len(data)
-        if n < 126:
-            hdr += bytes([0x80 | n])
-        elif n < 65536:
-            hdr += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            hdr += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        mask = os.urandom(4)
-        self.s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+        self.f.send(json.dumps({"id": self.id, "method": method, "params": params}).encode(), opcode=1)
         return self.id
-
-    def _exact(self, n):
-        b = b""
-        while len(b) < n:
-            c = self.s.recv(n - len(b))
-            if not c:
-                raise RuntimeError("browser closed the connection")
-            b += c
-        return b
 
     def recv(self):
         msg = b""
         while True:
-            h = self._exact(2)
-            n = h[1] & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._exact(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._exact(8))[0]
-            msg += self._exact(n)
-            if h[0] & 0x80:
+            msg += self.f.frame()
+            if self.f.fin:
                 return json.loads(msg)
 
     def call(self, method, **params):

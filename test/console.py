@@ -55,6 +55,7 @@ class WS:
     def __init__(self, s):
         self.s = s
         self.buf = b""
+        self.fin = True
 
     def send(self, data, opcode=2):
         n = len(data)
@@ -85,6 +86,7 @@ class WS:
         elif n == 127:
             n = struct.unpack(">Q", self._exact(8))[0]
         data = self._exact(n)
+        self.fin = bool(h[0] & 0x80)  # the last frame of its message
         if h[0] & 0x0F == 8:
             code = struct.unpack(">H", data[:2])[0] if len(data) >= 2 else 0
             raise EOFError(f"closed {code}")

@@ -651,8 +651,9 @@ on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		if (op == &decided)
 			return 0;
 		if (!c) {
-			/* Accepted, never judged: junk, or a client that never finished its request. */
-			say(r, "closed: a connection that sent no complete upgrade request");
+			/* Accepted, never judged: junk, or a client that never finished its request (not the listener). */
+			if (!r->stopping)
+				say(r, "closed: a connection that sent no complete upgrade request");
 			return 0;
 		}
 		lws_set_opaque_user_data(wsi, &decided); /* told once, whatever calls follow */
