@@ -280,8 +280,10 @@ restart"
 	printf 'console = no\n' >>"$VDI_CONFIG"
 	vm-start -q alice
 	assert_equal "$(sql "select coalesce(console_port, 0) from sessions")" 0
-	! virsh -q -c "$(lab_uri h1)" dumpxml "$(sql "select domain from sessions")" | grep -q "graphics type='vnc'"
+	xml=$(virsh -q -c "$(lab_uri h1)" dumpxml "$(sql "select domain from sessions")")
+	[[ $xml == *"graphics type='spice'"* && $xml != *"graphics type='vnc'"* ]]
 	cgi alice GET >"$W/page.html"
-	! grep -q 'Open in browser' "$W/page.html"
+	run grep -c 'Open in browser' "$W/page.html"
+	assert_output 0
 	grep -q 'Download for the viewer' "$W/page.html"
 }
