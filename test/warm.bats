@@ -124,7 +124,10 @@ wait_resumed() {
 	new=$(sql "select display_password from sessions where id = $sid")
 	[ -n "$new" ] && [ "$new" != "$old" ]
 	grep -q "passwd='$new'" <<<"$xml"
-	! grep -q "passwd='$old'" <<<"$xml"
+	[[ $xml != *"passwd='$old'"* ]]
+	# The browser console's display came in the image (the build had one), with this session's password.
+	vnc=$(sql "select console_password || ' ' || console_port from sessions where id = $sid")
+	grep -q "<graphics type='vnc' port='${vnc#* }' autoport='yes' listen='[0-9.]*' passwd='${vnc%% *}'" <<<"$xml"
 	grep -q "<source file='$LAB/pool/s$sid-alice.qcow2'" <<<"$xml"
 	run_vdi vm-log --session "$sid" -o tsv
 	assert_output --partial "domain=vdi-w$b-alice port="

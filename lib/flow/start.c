@@ -287,12 +287,15 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 		vdi_session_warm_names(warm, s->user, domain, sizeof(domain), NULL, 0, NULL, 0);
 	}
 	vdi_start_listen(s->host_display, s->host_uri, addr, sizeof(addr));
-	/* The browser console's VNC password: 8 characters, all VNC takes (vm-console alone uses it). */
+	/*
+	 * The browser console's VNC password: 8 characters, all VNC takes (vm-console alone uses it).
+	 * A warm build gets the display too, so the desktops restored from its image have one.
+	 */
 	if (vdi_start_password(pw, sizeof(pw), err) < 0 || vdi_start_password(cpw, sizeof(cpw), err) < 0)
 		goto not_host;
 	/* A first boot runs on the user VM's own disk: no overlay. */
 	if ((rc = claim_slot(db, id, s, domain, vdi_session_is_prepare(s) ? NULL : overlay, warm, addr, pw,
-			     o->console && vdi_session_is_desktop(s) ? cpw : NULL, o, err)) == 2)
+			     o->console && !vdi_session_is_prepare(s) ? cpw : NULL, o, err)) == 2)
 		goto not_host; /* err says the host stayed full of starts */
 	vdi_session_clear(s);
 	if (rc < 0 || vdi_session_get(db, id, s, err) < 0)
