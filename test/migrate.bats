@@ -71,8 +71,11 @@ ready_lines() {
 	# Still transient there: nothing of it is defined on either host.
 	virsh -q -c "$(lab_uri h2)" dominfo "$dom" | grep -qE '^Persistent: +no'
 	assert_equal "$(virsh -q -c "$(lab_uri h1)" list --all --name | grep -c . || true)" 0
-	# The port the VMDB gives viewers is the one QEMU listens on there (h2's display ports).
-	virsh -q -c "$(lab_uri h2)" domdisplay "$dom" | grep -q ":$port"
+	# The port the VMDB gives viewers is the one QEMU listens on there (h2's display ports), and so is
+	# the browser console's (its VNC display, which vm-console connects to).
+	virsh -q -c "$(lab_uri h2)" domdisplay --type spice "$dom" | grep -q ":$port"
+	vnc=$(sql "select console_port from sessions")
+	virsh -q -c "$(lab_uri h2)" dumpxml "$dom" | grep -q "<graphics type='vnc' port='$vnc'"
 	[ "$port" -ge 6000 ]
 	assert_equal "$(sql "select name || ' ' || sessions || ' ' || mem_used from hosts order by name")" \
 		$'h1 0 0\nh2 1 201326592'
