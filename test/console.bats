@@ -187,6 +187,8 @@ server-init 720x400 QEMU ($(sql "select domain from sessions where id = $A_SID")
 	# Nothing was started by any of it; one console was recorded, for alice, closed by its browser.
 	assert_equal "$(sql "select count(*) from sessions")" "$before"
 	assert_equal "$(sql "select username || ' ' || reason from consoles")" "alice browser"
+	run_vdi vdi-db metrics
+	assert_line 'vdi_browser_consoles_total 1'
 	# Each refusal was one line.
 	assert_equal "$(grep -c '^vm-console: refused' "$W/console.log")" 13
 }

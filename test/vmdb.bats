@@ -195,6 +195,9 @@ vmdb_fill_small() {
 		('bob', 'ready', 1, 'vdi', 'v2', 's2', 'bob', 67108864, 1, 1, 0),
 		('cy', 'ready', 1, 'vdi', 'v3', 's3', 'cy', 67108864, 1, 1, 0)"
 	VDI_DB=$1 vm-assign -q ann bob
+	# A browser console of ann's session, closed.
+	sqlite3 "$1" "insert into consoles (session_id, username, instance, opened, closed, reason)
+		values (1, 'ann', 'x/y/1/2', 1, 2, 'browser')"
 }
 
 @test "vdi-db copy moves an SQLite VMDB into a new database, checked; refused when in use, not empty or missing" {
@@ -211,6 +214,7 @@ vmdb_fill_small() {
 	sleep 0.2
 	VDI_DB=$src run_vdi vdi-db copy -o tsv "$target"
 	assert_line $'sessions\t2\t2'
+	assert_line $'consoles\t1\t1'
 	assert_line $'uservms\t3\t3'
 	assert_line $'events\t4\t4'
 	VDI_DB=$target run_vdi vdi-db check -o tsv

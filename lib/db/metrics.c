@@ -217,6 +217,7 @@ static const struct counter_family {
 	  NULL, NULL },
 	{ "vdi_viewer_disconnects_total", "Desktops whose last viewer went away", "viewer-disconnected", NULL,
 	  NULL },
+	{ "vdi_browser_consoles_total", "Browser consoles opened (vm-console)", "console-opened", NULL, NULL },
 	{ "vdi_migrations_total", "Live migrations, by outcome", "session-migrate", "outcome", "moved" },
 	{ "vdi_migrations_total", NULL, "session-migrate-undone", "outcome", "undone" },
 	{ "vdi_events_total", "Events of the audit trail (vm-log), by action", NULL, NULL, NULL },
