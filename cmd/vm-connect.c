@@ -519,8 +519,13 @@ console_page(struct answer *a, const struct vdi_session *s, const char *ticket)
 	unsigned char r[16];
 	char nonce[33];
 
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		memset(r, 0x5a, sizeof(r)); /* never happens on Linux >= 3.17; the CSP still holds */
+	/* The nonce lets the page's own script run and no other: a guessable one would not do. */
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		log_line("console: no random bytes for the page's nonce");
+		page(a, 503, "Service Unavailable", "The desktop service is not available right now. Try again in a "
+		     "moment.");
+		return;
+	}
 	for (size_t i = 0; i < sizeof(r); i++)
 		snprintf(nonce + 2 * i, 3, "%02x", r[i]);
 	a->status = 200;
@@ -570,10 +575,9 @@ console_page(struct answer *a, const struct vdi_session *s, const char *ticket)
 	esc(a->b, c.cfg.console_path);
 	fputs("\"></div>\n", a->b);
 	fprintf(a->b, "<script type=\"module\" nonce=\"%s\">\n", nonce);
-	fputs("import RFB from '", a->b);
-	esc(a->b, c.cfg.novnc_url);
-	fputs("/core/rfb.js';\n"
-	      "const screen = document.getElementById('screen'), status = document.getElementById('status');\n"
+	/* Script text, not HTML: written as it is (vdi.conf allows no quote, backslash or '<' in a URL). */
+	fprintf(a->b, "import RFB from '%s/core/rfb.js';\n", c.cfg.novnc_url);
+	fputs("const screen = document.getElementById('screen'), status = document.getElementById('status');\n"
 	      "const d = screen.dataset;\n"
 	      "const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + d.path +\n"
 	      "  '?session=' + encodeURIComponent(d.session) + '&ticket=' + encodeURIComponent(d.ticket);\n"
