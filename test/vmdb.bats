@@ -244,7 +244,8 @@ vmdb_fill_small() {
 	assert_line $'events\t0'
 }
 
-@test "a warm build that ends saved makes its user VM warm in the same transaction; a failed one, a retired master drop nothing else" {
+# one_of_each: a VMDB with master m, host h1 (up) and user VM u1 (ready), made in SQL.
+one_of_each() {
 	vm-hosts -q list
 	sql "insert into masters (name, state, os, pool, volume, format, virtual_size, sha256, source, mem, vcpus,
 		disk, created) values ('m', 'active', 'linux', 'vdi', 'master-m', 'qcow2', 1, 'x', 'file:///m', 1, 1, 1, 0)"
@@ -252,6 +253,10 @@ vmdb_fill_small() {
 		values ('h1', 'qemu+ssh://h1/system', 'vdi', 'up', 16, 34359738368, 0, 0, 0, 0, 0)"
 	sql "insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
 		values ('u1', 'ready', 1, 'vdi', 'v1', 's1', 'u1', 1073741824, 1, 1, 0)"
+}
+
+@test "a warm build that ends saved makes its user VM warm in the same transaction; a failed one, a retired master drop nothing else" {
+	one_of_each
 	# A build that fails: the user VM stays cold, the failure is recorded.
 	sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed, kind)
 		values (1, 1, 'starting', 1073741824, 1, 0, 0, 'warm')"
@@ -274,13 +279,7 @@ vmdb_fill_small() {
 }
 
 @test "a session that ends closes its browser consoles in the same transaction; a console's close needs its reason; removing the user VM's sessions takes their consoles" {
-	vm-hosts -q list
-	sql "insert into masters (name, state, os, pool, volume, format, virtual_size, sha256, source, mem, vcpus,
-		disk, created) values ('m', 'active', 'linux', 'vdi', 'master-m', 'qcow2', 1, 'x', 'file:///m', 1, 1, 1, 0)"
-	sql "insert into hosts (name, uri, pool, health, vcpus, mem_total, mem_free, load, last_poll, last_ok, created)
-		values ('h1', 'qemu+ssh://h1/system', 'vdi', 'up', 16, 34359738368, 0, 0, 0, 0, 0)"
-	sql "insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
-		values ('u1', 'ready', 1, 'vdi', 'v1', 's1', 'u1', 1073741824, 1, 1, 0)"
+	one_of_each
 	sql "insert into sessions (uservm_id, host_id, state, mem, vcpus, created, changed, console_port, console_password)
 		values (1, 1, 'running', 1073741824, 1, 0, 0, 5901, 'abcdefgh')"
 	sql "insert into consoles (session_id, username, instance, opened) values (1, 'u1', 'x/y/1/2', 5)"
