@@ -15,7 +15,7 @@
 /* Every table, parents before children (the foreign keys' order). */
 static const char *const tables[] = {
 	"hosts", "host_tags", "host_domains", "masters", "master_apps", "uservms", "uservm_tags",
-	"uservm_apps", "sessions", "consoles", "events", "kv", "requests", "form_tokens", "counters", "grants",
+	"uservm_apps", "homes", "sessions", "consoles", "events", "kv", "requests", "form_tokens", "counters", "grants",
 	"group_limits",
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
