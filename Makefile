@@ -70,7 +70,7 @@ ALL_INC    = $(call layer_inc,flow) -iquote cmd
 
 BASE_SRC = $(addprefix lib/base/,profile.c err.c mem.c nss.c strv.c csv.c batch.c names.c uri.c parse.c out.c \
            config.c file.c meta.c report.c xml.c iso.c seed.c form.c clock.c proc.c)
-DB_SRC   = $(addprefix lib/db/,db.c event.c sqlite.c pg.c vmdb.c host.c master.c uservm.c sched.c assign.c session.c reap.c \
+DB_SRC   = $(addprefix lib/db/,db.c event.c sqlite.c pg.c vmdb.c host.c master.c uservm.c home.c sched.c assign.c session.c reap.c \
            request.c rebalance.c metrics.c group.c)
 CORE_SRC = $(BASE_SRC) $(DB_SRC)
 VIRT_SRC = $(addprefix lib/virt/,virt.c conns.c) \

@@ -23,21 +23,24 @@
 #include "prepare.h"
 #include "request.h"
 #include "strv.h"
+#include "uservm.h"
 #include "warm.h"
 
 static const char usage[] =
 	"usage: vm-copy [--db PATH] [-o table|tsv|json] [-q] [-v] [-n]\n"
 	"               [--master NAME | --os OS [--app APP]...] [--mem SIZE] [--vcpus N]\n"
-	"               [--disk SIZE] [--tag TAG]... [--expires DATE | --ttl DURATION]\n"
+	"               [--disk SIZE] [--home SIZE] [--tag TAG]... [--expires DATE | --ttl DURATION]\n"
 	"               [--host HOST] [USER...]\n"
 	"       vm-copy --csv [options as above] < REQUESTS.csv\n"
-	"       vm-copy --rm [--force] [--host HOST] [-n] [USER...]\n"
+	"       vm-copy --rm [--force] [--purge-home] [--host HOST] [-n] [USER...]\n"
+	"       vm-copy --update [-n] (--all | USER...)\n"
+	"       vm-copy --home-resize SIZE [-n] USER...\n"
 	"       vm-copy --requests [--approve | --reject] [--all] [-n] [USER...]\n"
 	"       vm-copy --warm [-n] (--all | USER...)\n"
 	"       vm-copy -h | --help | --version\n"
 	"\n"
 	"Users are read one per line from standard input when none are given.  CSV lines\n"
-	"are user,os,apps,mem,vcpus,disk (apps separated by ';'; empty: the defaults).\n"
+	"are user,os,apps,mem,vcpus,disk,home (apps separated by ';'; empty: the defaults).\n"
 	"Exit: 0 ok, 1 failure, 2 usage, 3 no such master or user, 4 no host sees the pool,\n"
 	"5 the user has a user VM (or a session), 75 temporary.  See vm-copy(1).\n";
 
@@ -46,15 +49,19 @@ static const struct vdi_cli_help help[] = {
 	{ "--os OS, --app APP", "or the master that has these (--app again)" },
 	{ "--mem SIZE, --vcpus N", "its memory and vCPUs (else the master's)" },
 	{ "--disk SIZE", "its disk, at least the master's" },
+	{ "--home SIZE", "the user's home disk, kept across sessions" },
 	{ "--tag TAG", "hosts its sessions need (again for more)" },
 	{ "--expires DATE, --ttl DURATION", "when vm-reap --expired may delete it" },
 	{ "--host HOST", "the host whose libvirt makes the volumes" },
 	{ "--csv", "requests from a CSV on standard input" },
 	{ "--rm", "delete user VMs" },
 	{ "--force", "with --rm: even while a session runs" },
+	{ "--purge-home", "with --rm: delete the home disk too" },
+	{ "--update", "remake stale user VMs on their new master" },
+	{ "--home-resize SIZE", "grow the users' home disks (no session)" },
 	{ "--requests", "the web page's requests, pending" },
 	{ "--approve, --reject", "make, or turn down, the requests named" },
-	{ "--all", "every pending request; with --warm, every user VM due one" },
+	{ "--all", "every pending request; with --warm or --update, every one due" },
 	{ "--warm", "build the users' warm images (again)" },
 	{ NULL, NULL },
 };
@@ -78,6 +85,10 @@ enum {
 	OPT_REJECT,
 	OPT_ALL,
 	OPT_WARM,
+	OPT_HOME,
+	OPT_PURGE_HOME,
+	OPT_UPDATE,
+	OPT_HOME_RESIZE,
 };
 
 static const struct option opts[] = {
@@ -101,6 +112,10 @@ static const struct option opts[] = {
 	{ "reject", no_argument, NULL, OPT_REJECT },
 	{ "all", no_argument, NULL, OPT_ALL },
 	{ "warm", no_argument, NULL, OPT_WARM },
+	{ "home", required_argument, NULL, OPT_HOME },
+	{ "purge-home", no_argument, NULL, OPT_PURGE_HOME },
+	{ "update", no_argument, NULL, OPT_UPDATE },
+	{ "home-resize", required_argument, NULL, OPT_HOME_RESIZE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -110,7 +125,8 @@ static struct {
 	char **apps, **tags;       /* borrowed from argv */
 	size_t napps, ntags;
 	bool csv, rm;
-	bool requests, approve, reject, all, warm;
+	bool requests, approve, reject, all, warm, update;
+	int64_t home_resize;       /* --home-resize SIZE (0: not given) */
 } a = { .base = { .mem = -1, .vcpus = -1, .disk = -1 } };
 
 static volatile sig_atomic_t interrupted;
@@ -212,6 +228,17 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 	case OPT_WARM:
 		a.warm = true;
 		break;
+	case OPT_HOME:
+	case OPT_HOME_RESIZE:
+		if (vdi_home_parse(arg, o == OPT_HOME ? &a.base.home : &a.home_resize, &err) < 0)
+			vdi_cli_usage_error(c, "--%s%s", o == OPT_HOME ? "" : "home-resize: ", err.msg);
+		break;
+	case OPT_PURGE_HOME:
+		a.o.purge_home = true;
+		break;
+	case OPT_UPDATE:
+		a.update = true;
+		break;
 	}
 }
 
@@ -226,6 +253,10 @@ put(struct vdi_cli *c, const char *user, const struct vdi_copy_result *res)
 	vdi_out_size(c->out, "disk", res->disk);
 	vdi_out_size(c->out, "mem", res->mem);
 	vdi_out_int(c->out, "vcpus", res->vcpus);
+	if (res->home)
+		vdi_out_size(c->out, "home", res->home);
+	else
+		vdi_out_null(c->out, "home");
 	vdi_out_str(c->out, "volume", res->volume);
 	vdi_out_str(c->out, "state", "ready");
 	vdi_out_strv(c->out, "apps_added", res->apps_added, res->napps_added);
@@ -240,9 +271,18 @@ report(struct vdi_cli *c, const char *user, struct vdi_copy_result *res, const s
 	if (err)
 		return vdi_cli_fail(c, err);
 	if (a.rm) {
-		vdi_cli_info(c, "%s the user VM of %s", c->dry_run ? "would remove" : "removed", user);
+		vdi_cli_info(c, "%s the user VM of %s%s", c->dry_run ? "would remove" : "removed", user,
+			     res && res->home_kept ? c->dry_run ? "; its home disk would be kept (--purge-home deletes it)" :
+			     "; its home disk is kept (--purge-home deletes it)" : a.o.purge_home && !c->dry_run ?
+			     " and its home disk, if any" : "");
 		return 0;
 	}
+	if (res && res->updated_from)
+		vdi_cli_info(c, "%s: remade on master %s (was %s)%s", user, res->master, res->updated_from,
+			     res->prepare ? "; its first boot comes next" : "");
+	if (res && res->home_kept && !res->updated_from && !res->again)
+		vdi_cli_info(c, "%s: its kept home disk (%lld MiB) is attached again", user,
+			     (long long)(res->home >> 20));
 	if (c->dry_run)
 		vdi_cli_info(c, "would copy master %s for %s as %s", res->master, user, res->volume);
 	if (res->prepare) {
@@ -267,17 +307,26 @@ struct batch_out {
 	int code;
 };
 
+/* --update: the users whose user VM was warm before its update (made warm again after it). */
+static struct {
+	char **users;
+	size_t n;
+} was_warm;
+
 /* Each user of a batch, in input order, as soon as it and those before it are done. */
 static void
 batch_done(void *ctx, size_t i, struct vdi_copy_result *res, const struct vdi_err *err, bool *keep)
 {
 	struct batch_out *b = ctx;
 
+	if (!err && res && res->was_warm)
+		vdi_strv_push_copy(&was_warm.users, &was_warm.n, b->reqs[i].user);
 	b->code = vdi_code_worst(b->code, report(b->c, b->reqs[i].user, res, err, keep));
 	if (!err)
 		vdi_cli_progress_line(b->c, "%s: %s", b->reqs[i].user, a.rm ? "removed" : res && res->prepare ?
 				      "copied, its first boot comes next" : "ready");
-	vdi_cli_progress(b->c, a.rm ? "removing" : "copying", (int64_t)++b->done, (int64_t)b->n, false);
+	vdi_cli_progress(b->c, a.rm ? "removing" : a.update ? "updating" : "copying", (int64_t)++b->done,
+			 (int64_t)b->n, false);
 }
 
 /* Users of the arguments, standard input or --csv: copy_parallel at once, each printed in input order. */
@@ -285,9 +334,9 @@ static int
 run_batch(struct vdi_cli *c, const struct vdi_copy_req *reqs, size_t n)
 {
 	struct batch_out out = { .c = c, .reqs = reqs, .n = n };
-	struct vdi_copy_batch b = { .db = c->db,
-				    .timeout_ms = c->cfg.poll_timeout, .parallel = (int)c->cfg.copy_parallel,
-				    .rm = a.rm, .done = batch_done, .ctx = &out };
+	struct vdi_copy_batch b = { .db = c->db, .timeout_ms = c->cfg.poll_timeout,
+				    .parallel = (int)(a.update ? c->cfg.update_parallel : c->cfg.copy_parallel),
+				    .rm = a.rm, .update = a.update, .done = batch_done, .ctx = &out };
 
 	vdi_copy_many(reqs, n, &a.o, &b);
 	return out.code;
@@ -408,6 +457,63 @@ plan_warm(struct vdi_cli *c, char **users, size_t n)
 }
 
 /*
+ * --update: the named users, or with --all every user VM due its update
+ * (stale with no session, or left half way); -n shows the plan, and
+ * those that wait for their session to end.  *users gets who to update.
+ */
+static int
+plan_update(struct vdi_cli *c, char ***users, size_t *n)
+{
+	struct vdi_uservm *us = NULL;
+	struct vdi_err err = { 0 };
+	size_t nus = 0, busy = 0;
+
+	if (!a.all) {
+		for (size_t i = 0; c->dry_run && i < *n; i++) {
+			struct vdi_copy_result res;
+			struct vdi_err e = { 0 };
+			if (vdi_copy_update(c->db, (*users)[i], &a.o, &res, &e) < 0)
+				vdi_cli_fail(c, &e);
+			vdi_copy_result_clear(&res);
+		}
+		return 0;
+	}
+	if (vdi_uservm_update_due(c->db, &us, &nus, &busy, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	for (size_t i = 0; i < nus; i++) {
+		if (c->dry_run)
+			vdi_cli_info(c, "would update %s from master %s to %s", us[i].user,
+				     us[i].updating_from ? us[i].updating_from : us[i].master,
+				     us[i].update_to ? us[i].update_to : us[i].master);
+		vdi_strv_push_copy(users, n, us[i].user);
+	}
+	if (busy)
+		vdi_cli_info(c, "%zu user VM%s in a session: updated when %s", busy, busy == 1 ? "" : "s",
+			     busy == 1 ? "it ends" : "they end");
+	vdi_uservms_free(us, nus);
+	return 0;
+}
+
+/* --home-resize SIZE: each user's home disk grows to SIZE (no session; never shrinks). */
+static int
+run_home_resize(struct vdi_cli *c, char **users, size_t n)
+{
+	int code = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct vdi_err err = { 0 };
+		if (vdi_copy_home_resize(c->db, users[i], a.home_resize, &a.o, &err) < 0) {
+			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+			continue;
+		}
+		vdi_cli_info(c, "%s the home disk of %s to %lld MiB%s", c->dry_run ? "would grow" : "grew", users[i],
+			     (long long)(a.home_resize >> 20), c->dry_run ? "" : "; the guest grows its file system "
+			     "at its next boot");
+	}
+	return code;
+}
+
+/*
  * --requests: the desktops users asked for on the web page (vm-connect).
  * Alone it lists the pending ones; --approve makes each user's VM as
  * asked (then the request is done, or failed with why; a temporary
@@ -507,6 +613,8 @@ run_csv(struct vdi_cli *c)
 			q.vcpus = cq.vcpus;
 		if (cq.disk > 0)
 			q.disk = cq.disk;
+		if (cq.home > 0)
+			q.home = cq.home;
 		if (!q.os && !q.master) {
 			vdi_err_set(&err, VDI_R_USAGE, "line %d: no os given and no --master", cq.line);
 			code = vdi_code_worst(code, vdi_cli_fail(c, &err));
@@ -569,8 +677,11 @@ main(int argc, char **argv)
 		vdi_cli_usage_error(&c, "--warm takes only users, or --all (and -n)");
 	if (a.warm && a.all == (optind < argc))
 		vdi_cli_usage_error(&c, "--warm: name the users, or give --all");
-	if ((a.approve || a.reject || a.all) && !a.requests && !a.warm)
-		vdi_cli_usage_error(&c, "--approve, --reject and --all go with --requests (--all also with --warm)");
+	if ((a.approve || a.reject || a.all) && !a.requests && !a.warm && !a.update)
+		vdi_cli_usage_error(&c, "--approve, --reject and --all go with --requests (--all also with --warm "
+				    "and --update)");
+	if ((a.approve || a.reject) && !a.requests)
+		vdi_cli_usage_error(&c, "--approve and --reject go with --requests");
 	if (a.approve && a.reject)
 		vdi_cli_usage_error(&c, "--approve and --reject exclude each other");
 	if (a.all && optind < argc)
@@ -580,7 +691,20 @@ main(int argc, char **argv)
 				    a.approve ? "approve" : "reject");
 	if (a.o.force && !a.rm)
 		vdi_cli_usage_error(&c, "--force goes with --rm");
-	if (!a.rm && !a.csv && !a.requests && !a.warm && !a.base.master && !a.base.os)
+	if (a.o.purge_home && !a.rm)
+		vdi_cli_usage_error(&c, "--purge-home goes with --rm");
+	if ((a.update || a.home_resize) && (a.rm || a.csv || a.requests || a.warm || a.base.master || a.base.os ||
+					    a.napps || a.base.mem > 0 || a.base.vcpus > 0 || a.base.disk > 0 ||
+					    a.base.home > 0 || a.ntags))
+		vdi_cli_usage_error(&c, "%s takes only users%s (and -n)", a.update ? "--update" : "--home-resize",
+				    a.update ? ", or --all" : "");
+	if (a.update && a.home_resize)
+		vdi_cli_usage_error(&c, "--update and --home-resize exclude each other");
+	if (a.update && a.all == (optind < argc))
+		vdi_cli_usage_error(&c, "--update: name the users, or give --all");
+	if (a.home_resize && optind >= argc)
+		vdi_cli_usage_error(&c, "--home-resize: name the users");
+	if (!a.rm && !a.csv && !a.requests && !a.warm && !a.update && !a.home_resize && !a.base.master && !a.base.os)
 		vdi_cli_usage_error(&c, "give --master NAME, or --os OS (and --app), or --csv");
 	if (a.csv && optind < argc)
 		vdi_cli_usage_error(&c, "--csv reads requests from standard input, not arguments");
@@ -591,7 +715,7 @@ main(int argc, char **argv)
 		for (int i = optind; i < argc; i++)
 			vdi_strv_push_copy(&users, &n, argv[i]);
 		a.all |= !a.approve && !a.reject && n == 0;
-	} else if (a.warm) {
+	} else if (a.warm || a.update || a.home_resize) {
 		for (int i = optind; i < argc; i++)
 			if (vdi_name_check("user", argv[i], VDI_ERR_SCRATCH) < 0)
 				vdi_cli_usage_error(&c, "bad user name '%s'", argv[i]);
@@ -615,9 +739,22 @@ main(int argc, char **argv)
 	a.o.ntags = a.ntags;
 	a.o.conns = vdi_conns_new(c.cfg.poll_timeout);
 	a.o.interrupted = &interrupted;
-	if (!a.rm)
+	a.o.home_max = c.cfg.home_max;
+	a.o.home_mount = c.cfg.home_mount;
+	if (!a.rm && !a.home_resize)
 		vdi_out_list_begin(c.out);
-	if (a.warm) {
+	if (a.home_resize) {
+		code = run_home_resize(&c, users, n);
+	} else if (a.update) {
+		code = plan_update(&c, &users, &n);
+		if (!c.dry_run && n > 0) {
+			struct vdi_copy_req *reqs = vdi_xcalloc(n + 1, sizeof(*reqs));
+			for (size_t i = 0; i < n; i++)
+				reqs[i].user = users[i];
+			code = vdi_code_worst(code, run_batch(&c, reqs, n));
+			free(reqs);
+		}
+	} else if (a.warm) {
 		code = plan_warm(&c, users, n);
 	} else if (a.requests) {
 		code = run_requests(&c, users, n);
@@ -635,12 +772,24 @@ main(int argc, char **argv)
 	vdi_cli_progress(&c, NULL, -1, 0, false);
 	code = vdi_code_worst(code, run_prepare(&c));
 	vdi_cli_progress(&c, NULL, -1, 0, false);
+	/* An update makes warm again the user VMs that were (all of them when vdi.conf says warm = yes). */
+	if (a.update && !c.cfg.warm) {
+		size_t k = 0;
+		for (size_t i = 0; i < warm.n; i++) {
+			if (vdi_strv_has(was_warm.users, was_warm.n, warm.users[i]))
+				warm.users[k++] = warm.users[i];
+			else
+				free(warm.users[i]);
+		}
+		warm.n = k;
+	}
+	vdi_strv_free(was_warm.users, was_warm.n);
 	/* Built by --warm, or after the copies when vdi.conf says warm = yes. */
-	if (a.warm || c.cfg.warm)
+	if (a.warm || c.cfg.warm || a.update)
 		code = vdi_code_worst(code, run_warm(&c));
 	vdi_cli_progress(&c, NULL, -1, 0, false);
 	vdi_strv_free(warm.users, warm.n);
-	if (!a.rm)
+	if (!a.rm && !a.home_resize)
 		vdi_out_list_end(c.out);
 	vdi_conns_free(a.o.conns);
 out:

@@ -106,9 +106,9 @@ static const char *const session_drop[] = { "browser", "start", "created", "view
 					    "vcpus", "mem", "reason", NULL };
 static const char *const uservm_cols[] = { "user", "master", "mem", "vcpus", "disk", "expires", "session",
 					   "state", "host", "since", "display", "address", "vm", "viewer",
-					   "viewer_since", "warm", NULL };
-static const char *const uservm_drop[] = { "warm", "expires", "viewer_since", "display", "since", "disk",
-					   "vcpus", "mem", "master", "session", NULL };
+					   "viewer_since", "warm", "home", "home_used", "update", NULL };
+static const char *const uservm_drop[] = { "home_used", "update", "home", "warm", "expires", "viewer_since",
+					   "display", "since", "disk", "vcpus", "mem", "master", "session", NULL };
 
 static int
 list_sessions(struct vdi_cli *c, char **users, size_t n, const char *host, const char *state)
@@ -213,6 +213,21 @@ list_uservms(struct vdi_cli *c, char **users, size_t n, const char *host, const 
 		vdi_out_str(c->out, "vm", u->state);
 		out_viewer(c, &s);
 		vdi_out_str(c->out, "warm", warm_state(u));
+		/* Its home disk: size, and allocation in the pool when last read (end of a session, copy, resize). */
+		if (u->home) {
+			vdi_out_size(c->out, "home", u->home_size);
+			vdi_out_size(c->out, "home_used", u->home_used);
+		} else {
+			vdi_out_null(c->out, "home");
+			vdi_out_null(c->out, "home_used");
+		}
+		/* Its master's version: the master it moves to (stale), or the one it leaves (under way). */
+		if (u->updating_from)
+			vdi_out_str(c->out, "update", "updating");
+		else if (u->update_to)
+			vdi_out_str(c->out, "update", u->update_to);
+		else
+			vdi_out_str(c->out, "update", NULL);
 		vdi_out_obj_end(c->out);
 		vdi_session_clear(&s);
 	}

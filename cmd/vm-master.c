@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "home.h"
 #include "image.h"
 #include "import.h"
 #include "names.h"
@@ -23,7 +24,9 @@ static const char usage[] =
 	"                 [--pool POOL] [--host HOST] [--mem SIZE] [--vcpus N] [--disk SIZE]\n"
 	"                 [--profile linux|windows|windows11] [--firmware bios|efi]\n"
 	"                 [--disk-bus virtio|sata|scsi] [--nic virtio|e1000e|rtl8139]\n"
-	"                 [--video virtio|qxl|vga] [--prepare cloud-init|none] [--rdp] [-n]\n"
+	"                 [--video virtio|qxl|vga] [--prepare cloud-init|none] [--rdp]\n"
+	"                 [--home SIZE] [--replaces OLD [--force] [--force-update]] [-n]\n"
+	"       vm-master update [--force] [--force-update] [-n] OLD NEW\n"
 	"       vm-master list\n"
 	"       vm-master show NAME\n"
 	"       vm-master retire [-n] NAME...\n"
@@ -46,6 +49,10 @@ static const struct vdi_cli_help help[] = {
 	{ "--nic, --video", "override: virtio|e1000e|rtl8139, virtio|qxl|vga" },
 	{ "--prepare WAY", "cloud-init (a first boot per user VM) or none" },
 	{ "--rdp", "the guest serves RDP (vm-start --rdp)" },
+	{ "--home SIZE", "user VMs' default home disk (none if not given)" },
+	{ "--replaces OLD", "it replaces OLD: OLD's user VMs update to it" },
+	{ "--force", "replace across OS families or profiles" },
+	{ "--force-update", "stale users wait for the update (else: old once more)" },
 	{ NULL, NULL },
 };
 
@@ -66,6 +73,10 @@ enum {
 	OPT_VIDEO,
 	OPT_PREPARE,
 	OPT_RDP,
+	OPT_HOME,
+	OPT_REPLACES,
+	OPT_FORCE,
+	OPT_FORCE_UPDATE,
 };
 
 static const struct option opts[] = {
@@ -87,6 +98,10 @@ static const struct option opts[] = {
 	{ "video", required_argument, NULL, OPT_VIDEO },
 	{ "prepare", required_argument, NULL, OPT_PREPARE },
 	{ "rdp", no_argument, NULL, OPT_RDP },
+	{ "home", required_argument, NULL, OPT_HOME },
+	{ "replaces", required_argument, NULL, OPT_REPLACES },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "force-update", no_argument, NULL, OPT_FORCE_UPDATE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -96,6 +111,8 @@ struct args {
 	char **apps;
 	size_t napps;
 	char *sha256;
+	const char *replaces;                /* --replaces OLD */
+	struct vdi_master_replace_opts ro;   /* --force, --force-update */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -184,6 +201,23 @@ parse_opt(struct vdi_cli *c, int o, const char *arg)
 	case OPT_RDP:
 		a->io.spec.rdp = true;
 		break;
+	case OPT_HOME:
+		if (vdi_home_parse(arg, &a->io.spec.home, &err) < 0)
+			vdi_cli_usage_error(c, "--%s", err.msg);
+		if (a->io.spec.home < VDI_HOME_MIN)
+			vdi_cli_usage_error(c, "--home: %s is below the smallest home disk (%lld MiB)", arg,
+					    VDI_HOME_MIN >> 20);
+		break;
+	case OPT_REPLACES:
+		check_name(c, "master", arg);
+		a->replaces = arg;
+		break;
+	case OPT_FORCE:
+		a->ro.force = true;
+		break;
+	case OPT_FORCE_UPDATE:
+		a->ro.force_update = true;
+		break;
 	}
 }
 
@@ -236,7 +270,11 @@ put_master(struct vdi_out *o, const struct vdi_master *m, bool full)
 	vdi_out_int(o, "uservms", m->uservms);
 	vdi_out_str(o, "profile", m->profile);
 	vdi_out_str(o, "prepare", m->prepare);
+	vdi_out_size(o, "home", m->home);
+	vdi_out_str(o, "replaced_by", m->replaced_by);
 	if (full || vdi_out_fmt(o) != VDI_FMT_TABLE) {
+		vdi_out_bool(o, "update_forced", m->update_forced);
+		vdi_out_int(o, "updating", m->updating);
 		struct vdi_profile reg = vdi_master_profile(m), eff;
 		vdi_profile_resolve(&reg, &eff);
 		vdi_out_str(o, "firmware", eff.firmware);
@@ -253,6 +291,8 @@ put_master(struct vdi_out *o, const struct vdi_master *m, bool full)
 	vdi_out_obj_end(o);
 }
 
+static int replace(struct vdi_cli *c, const char *old, const char *new, int64_t *stale);
+
 static int
 cmd_add(struct vdi_cli *c, int argc, char **argv)
 {
@@ -267,6 +307,10 @@ cmd_add(struct vdi_cli *c, int argc, char **argv)
 	check_name(c, "master", argv[optind]);
 	if (!a->io.spec.source)
 		vdi_cli_usage_error(c, "add: --image PATH|URL is required");
+	if ((a->ro.force || a->ro.force_update) && !a->replaces)
+		vdi_cli_usage_error(c, "add: --force and --force-update go with --replaces");
+	if (a->replaces && strcmp(a->replaces, argv[optind]) == 0)
+		vdi_cli_usage_error(c, "add: a master cannot replace itself");
 	if ((rc = vdi_cli_open(c)) != 0)
 		return rc;
 	a->io.spec.name = argv[optind];
@@ -282,7 +326,20 @@ cmd_add(struct vdi_cli *c, int argc, char **argv)
 		vdi_cli_info(c, "took over the import of %s left by a process that died", a->io.spec.name);
 	if (c->dry_run) {
 		vdi_cli_info(c, "would import %s into pool %s", a->io.spec.source, a->io.spec.pool);
-	} else if (!c->quiet) {
+		if (a->replaces)
+			vdi_cli_info(c, "would replace master %s with %s", a->replaces, a->io.spec.name);
+		vdi_master_clear(&m);
+		return 0;
+	}
+	/* Imported and verified first: a replace that is refused leaves the new master, active, to use or rm. */
+	if (a->replaces) {
+		int64_t stale;
+		rc = replace(c, a->replaces, a->io.spec.name, &stale);
+		vdi_master_clear(&m);
+		if (rc != 0 || vdi_master_get(c->db, a->io.spec.name, &m, &err) < 0)
+			return rc != 0 ? rc : vdi_cli_fail(c, &err);
+	}
+	if (!c->quiet) {
 		vdi_out_list_begin(c->out);
 		put_master(c->out, &m, false);
 		vdi_out_list_end(c->out);
@@ -291,11 +348,43 @@ cmd_add(struct vdi_cli *c, int argc, char **argv)
 	return 0;
 }
 
+/* NEW replaces OLD (vdi_master_replace), said in one line. */
+static int
+replace(struct vdi_cli *c, const char *old, const char *new, int64_t *stale)
+{
+	struct args *a = c->args;
+	struct vdi_err err = { 0 };
+
+	if (vdi_master_replace(c->db, old, new, &a->ro, stale, &err) < 0)
+		return vdi_cli_fail(c, &err);
+	vdi_cli_info(c, "%s master %s with %s: %lld user VM%s to update (vm-copy --update --all)%s",
+		     c->dry_run ? "would replace" : "replaced", old, new, (long long)*stale, *stale == 1 ? "" : "s",
+		     a->ro.force_update ? "; their users wait for it" : "");
+	return 0;
+}
+
+static int
+cmd_update(struct vdi_cli *c, int argc, char **argv)
+{
+	int64_t stale;
+	int rc;
+
+	if (argc - optind != 2)
+		vdi_cli_usage_error(c, "update: expected OLD NEW (the master replaced, the one replacing it)");
+	check_name(c, "master", argv[optind]);
+	check_name(c, "master", argv[optind + 1]);
+	if (strcmp(argv[optind], argv[optind + 1]) == 0)
+		vdi_cli_usage_error(c, "update: a master cannot replace itself");
+	if ((rc = vdi_cli_open(c)) != 0)
+		return rc;
+	return replace(c, argv[optind], argv[optind + 1], &stale);
+}
+
 /* list's table: its columns (an empty list keeps its header), and those a narrow terminal drops first. */
 static const char *const table_cols[] = { "name", "state", "os", "apps", "format", "virtual_size", "disk", "mem",
-					  "vcpus", "uservms", "profile", "prepare", NULL };
-static const char *const table_drop[] = { "format", "virtual_size", "prepare", "profile", "disk", "uservms",
-					  NULL };
+					  "vcpus", "uservms", "profile", "prepare", "home", "replaced_by", NULL };
+static const char *const table_drop[] = { "format", "virtual_size", "prepare", "profile", "home", "disk",
+					  "uservms", "replaced_by", NULL };
 
 static int
 cmd_list(struct vdi_cli *c, int argc, char **argv)
@@ -386,12 +475,15 @@ cmd_rm(struct vdi_cli *c, int argc, char **argv)
 
 static const int add_opts[] = { OPT_IMAGE, OPT_OS, OPT_APP, OPT_SHA256, OPT_POOL, OPT_HOST, OPT_MEM,
 				OPT_VCPUS, OPT_DISK, OPT_PROFILE, OPT_FIRMWARE, OPT_DISK_BUS, OPT_NIC,
-				OPT_VIDEO, OPT_PREPARE, OPT_RDP, 0 };
+				OPT_VIDEO, OPT_PREPARE, OPT_RDP, OPT_HOME, OPT_REPLACES, OPT_FORCE,
+				OPT_FORCE_UPDATE, 0 };
+static const int update_opts[] = { OPT_FORCE, OPT_FORCE_UPDATE, 0 };
 static const int rm_opts[] = { OPT_HOST, 0 };
 static const int no_opts[] = { 0 };
 
 static const struct vdi_cli_cmd cmds[] = {
 	{ "add", cmd_add, add_opts, true },
+	{ "update", cmd_update, update_opts, true },
 	{ "list", cmd_list, no_opts, false },
 	{ "show", cmd_show, no_opts, false },
 	{ "retire", cmd_retire, no_opts, true },

@@ -81,6 +81,10 @@ static const struct setting settings[] = {
 	{ "console_idle_timeout", S_DURATION, OFF(console_idle_timeout), "1h", 0, 0 },
 	{ "console_max_frame", S_SIZE, OFF(console_max_frame), "256K", 4096, 0 },
 	{ "console_per_user", S_COUNT, OFF(console_per_user), "4", 1, 64 },
+	{ "home_max", S_SIZE, OFF(home_max), "100G", 16 << 20, 0 },
+	{ "request_home_max", S_SIZE, OFF(request_home_max), "10G", 0, 0 },
+	{ "home_mount", S_PATH, OFF(home_mount), "/home", 0, 0 },
+	{ "update_parallel", S_COUNT, OFF(update_parallel), "2", 1, 256 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 
@@ -102,6 +106,12 @@ set_one(struct vdi_config *cfg, const struct setting *s, const char *val, struct
 		if (s->off == OFF(console_log_dir) && (val[0] != '/' || strpbrk(val, "\"'<>&")))
 			return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is not an absolute path of plain characters",
 					   s->key, val);
+		/* Written into the seed's YAML: letters, digits and /._- only. */
+		if (s->off == OFF(home_mount) && (val[0] != '/' || strlen(val) > 200 ||
+						  strspn(val, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+							 "0123456789/._-") != strlen(val) || strstr(val, "..")))
+			return vdi_err_set(err, VDI_R_USAGE, "%s: '%.40s' is not an absolute path of letters, digits "
+					   "and /._-", s->key, val);
 		break;
 	case S_COMMAND:
 		/* "" (none), or an absolute path run with no shell: nothing to quote, nothing to expand. */

@@ -75,6 +75,10 @@ struct vdi_config {
 	int64_t console_idle_timeout; /* console_idle_timeout: ms a console may pass no data (0: forever) */
 	int64_t console_max_frame; /* console_max_frame: bytes of the largest message a browser may send */
 	int64_t console_per_user; /* console_per_user: browser consoles one user may have open */
+	int64_t home_max;         /* home_max: the largest home disk vm-copy makes */
+	int64_t request_home_max; /* request_home_max: the largest one the web page may ask for (0: none) */
+	char *home_mount;         /* home_mount: where Linux guests mount the home disk */
+	int64_t update_parallel;  /* update_parallel: user VMs one vm-copy --update remakes at once */
 };
 
 int vdi_config_load(struct vdi_config *cfg, struct vdi_err *err);

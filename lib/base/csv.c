@@ -151,7 +151,7 @@ vdi_csv_next(struct vdi_csv *r, struct vdi_csv_request *q, struct vdi_err *err)
 	int n, rc, first;
 
 	memset(q, 0, sizeof(*q));
-	q->mem = q->vcpus = q->disk = -1;
+	q->mem = q->vcpus = q->disk = q->home = -1;
 	for (;;) {
 		first = r->line + 1;
 		rc = read_record(r);
@@ -173,7 +173,7 @@ vdi_csv_next(struct vdi_csv *r, struct vdi_csv_request *q, struct vdi_err *err)
 		n = vdi_csv_split(rec, f, VDI_CSV_FIELDS);
 		if (n < 1)
 			return vdi_err_set(err, VDI_R_USAGE, "line %d: malformed CSV (quotes, or more than %d "
-					   "fields: user,os,apps,mem,vcpus,disk)", first, VDI_CSV_FIELDS);
+					   "fields: user,os,apps,mem,vcpus,disk,home)", first, VDI_CSV_FIELDS);
 		for (int i = 0; i < n; i++)
 			f[i] = trim(f[i]);
 		if (!r->started && strcasecmp(f[0], "user") == 0) {
@@ -203,7 +203,8 @@ vdi_csv_next(struct vdi_csv *r, struct vdi_csv_request *q, struct vdi_err *err)
 	}
 	if ((n > 3 && *f[3] && vdi_mem_parse(f[3], &q->mem, err) < 0) ||
 	    (n > 4 && *f[4] && vdi_vcpus_parse(f[4], &q->vcpus, err) < 0) ||
-	    (n > 5 && *f[5] && vdi_disk_parse(f[5], &q->disk, err) < 0))
+	    (n > 5 && *f[5] && vdi_disk_parse(f[5], &q->disk, err) < 0) ||
+	    (n > 6 && *f[6] && vdi_home_parse(f[6], &q->home, err) < 0))
 		goto bad;
 	return 1;
 bad:

@@ -1,7 +1,7 @@
 /*
  * csv.h - user VM requests as CSV, as a spreadsheet writes it (RFC 4180).
  *
- * One request per record: user,os,apps,mem,vcpus,disk.  apps are separated
+ * One request per record: user,os,apps,mem,vcpus,disk,home.  apps are separated
  * by ';'; an empty field means the default (--master, --os, the master's
  * sizes).  What spreadsheets write is accepted: a UTF-8 byte order mark,
  * CRLF or LF line ends, fields in double quotes with commas, doubled quotes
@@ -18,7 +18,7 @@
 
 #include "err.h"
 
-#define VDI_CSV_FIELDS 6
+#define VDI_CSV_FIELDS 7
 
 /* One request.  The strings point into the reader's record (valid until the next call). */
 struct vdi_csv_request {
@@ -27,6 +27,7 @@ struct vdi_csv_request {
 	char **apps;            /* borrowed strings in an owned array: free(apps) */
 	size_t napps;
 	int64_t mem, vcpus, disk; /* -1: not given */
+	int64_t home;           /* the home disk's size; -1: not given */
 	int line;               /* the line the record starts on */
 };
 

@@ -33,6 +33,7 @@ static const struct {
 	[VDI_R_NOT_ENTITLED] = { "not-entitled", VDI_ECONFLICT },
 	[VDI_R_GROUP_FULL] = { "group-limit", VDI_ENOHOST },
 	[VDI_R_LIMIT] = { "limit", VDI_ECONFLICT },
+	[VDI_R_UPDATING] = { "updating", VDI_ETEMP },
 };
 
 int

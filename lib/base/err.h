@@ -68,6 +68,7 @@ enum vdi_reason {
 	VDI_R_NOT_ENTITLED,    /* 5: none of the user's groups may use that master (vm-group) */
 	VDI_R_GROUP_FULL,      /* 4: the user's groups hold all the sessions or memory they may, now */
 	VDI_R_LIMIT,           /* 5: a per-user limit is reached (console_per_user) */
+	VDI_R_UPDATING,        /* 75: the user VM waits for, or is in, its update to a new master */
 	VDI_R_MAX
 };
 

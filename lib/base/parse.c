@@ -235,6 +235,13 @@ vdi_disk_parse(const char *s, int64_t *out, struct vdi_err *err)
 }
 
 int
+vdi_home_parse(const char *s, int64_t *out, struct vdi_err *err)
+{
+	/* The file system's minimum and vdi.conf's home_max are the library's to check (home.h). */
+	return vdi_size_parse_range("home", s, 1, 1ULL << 50, out, err);
+}
+
+int
 vdi_vcpus_parse(const char *s, int64_t *out, struct vdi_err *err)
 {
 	if (vdi_int_parse(s, 1, 1024, out, err) < 0)

@@ -32,6 +32,8 @@ int vdi_size_parse_range(const char *what, const char *s, uint64_t min, uint64_t
 /* The sizes of a user VM or master: memory 16M-16T, disk 1M-1P, vCPUs 1-1024. */
 int vdi_mem_parse(const char *s, int64_t *out, struct vdi_err *err);
 int vdi_disk_parse(const char *s, int64_t *out, struct vdi_err *err);
+/* A home disk's size (1 byte to 1 PiB here; its real bounds: home.h, vdi.conf home_max). */
+int vdi_home_parse(const char *s, int64_t *out, struct vdi_err *err);
 int vdi_vcpus_parse(const char *s, int64_t *out, struct vdi_err *err);
 
 /*

@@ -63,6 +63,15 @@ vdi_seed_user_data(const struct vdi_seed *s)
 	}
 	if (s->windows)
 		fprintf(fp, "set_hostname: \"%s\"\n", s->hostname);
+	if (s->home_device && !s->windows) {
+		/* Before users_groups runs: the user's home directory is made on it. */
+		fprintf(fp, "fs_setup:\n  - label: \"%s\"\n    filesystem: ext4\n    device: \"%s\"\n"
+			"    partition: none\n    overwrite: false\n", VDI_HOME_LABEL, s->home_device);
+		fprintf(fp, "mounts:\n  - [ \"LABEL=%s\", \"%s\", ext4, \"defaults,nofail,x-systemd.device-timeout=30s\", "
+			"\"0\", \"2\" ]\n", VDI_HOME_LABEL, s->home_mount ? s->home_mount : "/home");
+		fprintf(fp, "bootcmd:\n  - [ sh, -c, \"resize2fs /dev/disk/by-label/%s 2>/dev/null || true\" ]\n",
+			VDI_HOME_LABEL);
+	}
 	/*
 	 * Last: the first boot ends by powering off, which tells vdi-tools the
 	 * user VM is prepared.  cloud-init runs power_state once per instance;
@@ -75,6 +84,18 @@ vdi_seed_user_data(const struct vdi_seed *s)
 			"  condition: true\n");
 	fclose(fp);
 	return buf;
+}
+
+void
+vdi_seed_home_device(const char *bus, char *buf, size_t len)
+{
+	/* udev's names for a disk with serial vdi-home (xml.h: VDI_HOME_SERIAL). */
+	if (bus && strcmp(bus, "sata") == 0)
+		snprintf(buf, len, "/dev/disk/by-id/ata-QEMU_HARDDISK_%s", "vdi-home");
+	else if (bus && strcmp(bus, "scsi") == 0)
+		snprintf(buf, len, "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_%s", "vdi-home");
+	else
+		snprintf(buf, len, "/dev/disk/by-id/virtio-%s", "vdi-home");
 }
 
 char *

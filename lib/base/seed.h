@@ -27,7 +27,22 @@ struct vdi_seed {
 	size_t npackages;
 	bool poweroff;   /* the first boot powers off at its end (the user VM's preparation) */
 	bool windows;    /* written for cloudbase-init (set_hostname, runcmd shutdown) */
+	/*
+	 * The user's home disk (NULL: none): the guest's path of the device
+	 * (by its serial, vdi_seed_home_device) and where it is mounted.
+	 * Linux only: cloud-init makes its file system once (fs_setup, never
+	 * over one that exists), mounts it (mounts, by label, nofail) and
+	 * grows it at each boot (bootcmd resize2fs) after vm-copy --home-resize.
+	 */
+	const char *home_device;
+	const char *home_mount;
 };
+
+/* The label of the home disk's file system. */
+#define VDI_HOME_LABEL "vdi-home"
+
+/* The guest's /dev/disk/by-id path of the home disk on a bus (virtio, sata or scsi). */
+void vdi_seed_home_device(const char *bus, char *buf, size_t len);
 
 /* A hostname (RFC 1123 label) for a user name: "Alice_B" -> "alice-b". */
 void vdi_seed_hostname(const char *user, char *buf, size_t len);

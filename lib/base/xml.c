@@ -102,7 +102,7 @@ graphics(xmlNodePtr dev, const char *type, const char *password, const char *lis
 	prop(m, "address", listen);
 }
 
-static void
+static xmlNodePtr
 add_disk(xmlNodePtr dev, const char *device, const char *format, const char *path, const char *target,
 	 const char *bus)
 {
@@ -121,6 +121,7 @@ add_disk(xmlNodePtr dev, const char *device, const char *format, const char *pat
 	prop(n, "bus", bus);
 	if (strcmp(device, "cdrom") == 0)
 		child(disk, "readonly", NULL);
+	return disk;
 }
 
 /* <os>: q35; UEFI by firmware autoselection (secure boot with enrolled keys for a TPM profile). */
@@ -300,6 +301,17 @@ vdi_xml_domain(const struct vdi_domain_spec *d, struct vdi_err *err)
 	}
 	add_disk(dev, "disk", "qcow2", d->disk_path, strcmp(bus, "virtio") == 0 ? "vda" : "sda", disk_bus);
 	cd_target = strcmp(bus, "virtio") == 0 ? "sda" : "sdb";
+	if (d->home_path) {
+		/*
+		 * The user's home disk: read-write, no overlay, on the system
+		 * disk's bus; its serial names it for the guest
+		 * (/dev/disk/by-id/...vdi-home), whatever the device order.
+		 */
+		n = add_disk(dev, "disk", "qcow2", d->home_path, strcmp(bus, "virtio") == 0 ? "vdb" : "sdb", disk_bus);
+		child(n, "serial", VDI_HOME_SERIAL);
+		if (strcmp(bus, "virtio") != 0)
+			cd_target = "sdc";
+	}
 	if (d->seed_path)
 		add_disk(dev, "cdrom", "raw", d->seed_path, cd_target, "sata");
 	if (d->network || d->bridge) {

@@ -35,6 +35,9 @@ char *vdi_xml_volume(const struct vdi_volume_spec *v, struct vdi_err *err);
 
 struct vdi_meta;
 
+/* The home disk's serial: the guest finds it as /dev/disk/by-id/virtio-vdi-home (and so on). */
+#define VDI_HOME_SERIAL "vdi-home"
+
 struct vdi_domain_spec {
 	const char *name;
 	const char *type;          /* kvm or qemu */
@@ -42,6 +45,7 @@ struct vdi_domain_spec {
 	int64_t vcpus;
 	const char *disk_path;     /* the session's overlay */
 	const char *seed_path;     /* the user VM's seed, as a cdrom; NULL: none */
+	const char *home_path;     /* the user's home disk, the second disk, read-write; NULL: none */
 	const char *listen;        /* SPICE listen address */
 	const char *password;      /* SPICE password */
 	const char *vnc_password;  /* a VNC display beside SPICE (the browser console's), same listen; NULL: none */

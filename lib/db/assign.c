@@ -20,6 +20,8 @@
 struct uvm {
 	int64_t id, mem, vcpus, ntags, master_id;
 	char state[16], pool[80];
+	bool updating;  /* an update to a new master is under way */
+	bool forced;    /* its master is replaced, and its user waits for the update (--force-update) */
 };
 
 static int
@@ -28,9 +30,22 @@ load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, st
 	struct vdi_stmt *st = NULL;
 	int rc;
 
-	if (vdi_db_prepare(db, &st, "SELECT id, state, pool, mem, vcpus, "
-			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id), master_id FROM uservms u "
-			   "WHERE username = ?",
+	bool pg = strcmp(vdi_db_engine_name(db), "postgresql") == 0;
+
+	/*
+	 * The row is share-locked on PostgreSQL: an update's claim
+	 * (vdi_uservm_update_claim) takes it for writing, so a session and an
+	 * update never both start on it (SQLite's write lock does that alone).
+	 */
+	if (vdi_db_prepare(db, &st, pg ?
+			   "SELECT id, state, pool, mem, vcpus, "
+			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id), master_id, "
+			   "updating_from IS NOT NULL, (SELECT m.update_forced = 1 AND m.replaced_by IS NOT NULL "
+			   "FROM masters m WHERE m.id = u.master_id) FROM uservms u WHERE username = ? FOR SHARE OF u" :
+			   "SELECT id, state, pool, mem, vcpus, "
+			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id), master_id, "
+			   "updating_from IS NOT NULL, (SELECT m.update_forced = 1 AND m.replaced_by IS NOT NULL "
+			   "FROM masters m WHERE m.id = u.master_id) FROM uservms u WHERE username = ?",
 			   err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, user);
@@ -43,12 +58,17 @@ load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, st
 		u->vcpus = vdi_stmt_int64(st, 4);
 		u->ntags = vdi_stmt_int64(st, 5);
 		u->master_id = vdi_stmt_int64(st, 6);
+		u->updating = vdi_stmt_int(st, 7) != 0;
+		u->forced = vdi_stmt_int(st, 8) != 0;
 	}
 	vdi_stmt_finalize(st);
 	if (rc == VDI_DB_DONE)
 		return vdi_err_set(err, VDI_R_NO_USER, "user '%s' has no user VM (see vm-copy)", user);
 	if (rc != VDI_DB_ROW)
 		return vdi_db_fail(db, "looking up user VM", err);
+	if (!prepare && u->updating)
+		return vdi_err_set(err, VDI_R_UPDATING, "the desktop of '%s' is being updated to a new master; "
+				   "try again in a few minutes", user);
 	if (prepare ? strcmp(u->state, "preparing") == 0 : strcmp(u->state, "ready") == 0)
 		return 0;
 	if (prepare)
@@ -810,6 +830,12 @@ assign_once(struct vdi_db *db, const char *user, const struct vdi_assign_opts *o
 			goto out;
 		rc = 0;
 	} else if ((rc = live_session(db, u.id, res, err)) < 0) {
+		goto out;
+	}
+	if (rc == 0 && u.forced && !o->prepare) {
+		/* Stale, and its user waits for the update (a running desktop above is left as it is). */
+		vdi_err_set(err, VDI_R_UPDATING, "the desktop of '%s' waits for its update to a new master "
+			    "(vm-copy --update); try again in a few minutes", user);
 		goto out;
 	}
 	if (rc == 1) {

@@ -32,8 +32,8 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id
 			 takeover, err) < 0)
 		goto fail;
 	if (vdi_db_prepare(db, &st, "INSERT INTO masters (name, state, os, pool, volume, source, mem, vcpus, "
-			   "disk, pid, created, profile, firmware, disk_bus, nic_model, video, prepare, rdp, owner, lease) "
-			   "VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", err) < 0)
+			   "disk, pid, created, profile, firmware, disk_bus, nic_model, video, prepare, rdp, owner, lease, home) "
+			   "VALUES (?, 'importing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, nullif(?20, 0)) RETURNING id", err) < 0)
 		goto fail;
 	vdi_stmt_bind_text(st, 11, m->prof.name ? m->prof.name : vdi_profile_for_os(m->os));
 	vdi_stmt_bind_text(st, 12, m->prof.firmware);
@@ -54,6 +54,7 @@ vdi_master_claim(struct vdi_db *db, const struct vdi_master_spec *m, int64_t *id
 	vdi_stmt_bind_int64(st, 9, (int64_t)getpid());
 	vdi_stmt_bind_int64(st, 10, vdi_clock_now());
 	vdi_db_bind_claim(db, st, 18);
+	vdi_stmt_bind_int64(st, 20, m->home > 0 ? m->home : 0);
 	if (vdi_db_step(db, st, "claiming master", err) < 0)
 		goto fail;
 	*id = vdi_stmt_int64(st, 0);
@@ -125,8 +126,10 @@ vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 
 #define MASTER_COLS "m.id, m.name, m.state, m.os, m.pool, m.volume, m.format, m.sha256, m.source, " \
 	"m.virtual_size, m.mem, m.vcpus, m.disk, m.created, m.pid, " \
-	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id), " \
-	"m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.prepare, m.rdp, m.owner, coalesce(m.lease, 0)"
+	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id OR u.updating_from = m.id), " \
+	"m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.prepare, m.rdp, m.owner, coalesce(m.lease, 0), " \
+	"coalesce(m.home, 0), (SELECT r.name FROM masters r WHERE r.id = m.replaced_by), m.update_forced, " \
+	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id AND u.updating_from IS NOT NULL)"
 
 static void
 read_master(struct vdi_stmt *st, struct vdi_master *m)
@@ -156,6 +159,10 @@ read_master(struct vdi_stmt *st, struct vdi_master *m)
 	m->prepare = vdi_stmt_strdup(st, 21);
 	m->rdp = vdi_stmt_int(st, 22) != 0;
 	vdi_stmt_claim(st, 23, m->owner, sizeof(m->owner), &m->lease);
+	m->home = vdi_stmt_int64(st, 25);
+	m->replaced_by = vdi_stmt_strdup(st, 26);
+	m->update_forced = vdi_stmt_int(st, 27) != 0;
+	m->updating = vdi_stmt_int64(st, 28);
 }
 
 struct vdi_profile
@@ -257,6 +264,7 @@ vdi_master_clear(struct vdi_master *m)
 	free(m->nic);
 	free(m->video);
 	free(m->prepare);
+	free(m->replaced_by);
 	vdi_strv_free(m->apps, m->napps);
 	memset(m, 0, sizeof(*m));
 }
@@ -300,6 +308,112 @@ fail:
 	return -1;
 }
 
+/* An OS's family: its name without the version at its end ("debian12" -> "debian", "win-11" -> "win"). */
+static size_t
+os_family(const char *os)
+{
+	size_t n = os ? strlen(os) : 0;
+
+	while (n > 0 && (strchr("0123456789.-_", os[n - 1]) != NULL))
+		n--;
+	return n;
+}
+
+int
+vdi_master_replace(struct vdi_db *db, const char *old, const char *new, const struct vdi_master_replace_opts *o,
+		   int64_t *stale, struct vdi_err *err)
+{
+	struct vdi_master om = { 0 }, nm = { 0 };
+	struct vdi_stmt *st = NULL;
+	char detail[300];
+	int ret = -1;
+
+	*stale = 0;
+	if (strcmp(old, new) == 0)
+		return vdi_err_set(err, VDI_R_USAGE, "a master cannot replace itself");
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	if (vdi_master_get(db, old, &om, err) < 0 || vdi_master_get(db, new, &nm, err) < 0)
+		goto out;
+	if (strcmp(nm.state, "importing") == 0 || strcmp(om.state, "importing") == 0) {
+		vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is still being imported",
+			    strcmp(nm.state, "importing") == 0 ? new : old);
+		goto out;
+	}
+	if (strcmp(om.pool, nm.pool) != 0) {
+		/* The user VMs' disks and home disks live in the old pool: a move between pools is not an update. */
+		vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is in pool %s, '%s' in pool %s: an update stays in "
+			    "its pool", new, nm.pool, old, om.pool);
+		goto out;
+	}
+	if (!o->force) {
+		struct vdi_profile ro = vdi_master_profile(&om), rn = vdi_master_profile(&nm), eo, en;
+		size_t fo = os_family(om.os), fn = os_family(nm.os);
+		vdi_profile_resolve(&ro, &eo);
+		vdi_profile_resolve(&rn, &en);
+		if (fo != fn || (om.os && nm.os && strncmp(om.os, nm.os, fo) != 0) || (!om.os) != (!nm.os)) {
+			vdi_err_set(err, VDI_R_CONFLICT, "master '%s' is OS %s, '%s' is OS %s: another OS family "
+				    "(--force if you mean it)", new, nm.os ? nm.os : "(none)", old, om.os ? om.os : "(none)");
+			goto out;
+		}
+		if (strcmp(eo.name, en.name) != 0) {
+			vdi_err_set(err, VDI_R_CONFLICT, "master '%s' has profile %s, '%s' has %s: its user VMs' "
+				    "devices would change (--force if you mean it)", new, en.name, old, eo.name);
+			goto out;
+		}
+	}
+	if (vdi_db_dry_run(db)) {
+		*stale = om.uservms;
+		ret = 0;
+		goto out;
+	}
+	/*
+	 * NEW serves again (a roll back to a retired master) and replaces
+	 * nothing's successor any more; OLD, and whatever OLD had replaced,
+	 * now point at NEW, so no user VM takes two updates.
+	 */
+	if (vdi_db_prepare(db, &st, "UPDATE masters SET state = 'active', replaced_by = NULL, update_forced = 0 "
+			   "WHERE id = ?", err) < 0)
+		goto out;
+	vdi_stmt_bind_int64(st, 1, nm.id);
+	if (vdi_db_step(db, st, "replacing master", err) < 0)
+		goto out;
+	vdi_stmt_finalize(st);
+	if (vdi_db_prepare(db, &st, "UPDATE masters SET replaced_by = ?1, update_forced = ?3 "
+			   "WHERE (id = ?2 OR replaced_by = ?2) AND id <> ?1", err) < 0)
+		goto out;
+	vdi_stmt_bind_int64(st, 1, nm.id);
+	vdi_stmt_bind_int64(st, 2, om.id);
+	vdi_stmt_bind_int(st, 3, o->force_update ? 1 : 0);
+	if (vdi_db_step(db, st, "replacing master", err) < 0)
+		goto out;
+	vdi_stmt_finalize(st);
+	/* Nobody uses it: retired now (else when its last user VM is updated: schema 13's triggers). */
+	if (vdi_db_prepare(db, &st, "UPDATE masters SET state = 'retired' WHERE id = ? AND state = 'active' AND "
+			   "NOT EXISTS (SELECT 1 FROM uservms u WHERE u.master_id = masters.id)", err) < 0)
+		goto out;
+	vdi_stmt_bind_int64(st, 1, om.id);
+	if (vdi_db_step(db, st, "replacing master", err) < 0)
+		goto out;
+	vdi_stmt_finalize(st);
+	st = NULL;
+	*stale = om.uservms;
+	snprintf(detail, sizeof(detail), "replaced by %s: %lld user VM%s to update%s", new, (long long)om.uservms,
+		 om.uservms == 1 ? "" : "s", o->force_update ? " (their users wait for it)" : "");
+	if (vdi_event_add(db, old, "master-replaced", detail, err) < 0)
+		goto out;
+	ret = vdi_db_commit(db, err);
+	vdi_master_clear(&om);
+	vdi_master_clear(&nm);
+	return ret;
+out:
+	vdi_stmt_finalize(st);
+	vdi_db_rollback(db);
+	vdi_master_clear(&om);
+	vdi_master_clear(&nm);
+	return ret;
+}
+
 int
 vdi_master_rm_check(struct vdi_db *db, const char *name, struct vdi_master *m, struct vdi_err *err)
 {
@@ -327,6 +441,13 @@ vdi_master_rm_row(struct vdi_db *db, int64_t id, const char *name, struct vdi_er
 
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
+	/* Masters it replaced point at nothing now: their user VMs (none: they were updated) stay put. */
+	if (vdi_db_prepare(db, &st, "UPDATE masters SET replaced_by = NULL WHERE replaced_by = ?", err) < 0)
+		goto fail;
+	vdi_stmt_bind_int64(st, 1, id);
+	if (vdi_db_step(db, st, "removing master", err) < 0)
+		goto fail;
+	vdi_stmt_finalize(st);
 	if (vdi_db_prepare(db, &st, "DELETE FROM masters WHERE id = ?", err) < 0)
 		goto fail;
 	vdi_stmt_bind_int64(st, 1, id);

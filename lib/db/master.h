@@ -28,6 +28,7 @@ struct vdi_master_spec {
 	struct vdi_profile prof;   /* prof.name NULL: from os (profile.h) */
 	const char *prepare;       /* cloud-init (the default) or none */
 	bool rdp;                  /* the guest serves RDP */
+	int64_t home;              /* its user VMs' default home disk (0: none) */
 };
 
 /* A master as the VMDB holds it: owns its strings (vdi_master_clear). */
@@ -44,6 +45,10 @@ struct vdi_master {
 	char *profile, *firmware, *disk_bus, *nic, *video;
 	char *prepare;   /* cloud-init or none */
 	bool rdp;
+	int64_t home;        /* its user VMs' default home disk size (0: none) */
+	char *replaced_by;   /* the master its user VMs are updated to (NULL: none) */
+	bool update_forced;  /* their users wait for the update */
+	int64_t updating;    /* its user VMs whose update to it is under way */
 };
 
 /* m's profile as registered, borrowed from m (resolve it with vdi_profile_resolve). */
@@ -68,6 +73,20 @@ void vdi_master_clear(struct vdi_master *m);
 void vdi_masters_free(struct vdi_master *ms, size_t n);
 
 int vdi_master_retire(struct vdi_db *db, const char *name, struct vdi_err *err);
+
+struct vdi_master_replace_opts {
+	bool force;          /* even to another OS family or device profile */
+	bool force_update;   /* a stale user VM's user waits for the update (else gets the old desktop once more) */
+};
+/*
+ * NEW replaces OLD: OLD's user VMs (and those of masters OLD replaced) are
+ * stale, updated by vm-copy --update (copy.h).  NEW becomes active (a
+ * retired one too: that is the roll back); OLD is retired when no user VM
+ * uses it.  Refused (5) across pools, and across OS families or device
+ * profiles unless o->force.  *stale: OLD's user VMs.
+ */
+int vdi_master_replace(struct vdi_db *db, const char *old, const char *new, const struct vdi_master_replace_opts *o,
+		       int64_t *stale, struct vdi_err *err);
 /* Forget a master's row; refused (5) while user VMs use it. The volume is the caller's to delete first. */
 int vdi_master_rm_check(struct vdi_db *db, const char *name, struct vdi_master *m, struct vdi_err *err);
 int vdi_master_rm_row(struct vdi_db *db, int64_t id, const char *name, struct vdi_err *err);

@@ -52,8 +52,8 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 	if (vdi_db_step(db, st, "replacing the request", err) < 0)
 		goto out;
 	vdi_stmt_finalize(st);
-	if (vdi_db_prepare(db, &st, "INSERT INTO requests (username, master, mem, vcpus, disk, created, changed) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id", err) < 0)
+	if (vdi_db_prepare(db, &st, "INSERT INTO requests (username, master, mem, vcpus, disk, created, changed, home) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, nullif(?7, 0)) RETURNING id", err) < 0)
 		goto out;
 	vdi_stmt_bind_text(st, 1, r->user);
 	vdi_stmt_bind_text(st, 2, m.name);
@@ -61,6 +61,7 @@ vdi_request_add(struct vdi_db *db, const struct vdi_request *r, int64_t *id, str
 	vdi_stmt_bind_int64(st, 4, r->vcpus > 0 ? r->vcpus : m.vcpus);
 	vdi_stmt_bind_int64(st, 5, r->disk > 0 ? r->disk : m.disk);
 	vdi_stmt_bind_int64(st, 6, now);
+	vdi_stmt_bind_int64(st, 7, r->home > 0 ? r->home : m.home > 0 ? m.home : 0);
 	if (vdi_db_step(db, st, "recording the request", err) < 0)
 		goto out;
 	*id = vdi_stmt_int64(st, 0);
@@ -86,8 +87,8 @@ vdi_request_list(struct vdi_db *db, const char *state, const char *user, struct 
 
 	*out = NULL;
 	*n = 0;
-	if (vdi_db_prepare(db, &st, "SELECT id, username, master, state, detail, mem, vcpus, disk, created, changed "
-			   "FROM requests WHERE (state = ?1 OR ?1 IS NULL) AND (username = ?2 OR ?2 IS NULL) ORDER BY id",
+	if (vdi_db_prepare(db, &st, "SELECT id, username, master, state, detail, mem, vcpus, disk, created, changed, "
+			   "coalesce(home, 0) FROM requests WHERE (state = ?1 OR ?1 IS NULL) AND (username = ?2 OR ?2 IS NULL) ORDER BY id",
 			   err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, state);
@@ -104,6 +105,7 @@ vdi_request_list(struct vdi_db *db, const char *state, const char *user, struct 
 		v[k].disk = vdi_stmt_int64(st, 7);
 		v[k].created = vdi_stmt_int64(st, 8);
 		v[k].changed = vdi_stmt_int64(st, 9);
+		v[k].home = vdi_stmt_int64(st, 10);
 		k++;
 	}
 	vdi_stmt_finalize(st);

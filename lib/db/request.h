@@ -20,6 +20,7 @@ struct vdi_request {
 	int64_t id;
 	char *user, *master, *state, *detail;  /* state: pending, done, rejected, failed */
 	int64_t mem, vcpus, disk, created, changed;
+	int64_t home;                          /* a home disk of this size (0: none) */
 };
 
 /*

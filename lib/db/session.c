@@ -32,7 +32,8 @@ vdi_session_names(int64_t id, const char *user, char *domain, size_t dlen, char 
 	"coalesce(s.migrate_to, 0), t.name, t.uri, t.display_address, t.migration_uri, t.network, t.bridge, " \
 	"coalesce(s.migrated, 0), s.owner, coalesce(s.lease, 0), h.health, coalesce(s.warm, 0), " \
 	"coalesce(u.warm, 0), coalesce(s.console_port, 0), s.console_password, " \
-	"(SELECT count(*) FROM consoles c WHERE c.session_id = s.id AND c.closed IS NULL) " \
+	"(SELECT count(*) FROM consoles c WHERE c.session_id = s.id AND c.closed IS NULL), " \
+	"(SELECT hm.volume FROM homes hm WHERE hm.username = u.username AND hm.state = 'ready') " \
 	"FROM sessions s JOIN uservms u ON u.id = s.uservm_id JOIN masters m ON m.id = u.master_id " \
 	"LEFT JOIN hosts h ON h.id = s.host_id LEFT JOIN hosts t ON t.id = s.migrate_to "
 
@@ -95,6 +96,7 @@ read_session(struct vdi_stmt *st, struct vdi_session *s)
 	s->console_port = vdi_stmt_int64(st, 53);
 	s->console_password = vdi_stmt_strdup(st, 54);
 	s->consoles = vdi_stmt_int64(st, 55);
+	s->home = vdi_stmt_strdup(st, 56);
 }
 
 bool
@@ -208,6 +210,7 @@ vdi_session_clear(struct vdi_session *s)
 	free(s->display_address);
 	free(s->display_password);
 	free(s->console_password);
+	free(s->home);
 	free(s->kind);
 	free(s->profile);
 	free(s->firmware);

@@ -62,6 +62,7 @@ struct vdi_session {
 	int64_t console_port;
 	char *console_password;
 	int64_t consoles;
+	char *home;                            /* the user's home disk's volume, in pool (NULL: none; schema 13) */
 };
 
 /*

@@ -21,7 +21,7 @@ vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t
 
 int
 vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id, bool *takeover,
-		 struct vdi_err *err)
+		 enum vdi_home_how *how, int64_t *home_size, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
 	char disk[128], seed[128];
@@ -59,6 +59,9 @@ vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id
 	    vdi_db_insert_names(db, "INSERT INTO uservm_apps (uservm_id, app) VALUES (?, ?) ON CONFLICT DO NOTHING", *id,
 				u->apps, u->napps, "recording user VM", err) < 0)
 		goto fail;
+	*home_size = u->home;
+	if (vdi_home_claim(db, u->user, u->pool, home_size, how, err) < 0)
+		goto fail;
 	vdi_stmt_finalize(st);
 	return vdi_db_commit(db, err);
 fail:
@@ -68,7 +71,8 @@ fail:
 }
 
 int
-vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail, struct vdi_err *err)
+vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *action, const char *detail,
+		int64_t home_used, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
 	char user[128];
@@ -93,7 +97,17 @@ vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail,
 	snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
 	vdi_stmt_finalize(st);
 	st = NULL;
-	if (vdi_event_add(db, user, "uservm-add", detail, err) < 0)
+	if (vdi_db_prepare(db, &st, "UPDATE homes SET state = 'ready', used = ?2, used_seen = ?3 WHERE username = ?1 "
+			   "AND (state = 'creating' OR ?2 > 0)", err) < 0)
+		goto fail;
+	vdi_stmt_bind_text(st, 1, user);
+	vdi_stmt_bind_int64(st, 2, home_used);
+	vdi_stmt_bind_int64(st, 3, vdi_clock_now());
+	if (vdi_db_step(db, st, "recording the home disk", err) < 0)
+		goto fail;
+	vdi_stmt_finalize(st);
+	st = NULL;
+	if (vdi_event_add(db, user, action, detail, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -116,8 +130,8 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 	if (vdi_db_begin(db, true, err) < 0)
 		return -1;
 	if (vdi_db_prepare(db, &st, "SELECT id, state, coalesce(pid, 0), EXISTS (SELECT 1 FROM sessions s WHERE "
-			   "s.uservm_id = u.id AND s.state <> 'ended'), owner, coalesce(lease, 0) FROM uservms u "
-			   "WHERE username = ?", err) < 0)
+			   "s.uservm_id = u.id AND s.state <> 'ended'), owner, coalesce(lease, 0), updating_from IS NOT NULL "
+			   "FROM uservms u WHERE username = ?", err) < 0)
 		goto fail;
 	vdi_stmt_bind_text(st, 1, user);
 	rc = vdi_stmt_step(st);
@@ -126,9 +140,13 @@ vdi_uservm_retry(struct vdi_db *db, const char *user, int64_t *id, struct vdi_er
 		state = vdi_stmt_text(st, 1);
 		pid = vdi_stmt_int64(st, 2);
 		vdi_stmt_claim(st, 4, owner, sizeof(owner), &lease);
-		/* Failed, or preparing with nobody left to wait for it and no first boot running. */
+		/*
+		 * Failed, or preparing with nobody left to wait for it and no
+		 * first boot running, or an update whose process died half way.
+		 */
 		retry = strcmp(state, "failed") == 0 ||
-			(strcmp(state, "preparing") == 0 && !vdi_stmt_int(st, 3) && !vdi_claim_alive(pid, owner, lease));
+			(strcmp(state, "preparing") == 0 && !vdi_stmt_int(st, 3) && !vdi_claim_alive(pid, owner, lease)) ||
+			(strcmp(state, "creating") == 0 && vdi_stmt_int(st, 6) && !vdi_claim_alive(pid, owner, lease));
 	} else if (rc != VDI_DB_DONE) {
 		vdi_db_fail(db, "reading user VM", err);
 		goto fail;
@@ -154,6 +172,88 @@ fail:
 	vdi_stmt_finalize(st);
 	vdi_db_rollback(db);
 	return -1;
+}
+
+int
+vdi_uservm_update_claim(struct vdi_db *db, int64_t id, struct vdi_err *err)
+{
+	struct vdi_stmt *st = NULL;
+	char user[128], detail[300];
+	int rc, ret = -1;
+
+	if (vdi_db_begin(db, true, err) < 0)
+		return -1;
+	/*
+	 * The row is locked by this UPDATE before the session check: vm-assign
+	 * claims a session under the same row's lock (PostgreSQL: FOR UPDATE),
+	 * so the two never both win.
+	 */
+	if (vdi_db_prepare(db, &st, "UPDATE uservms SET state = 'creating', pid = ?2, owner = ?3, lease = ?4, "
+			   "warm = NULL, updating_from = master_id, "
+			   "master_id = (SELECT m.replaced_by FROM masters m WHERE m.id = uservms.master_id) "
+			   "WHERE id = ?1 AND state IN ('ready', 'failed') AND "
+			   "(SELECT m.replaced_by FROM masters m WHERE m.id = uservms.master_id) IS NOT NULL "
+			   "RETURNING username, (SELECT m.name FROM masters m WHERE m.id = uservms.master_id), "
+			   "(SELECT m.name FROM masters m WHERE m.id = uservms.updating_from)", err) < 0)
+		goto out;
+	vdi_stmt_bind_int64(st, 1, id);
+	vdi_stmt_bind_int64(st, 2, (int64_t)getpid());
+	vdi_db_bind_claim(db, st, 3);
+	if ((rc = vdi_db_step_row(db, st, "claiming the user VM for its update", err)) <= 0) {
+		ret = rc;
+		goto out;
+	}
+	snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
+	snprintf(detail, sizeof(detail), "from master %s to %s", vdi_stmt_text(st, 2), vdi_stmt_text(st, 1));
+	vdi_stmt_finalize(st);
+	st = NULL;
+	if (vdi_db_prepare(db, &st, "SELECT 1 FROM sessions WHERE uservm_id = ? AND state <> 'ended'", err) < 0)
+		goto out;
+	vdi_stmt_bind_int64(st, 1, id);
+	if ((rc = vdi_db_step_row(db, st, "reading sessions", err)) != 0) {
+		ret = rc < 0 ? -1 : 0; /* a session runs: later */
+		goto out;
+	}
+	if (vdi_event_add(db, user, "uservm-update", detail, err) < 0)
+		goto out;
+	vdi_stmt_finalize(st);
+	st = NULL;
+	return vdi_db_commit(db, err) < 0 ? -1 : 1;
+out:
+	vdi_stmt_finalize(st);
+	vdi_db_rollback(db);
+	return ret;
+}
+
+int
+vdi_uservm_update_due(struct vdi_db *db, struct vdi_uservm **out, size_t *n, size_t *busy, struct vdi_err *err)
+{
+	struct vdi_uservm *us = NULL;
+	size_t nus = 0;
+
+	*out = NULL;
+	*n = 0;
+	*busy = 0;
+	if (vdi_uservm_list(db, NULL, 0, &us, &nus, err) < 0)
+		return -1;
+	for (size_t i = 0; i < nus; i++) {
+		struct vdi_uservm *u = &us[i];
+		bool stale = u->update_to && (strcmp(u->state, "ready") == 0 || strcmp(u->state, "failed") == 0);
+		/* Half way (a dead process's): creating or preparing with nobody alive on it, or failed. */
+		bool stuck = u->updating_from && !u->session_id &&
+			     (strcmp(u->state, "failed") == 0 || !vdi_claim_alive(u->pid, u->owner, u->lease));
+		if (stale && u->session_id) {
+			(*busy)++;
+			continue;
+		}
+		if (!stale && !stuck)
+			continue;
+		*out = vdi_grow(*out, *n, sizeof(**out));
+		(*out)[(*n)++] = *u;
+		memset(u, 0, sizeof(*u));
+	}
+	vdi_uservms_free(us, nus);
+	return 0;
 }
 
 int
@@ -197,6 +297,13 @@ vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 	vdi_stmt_bind_int64(st, 1, id);
 	ret = vdi_db_step(db, st, "forgetting failed user VM", err);
 	vdi_stmt_finalize(st);
+	st = NULL;
+	/* Its home disk row too, if this copy made it (the caller deleted the volume). */
+	if (ret == 0 && (ret = vdi_db_prepare(db, &st, "DELETE FROM homes WHERE state = 'creating' AND NOT EXISTS "
+					      "(SELECT 1 FROM uservms u WHERE u.username = homes.username)", err)) == 0) {
+		ret = vdi_db_step(db, st, "forgetting the home disk", err);
+		vdi_stmt_finalize(st);
+	}
 	return ret;
 }
 
@@ -235,10 +342,15 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 			   " u.mem, u.vcpus, u.disk, u.expires, u.created, u.pid, s.id, s.state, h.name, u.owner,"
 			   " coalesce(u.lease, 0), coalesce(u.warm, 0), coalesce(u.warm_built, 0), coalesce(u.warm_failed, 0),"
 			   " (SELECT max(w.id) FROM sessions w WHERE w.uservm_id = u.id AND w.kind = 'warm'"
-			   "  AND w.state <> 'ended'), s.kind, coalesce(s.warm, 0)"
+			   "  AND w.state <> 'ended'), s.kind, coalesce(s.warm, 0),"
+			   " hm.volume, coalesce(hm.size, 0), coalesce(hm.used, 0), hm.state, r.name, f.name,"
+			   " m.update_forced"
 			   " FROM uservms u JOIN masters m ON m.id = u.master_id"
 			   " LEFT JOIN sessions s ON s.uservm_id = u.id AND s.state <> 'ended'"
 			   " LEFT JOIN hosts h ON h.id = s.host_id"
+			   " LEFT JOIN homes hm ON hm.username = u.username"
+			   " LEFT JOIN masters r ON r.id = m.replaced_by"
+			   " LEFT JOIN masters f ON f.id = u.updating_from"
 			   " WHERE u.username = ?1 OR ?1 IS NULL ORDER BY u.username", err) < 0)
 		goto out;
 	for (size_t k = 0; k < (users ? nusers : 1); k++) {
@@ -277,6 +389,13 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 			u->warm_building = vdi_stmt_int64(st, 23);
 			u->session_kind = vdi_stmt_strdup(st, 24);
 			u->session_warm = vdi_stmt_int64(st, 25);
+			u->home = vdi_stmt_strdup(st, 26);
+			u->home_size = vdi_stmt_int64(st, 27);
+			u->home_used = vdi_stmt_int64(st, 28);
+			u->home_state = vdi_stmt_strdup(st, 29);
+			u->update_to = vdi_stmt_strdup(st, 30);
+			u->updating_from = vdi_stmt_strdup(st, 31);
+			u->update_forced = vdi_stmt_int(st, 32) != 0;
 			if (read_list(db, "SELECT tag FROM uservm_tags WHERE uservm_id = ? ORDER BY tag", u->id,
 				      &u->tags, &u->ntags, err) < 0 ||
 			    read_list(db, "SELECT app FROM uservm_apps WHERE uservm_id = ? ORDER BY app", u->id,
@@ -331,6 +450,10 @@ vdi_uservm_clear(struct vdi_uservm *u)
 	free(u->session_state);
 	free(u->session_host);
 	free(u->session_kind);
+	free(u->home);
+	free(u->home_state);
+	free(u->update_to);
+	free(u->updating_from);
 	vdi_strv_free(u->tags, u->ntags);
 	vdi_strv_free(u->apps, u->napps);
 	memset(u, 0, sizeof(*u));

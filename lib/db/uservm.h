@@ -17,6 +17,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "home.h"
 
 /* What a copy asks for: borrowed strings, none owned. */
 struct vdi_uservm_spec {
@@ -26,6 +27,7 @@ struct vdi_uservm_spec {
 	size_t ntags;
 	char *const *apps;  /* requested apps the master lacks (in the seed) */
 	size_t napps;
+	int64_t home;       /* a home disk of this size (0: none, unless the user kept one: home.h) */
 };
 
 /* A user VM as the VMDB holds it: owns its strings and arrays (vdi_uservm_clear). */
@@ -49,15 +51,50 @@ struct vdi_uservm {
 	 * runs now (0: none).
 	 */
 	int64_t warm, warm_built, warm_failed, warm_building;
+	/* The user's home disk (home.h; NULL: none): its volume, state, size and allocation when last read. */
+	char *home, *home_state;
+	int64_t home_size, home_used;
+	/*
+	 * Masters that update (schema 13): the master that replaces its
+	 * master (NULL: up to date), whether its user waits for the update
+	 * (vm-master --force-update), and the master an update in progress
+	 * leaves (NULL: none).
+	 */
+	char *update_to, *updating_from;
+	bool update_forced;
 };
 
 void vdi_uservm_volumes(const char *user, char *disk, size_t dlen, char *seed, size_t slen);
 
-/* Claim u->user: a 'creating' row with this pid, committed. */
+/*
+ * Claim u->user: a 'creating' row with this pid, committed, with the
+ * user's home disk row (home.h: *how says what to do with its volume,
+ * *home_size its size).
+ */
 int vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t *id, bool *takeover,
-		     struct vdi_err *err);
-/* Its volumes are made: creating -> ready, or -> preparing (its first boot comes next: prepare.h). */
-int vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *detail, struct vdi_err *err);
+		     enum vdi_home_how *how, int64_t *home_size, struct vdi_err *err);
+/*
+ * Its volumes are made: creating -> ready, or -> preparing (its first
+ * boot comes next: prepare.h); its home disk, if any, ready; used its
+ * allocation.  The event is action (uservm-add), with detail.
+ */
+int vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *action, const char *detail,
+		    int64_t home_used, struct vdi_err *err);
+/*
+ * Claim the user VM id for its update to the master that replaces its
+ * own (uservm.h: update_to): creating under this pid, master_id the new
+ * master, updating_from the old, warm image dropped, one transaction.
+ * Only a ready (or failed) user VM with no live session is taken: 1
+ * taken, 0 not now (a session runs, or it moved on meanwhile), -1 error.
+ */
+int vdi_uservm_update_claim(struct vdi_db *db, int64_t id, struct vdi_err *err);
+/*
+ * The user VMs an update run has to do, by user: stale ones (their master
+ * replaced) with no live session, and updates a dead process left half
+ * way.  *busy: stale ones that wait for their session to end.
+ */
+int vdi_uservm_update_due(struct vdi_db *db, struct vdi_uservm **out, size_t *n, size_t *busy,
+			  struct vdi_err *err);
 /*
  * Take USER's user VM back to creating under this pid when its first boot
  * failed (or was left preparing by a process that died, with no first boot

@@ -7,6 +7,7 @@
 #include "copy.h"
 #include "file.h"
 #include "group.h"
+#include "home.h"
 #include "host.h"
 #include "master.h"
 #include "mem.h"
@@ -40,17 +41,77 @@ vdi_copy_result_clear(struct vdi_copy_result *res)
 {
 	free(res->master);
 	free(res->volume);
+	free(res->updated_from);
 	vdi_strv_free(res->apps_added, res->napps_added);
 	memset(res, 0, sizeof(*res));
 }
 
-/* Make the disk overlay and the seed of claimed user VM id. */
+/* What a copy does with the user's home disk, and what it found. */
+struct home_step {
+	enum vdi_home_how how;
+	int64_t size;
+	bool made;      /* this copy made its volume (undone on failure) */
+	int64_t used;   /* its allocation, read after */
+};
+
+/*
+ * The user's home disk volume as h says: made (a volume of that name
+ * there already is not ours: refused, left alone), made again (a dead
+ * copy's), or the kept one checked.
+ */
+static int
+make_home(virConnectPtr conn, const char *pool, const char *user, struct home_step *h, struct vdi_err *err)
+{
+	struct vdi_volume_spec spec = { .capacity = h->size, .format = "qcow2" };
+	char vol[160];
+	int64_t cap = 0;
+
+	vdi_home_volume(user, vol, sizeof(vol));
+	spec.name = vol;
+	if (h->how == VDI_HOME_NONE)
+		return 0;
+	if (h->how == VDI_HOME_KEPT) {
+		if (vdi_vol_info(conn, pool, vol, &cap, &h->used, err) < 0 && err->code == VDI_ENOTFOUND) {
+			/* Made through another host: this one's view of the pool is stale. */
+			vdi_err_clear(err);
+			if (vdi_pool_refresh(conn, pool, err) == 0)
+				vdi_vol_info(conn, pool, vol, &cap, &h->used, err);
+		}
+		return err->code ? vdi_err_prefix(err, "its kept home disk %s", vol) : 0;
+	}
+	/* A dead copy's, never attached to a session: made again. */
+	if (h->how == VDI_HOME_REMAKE && vdi_vol_delete(conn, pool, vol, err) < 0)
+		return -1;
+	/*
+	 * libvirt refuses to create over any file of that name, listed or not,
+	 * and leaves it as it is: a new home disk's name taken is a file
+	 * planted there (or a copy vdi-tools does not know of).
+	 */
+	if (vdi_vol_create(conn, pool, &spec, err) < 0 && h->how == VDI_HOME_REMAKE && err->code == VDI_ECONFLICT) {
+		/* Ours, made through another host: this host's view learns of it, then it goes. */
+		vdi_err_clear(err);
+		if (vdi_pool_refresh(conn, pool, err) == 0 && vdi_vol_delete(conn, pool, vol, err) >= 0)
+			vdi_vol_create(conn, pool, &spec, err);
+	}
+	if (err->code) {
+		if (h->how == VDI_HOME_NEW && err->code == VDI_ECONFLICT)
+			vdi_err_set(err, VDI_R_EXISTS, "a volume %s that vdi-tools did not make is in pool %s "
+				    "already; left alone (move it away, or delete it, and copy again)", vol, pool);
+		return -1;
+	}
+	h->made = true;
+	vdi_file_test_stop("home");
+	return vdi_vol_info(conn, pool, vol, &cap, &h->used, err);
+}
+
+/* Make the disk overlay, the home disk and the seed of claimed user VM id. */
 static int
 make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_uservm_spec *u, int64_t id,
-	     const char *disk, const char *seedvol, const struct vdi_copy_opts *o, struct vdi_err *err)
+	     const char *disk, const char *seedvol, struct home_step *home, const struct vdi_copy_opts *o,
+	     struct vdi_err *err)
 {
 	struct vdi_seed seed = { 0 };
-	char *mpath = NULL;
+	char *mpath = NULL, hdev[128];
 	unsigned char *iso = NULL;
 	size_t isolen = 0;
 	int ret = -1;
@@ -69,6 +130,8 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 		vdi_err_prefix(err, "master '%s'", m->name);
 		goto out;
 	}
+	if (make_home(conn, m->pool, u->user, home, err) < 0)
+		goto out;
 	{
 		struct vdi_volume_spec spec = { .name = disk, .capacity = u->disk, .format = "qcow2",
 						.backing_path = mpath, .backing_format = m->format };
@@ -82,8 +145,14 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 	seed.npackages = u->napps;
 	seed.poweroff = m->prepare && strcmp(m->prepare, "none") != 0;
 	{
-		struct vdi_profile p = vdi_master_profile(m);
+		struct vdi_profile reg = vdi_master_profile(m), p;
+		vdi_profile_resolve(&reg, &p);
 		seed.windows = vdi_profile_windows(&p);
+		if (home->how != VDI_HOME_NONE) {
+			vdi_seed_home_device(p.disk_bus, hdev, sizeof(hdev));
+			seed.home_device = hdev;
+			seed.home_mount = o->home_mount;
+		}
 	}
 	if (!(iso = vdi_seed_image(&seed, &isolen, err)) || upload(conn, m->pool, seedvol, iso, isolen, err) < 0)
 		goto out;
@@ -94,8 +163,14 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 	ret = 0;
 out:
 	if (ret < 0) {
+		char vol[160];
 		vdi_vol_delete(conn, m->pool, disk, VDI_ERR_SCRATCH);
 		vdi_vol_delete(conn, m->pool, seedvol, VDI_ERR_SCRATCH);
+		/* Only what this copy made: a kept home disk, or a planted file, stays. */
+		vdi_home_volume(u->user, vol, sizeof(vol));
+		if (home->made)
+			vdi_vol_delete(conn, m->pool, vol, VDI_ERR_SCRATCH);
+		home->made = false;
 	}
 	free(iso);
 	free(mpath);
@@ -103,9 +178,12 @@ out:
 }
 
 /*
- * A user VM whose first boot failed (or was abandoned) is made again from
- * its master as recorded, with the sizes it was asked for: its claim is
- * back to creating (vdi_uservm_retry), its volumes are remade.
+ * A user VM whose first boot failed (or was abandoned), or whose update a
+ * dead process left half way, or that is claimed for its update now, is
+ * made again from its master as recorded (the new one, for an update),
+ * with the sizes it was asked for and its home disk as it is: its claim is
+ * back to creating (vdi_uservm_retry, vdi_uservm_update_claim), its
+ * system disk and seed are remade.
  */
 static int
 copy_again(struct vdi_db *db, const char *user, int64_t id, const struct vdi_copy_opts *o,
@@ -114,8 +192,9 @@ copy_again(struct vdi_db *db, const char *user, int64_t id, const struct vdi_cop
 	struct vdi_uservm uv = { 0 };
 	struct vdi_master m = { 0 };
 	struct vdi_uservm_spec u = { 0 };
+	struct home_step home = { 0 };
 	virConnectPtr conn;
-	char detail[256];
+	char detail[300];
 	bool prepare;
 	int ret = -1;
 
@@ -127,23 +206,38 @@ copy_again(struct vdi_db *db, const char *user, int64_t id, const struct vdi_cop
 	u.master_id = m.id;
 	u.mem = uv.mem;
 	u.vcpus = uv.vcpus;
-	u.disk = uv.disk;
+	/* A new master larger than the disk asked for: the disk is the master's size. */
+	u.disk = uv.disk < m.virtual_size ? m.virtual_size : uv.disk;
 	u.apps = uv.apps;
 	u.napps = uv.napps;
+	if (uv.home) {
+		home.how = strcmp(uv.home_state, "ready") == 0 ? VDI_HOME_KEPT : VDI_HOME_REMAKE;
+		home.size = uv.home_size;
+	}
 	prepare = strcmp(m.prepare, "none") != 0;
 	if (!(conn = vdi_conns_for_pool(o->conns, db, uv.pool, o->host, err)) ||
-	    make_volumes(conn, &m, &u, id, uv.volume, uv.seed, o, err) < 0)
+	    make_volumes(conn, &m, &u, id, uv.volume, uv.seed, &home, o, err) < 0)
 		goto out;
-	snprintf(detail, sizeof(detail), "again from master=%s", m.name);
-	if (vdi_uservm_made(db, id, prepare, detail, err) < 0)
+	vdi_file_test_stop("remade");
+	if (uv.updating_from)
+		snprintf(detail, sizeof(detail), "on master %s (from %s), disk=%lld, home disk kept: %s", m.name,
+			 uv.updating_from, (long long)u.disk, uv.home ? "yes" : "none");
+	else
+		snprintf(detail, sizeof(detail), "again from master=%s", m.name);
+	if (vdi_uservm_made(db, id, prepare, uv.updating_from ? "uservm-remade" : "uservm-add", detail, home.used,
+			    err) < 0)
 		goto out;
 	res->master = vdi_xstrdup(m.name);
 	res->volume = vdi_xstrdup(uv.volume);
-	res->disk = uv.disk;
+	res->disk = u.disk;
 	res->mem = uv.mem;
 	res->vcpus = uv.vcpus;
 	res->prepare = prepare;
 	res->again = true;
+	res->home = home.size;
+	res->home_kept = home.how == VDI_HOME_KEPT;
+	if (uv.updating_from)
+		res->updated_from = vdi_xstrdup(uv.updating_from);
 	ret = 0;
 out:
 	if (ret < 0)
@@ -159,7 +253,8 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 {
 	struct vdi_master m = { 0 };
 	struct vdi_uservm_spec u = { 0 };
-	char *mname = NULL, disk[128], seedvol[128], host[64], detail[256];
+	char *mname = NULL, disk[128], seedvol[128], homevol[160], host[64], detail[300];
+	struct home_step home = { 0 };
 	char **extra = NULL;
 	size_t nextra = 0;
 	virConnectPtr conn;
@@ -205,6 +300,17 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 			    m.name, (long long)m.virtual_size);
 		goto out;
 	}
+	u.home = q->home > 0 ? q->home : m.home;
+	if (u.home > 0 && u.home < VDI_HOME_MIN) {
+		vdi_err_set(err, VDI_R_USAGE, "home disk %lld bytes is below the smallest a file system takes "
+			    "(%lld MiB)", (long long)u.home, VDI_HOME_MIN >> 20);
+		goto out;
+	}
+	if (u.home > 0 && o->home_max > 0 && u.home > o->home_max) {
+		vdi_err_set(err, VDI_R_USAGE, "home disk %lld MiB is over home_max (%lld MiB)", (long long)(u.home >> 20),
+			    (long long)(o->home_max >> 20));
+		goto out;
+	}
 	u.expires = o->expires;
 	u.tags = o->tags;
 	u.ntags = o->ntags;
@@ -213,20 +319,24 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	vdi_seed_hostname(q->user, host, sizeof(host));
 	u.hostname = host;
 	vdi_uservm_volumes(q->user, disk, sizeof(disk), seedvol, sizeof(seedvol));
+	vdi_home_volume(q->user, homevol, sizeof(homevol));
 	/* Rule 2: the claim is committed before any volume is made (with dry_run: checked, rolled back). */
-	if (vdi_uservm_claim(db, &u, &id, &takeover, err) < 0)
+	if (vdi_uservm_claim(db, &u, &id, &takeover, &home.how, &home.size, err) < 0)
 		goto out;
 	claimed = !vdi_db_dry_run(db);
 	if (!vdi_db_dry_run(db)) {
 		if (!(conn = vdi_conns_for_pool(o->conns, db, m.pool, o->host, err)) ||
-		    make_volumes(conn, &m, &u, id, disk, seedvol, o, err) < 0)
+		    make_volumes(conn, &m, &u, id, disk, seedvol, &home, o, err) < 0)
 			goto out;
-		snprintf(detail, sizeof(detail), "master=%s disk=%lld mem=%lld vcpus=%lld", m.name,
-			 (long long)u.disk, (long long)u.mem, (long long)u.vcpus);
+		snprintf(detail, sizeof(detail), "master=%s disk=%lld mem=%lld vcpus=%lld home=%lld%s", m.name,
+			 (long long)u.disk, (long long)u.mem, (long long)u.vcpus, (long long)home.size,
+			 home.how == VDI_HOME_KEPT ? " (kept)" : "");
 		res->prepare = strcmp(m.prepare, "none") != 0;
-		if (vdi_uservm_made(db, id, res->prepare, detail, err) < 0) {
+		if (vdi_uservm_made(db, id, res->prepare, "uservm-add", detail, home.used, err) < 0) {
 			vdi_vol_delete(conn, m.pool, disk, VDI_ERR_SCRATCH);
 			vdi_vol_delete(conn, m.pool, seedvol, VDI_ERR_SCRATCH);
+			if (home.made)
+				vdi_vol_delete(conn, m.pool, homevol, VDI_ERR_SCRATCH);
 			goto out;
 		}
 		if (res->prepare)
@@ -238,6 +348,8 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	res->disk = u.disk;
 	res->mem = u.mem;
 	res->vcpus = u.vcpus;
+	res->home = home.size;
+	res->home_kept = home.how == VDI_HOME_KEPT;
 	for (size_t i = 0; i < nextra; i++)
 		vdi_strv_push_copy(&res->apps_added, &res->napps_added, extra[i]);
 	ret = 0;
@@ -251,7 +363,8 @@ out:
 }
 
 int
-vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, struct vdi_err *err)
+vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, bool *home_kept,
+	    struct vdi_err *err)
 {
 	struct vdi_uservm u = { 0 };
 	struct vdi_session s = { 0 };
@@ -259,6 +372,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 	virConnectPtr conn;
 	int ret = -1;
 
+	*home_kept = false;
 	if (vdi_name_check("user", user, err) < 0)
 		return -1;
 	vdi_err_object(err, "%s", user);
@@ -278,6 +392,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 	if (vdi_uservm_rm_begin(db, user, &u, err) < 0)
 		return -1;
 	if (vdi_db_dry_run(db)) {
+		*home_kept = u.home && !o->purge_home;
 		ret = 0;
 		goto out;
 	}
@@ -293,9 +408,99 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 			vdi_vol_delete(conn, u.pool, layer, err) < 0)) ||
 	    vdi_vol_delete(conn, u.pool, u.volume, err) < 0 || vdi_vol_delete(conn, u.pool, u.seed, err) < 0)
 		goto out;
-	ret = vdi_uservm_rm_row(db, u.id, user, err);
+	if (vdi_uservm_rm_row(db, u.id, user, err) < 0)
+		goto out;
+	/* The home disk is the user's: kept for their next user VM unless purged (row after volume, as above). */
+	*home_kept = u.home && !o->purge_home;
+	if (u.home && o->purge_home &&
+	    (vdi_vol_delete(conn, u.pool, u.home, err) < 0 || vdi_home_rm_row(db, user, err) < 0))
+		goto out;
+	ret = 0;
 out:
 	vdi_uservm_clear(&u);
+	return ret;
+}
+
+int
+vdi_copy_update(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, struct vdi_copy_result *res,
+		struct vdi_err *err)
+{
+	struct vdi_uservm u = { 0 };
+	int64_t id = 0;
+	bool warm;
+	int rc, ret = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (vdi_name_check("user", user, err) < 0)
+		return -1;
+	vdi_err_object(err, "%s", user);
+	if (vdi_uservm_get(db, user, &u, err) < 0)
+		return -1;
+	warm = u.warm != 0;
+	if (u.updating_from) {
+		/* Left half way by a process that died, or failed: finish it. */
+		if (vdi_db_dry_run(db) || (rc = vdi_uservm_retry(db, user, &id, err)) == 0) {
+			if (!vdi_db_dry_run(db))
+				vdi_err_set(err, VDI_R_BUSY, "its update to master %s is under way in another process",
+					    u.master);
+			else
+				ret = 0;
+			goto out;
+		}
+	} else if (!u.update_to) {
+		vdi_err_set(err, VDI_R_NOTFOUND, "its master %s is up to date: nothing to update", u.master);
+		goto out;
+	} else if (vdi_db_dry_run(db)) {
+		ret = 0;
+		goto out;
+	} else {
+		id = u.id;
+		rc = vdi_uservm_update_claim(db, id, err);
+		if (rc == 0)
+			vdi_err_set(err, VDI_R_CONFLICT, "it has a session: updated to master %s after it ends",
+				    u.update_to);
+	}
+	if (rc <= 0)
+		goto out;
+	vdi_file_test_stop("update-claimed");
+	if (copy_again(db, user, id, o, res, err) < 0)
+		goto out;
+	res->was_warm = warm;
+	ret = 0;
+out:
+	vdi_uservm_clear(&u);
+	return ret;
+}
+
+int
+vdi_copy_home_resize(struct vdi_db *db, const char *user, int64_t size, const struct vdi_copy_opts *o,
+		     struct vdi_err *err)
+{
+	struct vdi_home h = { 0 };
+	virConnectPtr conn;
+	int64_t cap = 0, used = 0;
+	int rc, ret = -1;
+
+	if (vdi_name_check("user", user, err) < 0)
+		return -1;
+	vdi_err_object(err, "%s", user);
+	if (o->home_max > 0 && size > o->home_max)
+		return vdi_err_set(err, VDI_R_USAGE, "home disk %lld MiB is over home_max (%lld MiB)",
+				   (long long)(size >> 20), (long long)(o->home_max >> 20));
+	if ((rc = vdi_home_resize_check(db, user, size, &h, err)) < 0)
+		return -1;
+	if (rc == 1 || vdi_db_dry_run(db)) {
+		ret = 0;
+		goto out;
+	}
+	/* A session started since the check holds the image: qemu-img's lock refuses the resize. */
+	if (!(conn = vdi_conns_for_pool(o->conns, db, h.pool, o->host, err)) ||
+	    vdi_vol_resize(conn, h.pool, h.volume, size, err) < 0 ||
+	    vdi_vol_info(conn, h.pool, h.volume, &cap, &used, err) < 0)
+		goto out;
+	ret = vdi_home_resized(db, &h, cap, used, err);
+out:
+	vdi_home_clear(&h);
 	return ret;
 }
 
@@ -343,7 +548,11 @@ many_job(void *ctx, int worker, size_t t)
 	} else if (vdi_workers_get(&m->w, worker, &db, &o.conns, e) < 0) {
 		vdi_err_object(e, "%s", m->reqs[t].user);
 	} else if (m->b->rm) {
-		vdi_copy_rm(db, m->reqs[t].user, &o, e);
+		bool kept;
+		if (vdi_copy_rm(db, m->reqs[t].user, &o, &kept, e) == 0)
+			m->res[t].home_kept = kept;
+	} else if (m->b->update) {
+		vdi_copy_update(db, m->reqs[t].user, &o, &m->res[t], e);
 	} else {
 		vdi_copy(db, &m->reqs[t], &o, &m->res[t], e);
 	}
@@ -387,7 +596,7 @@ vdi_copy_request(struct vdi_db *db, const struct vdi_request *r, const struct vd
 		 struct vdi_copy_result *res, struct vdi_err *err)
 {
 	struct vdi_copy_req q = { .user = r->user, .master = r->master, .mem = r->mem, .vcpus = r->vcpus,
-				  .disk = r->disk };
+				  .disk = r->disk, .home = r->home };
 	struct vdi_group_verdict gv;
 	struct vdi_err e = { 0 };
 	char detail[256];

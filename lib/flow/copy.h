@@ -36,6 +36,7 @@ struct vdi_copy_req {
 	char *const *apps;
 	size_t napps;
 	int64_t mem, vcpus, disk;  /* <= 0: the master's */
+	int64_t home;              /* a home disk of this size; 0: the master's default (none if it has none) */
 };
 
 struct vdi_copy_opts {
@@ -44,6 +45,9 @@ struct vdi_copy_opts {
 	size_t ntags;
 	int64_t expires;           /* Unix time; 0: never */
 	bool force;                /* vdi_copy_rm: end a live session first */
+	bool purge_home;           /* vdi_copy_rm: delete the user's home disk too (else it is kept) */
+	int64_t home_max;          /* the largest home disk (vdi.conf home_max); 0: no limit */
+	const char *home_mount;    /* where Linux guests mount it (vdi.conf home_mount) */
 	struct vdi_conns *conns;   /* borrowed */
 	const volatile sig_atomic_t *interrupted; /* set by a signal handler: stop and undo */
 };
@@ -56,13 +60,40 @@ struct vdi_copy_result {
 	size_t napps_added;
 	bool prepare;              /* it is preparing: its first boot comes next (prepare.h) */
 	bool again;                /* a failed user VM made again from its master */
+	int64_t home;              /* its home disk's size (0: none) */
+	bool home_kept;            /* the user's kept home disk was attached again, not made */
+	char *updated_from;        /* vdi_copy_update: the master it left */
+	bool was_warm;             /* vdi_copy_update: it had a warm image (made warm again next) */
 };
 
 int vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_opts *o,
 	     struct vdi_copy_result *res, struct vdi_err *err);
 void vdi_copy_result_clear(struct vdi_copy_result *res);
 
-int vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, struct vdi_err *err);
+/*
+ * Remove USER's user VM.  Its home disk is kept (home.h) unless
+ * o->purge_home; *home_kept says a home disk stayed.
+ */
+int vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, bool *home_kept,
+		struct vdi_err *err);
+
+/*
+ * Update USER's user VM to the master that replaces its own (master.h:
+ * vdi_master_replace): when it has no session, a new system disk and seed
+ * from the new master, the same row (user, hostname, MAC) and the same
+ * home disk; then it prepares again when the new master does.  An update
+ * that a dead process left half way is finished.  Conflict (5) while a
+ * session runs (the next run does it); not found (3) when it is up to date.
+ */
+int vdi_copy_update(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o,
+		    struct vdi_copy_result *res, struct vdi_err *err);
+
+/*
+ * Grow USER's home disk to size (never shrink; not during a session).
+ * The guest grows its file system at its next boot (the seed's bootcmd).
+ */
+int vdi_copy_home_resize(struct vdi_db *db, const char *user, int64_t size, const struct vdi_copy_opts *o,
+			 struct vdi_err *err);
 
 /*
  * Approve a desktop request of the web page (request.h): the user VM is made
@@ -89,6 +120,7 @@ struct vdi_copy_batch {
 	int64_t timeout_ms;        /* per host connect */
 	int parallel;
 	bool rm;
+	bool update;               /* vdi_copy_update of each request's user */
 	void (*done)(void *ctx, size_t i, struct vdi_copy_result *res, const struct vdi_err *err, bool *keep);
 	void *ctx;
 };

@@ -14,6 +14,7 @@
 #include "migrate.h"
 #include "proc.h"
 #include "strv.h"
+#include "home.h"
 #include "reaper.h"
 #include "uservm.h"
 #include "virt.h"
@@ -52,6 +53,12 @@ vdi_reaper_end(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_session
 		    (vdi_session_is_warm_build(s) && strcmp(s->state, "stopping") == 0 &&
 		     vdi_vol_delete_unlisted(conn, s->pool, image, err) < 0))
 			return -1;
+		/* The home disk's allocation now that nothing writes it, for vm-ls (best effort: a figure). */
+		if (s->home) {
+			int64_t cap = 0, used = 0;
+			if (vdi_vol_info(conn, s->pool, s->home, &cap, &used, VDI_ERR_SCRATCH) == 0)
+				vdi_home_set_used(db, s->user, used, VDI_ERR_SCRATCH);
+		}
 	}
 	rc = vdi_session_end(db, s->id, "stopping", reason, detail, err);
 	return rc < 0 ? -1 : 0;
@@ -114,6 +121,31 @@ act(struct vdi_db *db, struct vdi_conns *cs, const struct vdi_host *hs, const st
 		return vdi_vol_delete(conn, h->pool, it->object, err) < 0 ? -1 : 0;
 	}
 	return 0;
+}
+
+/*
+ * The orphan audit's word on home disks: those whose user has no user VM
+ * (removed, or expired) are kept for the user's next one, never deleted
+ * here (vm-copy --rm --purge-home deletes one on request).
+ */
+static void
+report_kept_homes(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst)
+{
+	struct vdi_home *hs = NULL;
+	struct vdi_err e = { 0 };
+	size_t n = 0;
+
+	if (vdi_home_list(db, true, &hs, &n, &e) < 0) {
+		*worst = vdi_code_worst(*worst, e.code);
+		o->report(o->ctx, "keep", "home disks", "no-uservm", &e);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char obj[300];
+		snprintf(obj, sizeof(obj), "home disk %s of %s", hs[i].volume, hs[i].user);
+		o->report(o->ctx, "keep", obj, "no-uservm", NULL);
+	}
+	vdi_homes_free(hs, n);
 }
 
 /* User VMs whose preparation nobody will carry on: failed, for vm-copy to retry. */
@@ -466,6 +498,8 @@ vdi_reaper_run(struct vdi_db *db, const struct vdi_reaper_opts *o, int *worst, s
 	if (!vdi_db_dry_run(db))
 		acts_run(db, o, hs, ss, nss, items, nitems, rcs, errs);
 	report_items(db, o, hs, rh, items, nitems, rcs, errs, worst);
+	if (ro.orphans)
+		report_kept_homes(db, o, worst);
 	reap_unwatched(db, o, worst);
 	if (o->expired)
 		reap_expired(db, o, hs, nhs, worst);

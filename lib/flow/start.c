@@ -43,13 +43,14 @@ vdi_start_password(char *buf, size_t len, struct vdi_err *err)
 /* The domain XML of claimed session s, on disk (the overlay, or for a first boot the user VM's own disk). */
 static char *
 domain_xml(virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o, const char *disk,
-	   const char *seed, struct vdi_err *err)
+	   const char *seed, const char *home, struct vdi_err *err)
 {
 	struct vdi_profile reg = vdi_session_profile(s);
 	char mac[32], log[4200];
 	struct vdi_meta meta;
 	struct vdi_domain_spec d = { .name = s->domain, .type = vdi_domain_type(conn, o->domain_type),
 				     .mem = s->mem, .vcpus = s->vcpus, .disk_path = disk, .seed_path = seed,
+				     .home_path = home,
 				     .listen = s->display_address, .password = s->display_password,
 				     .vnc_password = s->console_password,
 				     .meta = &meta, .network = s->network, .bridge = s->network ? NULL : s->bridge,
@@ -80,7 +81,7 @@ static int
 make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_start_opts *o, int64_t warm,
 	     struct vdi_ports *port, struct vdi_err *err)
 {
-	char *disk = NULL, *seed = NULL, *ovpath = NULL, *xml = NULL, *layer = NULL;
+	char *disk = NULL, *seed = NULL, *ovpath = NULL, *xml = NULL, *layer = NULL, *home = NULL;
 	char lname[160], iname[160], image[4200];
 	int64_t cap = 0, alloc = 0;
 	int ret = -1;
@@ -97,6 +98,17 @@ make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_s
 	seed = vdi_vol_path(conn, s->pool, s->seed, err);
 	if (!seed)
 		goto out;
+	/*
+	 * The user's home disk, read-write and never behind an overlay: one
+	 * live session per user VM, one user VM per user, so one writer.  A
+	 * warm build goes without it (its image must not hold the home's
+	 * file system in its memory), so users with one boot (warm.h).
+	 */
+	if (s->home && !vdi_session_is_warm_build(s) &&
+	    !(home = vdi_vol_path(conn, s->pool, s->home, err))) {
+		vdi_err_prefix(err, "the home disk");
+		goto out;
+	}
 	if (warm) {
 		vdi_session_warm_names(warm, s->user, NULL, 0, lname, sizeof(lname), iname, sizeof(iname));
 		if (!(layer = vdi_vol_path(conn, s->pool, lname, err)) && err->code == VDI_ENOTFOUND) {
@@ -135,7 +147,7 @@ make_desktop(virConnectPtr conn, const struct vdi_session *s, const struct vdi_s
 				goto out;
 		}
 	} else {
-		xml = domain_xml(conn, s, o, ovpath ? ovpath : disk, seed, err);
+		xml = domain_xml(conn, s, o, ovpath ? ovpath : disk, seed, home, err);
 		if (!xml || vdi_domain_start(conn, xml, port, err) < 0)
 			goto out;
 	}
@@ -146,6 +158,7 @@ out:
 	free(seed);
 	free(ovpath);
 	free(layer);
+	free(home);
 	free(xml);
 	return ret;
 }
@@ -281,7 +294,7 @@ try_start(struct vdi_db *db, int64_t id, const struct vdi_start_opts *o, struct 
 	if (vdi_session_is_warm_build(s)) {
 		/* A warm build boots on its layer, under the name its image will be restored under. */
 		vdi_session_warm_names(s->id, s->user, domain, sizeof(domain), overlay, sizeof(overlay), NULL, 0);
-	} else if (vdi_session_is_desktop(s) && (s->warm || (o->warm && s->uservm_warm))) {
+	} else if (vdi_session_is_desktop(s) && (s->warm || (o->warm && s->uservm_warm && !s->home))) {
 		/* From the image that was current at its first claim: a dead starter's choice stays. */
 		warm = s->warm ? s->warm : s->uservm_warm;
 		vdi_session_warm_names(warm, s->user, domain, sizeof(domain), NULL, 0, NULL, 0);

@@ -8,6 +8,7 @@
 #include "conns.h"
 #include "domlog.h"
 #include "file.h"
+#include "home.h"
 #include "mem.h"
 #include "reaper.h"
 #include "session.h"
@@ -15,6 +16,8 @@
 #include "uservm.h"
 #include "virt.h"
 #include "warm.h"
+
+static bool has_home(struct vdi_db *db, const char *user, struct vdi_err *err);
 
 enum step { PENDING, BOOTING, DONE };
 
@@ -229,6 +232,11 @@ vdi_warm_run(struct vdi_db *db, char *const *users, size_t n, const struct vdi_w
 				continue;
 			vdi_err_reset(&bs[i].err);
 			bs[i].started_ms = vdi_clock_mono_ms();
+			if (has_home(db, users[i], &bs[i].err)) {
+				finish(&bs[i], i, users[i], o, 0, &failed);
+				left--;
+				continue;
+			}
 			if (vdi_start(db, users[i], 0, &so, &s, &bs[i].err) == 0) {
 				bool build = vdi_session_is_warm_build(&s);
 				bs[i].session = s.id;
@@ -269,6 +277,24 @@ vdi_warm_run(struct vdi_db *db, char *const *users, size_t n, const struct vdi_w
 	return failed;
 }
 
+/*
+ * A user with a home disk has no warm image: the saved memory would hold
+ * the home disk's file system as it was at the build, and a restore over
+ * the disk as it is now would corrupt it.  Their sessions boot.
+ */
+static bool
+has_home(struct vdi_db *db, const char *user, struct vdi_err *err)
+{
+	struct vdi_home h;
+	int rc = vdi_home_get(db, user, &h, err);
+
+	if (rc == 1)
+		vdi_err_set(err, VDI_R_CONFLICT, "it has a home disk: its sessions boot (a warm image cannot hold "
+			    "a home disk's file system)");
+	vdi_home_clear(&h);
+	return rc != 0;
+}
+
 int
 vdi_warm_due(struct vdi_db *db, int64_t retry, char ***users, size_t *n, struct vdi_err *err)
 {
@@ -281,7 +307,7 @@ vdi_warm_due(struct vdi_db *db, int64_t retry, char ***users, size_t *n, struct 
 	if (vdi_uservm_list(db, NULL, 0, &us, &nus, err) < 0)
 		return -1;
 	for (size_t i = 0; i < nus; i++)
-		if (strcmp(us[i].state, "ready") == 0 && !us[i].warm && !us[i].session_id &&
+		if (strcmp(us[i].state, "ready") == 0 && !us[i].warm && !us[i].session_id && !us[i].home &&
 		    (!us[i].warm_failed || now - us[i].warm_failed >= retry))
 			vdi_strv_push_copy(users, n, us[i].user);
 	vdi_uservms_free(us, nus);

@@ -606,6 +606,21 @@ vdi_vol_info(virConnectPtr c, const char *pool, const char *name, int64_t *capac
 }
 
 int
+vdi_vol_resize(virConnectPtr c, const char *pool, const char *name, int64_t capacity, struct vdi_err *err)
+{
+	virStorageVolPtr v = vol_get(c, pool, name, err);
+	int rc;
+
+	if (!v)
+		return -1;
+	rc = virStorageVolResize(v, (unsigned long long)capacity, 0);
+	if (rc < 0)
+		vdi_virt_fail(VDI_R_FAIL, "growing volume", err);
+	virStorageVolFree(v);
+	return rc < 0 ? -1 : 0;
+}
+
+int
 vdi_vol_delete(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err)
 {
 	struct vdi_err e = { 0 };
@@ -666,6 +681,10 @@ vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec
 			if (e && e->code == VIR_ERR_STORAGE_VOL_EXIST)
 				vdi_err_set(err, VDI_R_CONFLICT, "volume '%s' exists already in pool '%s'",
 					    spec->name, pool);
+			else if (e && e->code == VIR_ERR_OPERATION_INVALID && e->message &&
+				 strstr(e->message, "already exists"))
+				/* A file the pool's view does not list yet: libvirt leaves it alone, and so do we. */
+				vdi_err_set(err, VDI_R_CONFLICT, "a file '%s' is in pool '%s' already", spec->name, pool);
 			else
 				vdi_virt_fail(VDI_R_FAIL, "creating volume", err);
 		}

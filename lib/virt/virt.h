@@ -73,6 +73,8 @@ char *vdi_vol_path(virConnectPtr c, const char *pool, const char *name, struct v
 /* Capacity and allocation in bytes; code 3 if the volume does not exist. */
 int vdi_vol_info(virConnectPtr c, const char *pool, const char *name, int64_t *capacity,
 		 int64_t *allocation, struct vdi_err *err);
+/* Grow a volume to capacity bytes (libvirt refuses to shrink without a flag we never give). */
+int vdi_vol_resize(virConnectPtr c, const char *pool, const char *name, int64_t capacity, struct vdi_err *err);
 /* Delete a volume: 1 deleted, 0 there was none, -1 error. */
 int vdi_vol_delete(virConnectPtr c, const char *pool, const char *name, struct vdi_err *err);
 /*
