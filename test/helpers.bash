@@ -232,7 +232,8 @@ run_vdi() {
 #  - every session overlay in the pool belongs to a session that is not ended,
 #    and every running session's overlay is there;
 #  - every warm layer and image in the pool is a user VM's, a live build's or
-#    a live session's, and every warm user VM has both.
+#    a live session's, and every warm user VM has both;
+#  - every ready home disk's volume is in the pool.
 assert_agree() {
 	local bad h d live ov
 	vmdb_made || return 0
@@ -274,6 +275,9 @@ assert_agree() {
 		[ -s "$LAB/pool/$d.qcow2" ] && [ -s "$LAB/pool/$d.save" ] ||
 			{ echo "# warm image $d is missing its layer or image" >&3; return 1; }
 	done
+	for d in $(sql "select volume from homes where state = 'ready'"); do
+		[ -s "$LAB/pool/$d" ] || { echo "# volume $d of the VMDB is missing from the pool" >&3; return 1; }
+	done
 }
 
 # lab_suite_start N [SIZE]: for setup_file: a lab of N hosts, and a blank
@@ -299,7 +303,7 @@ lab_clean() {
 			virsh -q -c "$(lab_uri "$h")" destroy "$d" >/dev/null 2>&1 || true
 		done
 	done <"$LAB/hosts.tsv"
-	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]* "$LAB"/pool/w[0-9]*
+	rm -f "$LAB"/pool/master-* "$LAB"/pool/user-* "$LAB"/pool/s[0-9]* "$LAB"/pool/w[0-9]* "$LAB"/pool/home-*
 	# Session numbers start again with each test's VMDB: so would the consoles' logs.
 	rm -f "$LAB"/h*/log/qemu/*.console.log
 	virsh -q -c "$(lab_uri h1)" pool-refresh vdi >/dev/null 2>&1 || true

@@ -291,9 +291,9 @@ doms() { # every running domain of the lab, sorted
 	run_vdi vm-ls -o tsv u1 u2 u3
 	# The address is empty: the lab's blank guest never asks for one.
 	# No vm-watch runs: whether a viewer is in is unknown (not "none yet").
-	# The last column: no warm image, so its desktops boot (cold).
-	assert_line --index 0 --regexp $'^u1\tm\t67108864\t1\t33554432\t\t1\trunning\th1\t[0-9T:Z-]+\tspice://127.0.0.1:[0-9]+\t\tready\tunknown\t\tcold$'
-	assert_line --index 2 --regexp $'^u3\tm\t.*\t\t\t\t\t\tready\t\t\tcold$'
+	# Then: no warm image, so its desktops boot (cold); no home disk (size, use); its master is up to date.
+	assert_line --index 0 --regexp $'^u1\tm\t67108864\t1\t33554432\t\t1\trunning\th1\t[0-9T:Z-]+\tspice://127.0.0.1:[0-9]+\t\tready\tunknown\t\tcold\t\t\t$'
+	assert_line --index 2 --regexp $'^u3\tm\t.*\t\t\t\t\t\tready\t\t\tcold\t\t\t$'
 	# A table on a terminal fits it, leaving out what matters least; TSV above kept every column.
 	run script -qec "COLUMNS=80 vm-ls" /dev/null
 	assert_success
