@@ -185,17 +185,18 @@ serve_images() {
 	assert_equal "$(sql "select admin from hosts where name = 'h2'")" draining
 }
 
-@test "vm-master(1): import over HTTP with its checksum, a local image, a device profile, a new version" {
+@test "vm-master(1): import over HTTP with its checksum, a local image, a device profile, a new version, its roll back" {
 	serve_images
 	cp "$IMG/m.qcow2" "$W/srv/images/w11.qcow2"
 	cp "$IMG/m.qcow2" "$W/srv/images/win11-2027.qcow2"
 	add_lab_hosts --network vdi
-	run_examples vm-master.1 4
+	run_examples vm-master.1 5
+	# win11-2027 replaced win11, then the roll back made win11 the master again.
 	assert_equal "$(sql_list , "select name || ':' || state from masters order by name")" \
-		"tiny:active,w11:active,win11:retired,win11-2027:active"
+		"tiny:active,w11:active,win11:active,win11-2027:retired"
 }
 
-@test "vm-copy(1): sized, a class from a CSV with a header, a CSV request, a batch, a retry, warm, thin" {
+@test "vm-copy(1): sized, a class from a CSV with a header, a CSV request, a batch, a retry, warm, a home disk, the update roll, thin" {
 	# 8G on hosts of 7G: the lab's hosts may give out twice their memory.
 	add_lab_hosts --network vdi --ram-ratio 2
 	vm-master -q add win11 --prepare none --image "$IMG/m.qcow2" --os win11 --app office --app chrome
@@ -203,8 +204,9 @@ serve_images() {
 	printf 'user,email\nst1,st1@school\nst2,st2@school\n' >"$W/students.csv"
 	# "Retry a user VM whose first boot failed": ben's did.
 	ex_before_5() { sql "update uservms set state = 'failed' where username = 'ben'"; }
-	run_examples vm-copy.1 7
-	assert_equal "$(sql_list , "select username from uservms order by username")" "alice,ann,ben,cat,st1,st2,u1"
+	run_examples vm-copy.1 9
+	assert_equal "$(sql_list , "select username from uservms order by username")" "alice,ann,ben,cat,dan,st1,st2,u1"
+	assert_equal "$(sql "select size from homes where username = 'dan'")" $((40 << 30))
 	assert_output --partial "backing file: "
 }
 
