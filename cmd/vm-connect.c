@@ -26,6 +26,7 @@
 #include "form.h"
 #include "group.h"
 #include "master.h"
+#include "home.h"
 #include "mem.h"
 #include "names.h"
 #include "parse.h"
@@ -206,6 +207,10 @@ state_line(struct answer *a, const struct vdi_connect_status *st, int *refresh)
 		when(a->b, st->requested);
 		fputs(". It is waiting for your administrator; this page will show it when it is made.", a->b);
 		*refresh = 60;
+	} else if (st->updating) {
+		fputs("Your desktop is being updated to a new version of its system. This takes a few minutes; "
+		      "the files on your home disk stay. This page looks again by itself.", a->b);
+		*refresh = 15;
 	} else if (strcmp(st->desktop, "creating") == 0 || strcmp(st->desktop, "preparing") == 0) {
 		fputs("Your desktop is being prepared. This takes a few minutes; this page looks again by itself.",
 		      a->b);
@@ -235,6 +240,23 @@ state_line(struct answer *a, const struct vdi_connect_status *st, int *refresh)
 		fputs("Your desktop is ready to start.", a->b);
 	}
 	fputs("</p>\n", a->b);
+	/* Which system (master) the desktop runs, whether a newer one waits, and the home disk. */
+	if (st->desktop && strcmp(st->desktop, "ready") == 0) {
+		char size[32];
+		fputs("<p id=\"version\">Your desktop runs the system ", a->b);
+		esc(a->b, st->master);
+		if (st->home) {
+			vdi_size_format((uint64_t)st->home, size, sizeof(size));
+			fprintf(a->b, ", with a home disk of %s: what you keep there stays from one session to the next", size);
+		}
+		fputs(".", a->b);
+		if (st->update_to) {
+			fputs(" A new version, ", a->b);
+			esc(a->b, st->update_to);
+			fputs(", is ready for it: your desktop is updated after you log off.", a->b);
+		}
+		fputs("</p>\n", a->b);
+	}
 	/* The session before this one ended: say so, and that its unsaved work is gone. */
 	if (st->desktop && strcmp(st->desktop, "ready") == 0 && !st->session && st->last_reason &&
 	    strcmp(st->last_reason, "logoff") != 0) {
@@ -397,7 +419,15 @@ page(struct answer *a, int status, const char *reason, const char *msg)
 			      "<label>Memory (for example 4G; empty: as the system) <input name=\"mem\" "
 			      "inputmode=\"text\" autocomplete=\"off\"></label>\n"
 			      "<label>Disk (for example 20G; empty: as the system) <input name=\"disk\" "
-			      "autocomplete=\"off\"></label>\n<button type=\"submit\">Ask</button>\n</form>\n", a->b);
+			      "autocomplete=\"off\"></label>\n", a->b);
+			if (c.cfg.request_home_max > 0) {
+				char most[32];
+				vdi_size_format((uint64_t)c.cfg.request_home_max, most, sizeof(most));
+				fprintf(a->b, "<label>Home disk for your files, kept between sessions (for example 5G, "
+					"at most %s; empty: as the system) <input name=\"home\" autocomplete=\"off\">"
+					"</label>\n", most);
+			}
+			fputs("<button type=\"submit\">Ask</button>\n</form>\n", a->b);
 		}
 		viewer_help(a);
 		a->b = saved;
@@ -646,6 +676,7 @@ request_desktop(struct answer *a, const struct vdi_form *f)
 {
 	struct vdi_request r = { .user = (char *)user, .master = f->master };
 	struct vdi_err err = { 0 };
+	char words[160];
 	int64_t id;
 
 	const char *say = NULL;
@@ -657,6 +688,19 @@ request_desktop(struct answer *a, const struct vdi_form *f)
 		say = "Memory: type a size such as 4G or 512M, or leave it empty for the system's own size.";
 	else if (f->disk && *f->disk && vdi_disk_parse(f->disk, &r.disk, &err) < 0)
 		say = "Disk: type a size such as 20G, or leave it empty for the system's own size.";
+	else if (f->home && *f->home && (c.cfg.request_home_max <= 0 || vdi_home_parse(f->home, &r.home, &err) < 0 ||
+					 r.home < VDI_HOME_MIN || r.home > c.cfg.request_home_max)) {
+		char most[32];
+		vdi_size_format((uint64_t)c.cfg.request_home_max, most, sizeof(most));
+		if (!err.msg[0])
+			vdi_err_set(&err, VDI_R_USAGE, "home '%.40s' out of range", f->home);
+		say = c.cfg.request_home_max <= 0 ? "Home disk: this site gives none on request." : NULL;
+		if (!say) {
+			snprintf(words, sizeof(words), "Home disk: type a size from 16M to %s, such as 5G, or leave it "
+				 "empty.", most);
+			say = words;
+		}
+	}
 	if (say) {
 		log_line("request refused: %s", f->master ? err.msg : "no master");
 		page(a, 400, "Bad Request", say);

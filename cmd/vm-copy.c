@@ -553,6 +553,10 @@ run_requests(struct vdi_cli *c, char **users, size_t n)
 			vdi_out_size(c->out, "mem", r[i].mem);
 			vdi_out_int(c->out, "vcpus", r[i].vcpus);
 			vdi_out_size(c->out, "disk", r[i].disk);
+			if (r[i].home)
+				vdi_out_size(c->out, "home", r[i].home);
+			else
+				vdi_out_null(c->out, "home");
 			vdi_out_time(c->out, "requested", r[i].created);
 			vdi_out_obj_end(c->out);
 			continue;

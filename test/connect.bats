@@ -236,9 +236,17 @@ running_session_of() {
 	grep -q 'Memory: type a size such as 4G or 512M, or leave it empty' "$W/b"
 	! grep -q "invalid size" "$W/b"
 	assert_equal "$(sql "select count(*) from requests")" 0
+	# A home disk over what vdi.conf lets the page ask for (request_home_max, 10G by default).
+	page carol
+	grep -q 'Home disk for your files, kept between sessions (for example 5G, at most 10G; empty: as the system) <input name="home"' "$W/page.html"
+	tok=$(grep -o 'value="request"><input type="hidden" name="token" value="[^"]*"' "$W/page.html" | sed 's/.*value="//; s/"$//')
+	post carol "action=request&token=$tok&master=m&mem=128M&disk=1G&home=11G"
+	assert_equal "$code" 400
+	grep -q 'Home disk: type a size from 16M to 10G, such as 5G, or leave it empty.' "$W/b"
+	assert_equal "$(sql "select count(*) from requests")" 0
 	page carol
 	tok=$(grep -o 'value="request"><input type="hidden" name="token" value="[^"]*"' "$W/page.html" | sed 's/.*value="//; s/"$//')
-	post carol "action=request&token=$tok&master=m&mem=128M&disk=1G"
+	post carol "action=request&token=$tok&master=m&mem=128M&disk=1G&home=64M"
 	assert_equal "$code" 303
 	grep -qi '^Location: /desktop' "$W/h"
 	page carol
@@ -247,15 +255,21 @@ running_session_of() {
 	! grep -q 'id="request"' "$W/page.html"
 	grep -q '<meta http-equiv="refresh"' "$W/page.html"
 	run_vdi vm-copy --requests -o json
-	assert_equal "$(jq -r '.[0].user + " " + .[0].master + " " + (.[0].mem|tostring) + " " + (.[0].disk|tostring)' <<<"$output")" \
-		"carol m 134217728 1073741824"
+	assert_equal "$(jq -r '.[0].user + " " + .[0].master + " " + (.[0].mem|tostring) + " " + (.[0].disk|tostring) + " " + (.[0].home|tostring)' <<<"$output")" \
+		"carol m 134217728 1073741824 67108864"
 	run_vdi 3 vm-copy --requests --approve dave
 	assert_output --partial 'dave: no pending request'
 	run_vdi vm-copy --requests --approve carol
 	assert_equal "$(sql "select state from requests where username = 'carol'")" done
 	assert_equal "$(sql "select mem || ' ' || disk from uservms where username = 'carol'")" "134217728 1073741824"
+	assert_equal "$(sql "select size from homes where username = 'carol'")" 67108864
 	page carol
 	grep -q 'Your desktop is ready' "$W/page.html"
+	grep -q '<p id="version">Your desktop runs the system m, with a home disk of 64M: what you keep there stays' "$W/page.html"
+	# A new version of its master: the page says so, and that it comes after the user logs off.
+	vm-master -q add m2 --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1 --replaces m
+	page carol
+	grep -q 'A new version, m2, is ready for it: your desktop is updated after you log off.' "$W/page.html"
 }
 
 @test "what no host could ever hold: the page refuses the request in words, approval exits 4, a desktop that fits nowhere is not 'ready'; HEAD has GET's length" {

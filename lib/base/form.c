@@ -52,7 +52,7 @@ vdi_form_parse(char *body, struct vdi_form *f, struct vdi_err *err)
 		*v++ = '\0';
 		slot = strcmp(kv, "action") == 0 ? &f->action : strcmp(kv, "token") == 0 ? &f->token :
 		       strcmp(kv, "master") == 0 ? &f->master : strcmp(kv, "mem") == 0 ? &f->mem :
-		       strcmp(kv, "disk") == 0 ? &f->disk : NULL;
+		       strcmp(kv, "disk") == 0 ? &f->disk : strcmp(kv, "home") == 0 ? &f->home : NULL;
 		if (!slot)
 			return vdi_err_set(err, VDI_R_USAGE, "the form has a field it should not have");
 		if (*slot)

@@ -16,7 +16,7 @@
 #include "err.h"
 
 struct vdi_form {
-	char *action, *token, *master, *mem, *disk; /* NULL: not sent */
+	char *action, *token, *master, *mem, *disk, *home; /* NULL: not sent */
 };
 
 /* Parse body (changed in place) into f.  -1 with err when the form is not one vm-connect sends. */

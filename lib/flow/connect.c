@@ -31,6 +31,9 @@ vdi_connect_status(struct vdi_db *db, const char *user, struct vdi_connect_statu
 		st->mem = u.mem;
 		st->vcpus = u.vcpus;
 		st->disk = u.disk;
+		st->home = u.home ? u.home_size : 0;
+		st->update_to = u.update_to ? vdi_xstrdup(u.update_to) : NULL;
+		st->updating = u.updating_from != NULL;
 		{
 			struct vdi_err e = { 0 };
 			st->never_fits = vdi_host_fits_ever(db, u.pool, u.mem, u.vcpus, &e) < 0 &&
@@ -49,6 +52,7 @@ vdi_connect_status(struct vdi_db *db, const char *user, struct vdi_connect_statu
 			st->mem = r[0].mem;
 			st->vcpus = r[0].vcpus;
 			st->disk = r[0].disk;
+			st->home = r[0].home;
 			st->requested = r[0].created;
 		}
 		ret = 0;
@@ -84,6 +88,7 @@ vdi_connect_status_clear(struct vdi_connect_status *st)
 {
 	free(st->desktop);
 	free(st->master);
+	free(st->update_to);
 	free(st->session);
 	free(st->host);
 	free(st->last_reason);

@@ -31,6 +31,9 @@ struct vdi_connect_status {
 	char *desktop;       /* none, requested, creating, preparing, ready, failed */
 	char *master;        /* the desktop's master, or the pending request's */
 	int64_t mem, vcpus, disk;
+	int64_t home;        /* its home disk's size, or the request's (0: none) */
+	char *update_to;     /* the master its update goes to (NULL: up to date) */
+	bool updating;       /* an update to a new master is under way */
 	int64_t requested;   /* when the pending request was made (0: none) */
 	char *session;       /* NULL, or assigned, starting, running, stopping */
 	char *host;
