@@ -124,6 +124,11 @@ test_desktop_settings(void **state)
 		{ "fence_command = fence_ipmilan\n", "fence_command: 'fence_ipmilan' is not an absolute path" },
 		{ "fence_command = /etc/vdi/fence\x01x\n", "control character 0x01" },
 		{ "fence_timeout = 0s\n", "fence_timeout: '0s' is out of range" },
+		{ "home_mount = home\n", "home_mount: 'home' is not an absolute path of letters" },
+		{ "home_mount = /home/\"x\n", "is not an absolute path of letters, digits and /._-" },
+		{ "home_mount = /a/../etc\n", "is not an absolute path of letters, digits and /._-" },
+		{ "home_max = 1M\n", "home_max: '1M' is too small (at least 16777216 bytes)" },
+		{ "update_parallel = 0\n", "update_parallel: invalid number '0': must be from 1 to 256" },
 	};
 	struct vdi_config c;
 	struct vdi_err err = { 0 };
@@ -138,6 +143,10 @@ test_desktop_settings(void **state)
 	assert_int_equal(c.address_timeout, 2 * 60 * 1000);
 	assert_string_equal(c.fence_command, "");
 	assert_int_equal(c.fence_timeout, 2 * 60 * 1000);
+	assert_string_equal(c.home_mount, "/home");
+	assert_int_equal(c.home_max, 100LL << 30);
+	assert_int_equal(c.request_home_max, 10LL << 30);
+	assert_int_equal(c.update_parallel, 2);
 	vdi_config_clear(&c);
 	write_conf("domain_type = qemu\nmac_prefix = 52:54:01\nprepare_timeout = 5m\nconsole_log_dir = /srv/log\n"
 		   "fence_command = /etc/vdi/fence agent\n");

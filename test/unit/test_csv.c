@@ -79,7 +79,7 @@ test_fields(void **state)
 	struct vdi_csv *r;
 	struct vdi_csv_request q;
 	struct vdi_err err = { 0 };
-	const char *text = "u1, windows , office ; vlc ,4G,2,60G\nu2,,,,,\n";
+	const char *text = "u1, windows , office ; vlc ,4G,2,60G,5G\nu2,,,,,\n";
 
 	(void)state;
 	fp = fmemopen((void *)text, strlen(text), "r");
@@ -93,6 +93,7 @@ test_fields(void **state)
 	assert_int_equal(q.mem, 4LL << 30);
 	assert_int_equal(q.vcpus, 2);
 	assert_int_equal(q.disk, 60LL << 30);
+	assert_int_equal(q.home, 5LL << 30);
 	assert_int_equal(q.line, 1);
 	free(q.apps);
 	assert_int_equal(vdi_csv_next(r, &q, &err), 1);
@@ -100,6 +101,7 @@ test_fields(void **state)
 	assert_null(q.os);
 	assert_int_equal(q.napps, 0);
 	assert_int_equal(q.mem, -1);
+	assert_int_equal(q.home, -1);
 	assert_int_equal(q.line, 2);
 	assert_int_equal(vdi_csv_next(r, &q, &err), 0);
 	vdi_csv_close(r);
@@ -121,8 +123,11 @@ test_bad_records(void **state)
 	assert_non_null(strstr(errors, "line 4: vcpus"));
 	assert_non_null(strstr(errors, "line 5: invalid os name"));
 	assert_non_null(strstr(errors, "line 6: a quoted field is not closed"));
-	read_all("a,b,c,d,e,f,g\n", users, sizeof(users), errors, sizeof(errors));
+	read_all("a,b,c,d,e,f,g,h\n", users, sizeof(users), errors, sizeof(errors));
 	assert_non_null(strstr(errors, "line 1: malformed CSV"));
+	assert_non_null(strstr(errors, "user,os,apps,mem,vcpus,disk,home)"));
+	read_all("a,linux,,,,,lots\n", users, sizeof(users), errors, sizeof(errors));
+	assert_non_null(strstr(errors, "line 1: home"));
 }
 
 int

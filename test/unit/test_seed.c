@@ -58,12 +58,34 @@ test_user_data(void **state)
 	assert_non_null(strstr(ud, "power_state:\n  mode: poweroff\n"));
 	assert_null(strstr(ud, "runcmd"));
 	free(ud);
-	/* cloudbase-init: set_hostname, and a shutdown in runcmd (it has no power_state). */
+	/* A home disk: made once (never over a file system), mounted by label, grown at each boot. */
+	s.home_device = "/dev/disk/by-id/virtio-vdi-home";
+	s.home_mount = "/home";
+	ud = vdi_seed_user_data(&s);
+	assert_non_null(strstr(ud, "fs_setup:\n  - label: \"vdi-home\"\n    filesystem: ext4\n"
+			       "    device: \"/dev/disk/by-id/virtio-vdi-home\"\n    partition: none\n"
+			       "    overwrite: false\n"));
+	assert_non_null(strstr(ud, "mounts:\n  - [ \"LABEL=vdi-home\", \"/home\", ext4, \"defaults,nofail,"));
+	assert_non_null(strstr(ud, "bootcmd:\n  - [ sh, -c, \"resize2fs /dev/disk/by-label/vdi-home"));
+	/* Before the user is made (users_groups), so the home directory is made on it; power_state still last. */
+	assert_true(strstr(ud, "power_state") > strstr(ud, "mounts:"));
+	free(ud);
+	{
+		char dev[128];
+		vdi_seed_home_device("sata", dev, sizeof(dev));
+		assert_string_equal(dev, "/dev/disk/by-id/ata-QEMU_HARDDISK_vdi-home");
+		vdi_seed_home_device("scsi", dev, sizeof(dev));
+		assert_string_equal(dev, "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_vdi-home");
+		vdi_seed_home_device("virtio", dev, sizeof(dev));
+		assert_string_equal(dev, "/dev/disk/by-id/virtio-vdi-home");
+	}
+	/* cloudbase-init: set_hostname, and a shutdown in runcmd (it has no power_state); no home for it. */
 	s.windows = true;
 	ud = vdi_seed_user_data(&s);
 	assert_non_null(strstr(ud, "set_hostname: \"bob\"\n"));
 	assert_non_null(strstr(ud, "runcmd:\n  - \"shutdown /s /t 10"));
 	assert_null(strstr(ud, "power_state"));
+	assert_null(strstr(ud, "fs_setup"));
 	free(ud);
 }
 

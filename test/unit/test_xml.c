@@ -90,6 +90,45 @@ test_profiles_validate(void **state)
 	dom_type = "kvm";
 }
 
+/* The home disk: the second disk on the system disk's bus, read-write, its serial vdi-home; valid on every bus. */
+static void
+test_home_disk(void **state)
+{
+	const char *buses[] = { "virtio", "sata", "scsi" };
+	const char *home_target[] = { "<target dev=\"vdb\" bus=\"virtio\"/>", "<target dev=\"sdb\" bus=\"sata\"/>",
+				      "<target dev=\"sdb\" bus=\"scsi\"/>" };
+	const char *cd_target[] = { "<target dev=\"sda\" bus=\"sata\"/>", "<target dev=\"sdc\" bus=\"sata\"/>",
+				    "<target dev=\"sdc\" bus=\"sata\"/>" };
+
+	(void)state;
+	for (size_t b = 0; b < 3; b++) {
+		struct vdi_meta meta = { .session_id = 42, .uservm_id = 7, .user = "ann" };
+		struct vdi_profile reg = { .name = "linux", .disk_bus = buses[b] };
+		struct vdi_domain_spec d = { .name = "vdi-s42-ann", .type = "qemu", .mem = 256 << 20, .vcpus = 1,
+					     .disk_path = "/pool/s42-ann.qcow2", .seed_path = "/pool/user-ann-seed.iso",
+					     .home_path = "/pool/home-ann.qcow2", .listen = "127.0.0.1", .password = "pw",
+					     .meta = &meta };
+		struct vdi_err err = { 0 };
+		char *xml, *home, *end;
+
+		vdi_profile_resolve(&reg, &d.prof);
+		xml = vdi_xml_domain(&d, &err);
+		assert_non_null(xml);
+		if (validate(xml) != 0)
+			fail_msg("%s with a home disk does not validate:\n%s", buses[b], xml);
+		home = strstr(xml, "<source file=\"/pool/home-ann.qcow2\"/>");
+		assert_non_null(home);
+		end = strstr(home, "</disk>");
+		assert_non_null(end);
+		*end = '\0';
+		assert_non_null(strstr(home, home_target[b]));
+		assert_non_null(strstr(home, "<serial>vdi-home</serial>"));
+		assert_null(strstr(home, "readonly"));
+		assert_non_null(strstr(end + 1, cd_target[b]));
+		free(xml);
+	}
+}
+
 static void
 test_linux(void **state)
 {
@@ -264,6 +303,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_profiles_validate),
 		cmocka_unit_test(test_linux),
+		cmocka_unit_test(test_home_disk),
 		cmocka_unit_test(test_windows),
 		cmocka_unit_test(test_profile_rules),
 		cmocka_unit_test(test_restore_edit),
