@@ -193,7 +193,12 @@ vmdb_fill_small() {
 		insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
 		values ('ann', 'ready', 1, 'vdi', 'v1', 's1', 'ann', 67108864, 1, 1, 0),
 		('bob', 'ready', 1, 'vdi', 'v2', 's2', 'bob', 67108864, 1, 1, 0),
-		('cy', 'ready', 1, 'vdi', 'v3', 's3', 'cy', 67108864, 1, 1, 0)"
+		('cy', 'ready', 1, 'vdi', 'v3', 's3', 'cy', 67108864, 1, 1, 0);
+		insert into masters (name, state, os, pool, volume, format, virtual_size, sha256, source, mem, vcpus,
+		disk, created) values ('m2', 'active', 'linux', 'vdi', 'master-m2', 'qcow2', 1, 'x', 'file:///m2', 1, 1, 1, 0);
+		update masters set replaced_by = 2 where id = 1;
+		insert into homes (username, state, pool, volume, size, created) values ('ann', 'ready', 'vdi',
+		'home-ann.qcow2', 16777216, 0)"
 	VDI_DB=$1 vm-assign -q ann bob
 	# A browser console of ann's session, closed.
 	sqlite3 "$1" "insert into consoles (session_id, username, instance, opened, closed, reason)
@@ -216,6 +221,9 @@ vmdb_fill_small() {
 	assert_line $'sessions\t2\t2'
 	assert_line $'consoles\t1\t1'
 	assert_line $'uservms\t3\t3'
+	# A master that points at a later one (replaced_by), and a home disk.
+	assert_line $'masters\t2\t2'
+	assert_line $'homes\t1\t1'
 	assert_line $'events\t4\t4'
 	VDI_DB=$target run_vdi vdi-db check -o tsv
 	assert_line $'hosts\t2'
@@ -301,4 +309,36 @@ one_of_each() {
 		sql "pragma foreign_keys = on; delete from sessions where uservm_id = 1 and state = 'ended'"
 	fi
 	assert_equal "$(sql "select count(*) from consoles")" 0
+}
+
+@test "an updated user VM that is ready again says so and is up to date; a replaced master is retired when its last user VM leaves, never removed" {
+	one_of_each
+	sql "insert into masters (name, state, os, pool, volume, format, virtual_size, sha256, source, mem, vcpus,
+		disk, created) values ('m2', 'active', 'linux', 'vdi', 'master-m2', 'qcow2', 1, 'x', 'file:///m2', 1, 1, 1, 0)"
+	sql "insert into uservms (username, state, master_id, pool, volume, seed, hostname, mem, vcpus, disk, created)
+		values ('u2', 'ready', 1, 'vdi', 'v2', 's2', 'u2', 1073741824, 1, 1, 0)"
+	# Not replaced: a user VM leaving m does not retire it.
+	sql "update uservms set master_id = 2 where username = 'u2'"
+	assert_equal "$(sql "select state from masters where name = 'm'")" active
+	sql "update uservms set master_id = 1 where username = 'u2'"
+	sql "update masters set replaced_by = 2 where name = 'm'"
+	# u1's update: claimed (creating, on m2, from m); m keeps serving u2.
+	sql "update uservms set state = 'creating', updating_from = master_id, master_id = 2 where username = 'u1'"
+	assert_equal "$(sql "select state from masters where name = 'm'")" active
+	# Made: ready again, the update is over, in the same statement's transaction.
+	sql "update uservms set state = 'ready' where username = 'u1'"
+	assert_equal "$(sql "select coalesce(updating_from, 0) from uservms where username = 'u1'")" 0
+	assert_equal "$(sql "select action || ' ' || detail from events where action = 'uservm-updated'")" \
+		"uservm-updated from master m to m2"
+	# A failed update says nothing and stays to be finished.
+	sql "update uservms set state = 'failed', updating_from = 1 where username = 'u2'"
+	assert_equal "$(sql "select count(*) from events where action = 'uservm-updated'")" 1
+	# u2 removed: m has no user VM left, it is retired (not removed).
+	sql "delete from uservms where username = 'u2'"
+	assert_equal "$(sql "select name || ' ' || state from masters order by id" | paste -sd,)" "m retired,m2 active"
+	# A home disk's size must be positive and its state one of two.
+	run sql "insert into homes (username, state, pool, volume, size, created) values ('u1', 'ready', 'vdi', 'h', 0, 0)"
+	assert_failure
+	run sql "insert into homes (username, state, pool, volume, size, created) values ('u1', 'gone', 'vdi', 'h', 1, 0)"
+	assert_failure
 }
