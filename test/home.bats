@@ -32,6 +32,11 @@ inode() {
 	stat -c %i "$LAB/pool/$1"
 }
 
+# backing VOLUME: the name of the pool file's backing file.
+backing() {
+	qemu-img info -U --output=json "$LAB/pool/$1" | jq -r '."backing-filename"' | sed 's|.*/||'
+}
+
 # home_line USER: the newest "home mount=..." line on USER's newest console.
 home_line() {
 	grep -o 'vdi-guest: home mount=[^ ]* boots=[0-9]* stops=[0-9]*' "$(console_of "$1")" | tail -n 1
@@ -124,8 +129,6 @@ session_ends() {
 	run_vdi vm-start u1
 	run_vdi vm-start u2
 	busy=$(sql "select id || domain || overlay || host_id from sessions where state = 'running' order by id")
-	sys1=$(inode user-u1.qcow2)
-	sys3=$(inode user-u3.qcow2)
 	vm-master -q add m2 --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
 	run_vdi vm-master update m m2
 	assert_output --partial "replaced master m with m2: 6 user VMs to update"
@@ -143,14 +146,14 @@ session_ends() {
 	grep -q "2 user VMs in a session: updated when they end" "$BATS_TEST_TMPDIR/err"
 	assert_equal "$(sql "select username from uservms u join masters m on m.id = u.master_id where m.name = 'm2'
 		order by username" | tr '\n' ' ')" "u3 u4 u5 u6 "
-	# Their system disks are new; the sessions and the disks under them were not touched.
-	[ "$(inode user-u3.qcow2)" != "$sys3" ]
-	assert_equal "$(inode user-u1.qcow2)" "$sys1"
+	# Their system disks are new, on m2; the sessions and the disks under them were not touched.
+	assert_equal "$(backing user-u3.qcow2)" master-m2
+	assert_equal "$(backing user-u1.qcow2)" master-m
 	assert_equal "$(sql "select id || domain || overlay || host_id from sessions where state = 'running' order by id")" "$busy"
 	assert_equal "$(sql "select state from masters where name = 'm'")" active
-	# At most update_parallel (2) at once: never a third claim before one of the first two was remade.
+	# At most update_parallel (2) at once: never a third claim before one of the first two was done.
 	open=0 most=0
-	for a in $(sql_list ' ' "select action from events where action in ('uservm-update', 'uservm-remade') order by id"); do
+	for a in $(sql_list ' ' "select action from events where action in ('uservm-update', 'uservm-updated') order by id"); do
 		if [ "$a" = uservm-update ]; then open=$((open + 1)); else open=$((open - 1)); fi
 		[ $open -le $most ] || most=$open
 	done

@@ -126,7 +126,8 @@ vdi_master_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 
 #define MASTER_COLS "m.id, m.name, m.state, m.os, m.pool, m.volume, m.format, m.sha256, m.source, " \
 	"m.virtual_size, m.mem, m.vcpus, m.disk, m.created, m.pid, " \
-	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id OR u.updating_from = m.id), " \
+	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id) + " \
+	"(SELECT count(*) FROM uservms u WHERE u.updating_from = m.id AND u.master_id <> m.id), " \
 	"m.profile, m.firmware, m.disk_bus, m.nic_model, m.video, m.prepare, m.rdp, m.owner, coalesce(m.lease, 0), " \
 	"coalesce(m.home, 0), (SELECT r.name FROM masters r WHERE r.id = m.replaced_by), m.update_forced, " \
 	"(SELECT count(*) FROM uservms u WHERE u.master_id = m.id AND u.updating_from IS NOT NULL)"

@@ -107,7 +107,7 @@ vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *action,
 		goto fail;
 	vdi_stmt_finalize(st);
 	st = NULL;
-	if (vdi_event_add(db, user, action, detail, err) < 0)
+	if (action && vdi_event_add(db, user, action, detail, err) < 0)
 		goto fail;
 	return vdi_db_commit(db, err);
 fail:
@@ -323,6 +323,21 @@ read_list(struct vdi_db *db, const char *sql, int64_t id, char ***v, size_t *n, 
 	return rc == VDI_DB_DONE ? 0 : vdi_db_fail(db, "reading user VM", err);
 }
 
+#define USERVM_SELECT \
+	"SELECT u.id, u.username, u.state, m.name, u.pool, u.volume, u.seed, u.hostname, u.master_id," \
+	" u.mem, u.vcpus, u.disk, u.expires, u.created, u.pid, s.id, s.state, h.name, u.owner," \
+	" coalesce(u.lease, 0), coalesce(u.warm, 0), coalesce(u.warm_built, 0), coalesce(u.warm_failed, 0)," \
+	" (SELECT max(w.id) FROM sessions w WHERE w.uservm_id = u.id AND w.kind = 'warm'" \
+	"  AND w.state <> 'ended'), s.kind, coalesce(s.warm, 0)," \
+	" hm.volume, coalesce(hm.size, 0), coalesce(hm.used, 0), hm.state, r.name, f.name," \
+	" m.update_forced" \
+	" FROM uservms u JOIN masters m ON m.id = u.master_id" \
+	" LEFT JOIN sessions s ON s.uservm_id = u.id AND s.state <> 'ended'" \
+	" LEFT JOIN hosts h ON h.id = s.host_id" \
+	" LEFT JOIN homes hm ON hm.username = u.username" \
+	" LEFT JOIN masters r ON r.id = m.replaced_by" \
+	" LEFT JOIN masters f ON f.id = u.updating_from"
+
 int
 vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi_uservm **out,
 		size_t *nout, struct vdi_err *err)
@@ -337,21 +352,9 @@ vdi_uservm_list(struct vdi_db *db, char *const *users, size_t nusers, struct vdi
 	*nout = 0;
 	if (vdi_db_read_begin(db, &began, err) < 0)
 		return -1;
-	if (vdi_db_prepare(db, &st,
-			   "SELECT u.id, u.username, u.state, m.name, u.pool, u.volume, u.seed, u.hostname, u.master_id,"
-			   " u.mem, u.vcpus, u.disk, u.expires, u.created, u.pid, s.id, s.state, h.name, u.owner,"
-			   " coalesce(u.lease, 0), coalesce(u.warm, 0), coalesce(u.warm_built, 0), coalesce(u.warm_failed, 0),"
-			   " (SELECT max(w.id) FROM sessions w WHERE w.uservm_id = u.id AND w.kind = 'warm'"
-			   "  AND w.state <> 'ended'), s.kind, coalesce(s.warm, 0),"
-			   " hm.volume, coalesce(hm.size, 0), coalesce(hm.used, 0), hm.state, r.name, f.name,"
-			   " m.update_forced"
-			   " FROM uservms u JOIN masters m ON m.id = u.master_id"
-			   " LEFT JOIN sessions s ON s.uservm_id = u.id AND s.state <> 'ended'"
-			   " LEFT JOIN hosts h ON h.id = s.host_id"
-			   " LEFT JOIN homes hm ON hm.username = u.username"
-			   " LEFT JOIN masters r ON r.id = m.replaced_by"
-			   " LEFT JOIN masters f ON f.id = u.updating_from"
-			   " WHERE u.username = ?1 OR ?1 IS NULL ORDER BY u.username", err) < 0)
+	/* One user by its unique index, or every one: never a scan per named user (an OR would be one). */
+	if (vdi_db_prepare(db, &st, users ? USERVM_SELECT " WHERE u.username = ?1 ORDER BY u.username" :
+			   USERVM_SELECT " ORDER BY u.username", err) < 0)
 		goto out;
 	for (size_t k = 0; k < (users ? nusers : 1); k++) {
 		bool found = false;

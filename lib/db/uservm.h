@@ -76,7 +76,8 @@ int vdi_uservm_claim(struct vdi_db *db, const struct vdi_uservm_spec *u, int64_t
 /*
  * Its volumes are made: creating -> ready, or -> preparing (its first
  * boot comes next: prepare.h); its home disk, if any, ready; used its
- * allocation.  The event is action (uservm-add), with detail.
+ * allocation.  The event is action (uservm-add), with detail; NULL: none
+ * (an update that is ready now: schema 13's trigger says uservm-updated).
  */
 int vdi_uservm_made(struct vdi_db *db, int64_t id, bool prepare, const char *action, const char *detail,
 		    int64_t home_used, struct vdi_err *err);

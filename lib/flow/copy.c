@@ -19,16 +19,25 @@
 #include "uservm.h"
 #include "virt.h"
 
-/* A raw volume of these bytes. */
+/*
+ * A raw volume of these bytes.  With over, a volume of that name and size
+ * is overwritten in place (a seed made again; seeds have one size), else
+ * any of that name is deleted and a new one made.
+ */
 static int
-upload(virConnectPtr conn, const char *pool, const char *name, const unsigned char *data, size_t len,
+upload(virConnectPtr conn, const char *pool, const char *name, const unsigned char *data, size_t len, bool over,
        struct vdi_err *err)
 {
 	struct vdi_volume_spec spec = { .name = name, .format = "raw", .capacity = (int64_t)len };
-	struct vdi_upload *up = vdi_upload_begin(conn, pool, &spec, err);
+	struct vdi_upload *up = over ? vdi_upload_over(conn, pool, name, (int64_t)len, err) : NULL;
 
-	if (!up)
-		return -1;
+	if (!up) {
+		if (over && err->code != VDI_ENOTFOUND && err->code != VDI_ECONFLICT)
+			return -1;
+		vdi_err_clear(err);
+		if ((over && vdi_vol_delete(conn, pool, name, err) < 0) || !(up = vdi_upload_begin(conn, pool, &spec, err)))
+			return -1;
+	}
 	if (vdi_upload_send(up, data, len, err) < 0) {
 		vdi_upload_abort(up);
 		return -1;
@@ -104,10 +113,10 @@ make_home(virConnectPtr conn, const char *pool, const char *user, struct home_st
 	return vdi_vol_info(conn, pool, vol, &cap, &h->used, err);
 }
 
-/* Make the disk overlay, the home disk and the seed of claimed user VM id. */
+/* Make the disk overlay, the home disk and the seed of claimed user VM id (again: it had them). */
 static int
 make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_uservm_spec *u, int64_t id,
-	     const char *disk, const char *seedvol, struct home_step *home, const struct vdi_copy_opts *o,
+	     const char *disk, const char *seedvol, struct home_step *home, bool again, const struct vdi_copy_opts *o,
 	     struct vdi_err *err)
 {
 	struct vdi_seed seed = { 0 };
@@ -116,8 +125,12 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 	size_t isolen = 0;
 	int ret = -1;
 
-	/* Our claim is held: volumes of these names are leftovers of a copy that died. */
-	if (vdi_vol_delete(conn, m->pool, disk, err) < 0 || vdi_vol_delete(conn, m->pool, seedvol, err) < 0)
+	/*
+	 * Our claim is held: volumes of these names are leftovers of a copy
+	 * that died, or a user VM's own made again (its seed is overwritten
+	 * in place when it can be, below).
+	 */
+	if (vdi_vol_delete(conn, m->pool, disk, err) < 0 || (!again && vdi_vol_delete(conn, m->pool, seedvol, err) < 0))
 		return -1;
 	mpath = vdi_vol_path(conn, m->pool, m->volume, err);
 	if (!mpath && err->code == VDI_ENOTFOUND) {
@@ -154,7 +167,7 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 			seed.home_mount = o->home_mount;
 		}
 	}
-	if (!(iso = vdi_seed_image(&seed, &isolen, err)) || upload(conn, m->pool, seedvol, iso, isolen, err) < 0)
+	if (!(iso = vdi_seed_image(&seed, &isolen, err)) || upload(conn, m->pool, seedvol, iso, isolen, again, err) < 0)
 		goto out;
 	if (o->interrupted && *o->interrupted) {
 		vdi_err_set(err, VDI_R_FAIL, "interrupted");
@@ -216,7 +229,7 @@ copy_again(struct vdi_db *db, const char *user, int64_t id, const struct vdi_cop
 	}
 	prepare = strcmp(m.prepare, "none") != 0;
 	if (!(conn = vdi_conns_for_pool(o->conns, db, uv.pool, o->host, err)) ||
-	    make_volumes(conn, &m, &u, id, uv.volume, uv.seed, &home, o, err) < 0)
+	    make_volumes(conn, &m, &u, id, uv.volume, uv.seed, &home, true, o, err) < 0)
 		goto out;
 	vdi_file_test_stop("remade");
 	if (uv.updating_from)
@@ -224,7 +237,9 @@ copy_again(struct vdi_db *db, const char *user, int64_t id, const struct vdi_cop
 			 uv.updating_from, (long long)u.disk, uv.home ? "yes" : "none");
 	else
 		snprintf(detail, sizeof(detail), "again from master=%s", m.name);
-	if (vdi_uservm_made(db, id, prepare, uv.updating_from ? "uservm-remade" : "uservm-add", detail, home.used,
+	/* An update that is ready now is told by the VMDB's own uservm-updated, in the same transaction. */
+	if (vdi_uservm_made(db, id, prepare, !uv.updating_from ? "uservm-add" : prepare ? "uservm-remade" : NULL,
+			    detail, home.used,
 			    err) < 0)
 		goto out;
 	res->master = vdi_xstrdup(m.name);
@@ -326,7 +341,7 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	claimed = !vdi_db_dry_run(db);
 	if (!vdi_db_dry_run(db)) {
 		if (!(conn = vdi_conns_for_pool(o->conns, db, m.pool, o->host, err)) ||
-		    make_volumes(conn, &m, &u, id, disk, seedvol, &home, o, err) < 0)
+		    make_volumes(conn, &m, &u, id, disk, seedvol, &home, false, o, err) < 0)
 			goto out;
 		snprintf(detail, sizeof(detail), "master=%s disk=%lld mem=%lld vcpus=%lld home=%lld%s", m.name,
 			 (long long)u.disk, (long long)u.mem, (long long)u.vcpus, (long long)home.size,

@@ -754,6 +754,40 @@ fail:
 	return NULL;
 }
 
+struct vdi_upload *
+vdi_upload_over(virConnectPtr c, const char *pool, const char *name, int64_t len, struct vdi_err *err)
+{
+	struct vdi_upload *u = vdi_xcalloc(1, sizeof(*u));
+	virStorageVolInfo info;
+
+	u->vol = vol_get(c, pool, name, err);
+	if (!u->vol)
+		goto fail;
+	if (virStorageVolGetInfo(u->vol, &info) < 0) {
+		vdi_virt_fail(VDI_R_FAIL, "reading volume", err);
+		goto fail;
+	}
+	if ((int64_t)info.capacity != len) {
+		vdi_err_set(err, VDI_R_CONFLICT, "volume '%s' is %llu bytes, not %lld", name,
+			    (unsigned long long)info.capacity, (long long)len);
+		goto fail;
+	}
+	u->st = virStreamNew(c, 0);
+	if (!u->st || virStorageVolUpload(u->vol, u->st, 0, (unsigned long long)len, 0) < 0) {
+		vdi_virt_fail(VDI_R_FAIL, "starting upload", err);
+		goto fail;
+	}
+	return u;
+fail:
+	/* Not vdi_upload_abort: the volume was there before, and is not ours to delete here. */
+	if (u->st)
+		virStreamFree(u->st);
+	if (u->vol)
+		virStorageVolFree(u->vol);
+	free(u);
+	return NULL;
+}
+
 int
 vdi_upload_send(struct vdi_upload *u, const void *buf, size_t len, struct vdi_err *err)
 {

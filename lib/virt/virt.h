@@ -91,6 +91,14 @@ int vdi_vol_create(virConnectPtr c, const char *pool, const struct vdi_volume_sp
 struct vdi_upload;
 struct vdi_upload *vdi_upload_begin(virConnectPtr c, const char *pool, const struct vdi_volume_spec *spec,
 				    struct vdi_err *err);
+/*
+ * The same into an existing volume of exactly len bytes, overwritten in
+ * place (a seed made again: no delete, no create).  NULL with code 3 when
+ * there is none, 5 when its size differs: then make a new one.  On a
+ * failed transfer vdi_upload_abort deletes it, as for a new one.
+ */
+struct vdi_upload *vdi_upload_over(virConnectPtr c, const char *pool, const char *name, int64_t len,
+				   struct vdi_err *err);
 int vdi_upload_send(struct vdi_upload *u, const void *buf, size_t len, struct vdi_err *err);
 /* Finish the stream; frees u. On failure the volume is deleted. */
 int vdi_upload_finish(struct vdi_upload *u, struct vdi_err *err);
