@@ -295,7 +295,9 @@ report(struct vdi_cli *c, const char *user, struct vdi_copy_result *res, const s
 	}
 	if (!c->dry_run) {
 		put(c, user, res);
-		vdi_strv_push_copy(&warm.users, &warm.n, user);
+		/* A user with a home disk is never made warm (warm.h): no build to fail. */
+		if (!res->home)
+			vdi_strv_push_copy(&warm.users, &warm.n, user);
 	}
 	return 0;
 }
@@ -353,7 +355,8 @@ prepared(void *ctx, size_t i, const struct vdi_err *e)
 	} else {
 		put(c, prep.users[i], &prep.res[i]);
 		vdi_cli_progress_line(c, "%s: ready", prep.users[i]);
-		vdi_strv_push_copy(&warm.users, &warm.n, prep.users[i]);
+		if (!prep.res[i].home)
+			vdi_strv_push_copy(&warm.users, &warm.n, prep.users[i]);
 	}
 	vdi_cli_progress(c, "preparing", (int64_t)++prep.ended, (int64_t)prep.n, false);
 }

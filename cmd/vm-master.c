@@ -270,7 +270,10 @@ put_master(struct vdi_out *o, const struct vdi_master *m, bool full)
 	vdi_out_int(o, "uservms", m->uservms);
 	vdi_out_str(o, "profile", m->profile);
 	vdi_out_str(o, "prepare", m->prepare);
-	vdi_out_size(o, "home", m->home);
+	if (m->home)
+		vdi_out_size(o, "home", m->home);
+	else
+		vdi_out_null(o, "home");
 	vdi_out_str(o, "replaced_by", m->replaced_by);
 	if (full || vdi_out_fmt(o) != VDI_FMT_TABLE) {
 		vdi_out_bool(o, "update_forced", m->update_forced);

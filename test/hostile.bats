@@ -135,6 +135,35 @@ teardown() {
 	assert_output --partial "session 2 is ended"
 }
 
+@test "an update and a login race on one user VM: never a desktop on a disk being remade" {
+	vm-copy -q --master m alice
+	vm-master -q add m2 --prepare none --image "$IMG/m.qcow2" --os linux --mem 64M --vcpus 1
+	local r from to upd st
+	for r in 1 2 3 4 5 6; do
+		from=m to=m2
+		[ $((r % 2)) = 1 ] || { from=m2 to=m; }
+		vm-master -q update "$from" "$to"
+		vm-copy --update alice >"$BATS_TEST_TMPDIR/upd.out" 2>&1 &
+		upd=$!
+		vm-start -q alice >"$BATS_TEST_TMPDIR/start.out" 2>&1 || true
+		wait "$upd" && st=0 || st=$?
+		# One of the two won: an update refused for the session, or a start refused for the update.
+		if [ "$(sql "select count(*) from sessions where state = 'running'")" = 1 ]; then
+			# The desktop runs on a disk nobody remade under it: still the old master's, ready.
+			assert_equal "$(sql "select u.state || ' ' || m.name from uservms u join masters m on m.id = u.master_id")" \
+				"ready $([ "$st" = 0 ] && echo "$to" || echo "$from")"
+			[ "$st" = 0 ] || grep -q "it has a session" "$BATS_TEST_TMPDIR/upd.out"
+			assert_agree
+			run_vdi vm-reap --session "$(sql "select id from sessions where state = 'running'")"
+			run_vdi vm-copy --update --all
+		else
+			grep -q "being updated\|waits for its update" "$BATS_TEST_TMPDIR/start.out"
+			assert_equal "$st" 0
+		fi
+		assert_equal "$(sql "select u.state || ' ' || m.name from uservms u join masters m on m.id = u.master_id")" "ready $to"
+	done
+}
+
 # ---- disks deleted under running guests ----
 
 @test "vm-hosts rm --force destroys the host's desktops first; an unreachable host is refused (75), its sessions kept" {
