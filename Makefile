@@ -199,7 +199,7 @@ bench: deps
 
 lint:
 	shellcheck scripts/vdi-lab scripts/mkguest scripts/install-deps scripts/demo scripts/embed-schema scripts/check-layers test/run .ci/run \
-		test/bench/run test/bench/copy test/bench/pg-assign test/bench/brokers test/pg-server
+		test/bench/run test/bench/copy test/bench/pg-assign test/bench/brokers test/bench/update test/pg-server
 	shellcheck -s bash scripts/vdi-tools.bash-completion
 	for m in man/*.[157]; do mandoc -T lint -W warning $$m || exit 1; done
 
