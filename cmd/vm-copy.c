@@ -271,10 +271,23 @@ report(struct vdi_cli *c, const char *user, struct vdi_copy_result *res, const s
 	if (err)
 		return vdi_cli_fail(c, err);
 	if (a.rm) {
-		vdi_cli_info(c, "%s the user VM of %s%s", c->dry_run ? "would remove" : "removed", user,
-			     res && res->home_kept ? c->dry_run ? "; its home disk would be kept (--purge-home deletes it)" :
-			     "; its home disk is kept (--purge-home deletes it)" : a.o.purge_home && !c->dry_run ?
-			     " and its home disk, if any" : "");
+		/* Sentences, not a format chosen from a table: the compiler checks each. */
+		const char *would = c->dry_run ? "would remove" : "removed";
+		switch (res ? res->home_rm : VDI_COPY_HOME_NONE) {
+		case VDI_COPY_HOME_NONE:
+			vdi_cli_info(c, "%s the user VM of %s", would, user);
+			break;
+		case VDI_COPY_HOME_KEPT:
+			vdi_cli_info(c, "%s the user VM of %s; its home disk is kept (--purge-home deletes it)", would,
+				     user);
+			break;
+		case VDI_COPY_HOME_PURGED:
+			vdi_cli_info(c, "%s the user VM of %s and its home disk", would, user);
+			break;
+		case VDI_COPY_HOME_PURGED_ONLY:
+			vdi_cli_info(c, "%s the home disk %s kept (there is no user VM)", would, user);
+			break;
+		}
 		return 0;
 	}
 	if (res && res->updated_from)
@@ -472,14 +485,23 @@ plan_update(struct vdi_cli *c, char ***users, size_t *n)
 	size_t nus = 0, busy = 0;
 
 	if (!a.all) {
+		int code = 0;
 		for (size_t i = 0; c->dry_run && i < *n; i++) {
-			struct vdi_copy_result res;
-			struct vdi_err e = { 0 };
-			if (vdi_copy_update(c->db, (*users)[i], &a.o, &res, &e) < 0)
-				vdi_cli_fail(c, &e);
-			vdi_copy_result_clear(&res);
+			struct vdi_uservm u;
+			if (vdi_uservm_get(c->db, (*users)[i], &u, &err) < 0) {
+				code = vdi_code_worst(code, vdi_cli_fail(c, &err));
+				vdi_err_reset(&err);
+				continue;
+			}
+			if (u.updating_from || u.update_to)
+				vdi_cli_info(c, "would update %s from master %s to %s%s", u.user,
+					     u.updating_from ? u.updating_from : u.master, u.update_to ? u.update_to : u.master,
+					     u.session_id ? " when its session ends" : "");
+			else
+				vdi_cli_info(c, "%s: its master %s is up to date", u.user, u.master);
+			vdi_uservm_clear(&u);
 		}
-		return 0;
+		return code;
 	}
 	if (vdi_uservm_update_due(c->db, &us, &nus, &busy, &err) < 0)
 		return vdi_cli_fail(c, &err);

@@ -135,6 +135,9 @@ session_ends() {
 	assert_output --partial "would update u3 from master m to m2"
 	assert_output --partial "2 user VMs in a session: updated when they end"
 	refute_output --partial "would update u1"
+	run_vdi vm-copy --update -n u1 u3
+	assert_output --partial "would update u1 from master m to m2 when its session ends"
+	assert_output --partial "would update u3 from master m to m2"
 	assert_equal "$(sql "select count(*) from uservms where master_id = (select id from masters where name = 'm2')")" 0
 	run_vdi vm-ls -o json
 	assert_equal "$(jq -r '[.[] | .update] | unique | join(" ")' <<<"$output")" m2
@@ -262,9 +265,21 @@ session_ends() {
 	assert_equal "$(jq -r '.[0].home' <<<"$output")" $((32 << 20))
 	[ "$(jq -r '.[0].home_used' <<<"$output")" -gt 0 ]
 	run_vdi vm-copy --rm --purge-home alice
+	assert_output --partial "removed the user VM of alice and its home disk"
 	! vol_exists home-alice.qcow2
 	assert_equal "$(sql "select count(*) from homes")" 0
 	assert_equal "$(sql "select action from events where object = 'alice' order by id desc limit 1")" home-purged
+	# A home disk kept with no user VM (vm-reap --orphans lists it) is purged on request too.
+	vm-copy -q --master m --home 16M bob
+	vm-copy -q --rm bob
+	run_vdi vm-copy --rm --purge-home -n bob
+	assert_output --partial "would remove the home disk bob kept (there is no user VM)"
+	vol_exists home-bob.qcow2
+	run_vdi vm-copy --rm --purge-home bob
+	assert_output --partial "removed the home disk bob kept (there is no user VM)"
+	! vol_exists home-bob.qcow2
+	run_vdi 3 vm-copy --rm --purge-home bob
+	assert_output --partial "has no user VM and no home disk"
 }
 
 @test "--home-resize grows a home disk between sessions; it never shrinks" {

@@ -377,8 +377,38 @@ out:
 	return ret;
 }
 
+/*
+ * --rm --purge-home of a user with no user VM: the home disk they kept
+ * (volume first, then the row), or not found (3) if there is none.
+ */
+static int
+purge_kept_home(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, struct vdi_err *err)
+{
+	struct vdi_home h;
+	virConnectPtr conn;
+	int rc, ret = -1;
+
+	vdi_err_clear(err);
+	if ((rc = vdi_home_get(db, user, &h, err)) <= 0) {
+		if (rc == 0)
+			vdi_err_set(err, VDI_R_NO_USER, "user '%s' has no user VM and no home disk", user);
+		return -1;
+	}
+	if (vdi_db_dry_run(db)) {
+		ret = 0;
+		goto out;
+	}
+	if (!(conn = vdi_conns_for_pool(o->conns, db, h.pool, o->host, err)) ||
+	    vdi_vol_delete(conn, h.pool, h.volume, err) < 0 || vdi_home_rm_row(db, user, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	vdi_home_clear(&h);
+	return ret;
+}
+
 int
-vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, bool *home_kept,
+vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, enum vdi_copy_home_rm *home,
 	    struct vdi_err *err)
 {
 	struct vdi_uservm u = { 0 };
@@ -387,7 +417,7 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 	virConnectPtr conn;
 	int ret = -1;
 
-	*home_kept = false;
+	*home = VDI_COPY_HOME_NONE;
 	if (vdi_name_check("user", user, err) < 0)
 		return -1;
 	vdi_err_object(err, "%s", user);
@@ -404,10 +434,15 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 		ret = -1;
 	}
 	vdi_err_clear(err); /* "no session" is no error here; the object stays */
-	if (vdi_uservm_rm_begin(db, user, &u, err) < 0)
-		return -1;
+	if (vdi_uservm_rm_begin(db, user, &u, err) < 0) {
+		/* No user VM, and the home disk it left is to go (a purge cut short, or a kept one). */
+		if (err->reason != VDI_R_NO_USER || !o->purge_home || purge_kept_home(db, user, o, err) < 0)
+			return -1;
+		*home = VDI_COPY_HOME_PURGED_ONLY;
+		return 0;
+	}
 	if (vdi_db_dry_run(db)) {
-		*home_kept = u.home && !o->purge_home;
+		*home = !u.home ? VDI_COPY_HOME_NONE : o->purge_home ? VDI_COPY_HOME_PURGED : VDI_COPY_HOME_KEPT;
 		ret = 0;
 		goto out;
 	}
@@ -426,10 +461,12 @@ vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, 
 	if (vdi_uservm_rm_row(db, u.id, user, err) < 0)
 		goto out;
 	/* The home disk is the user's: kept for their next user VM unless purged (row after volume, as above). */
-	*home_kept = u.home && !o->purge_home;
-	if (u.home && o->purge_home &&
-	    (vdi_vol_delete(conn, u.pool, u.home, err) < 0 || vdi_home_rm_row(db, user, err) < 0))
-		goto out;
+	*home = u.home ? VDI_COPY_HOME_KEPT : VDI_COPY_HOME_NONE;
+	if (u.home && o->purge_home) {
+		if (vdi_vol_delete(conn, u.pool, u.home, err) < 0 || vdi_home_rm_row(db, user, err) < 0)
+			goto out;
+		*home = VDI_COPY_HOME_PURGED;
+	}
 	ret = 0;
 out:
 	vdi_uservm_clear(&u);
@@ -563,9 +600,7 @@ many_job(void *ctx, int worker, size_t t)
 	} else if (vdi_workers_get(&m->w, worker, &db, &o.conns, e) < 0) {
 		vdi_err_object(e, "%s", m->reqs[t].user);
 	} else if (m->b->rm) {
-		bool kept;
-		if (vdi_copy_rm(db, m->reqs[t].user, &o, &kept, e) == 0)
-			m->res[t].home_kept = kept;
+		vdi_copy_rm(db, m->reqs[t].user, &o, &m->res[t].home_rm, e);
 	} else if (m->b->update) {
 		vdi_copy_update(db, m->reqs[t].user, &o, &m->res[t], e);
 	} else {

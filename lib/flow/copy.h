@@ -52,6 +52,14 @@ struct vdi_copy_opts {
 	const volatile sig_atomic_t *interrupted; /* set by a signal handler: stop and undo */
 };
 
+/* What vdi_copy_rm did with the user's home disk. */
+enum vdi_copy_home_rm {
+	VDI_COPY_HOME_NONE,        /* the user had none */
+	VDI_COPY_HOME_KEPT,        /* kept, for the user's next user VM */
+	VDI_COPY_HOME_PURGED,      /* deleted with the user VM */
+	VDI_COPY_HOME_PURGED_ONLY, /* deleted: the user had no user VM, only the home disk they kept */
+};
+
 /* What was made; owns its strings (vdi_copy_result_clear). */
 struct vdi_copy_result {
 	char *master, *volume;
@@ -62,6 +70,7 @@ struct vdi_copy_result {
 	bool again;                /* a failed user VM made again from its master */
 	int64_t home;              /* its home disk's size (0: none) */
 	bool home_kept;            /* the user's kept home disk was attached again, not made */
+	enum vdi_copy_home_rm home_rm; /* vdi_copy_rm: what became of the home disk */
 	char *updated_from;        /* vdi_copy_update: the master it left */
 	bool was_warm;             /* vdi_copy_update: it had a warm image (made warm again next) */
 };
@@ -72,9 +81,10 @@ void vdi_copy_result_clear(struct vdi_copy_result *res);
 
 /*
  * Remove USER's user VM.  Its home disk is kept (home.h) unless
- * o->purge_home; *home_kept says a home disk stayed.
+ * o->purge_home; *home says what became of it.  With o->purge_home, a
+ * user with no user VM but a kept home disk has that deleted.
  */
-int vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, bool *home_kept,
+int vdi_copy_rm(struct vdi_db *db, const char *user, const struct vdi_copy_opts *o, enum vdi_copy_home_rm *home,
 		struct vdi_err *err);
 
 /*
