@@ -269,6 +269,13 @@ session_ends() {
 	! vol_exists home-alice.qcow2
 	assert_equal "$(sql "select count(*) from homes")" 0
 	assert_equal "$(sql "select action from events where object = 'alice' order by id desc limit 1")" home-purged
+	# An expired user VM goes with vm-reap --expired; its home disk stays.
+	vm-copy -q --master m --home 16M --ttl 1s carol
+	sleep 1.1
+	run_vdi vm-reap --expired
+	assert_equal "$(sql "select count(*) from uservms where username = 'carol'")" 0
+	vol_exists home-carol.qcow2
+	run_vdi vm-copy --rm --purge-home carol
 	# A home disk kept with no user VM (vm-reap --orphans lists it) is purged on request too.
 	vm-copy -q --master m --home 16M bob
 	vm-copy -q --rm bob
