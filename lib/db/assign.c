@@ -24,29 +24,25 @@ struct uvm {
 	bool forced;    /* its master is replaced, and its user waits for the update (--force-update) */
 };
 
+/* A user VM as a placement reads it (struct uvm's order). */
+#define UVM_SELECT \
+	"SELECT id, state, pool, mem, vcpus, (SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id), " \
+	"master_id, updating_from IS NOT NULL, (SELECT m.update_forced = 1 AND m.replaced_by IS NOT NULL " \
+	"FROM masters m WHERE m.id = u.master_id) FROM uservms u WHERE username = ?"
+
 static int
 load_uservm(struct vdi_db *db, const char *user, bool prepare, struct uvm *u, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
-	int rc;
-
 	bool pg = strcmp(vdi_db_engine_name(db), "postgresql") == 0;
+	int rc;
 
 	/*
 	 * The row is share-locked on PostgreSQL: an update's claim
 	 * (vdi_uservm_update_claim) takes it for writing, so a session and an
 	 * update never both start on it (SQLite's write lock does that alone).
 	 */
-	if (vdi_db_prepare(db, &st, pg ?
-			   "SELECT id, state, pool, mem, vcpus, "
-			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id), master_id, "
-			   "updating_from IS NOT NULL, (SELECT m.update_forced = 1 AND m.replaced_by IS NOT NULL "
-			   "FROM masters m WHERE m.id = u.master_id) FROM uservms u WHERE username = ? FOR SHARE OF u" :
-			   "SELECT id, state, pool, mem, vcpus, "
-			   "(SELECT count(*) FROM uservm_tags t WHERE t.uservm_id = u.id), master_id, "
-			   "updating_from IS NOT NULL, (SELECT m.update_forced = 1 AND m.replaced_by IS NOT NULL "
-			   "FROM masters m WHERE m.id = u.master_id) FROM uservms u WHERE username = ?",
-			   err) < 0)
+	if (vdi_db_prepare(db, &st, pg ? UVM_SELECT " FOR SHARE OF u" : UVM_SELECT, err) < 0)
 		return -1;
 	vdi_stmt_bind_text(st, 1, user);
 	rc = vdi_stmt_step(st);

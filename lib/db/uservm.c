@@ -288,22 +288,27 @@ int
 vdi_uservm_unclaim(struct vdi_db *db, int64_t id, struct vdi_err *err)
 {
 	struct vdi_stmt *st = NULL;
+	char user[128];
 	int ret;
 
 	/* A row with history (a retry) is not forgotten: it is failed (vdi_uservm_fail). */
 	if (vdi_db_prepare(db, &st, "DELETE FROM uservms WHERE id = ? AND state = 'creating' AND NOT EXISTS "
-			   "(SELECT 1 FROM sessions s WHERE s.uservm_id = uservms.id)", err) < 0)
+			   "(SELECT 1 FROM sessions s WHERE s.uservm_id = uservms.id) RETURNING username", err) < 0)
 		return -1;
 	vdi_stmt_bind_int64(st, 1, id);
-	ret = vdi_db_step(db, st, "forgetting failed user VM", err);
+	ret = vdi_db_step_row(db, st, "forgetting failed user VM", err);
+	if (ret == 1)
+		snprintf(user, sizeof(user), "%s", vdi_stmt_text(st, 0));
 	vdi_stmt_finalize(st);
 	st = NULL;
+	if (ret <= 0)
+		return ret;
 	/* Its home disk row too, if this copy made it (the caller deleted the volume). */
-	if (ret == 0 && (ret = vdi_db_prepare(db, &st, "DELETE FROM homes WHERE state = 'creating' AND NOT EXISTS "
-					      "(SELECT 1 FROM uservms u WHERE u.username = homes.username)", err)) == 0) {
-		ret = vdi_db_step(db, st, "forgetting the home disk", err);
-		vdi_stmt_finalize(st);
-	}
+	if (vdi_db_prepare(db, &st, "DELETE FROM homes WHERE username = ? AND state = 'creating'", err) < 0)
+		return -1;
+	vdi_stmt_bind_text(st, 1, user);
+	ret = vdi_db_step(db, st, "forgetting the home disk", err);
+	vdi_stmt_finalize(st);
 	return ret;
 }
 

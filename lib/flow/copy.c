@@ -59,6 +59,7 @@ vdi_copy_result_clear(struct vdi_copy_result *res)
 struct home_step {
 	enum vdi_home_how how;
 	int64_t size;
+	char volume[160]; /* its name in the pool (set by make_home) */
 	bool made;      /* this copy made its volume (undone on failure) */
 	int64_t used;   /* its allocation, read after */
 };
@@ -71,12 +72,11 @@ struct home_step {
 static int
 make_home(virConnectPtr conn, const char *pool, const char *user, struct home_step *h, struct vdi_err *err)
 {
-	struct vdi_volume_spec spec = { .capacity = h->size, .format = "qcow2" };
-	char vol[160];
+	struct vdi_volume_spec spec = { .capacity = h->size, .format = "qcow2", .name = h->volume };
+	const char *vol = h->volume;
 	int64_t cap = 0;
 
-	vdi_home_volume(user, vol, sizeof(vol));
-	spec.name = vol;
+	vdi_home_volume(user, h->volume, sizeof(h->volume));
 	if (h->how == VDI_HOME_NONE)
 		return 0;
 	if (h->how == VDI_HOME_KEPT) {
@@ -176,13 +176,11 @@ make_volumes(virConnectPtr conn, const struct vdi_master *m, const struct vdi_us
 	ret = 0;
 out:
 	if (ret < 0) {
-		char vol[160];
 		vdi_vol_delete(conn, m->pool, disk, VDI_ERR_SCRATCH);
 		vdi_vol_delete(conn, m->pool, seedvol, VDI_ERR_SCRATCH);
 		/* Only what this copy made: a kept home disk, or a planted file, stays. */
-		vdi_home_volume(u->user, vol, sizeof(vol));
 		if (home->made)
-			vdi_vol_delete(conn, m->pool, vol, VDI_ERR_SCRATCH);
+			vdi_vol_delete(conn, m->pool, home->volume, VDI_ERR_SCRATCH);
 		home->made = false;
 	}
 	free(iso);
@@ -268,7 +266,7 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 {
 	struct vdi_master m = { 0 };
 	struct vdi_uservm_spec u = { 0 };
-	char *mname = NULL, disk[128], seedvol[128], homevol[160], host[64], detail[300];
+	char *mname = NULL, disk[128], seedvol[128], host[64], detail[300];
 	struct home_step home = { 0 };
 	char **extra = NULL;
 	size_t nextra = 0;
@@ -334,7 +332,6 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 	vdi_seed_hostname(q->user, host, sizeof(host));
 	u.hostname = host;
 	vdi_uservm_volumes(q->user, disk, sizeof(disk), seedvol, sizeof(seedvol));
-	vdi_home_volume(q->user, homevol, sizeof(homevol));
 	/* Rule 2: the claim is committed before any volume is made (with dry_run: checked, rolled back). */
 	if (vdi_uservm_claim(db, &u, &id, &takeover, &home.how, &home.size, err) < 0)
 		goto out;
@@ -351,7 +348,7 @@ vdi_copy(struct vdi_db *db, const struct vdi_copy_req *q, const struct vdi_copy_
 			vdi_vol_delete(conn, m.pool, disk, VDI_ERR_SCRATCH);
 			vdi_vol_delete(conn, m.pool, seedvol, VDI_ERR_SCRATCH);
 			if (home.made)
-				vdi_vol_delete(conn, m.pool, homevol, VDI_ERR_SCRATCH);
+				vdi_vol_delete(conn, m.pool, home.volume, VDI_ERR_SCRATCH);
 			goto out;
 		}
 		if (res->prepare)
